@@ -1,0 +1,40 @@
+//! The logic of `test-guest`, a tiny 64-bit Xen PV kernel used by the mem_access tests.
+//!
+//! Everything here is pure or generic over a [`hypercall::Hypervisor`], so it builds
+//! and is tested on the host (`cargo test -p test-guest`). The kernel itself
+//! (`src/main.rs`: ELF notes, entry, `kernel_main`, panic handler) only glues these
+//! pieces together for the real target.
+//!
+//! # Building the kernel
+//!
+//! ```text
+//! cargo build -p test-guest --release --target x86_64-unknown-none
+//! ```
+//!
+//! No `RUSTFLAGS` are needed: `build.rs` passes the linker script (`guest.ld`: linked
+//! at 1 MiB, virtual = pseudo-physical) and `--no-pie` to rust-lld, only for the bin
+//! and only when the target OS is `none`. The result is
+//! `target/x86_64-unknown-none/release/test-guest`, an ELF64 `EXEC` with a `PT_NOTE`
+//! segment holding the Xen notes, no dynamic section and no relocations. Boot it with
+//! `xl create` and `type = "pv"`, `kernel = ".../test-guest"`.
+//!
+//! On the host, `cargo build -p test-guest` builds a bin that only says it must be
+//! built for `x86_64-unknown-none` and exits with status 2.
+//!
+//! # Modules
+//!
+//! - [`hypercall`]: hypercall numbers, register marshalling, typed wrappers.
+//! - [`start_info`]: the `start_info` page Xen hands the kernel in `rsi`.
+//! - [`frames`]: frame numbers, the M2P table, machine frame to virtual address.
+//! - [`console`]: the PV console ring writer (`xencons_interface`).
+//! - [`pattern`]: the page workload and its FNV-1a checksum (also used by xtask).
+//! - [`text`]: number and string output without `core::fmt`.
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+pub mod console;
+pub mod frames;
+pub mod hypercall;
+pub mod pattern;
+pub mod start_info;
+pub mod text;

@@ -1,0 +1,500 @@
+//! test-guest: a tiny 64-bit Xen PV kernel that writes a page pattern and reads it
+//! back, so that mem_access tests have a guest whose memory accesses are known.
+//!
+//! # What it does
+//!
+//! 1. `_start` (asm below) clears the direction flag, zeroes `.bss`, moves to its
+//!    own 64 KiB stack (end of `.bss`) and calls `kernel_main(start_info)` with the
+//!    `start_info` pointer Xen left in `rsi`.
+//! 2. Finds the PV console ring: `start_info.console.domU.mfn` is a machine frame;
+//!    its pseudo-physical frame comes from the M2P table (checked against the P2M
+//!    list, see `test_guest::frames`), and the bootstrap mapping puts pfn `p` at
+//!    virtual `p * 4096`. Every line also goes to Xen's own console with
+//!    `console_io` (accepted from a domU by a debug Xen only; ignored otherwise),
+//!    so a debug Xen's serial log shows `(dN) TEST-GUEST ...` even if the ring
+//!    does not work.
+//! 3. Counts vCPUs with `VCPUOP_is_up` on ids 0, 1, ... until `-ENOENT`.
+//! 4. Writes the pattern of `test_guest::pattern` into a 16-page, page-aligned
+//!    `.bss` buffer (page 0 to 15, each byte in order, volatile byte writes), then
+//!    reads every byte back in the same order with volatile reads and checks it.
+//! 5. Prints the FNV-1a 64 checksum of what it read, waits (bounded, with
+//!    `SCHEDOP_yield`) for xenconsoled to consume the ring, and shuts down with
+//!    `SCHEDOP_shutdown` reason poweroff (crash on any failure).
+//!
+//! # Console lines (the contract with the host harness)
+//!
+//! ```text
+//! TEST-GUEST vcpus=<n> cmdline=<start_info cmd_line, non-printables as ?>
+//! TEST-GUEST BUFFER gfn=0x<hex gfn of page 0> pages=16
+//! TEST-GUEST DONE <checksum: 16 lowercase hex digits>
+//! ```
+//!
+//! `DONE`'s checksum equals `test_guest::pattern::expected_checksum()` when every
+//! byte read back as written. `<n>` counts vCPUs that exist, up or down (only vCPU
+//! 0 runs this kernel). The buffer's pages are gfns `gfn` to `gfn + 15`, constant
+//! for a given build (virtual = pseudo-physical). On failure the last line is one of
+//!
+//! ```text
+//! TEST-GUEST FAIL page=<p> offset=<o> expected=0x<hex> got=0x<hex>
+//! TEST-GUEST FAIL <what> error=<errno>
+//! TEST-GUEST PANIC <file>:<line>
+//! ```
+//!
+//! and the domain shuts down with reason crash. A domain that stops without any
+//! line crashed before its console was up (see "Boot state" below).
+//!
+//! # Boot state it relies on (libxenguest `xg_dom_x86.c`, `vcpu_x86_64`)
+//!
+//! `rip` = `XEN_ELFNOTE_ENTRY`, `rsi` = `start_info` (virtual), `rsp` = top of the
+//! builder's boot stack, event upcalls masked in `shared_info` (so no event
+//! callback is registered and none may be unmasked: the kernel never uses
+//! `SCHEDOP_block`), no trap table (any fault crashes the domain, which Xen logs).
+//! The hypercall page is checked to have been overwritten by Xen (it is built as
+//! `int3` bytes); if not, the kernel executes `ud2` and the domain crashes.
+//!
+//! # Build
+//!
+//! `cargo build -p test-guest --release --target x86_64-unknown-none`, no
+//! `RUSTFLAGS` (see `build.rs` and `guest.ld`). On the host this bin only explains
+//! that and exits with status 2.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() -> std::process::ExitCode {
+    eprintln!("test-guest is a Xen PV kernel: build it with --target x86_64-unknown-none");
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(target_os = "none")]
+mod kernel {
+    use core::cell::UnsafeCell;
+    use core::panic::PanicInfo;
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    use test_guest::console::{Console, ConsoleRing, EvtchnBackend, XenconsInterface};
+    use test_guest::frames::{self, Mfn, Pfn, PAGE_SIZE, VIRT_BASE};
+    use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
+    use test_guest::pattern::{self, BUFFER_BYTES, BUFFER_PAGES};
+    use test_guest::start_info::StartInfo;
+    use test_guest::text::{LineBuf, Sink};
+
+    /// Most vCPU ids asked about when counting.
+    const MAX_VCPUS: u32 = 1024;
+
+    /// Yields in a row without the console reader making progress before the
+    /// console gives up (a dead xenconsoled must not hang the guest forever).
+    const CONSOLE_MAX_WAITS: u32 = 1_000_000;
+
+    /// What the hypercall page holds until Xen overwrites it: `int3`.
+    const HYPERCALL_PAGE_POISON: u8 = 0xcc;
+
+    // The Xen ELF notes (xen/include/public/elfnote.h), in `.note.Xen`, which
+    // guest.ld puts in a PT_NOTE segment. Each note: namesz = 4, descsz, type (three
+    // 32-bit words), the name "Xen\0", the descriptor padded to 4 bytes. Strings are
+    // NUL-terminated; numbers are 8 bytes (libelf's elf_note_numeric reads 1, 2, 4
+    // or 8). libxenguest requires LOADER "generic" and XEN_VERSION "xen-3.0"
+    // (elf_xen_note_check); FEATURES lists what the kernel needs Xen to provide.
+    core::arch::global_asm!(
+        r#"
+        .macro xen_note_begin type
+            .balign 4
+            .long 4
+            .long 3f - 2f
+            .long \type
+            .asciz "Xen"
+        2:
+        .endm
+        .macro xen_note_end
+        3:
+            .balign 4
+        .endm
+
+        .pushsection .note.Xen, "a", @note
+        xen_note_begin 6        /* XEN_ELFNOTE_GUEST_OS */
+            .asciz "test-guest"
+        xen_note_end
+        xen_note_begin 7        /* XEN_ELFNOTE_GUEST_VERSION */
+        "#,
+        concat!(".asciz \"", env!("CARGO_PKG_VERSION"), "\""),
+        r#"
+        xen_note_end
+        xen_note_begin 5        /* XEN_ELFNOTE_XEN_VERSION */
+            .asciz "xen-3.0"
+        xen_note_end
+        xen_note_begin 8        /* XEN_ELFNOTE_LOADER */
+            .asciz "generic"
+        xen_note_end
+        xen_note_begin 1        /* XEN_ELFNOTE_ENTRY */
+            .quad _start
+        xen_note_end
+        xen_note_begin 2        /* XEN_ELFNOTE_HYPERCALL_PAGE */
+            .quad hypercall_page
+        xen_note_end
+        xen_note_begin 3        /* XEN_ELFNOTE_VIRT_BASE */
+            .quad {virt_base}
+        xen_note_end
+        xen_note_begin 4        /* XEN_ELFNOTE_PADDR_OFFSET */
+            .quad 0
+        xen_note_end
+        xen_note_begin 10       /* XEN_ELFNOTE_FEATURES */
+            .asciz "!writable_page_tables|pae_pgdir_above_4gb"
+        xen_note_end
+        xen_note_begin 9        /* XEN_ELFNOTE_PAE_MODE */
+            .asciz "yes"
+        xen_note_end
+        .popsection
+        "#,
+        virt_base = const VIRT_BASE,
+        options(att_syntax)
+    );
+
+    // Entry point and hypercall page.
+    //
+    // Xen enters `_start` in 64-bit mode, ring 3 (PV kernel mode), with rsi =
+    // start_info, a builder-made stack in rsp and the direction flag unspecified.
+    // rsi is kept in r12 while `.bss` is zeroed (libxenguest already zeroes the
+    // kernel segment; this also covers other loaders), then the own stack is set
+    // 16-byte aligned so that the call leaves rsp + 8 aligned, as the SysV ABI wants.
+    // `kernel_main` never returns; `ud2` crashes the domain if it somehow did.
+    core::arch::global_asm!(
+        r#"
+        .pushsection .text.entry, "ax", @progbits
+        .globl _start
+        .type _start, @function
+    _start:
+        cld
+        mov %rsi, %r12
+        lea __bss_start(%rip), %rdi
+        lea __bss_end(%rip), %rcx
+        sub %rdi, %rcx
+        xor %eax, %eax
+        rep stosb
+        lea __stack_top(%rip), %rsp
+        xor %ebp, %ebp
+        mov %r12, %rdi
+        call {kernel_main}
+        ud2
+        .size _start, . - _start
+        .popsection
+
+        .pushsection .text.hypercall_page, "ax", @progbits
+        .balign 4096
+        .globl hypercall_page
+        .type hypercall_page, @object
+    hypercall_page:
+        .fill 4096, 1, {poison}
+        .size hypercall_page, 4096
+        .popsection
+        "#,
+        kernel_main = sym kernel_main,
+        poison = const HYPERCALL_PAGE_POISON,
+        options(att_syntax)
+    );
+
+    extern "C" {
+        /// The hypercall page defined above, filled by Xen at domain build.
+        static hypercall_page: [u8; 4096];
+    }
+
+    /// Xen, through the hypercall page.
+    fn xen() -> HypercallPage {
+        let page = core::ptr::addr_of!(hypercall_page).cast::<u8>();
+        // SAFETY: `hypercall_page` is the page XEN_ELFNOTE_HYPERCALL_PAGE names;
+        // `kernel_main` checks Xen filled it before anything makes a hypercall.
+        unsafe { HypercallPage::new(page) }
+    }
+
+    /// Whether Xen overwrote the hypercall page's poison.
+    fn hypercall_page_ready() -> bool {
+        let page = core::ptr::addr_of!(hypercall_page).cast::<u8>();
+        // SAFETY: the page is 4096 readable bytes of the kernel image; the read is
+        // volatile because Xen, not Rust, wrote it.
+        unsafe { page.read_volatile() != HYPERCALL_PAGE_POISON }
+    }
+
+    /// The ring console plus the `console_io` mirror.
+    struct Output {
+        ring: Option<Console<EvtchnBackend<HypercallPage>>>,
+        mirror: LineBuf<128>,
+    }
+
+    impl Output {
+        fn mirror(&mut self, bytes: &[u8]) {
+            let hv = xen();
+            // `-EPERM` on a release Xen: the ring is the real console.
+            self.mirror.push(bytes, |piece| {
+                let _ = hypercall::console_io_write(&hv, piece);
+            });
+        }
+
+        fn end_line(&mut self) {
+            if let Some(ring) = &mut self.ring {
+                ring.end_line();
+            }
+            self.mirror(b"\n");
+            let hv = xen();
+            self.mirror.drain(|piece| {
+                let _ = hypercall::console_io_write(&hv, piece);
+            });
+        }
+
+        fn flush(&mut self) {
+            if let Some(ring) = &mut self.ring {
+                ring.flush();
+            }
+        }
+    }
+
+    impl Sink for Output {
+        fn put(&mut self, bytes: &[u8]) {
+            if let Some(ring) = &mut self.ring {
+                ring.put(bytes);
+            }
+            self.mirror(bytes);
+        }
+    }
+
+    /// The one `Output`, reachable from the panic handler.
+    ///
+    /// # Invariants
+    ///
+    /// `output` is only accessed inside [`Slot::with`] while `busy` is held.
+    struct Slot {
+        busy: AtomicBool,
+        output: UnsafeCell<Option<Output>>,
+    }
+
+    // SAFETY: `with` hands out the contents to one user at a time (the `busy`
+    // flag), so even a panic inside `with` cannot create a second `&mut`. Only vCPU
+    // 0 ever runs this kernel and no events are delivered to it.
+    unsafe impl Sync for Slot {}
+
+    impl Slot {
+        /// Runs `f` on the contents, unless they are already in use (a panic while
+        /// printing): then returns `None` without running it.
+        fn with<R>(&self, f: impl FnOnce(&mut Option<Output>) -> R) -> Option<R> {
+            if self.busy.swap(true, Ordering::Acquire) {
+                return None;
+            }
+            // SAFETY: `busy` was clear and is now ours: no other reference to the
+            // contents exists until we clear it below.
+            let result = f(unsafe { &mut *self.output.get() });
+            self.busy.store(false, Ordering::Release);
+            Some(result)
+        }
+    }
+
+    static OUTPUT: Slot = Slot {
+        busy: AtomicBool::new(false),
+        output: UnsafeCell::new(None),
+    };
+
+    /// Prints one `TEST-GUEST ...` line; `body` writes what follows the prefix.
+    fn line(body: impl FnOnce(&mut Output)) {
+        OUTPUT.with(|output| {
+            if let Some(out) = output {
+                out.put_str("TEST-GUEST ");
+                body(out);
+                out.end_line();
+            }
+        });
+    }
+
+    /// Prints `TEST-GUEST FAIL <what> error=<errno>` and crashes.
+    fn fail(what: &str, error: XenError) -> ! {
+        line(|out| {
+            out.put_str("FAIL ");
+            out.put_str(what);
+            out.put_str(" error=");
+            out.put_dec(error.errno());
+        });
+        shutdown(ShutdownReason::Crash)
+    }
+
+    /// Lets the console drain, then asks Xen to end the domain. Never returns.
+    fn shutdown(reason: ShutdownReason) -> ! {
+        OUTPUT.with(|output| {
+            if let Some(out) = output {
+                out.flush();
+            }
+        });
+        let hv = xen();
+        let _ = hypercall::sched_shutdown(&hv, reason);
+        // Only reached if Xen refused: stay harmless (never SCHEDOP_block, which
+        // would unmask events this kernel cannot take).
+        loop {
+            let _ = hypercall::sched_yield(&hv);
+        }
+    }
+
+    /// Reads the M2P entry of `mfn`.
+    fn read_m2p(mfn: Mfn) -> Option<u64> {
+        let entry = frames::m2p_entry_addr(mfn)? as *const u64;
+        // SAFETY: Xen maps the read-only machine-to-phys table at
+        // MACH2PHYS_VIRT_START in every 64-bit PV guest (xen-x86_64.h); `mfn` is a
+        // frame Xen gave this domain, so its entry is inside the mapped table.
+        Some(unsafe { entry.read_volatile() })
+    }
+
+    /// The console ring named by `start_info`, if its frame can be found.
+    fn console_ring(si: &StartInfo) -> Option<Console<EvtchnBackend<HypercallPage>>> {
+        let p2m_ptr = si.mfn_list as *const u64;
+        let p2m_len = usize::try_from(si.nr_pages).ok()?;
+        // SAFETY: the builder maps the P2M list (`mfn_list`, one 8-byte entry per
+        // page of the domain) read-write in the bootstrap region (xen.h,
+        // "Start-of-day memory layout", item c); only this kernel writes it, and
+        // it does not.
+        let p2m = unsafe { core::slice::from_raw_parts(p2m_ptr, p2m_len) };
+        let pfn: Pfn = frames::resolve_pfn(si.console_mfn(), read_m2p, p2m)?;
+        let intf = pfn.to_virt() as *mut XenconsInterface;
+        // SAFETY: the console page is a bootstrap element (item f of the same
+        // layout), mapped read-write at VIRT_BASE + pfn * 4096 for the life of the
+        // domain; xenconsoled is its only other user and follows the ring protocol;
+        // this is the only producer, created once.
+        let ring = unsafe { ConsoleRing::new(intf) };
+        let backend = EvtchnBackend::new(xen(), si.console_evtchn(), CONSOLE_MAX_WAITS);
+        Some(Console::new(ring, backend))
+    }
+
+    /// The workload's buffer: `BUFFER_PAGES` page-aligned pages in `.bss`.
+    #[repr(C, align(4096))]
+    struct PageBuffer(UnsafeCell<[u8; BUFFER_BYTES]>);
+
+    // SAFETY: only `kernel_main`, on vCPU 0, touches the buffer, through raw
+    // pointers.
+    unsafe impl Sync for PageBuffer {}
+
+    static BUFFER: PageBuffer = PageBuffer(UnsafeCell::new([0; BUFFER_BYTES]));
+
+    /// Address of byte `offset` of page `page` of the buffer.
+    fn buffer_byte(page: usize, offset: usize) -> *mut u8 {
+        BUFFER
+            .0
+            .get()
+            .cast::<u8>()
+            .wrapping_add(page * PAGE_SIZE + offset)
+    }
+
+    /// The Rust entry point, called by `_start` with Xen's `start_info`.
+    extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
+        if !hypercall_page_ready() {
+            // No hypercalls, hence no console and no shutdown: crash loudly.
+            // SAFETY: `ud2` only raises #UD, which (no trap table) makes Xen crash
+            // the domain.
+            unsafe { core::arch::asm!("ud2", options(noreturn)) };
+        }
+        let ring = console_ring(start_info);
+        let have_ring = ring.is_some();
+        OUTPUT.with(|output| {
+            *output = Some(Output {
+                ring,
+                mirror: LineBuf::new(),
+            });
+        });
+        if !have_ring {
+            fail("console ring not found", XenError::ENOENT);
+        }
+        if !start_info.magic_ok() {
+            fail("start_info magic", XenError::EINVAL);
+        }
+
+        let hv = xen();
+        let vcpus = match hypercall::count_vcpus(&hv, MAX_VCPUS) {
+            Ok(n) => n,
+            Err(e) => fail("vcpu_op is_up", e),
+        };
+        line(|out| {
+            out.put_str("vcpus=");
+            out.put_dec(u64::from(vcpus));
+            out.put_str(" cmdline=");
+            out.put_sanitized(start_info.cmdline());
+        });
+
+        let first = Pfn::from_virt(buffer_byte(0, 0) as u64);
+        line(|out| {
+            out.put_str("BUFFER gfn=");
+            out.put_hex(first.0);
+            out.put_str(" pages=");
+            out.put_dec(BUFFER_PAGES as u64);
+        });
+
+        pattern::fill(|page, offset, byte| {
+            // SAFETY: `page < BUFFER_PAGES` and `offset < PAGE_SIZE`, so the byte is
+            // inside BUFFER, which nothing else references. Volatile: the write must
+            // reach memory (it is what mem_access watches).
+            unsafe { buffer_byte(page, offset).write_volatile(byte) }
+        });
+        let checked = pattern::verify(|page, offset| {
+            // SAFETY: as above; volatile so the value is read from memory, not
+            // forwarded from the writes.
+            unsafe { buffer_byte(page, offset).read_volatile() }
+        });
+        match checked {
+            Ok(sum) => line(|out| {
+                out.put_str("DONE ");
+                out.put_hex16(sum);
+            }),
+            Err(m) => {
+                line(|out| {
+                    out.put_str("FAIL page=");
+                    out.put_dec(m.page as u64);
+                    out.put_str(" offset=");
+                    out.put_dec(m.offset as u64);
+                    out.put_str(" expected=");
+                    out.put_hex(u64::from(m.expected));
+                    out.put_str(" got=");
+                    out.put_hex(u64::from(m.got));
+                });
+                shutdown(ShutdownReason::Crash)
+            }
+        }
+        shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// Xen's own console alone (`console_io`), for when `OUTPUT` is unusable.
+    struct XenConsole;
+
+    impl Sink for XenConsole {
+        fn put(&mut self, bytes: &[u8]) {
+            // Best effort: refused by a release Xen.
+            let _ = hypercall::console_io_write(&xen(), bytes);
+        }
+    }
+
+    /// Writes `PANIC <file>:<line>` (without the `TEST-GUEST ` prefix).
+    fn panic_body(out: &mut impl Sink, info: &PanicInfo<'_>) {
+        out.put_str("PANIC ");
+        match info.location() {
+            Some(loc) => {
+                out.put_str(loc.file());
+                out.put_str(":");
+                out.put_dec(u64::from(loc.line()));
+            }
+            None => out.put_str("unknown"),
+        }
+    }
+
+    #[panic_handler]
+    fn panic(info: &PanicInfo<'_>) -> ! {
+        let printed = OUTPUT
+            .with(|output| match output {
+                Some(out) => {
+                    out.put_str("TEST-GUEST ");
+                    panic_body(out, info);
+                    out.end_line();
+                    true
+                }
+                None => false,
+            })
+            .unwrap_or(false);
+        if !printed && hypercall_page_ready() {
+            // The panic came from inside `OUTPUT` (or before it existed): the ring
+            // may be half-written, so only Xen's console gets the line.
+            let mut out = XenConsole;
+            out.put_str("TEST-GUEST ");
+            panic_body(&mut out, info);
+            out.put_str("\n");
+        }
+        shutdown(ShutdownReason::Crash)
+    }
+}

@@ -1,0 +1,33 @@
+//! `cargo xtask ci`: everything CI runs, in the order that fails fastest. Green here means
+//! green in CI.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::layout::Layout;
+use crate::progress::Phase;
+
+pub fn run() -> Result<ExitCode> {
+    let sh = Shell::new()?;
+    let _root = sh.push_dir(Layout::new().root);
+    let phase = Phase::start("fmt", "cargo fmt --check");
+    cmd!(sh, "cargo fmt --all -- --check")
+        .run()
+        .context("formatting differs: run cargo fmt")?;
+    phase.finish();
+
+    let phase = Phase::start("clippy", "cargo clippy --workspace -- -D warnings");
+    cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+    phase.finish();
+
+    let phase = Phase::start("test", "cargo test --workspace (host tests)");
+    // Snapshots are reviewed by people, never accepted by CI.
+    cmd!(sh, "cargo test --workspace")
+        .env("INSTA_UPDATE", "no")
+        .run()?;
+    phase.finish();
+
+    crate::e2e::run(&crate::e2e::Options::default())
+}

@@ -1,0 +1,79 @@
+//! Project automation (`cargo xtask ...`), in the cargo-xtask convention.
+//!
+//! This file only parses the command line and dispatches: each subcommand lives in a module
+//! of its own. The same binary is also the dom0 agent: the dom0 initramfs starts it as its
+//! init with `dom0-agent`, so the code that runs scenarios inside the nested system and the
+//! code that checks their results on the host are one program and cannot drift apart.
+
+mod agent;
+mod ci;
+mod debian;
+mod dom0_image;
+mod e2e;
+mod exchange;
+mod host;
+mod initramfs;
+mod layout;
+mod progress;
+mod qemu;
+mod scenarios;
+mod vm;
+mod xen_build;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, boot and test PV mem_access on nested Xen"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build Xen, dom0 and the test guest, boot them under QEMU and run the scenarios.
+    E2e(e2e::Options),
+    /// Boot the same system and give a dom0 shell (or run a script in dom0).
+    Vm(VmArgs),
+    /// Everything CI runs: fmt, clippy, host tests, then the end-to-end scenarios.
+    Ci,
+    /// Internal: the init process of the nested dom0 (never run this on the host).
+    #[command(hide = true)]
+    Dom0Agent,
+}
+
+#[derive(clap::Args)]
+struct VmArgs {
+    /// Run this shell script in dom0 and exit with its status, instead of a shell.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// Put a host file into dom0: HOST_PATH=DOM0_PATH (repeatable).
+    #[arg(long, value_name = "HOST_PATH=DOM0_PATH")]
+    add: Vec<String>,
+    /// Wall-clock limit for the whole boot, in seconds (default: none for a shell).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::E2e(options) => e2e::run(&options),
+        Command::Vm(args) => vm::run(args.script, &args.add, args.timeout),
+        Command::Ci => ci::run(),
+        Command::Dom0Agent => agent::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Test guests from dom0's side: an xl configuration for the test-guest kernel, creation,
+//! waiting on its console (as xenconsoled logs it) and on its shutdown.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::Dom0;
+use crate::dom0_image::TEST_GUEST_PATH;
+
+/// How a test guest is created.
+pub struct GuestConfig<'a> {
+    pub name: &'a str,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    /// The guest's command line: it selects what the guest does.
+    pub cmdline: &'a str,
+}
+
+impl GuestConfig<'_> {
+    /// The xl configuration. Shutdown leaves the domain in place so its state and shutdown
+    /// reason can be read; the scenario destroys it.
+    fn xl_config(&self) -> String {
+        format!(
+            "name = \"{}\"\ntype = \"pv\"\nkernel = \"{TEST_GUEST_PATH}\"\nmemory = {}\n\
+             vcpus = {}\nextra = \"{}\"\non_poweroff = \"preserve\"\non_crash = \"preserve\"\n\
+             on_reboot = \"preserve\"\n",
+            self.name, self.memory_mib, self.vcpus, self.cmdline
+        )
+    }
+}
+
+/// How a domain stopped, from the state column of `xl list`.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Shutdown {
+    Poweroff,
+    Reboot,
+    Suspend,
+    Crash,
+    Watchdog,
+    SoftReset,
+}
+
+impl Shutdown {
+    /// Reads the `xl list` state (`rbpsRd`: running, blocked, paused, shut down, reason,
+    /// dying); `None` while the domain has not shut down.
+    pub fn from_xl_state(state: &str) -> Option<Shutdown> {
+        let flags = state.as_bytes();
+        if flags.len() != 6 || flags[3] != b's' {
+            return None;
+        }
+        // xl_info.c: shutdown_reason_letters[] = "-rscwS"
+        Some(match flags[4] {
+            b'-' => Shutdown::Poweroff,
+            b'r' => Shutdown::Reboot,
+            b's' => Shutdown::Suspend,
+            b'c' => Shutdown::Crash,
+            b'w' => Shutdown::Watchdog,
+            _ => Shutdown::SoftReset,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shutdown::Poweroff => "poweroff",
+            Shutdown::Reboot => "reboot",
+            Shutdown::Suspend => "suspend",
+            Shutdown::Crash => "crash",
+            Shutdown::Watchdog => "watchdog",
+            Shutdown::SoftReset => "soft_reset",
+        }
+    }
+}
+
+/// A running (or shut down) test guest.
+pub struct Guest<'a> {
+    dom0: &'a Dom0,
+    pub name: String,
+}
+
+impl<'a> Guest<'a> {
+    pub fn create(dom0: &'a Dom0, config: &GuestConfig) -> Result<Guest<'a>> {
+        let path = format!("/run/{}.cfg", config.name);
+        std::fs::write(&path, config.xl_config())?;
+        dom0.save("guest.cfg", config.xl_config())?;
+        dom0.run("xl", &["create", &path])
+            .with_context(|| format!("creating guest {}", config.name))?;
+        Ok(Guest {
+            dom0,
+            name: config.name.to_string(),
+        })
+    }
+
+    /// The guest's console as xenconsoled logs it.
+    pub fn console_log(&self) -> PathBuf {
+        PathBuf::from(format!("/var/log/xen/console/guest-{}.log", self.name))
+    }
+
+    pub fn console(&self) -> String {
+        std::fs::read(self.console_log())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until a console line contains `needle`; returns that line.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.console().lines().find(|line| line.contains(needle)) {
+                return Ok(line.to_string());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the guest printed no line with {needle:?} in {}s (its console: {})",
+                    timeout.as_secs(),
+                    self.console_log().display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until the domain has shut down; returns why.
+    pub fn wait_for_shutdown(&self, timeout: Duration) -> Result<Shutdown> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let listing = self.dom0.run("xl", &["list", &self.name])?;
+            let state = listing
+                .lines()
+                .nth(1)
+                .and_then(|line| line.split_whitespace().nth(4))
+                .unwrap_or("");
+            if let Some(reason) = Shutdown::from_xl_state(state) {
+                return Ok(reason);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "guest {} did not shut down in {}s (state {state})",
+                    self.name,
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Keeps the guest's console among the scenario's results.
+    pub fn save_console(&self) -> Result<()> {
+        self.dom0.save("guest-console.log", self.console())
+    }
+}
+
+/// A scenario never leaves its guest behind, whichever way it ends.
+impl Drop for Guest<'_> {
+    fn drop(&mut self) {
+        let _ = self.dom0.run("xl", &["destroy", &self.name]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shutdown;
+
+    #[test]
+    fn xl_states_give_shutdown_reasons() {
+        assert_eq!(Shutdown::from_xl_state("-b----"), None);
+        assert_eq!(Shutdown::from_xl_state("r-----"), None);
+        assert_eq!(Shutdown::from_xl_state("---s--"), Some(Shutdown::Poweroff));
+        assert_eq!(Shutdown::from_xl_state("---sc-"), Some(Shutdown::Crash));
+        assert_eq!(Shutdown::from_xl_state("---sr-"), Some(Shutdown::Reboot));
+        assert_eq!(Shutdown::from_xl_state(""), None);
+    }
+}

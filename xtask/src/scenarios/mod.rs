@@ -1,0 +1,152 @@
+//! The end-to-end scenarios, one module (or directory) each, in the manner of XTF's one
+//! directory per test. A scenario has two halves: `in_dom0` runs inside the nested dom0 and
+//! leaves what it observed as files in its output directory; `on_host` asserts on those files
+//! (and on the serial log) after they came back. Adding a scenario is a new module and one
+//! line in the list below.
+
+mod boot;
+mod dom0;
+mod guest;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+pub use dom0::Dom0;
+
+/// Every scenario, in the order a full run takes them.
+pub const ALL: &[&Scenario] = &[&boot::SCENARIO];
+
+/// The dom0 half's verdict, in `<scenario>/result.json`.
+pub const RESULT_FILE: &str = "result.json";
+
+pub struct Scenario {
+    /// `group/name`, also the results directory under `target/e2e/`.
+    pub name: &'static str,
+    pub in_dom0: fn(&Dom0) -> Result<()>,
+    pub on_host: fn(&HostView) -> Result<()>,
+}
+
+/// What the host has after the run, for a scenario's assertions.
+pub struct HostView {
+    /// The scenario's files from dom0 (`target/e2e/<name>/`).
+    pub dir: PathBuf,
+    /// The whole serial log of the run.
+    pub serial_log: PathBuf,
+}
+
+impl HostView {
+    pub fn read(&self, file: &str) -> Result<String> {
+        read(&self.dir.join(file))
+    }
+
+    pub fn serial(&self) -> Result<String> {
+        read(&self.serial_log)
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    use anyhow::Context;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ScenarioResult {
+    pub status: Status,
+    pub seconds: f64,
+    pub reason: Option<String>,
+}
+
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    ALL.iter().copied().find(|scenario| scenario.name == name)
+}
+
+/// The scenarios a set of `--scenario` patterns selects, in run order; all when there are
+/// none. A pattern selects a name it equals, a group it names (`abi` selects `abi/...`), or
+/// the names it matches with `*` as a wildcard. A pattern that selects nothing is an error.
+pub fn select(patterns: &[String]) -> Result<Vec<&'static Scenario>> {
+    if patterns.is_empty() {
+        return Ok(ALL.to_vec());
+    }
+    for pattern in patterns {
+        if !ALL.iter().any(|scenario| selects(pattern, scenario.name)) {
+            let names: Vec<&str> = ALL.iter().map(|scenario| scenario.name).collect();
+            anyhow::bail!(
+                "--scenario {pattern} matches no scenario; there are: {}",
+                names.join(", ")
+            );
+        }
+    }
+    Ok(ALL
+        .iter()
+        .copied()
+        .filter(|scenario| patterns.iter().any(|p| selects(p, scenario.name)))
+        .collect())
+}
+
+fn selects(pattern: &str, name: &str) -> bool {
+    pattern == name
+        || name
+            .strip_prefix(pattern.trim_end_matches('/'))
+            .is_some_and(|rest| rest.starts_with('/'))
+        || (pattern.contains('*') && wildcard(pattern.as_bytes(), name.as_bytes()))
+}
+
+fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|skip| wildcard(rest, &name[skip..])),
+        Some((first, rest)) => name.first() == Some(first) && wildcard(rest, &name[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_select_names_groups_and_wildcards() {
+        assert!(selects("boot", "boot"));
+        assert!(!selects("boo", "boot"));
+        assert!(selects("abi", "abi/set-multi"));
+        assert!(selects("abi/", "abi/set-multi"));
+        assert!(!selects("ab", "abi/set-multi"));
+        assert!(selects("abi/*-multi", "abi/set-multi"));
+        assert!(selects("*multi*", "abi/set-multi"));
+        assert!(!selects("*single*", "abi/set-multi"));
+    }
+
+    #[test]
+    fn unknown_patterns_are_refused_with_the_names() {
+        let error = select(&["nothing-like-this".into()]).err().unwrap();
+        assert!(error.to_string().contains("boot"), "{error}");
+        assert_eq!(select(&[]).unwrap().len(), ALL.len());
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (index, scenario) in ALL.iter().enumerate() {
+            assert!(ALL[index + 1..]
+                .iter()
+                .all(|other| other.name != scenario.name));
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Xen from source: Debian's source package at the pinned version (Debian's own patches
+//! applied, as in the packaged hypervisor), then our series from `hypervisor-patch/patches/`,
+//! Debian's configuration plus ours, and the hypervisor alone built (never the tools).
+//!
+//! Everything is cached under `target/xtask/xen/`. The source is prepared in a staging tree
+//! and only files whose bytes changed are copied into the build tree, so make rebuilds what a
+//! patch touched and nothing else; when nothing that goes into the hypervisor changed, make
+//! is not run at all.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use xshell::{cmd, Shell};
+
+use crate::debian::refresh_package_lists;
+use crate::layout::{Layout, XEN_DEB_VERSION, XEN_VENDOR_VERSION};
+use crate::progress::{quietly, step};
+
+/// Our configuration on top of Debian's `debian/xen-kconfig`.
+const CONFIG_FRAGMENT: &str = "\
+CONFIG_DEBUG=y
+CONFIG_DEBUG_INFO=y
+CONFIG_SHADOW_PAGING=y
+CONFIG_PV=y
+CONFIG_HVM=y
+CONFIG_MEM_ACCESS=y
+";
+
+/// A built hypervisor.
+pub struct XenImage {
+    /// The 32-bit multiboot ELF QEMU's `-kernel` takes (`xen/xen` of the build).
+    pub multiboot_elf: PathBuf,
+}
+
+pub fn build(sh: &Shell, layout: &Layout) -> Result<XenImage> {
+    let dir = layout.xen();
+    let tree = dir.join("tree");
+    let image = XenImage {
+        multiboot_elf: dir.join("xen.elf"),
+    };
+    let series = read_series(&layout.patches())?;
+
+    let source_key = source_key(&series)?;
+    let build_key = hex(&Sha256::digest(
+        format!("{source_key}\n{CONFIG_FRAGMENT}\n{XEN_VENDOR_VERSION}").as_bytes(),
+    ));
+    let built_stamp = dir.join("built.key");
+    if image.multiboot_elf.exists()
+        && std::fs::read_to_string(&built_stamp).ok().as_deref() == Some(build_key.as_str())
+    {
+        step("Xen is up to date (sources, patches and configuration unchanged)");
+        return Ok(image);
+    }
+
+    let source_stamp = dir.join("source.key");
+    if std::fs::read_to_string(&source_stamp).ok().as_deref() != Some(source_key.as_str())
+        || !tree.exists()
+    {
+        let dsc = download_source(sh, &dir.join("download"))?;
+        let staging = dir.join("staging");
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        step(&format!(
+            "unpacking xen {XEN_DEB_VERSION} with Debian's patches"
+        ));
+        quietly(cmd!(sh, "dpkg-source -q -x {dsc} {staging}"))
+            .context("dpkg-source could not unpack Xen's source package")?;
+        for patch in &series {
+            apply_patch(sh, &staging, patch)?;
+        }
+        let changed = sync_tree(&staging, &tree)?;
+        step(&format!(
+            "{} patches applied; {changed} files changed in the build tree",
+            series.len()
+        ));
+        std::fs::remove_dir_all(&staging)?;
+        std::fs::write(&source_stamp, &source_key)?;
+        let _ = std::fs::remove_file(dir.join("config.key"));
+    }
+
+    configure(sh, &tree, &dir.join("config.key"))?;
+
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let jobs = jobs.to_string();
+    step(&format!(
+        "make -C xen -j{jobs} (a clean build takes 3-5 minutes on 2 cores)"
+    ));
+    let _tree = sh.push_dir(&tree);
+    let vendor = format!("XEN_VENDORVERSION={XEN_VENDOR_VERSION}");
+    let log = dir.join("build.log");
+    let output = cmd!(sh, "make -C xen -j{jobs} {vendor}")
+        .quiet()
+        .ignore_status()
+        .output()?;
+    let mut text = output.stdout.clone();
+    text.extend_from_slice(&output.stderr);
+    std::fs::write(&log, &text)?;
+    if !output.status.success() {
+        let tail: Vec<&str> = std::str::from_utf8(&output.stderr)
+            .unwrap_or("")
+            .lines()
+            .rev()
+            .take(25)
+            .collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "building Xen failed (full log: {}):\n{}",
+            log.display(),
+            tail.join("\n")
+        );
+    }
+    // xen/xen is the 32-bit multiboot ELF that xen.gz compresses.
+    std::fs::copy(tree.join("xen/xen"), &image.multiboot_elf)?;
+    std::fs::write(&built_stamp, &build_key)?;
+    Ok(image)
+}
+
+/// The patch files named by `series`, in order (quilt's format: one name a line, `#` starts a
+/// comment).
+fn read_series(patches: &Path) -> Result<Vec<PathBuf>> {
+    let series = patches.join("series");
+    let text = std::fs::read_to_string(&series)
+        .with_context(|| format!("reading {}", series.display()))?;
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|line| !line.is_empty())
+        .map(|name| {
+            let path = patches.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                bail!("{} names {name}, which does not exist", series.display())
+            }
+        })
+        .collect()
+}
+
+/// Everything that decides the source tree's contents.
+fn source_key(series: &[PathBuf]) -> Result<String> {
+    let mut hash = Sha256::new();
+    hash.update(XEN_DEB_VERSION.as_bytes());
+    for patch in series {
+        hash.update(patch.file_name().unwrap_or_default().as_encoded_bytes());
+        hash.update(std::fs::read(patch)?);
+    }
+    Ok(hex(&hash.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn download_source(sh: &Shell, download: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(download)?;
+    let dsc = download.join(format!(
+        "xen_{}.dsc",
+        XEN_DEB_VERSION
+            .split(':')
+            .next_back()
+            .unwrap_or(XEN_DEB_VERSION)
+    ));
+    if dsc.exists() {
+        return Ok(dsc);
+    }
+    step(&format!("apt-get source xen={XEN_DEB_VERSION}"));
+    let _dir = sh.push_dir(download);
+    let spec = format!("xen={XEN_DEB_VERSION}");
+    let fetch = |sh: &Shell| {
+        cmd!(
+            sh,
+            "apt-get -q -o APT::Sandbox::User=root source --download-only {spec}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+    };
+    if fetch(sh).is_err() {
+        refresh_package_lists(sh)?;
+        fetch(sh).with_context(|| {
+            format!("apt-get source {spec} failed: is there a deb-src entry, and is that version still in the archive?")
+        })?;
+    }
+    if !dsc.exists() {
+        bail!("apt-get source did not produce {}", dsc.display());
+    }
+    Ok(dsc)
+}
+
+fn apply_patch(sh: &Shell, tree: &Path, patch: &Path) -> Result<()> {
+    let name = patch.file_name().unwrap_or_default().to_string_lossy();
+    let output = cmd!(
+        sh,
+        "patch -p1 --batch --forward --no-backup-if-mismatch -r - -d {tree} -i {patch}"
+    )
+    .quiet()
+    .ignore_status()
+    .output()?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let report = String::from_utf8_lossy(&output.stdout);
+    // Keep the lines that say which file and which hunk failed.
+    let mut current_file = "";
+    let mut failures = Vec::new();
+    for line in report.lines() {
+        if let Some(file) = line.strip_prefix("patching file ") {
+            current_file = file;
+        } else if line.contains("FAILED")
+            || line.contains("can't find file")
+            || line.contains("malformed")
+        {
+            failures.push(format!("  {current_file}: {line}"));
+        }
+    }
+    if failures.is_empty() {
+        failures.push(report.trim().to_string());
+    }
+    bail!(
+        "patch {name} does not apply to xen {XEN_DEB_VERSION}:\n{}",
+        failures.join("\n")
+    )
+}
+
+/// Makes `tree` hold exactly the files of `staging`, touching only files whose contents
+/// differ, so build outputs of unchanged sources stay valid. Returns how many files changed.
+fn sync_tree(staging: &Path, tree: &Path) -> Result<usize> {
+    let manifest_path = tree.join(".source-manifest");
+    let old: BTreeSet<String> = std::fs::read_to_string(&manifest_path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    std::fs::create_dir_all(tree)?;
+    let mut new = BTreeSet::new();
+    let mut changed = 0;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(relative) = stack.pop() {
+        for entry in std::fs::read_dir(staging.join(&relative))? {
+            let entry = entry?;
+            let relative = relative.join(entry.file_name());
+            let from = staging.join(&relative);
+            let to = tree.join(&relative);
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                std::fs::create_dir_all(&to)?;
+                stack.push(relative);
+                continue;
+            }
+            new.insert(relative.to_string_lossy().into_owned());
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&from)?;
+                if std::fs::read_link(&to).ok() != Some(target.clone()) {
+                    let _ = std::fs::remove_file(&to);
+                    std::os::unix::fs::symlink(&target, &to)?;
+                    changed += 1;
+                }
+            } else if std::fs::read(&to).ok() != Some(std::fs::read(&from)?) {
+                let _ = std::fs::remove_file(&to);
+                std::fs::copy(&from, &to)?;
+                changed += 1;
+            }
+        }
+    }
+    for gone in old.difference(&new) {
+        let _ = std::fs::remove_file(tree.join(gone));
+        changed += 1;
+    }
+    let manifest: Vec<&str> = new.iter().map(String::as_str).collect();
+    std::fs::write(&manifest_path, manifest.join("\n"))?;
+    Ok(changed)
+}
+
+/// Debian's hypervisor configuration with our options, resolved by Kconfig; fails when
+/// Kconfig refuses one of our options (a dependency we did not satisfy).
+fn configure(sh: &Shell, tree: &Path, stamp: &Path) -> Result<()> {
+    let key = hex(&Sha256::digest(CONFIG_FRAGMENT.as_bytes()));
+    let config = tree.join("xen/.config");
+    if config.exists() && std::fs::read_to_string(stamp).ok().as_deref() == Some(key.as_str()) {
+        return Ok(());
+    }
+    let debian = std::fs::read_to_string(tree.join("debian/xen-kconfig"))?;
+    std::fs::write(&config, format!("{debian}\n{CONFIG_FRAGMENT}"))?;
+    let _tree = sh.push_dir(tree);
+    quietly(cmd!(sh, "make -C xen olddefconfig")).context("configuring Xen")?;
+    let resolved = std::fs::read_to_string(&config)?;
+    for wanted in CONFIG_FRAGMENT.lines() {
+        if !resolved.lines().any(|line| line == wanted) {
+            bail!(
+                "Xen's Kconfig did not keep {wanted} (see {})",
+                config.display()
+            );
+        }
+    }
+    std::fs::write(stamp, key)?;
+    Ok(())
+}
