@@ -1,11 +1,23 @@
-//! The hypervisor side of PV mem_access: a `no_std` module that Xen 4.17 links in (the
-//! per-page access tracker, access decisions and vm_event request building), together with
-//! the patch series for Xen's C code in `patches/` (applied in the order `patches/series`
-//! gives by `cargo xtask e2e`).
+//! The hypervisor side of PV mem_access: a `no_std` module linked into Xen 4.17 (access
+//! decisions now; the per-page tracker and vm_event request building as they land), and the
+//! patch series for Xen's C code in `patches/`, applied in the order `patches/series` gives.
 //!
-//! The module is not linked into Xen yet: the series holds no patches so far, and this
-//! crate exports nothing. Rules for the code that comes here: no `core::fmt`, no allocation on
-//! the fault path, no indirect branches, `unsafe` only at the C boundary with a SAFETY
-//! comment.
+//! Layers, as in Rust-for-Linux: [`ffi`] is the C boundary (the `extern "C"` entry points Xen
+//! calls and the C glue services the module calls, declared in `asm/pv-mem-access.h` in the
+//! series); [`xen`] wraps those services safely; everything else is plain safe Rust that the
+//! host tests run exactly as Xen links it.
+//!
+//! Rules for this crate, which `cargo xtask check-hv-object` enforces on the linked object
+//! where a machine can: no `core::fmt` (it brings vtables, so indirect calls), no allocation,
+//! no indirect branches (Xen runs with CET-IBT; jump tables are disabled at build time),
+//! `unsafe` only in [`ffi`], each with a SAFETY comment.
 
 #![no_std]
+#![deny(missing_docs)]
+
+pub mod ffi;
+pub mod xen;
+
+/// The line the module logs once at boot; the `boot` scenario looks for it.
+pub const BANNER: &str = concat!("pv-mem-access: rust module ", env!("CARGO_PKG_VERSION"));
+pub mod access;

@@ -11,7 +11,7 @@
 //! (`clobber_regs64`), so the caller must treat them all as clobbered.
 //!
 //! The register assignment is the pure [`Hypercall::registers`]; the one `asm!`
-//! block lives in [`HypercallPage`], compiled only for `target_os = "none"`. The
+//! block lives in `HypercallPage`, compiled only for `target_os = "none"`. The
 //! wrappers are generic over [`Hypervisor`] so that host tests can record what they
 //! would have asked of Xen.
 

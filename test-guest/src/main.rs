@@ -14,8 +14,9 @@
 //!    so a debug Xen's serial log shows `(dN) TEST-GUEST ...` even if the ring
 //!    does not work.
 //! 3. Counts vCPUs with `VCPUOP_is_up` on ids 0, 1, ... until `-ENOENT`.
-//! 4. Writes the pattern of `test_guest::pattern` into a 16-page, page-aligned
-//!    `.bss` buffer (page 0 to 15, each byte in order, volatile byte writes), then
+//! 4. Writes the pattern of `test_guest::pattern` into a 16-page buffer at gfns
+//!    0x200 to 0x20f (`BUFFER_GFN`; page 0 to 15, each byte in order, volatile
+//!    byte writes), then
 //!    reads every byte back in the same order with volatile reads and checks it.
 //! 5. Prints the FNV-1a 64 checksum of what it read, waits (bounded, with
 //!    `SCHEDOP_yield`) for xenconsoled to consume the ring, and shuts down with
@@ -25,14 +26,14 @@
 //!
 //! ```text
 //! TEST-GUEST vcpus=<n> cmdline=<start_info cmd_line, non-printables as ?>
-//! TEST-GUEST BUFFER gfn=0x<hex gfn of page 0> pages=16
+//! TEST-GUEST BUFFER gfn=0x200 pages=16
 //! TEST-GUEST DONE <checksum: 16 lowercase hex digits>
 //! ```
 //!
 //! `DONE`'s checksum equals `test_guest::pattern::expected_checksum()` when every
 //! byte read back as written. `<n>` counts vCPUs that exist, up or down (only vCPU
-//! 0 runs this kernel). The buffer's pages are gfns `gfn` to `gfn + 15`, constant
-//! for a given build (virtual = pseudo-physical). On failure the last line is one of
+//! 0 runs this kernel). The buffer's gfns are fixed by `guest.ld` (virtual =
+//! pseudo-physical). On failure the last line is one of
 //!
 //! ```text
 //! TEST-GUEST FAIL page=<p> offset=<o> expected=0x<hex> got=0x<hex>
@@ -41,7 +42,20 @@
 //! ```
 //!
 //! and the domain shuts down with reason crash. A domain that stops without any
-//! line crashed before its console was up (see "Boot state" below).
+//! line crashed before its console was up (see "Boot state" below). If the ring
+//! console lost output (reader gone for a million yields, or corrupt indexes), a
+//! last `TEST-GUEST FAIL console lost=<bytes>` goes to Xen's console only and a
+//! would-be poweroff becomes a crash.
+//!
+//! # Races and timing
+//!
+//! The kernel does not wait for anyone before its workload: it runs straight
+//! through in well under a second. A mem_access listener must therefore be in
+//! place before the domain runs (`xl create -p`, set up, `xl unpause`).
+//! xenconsoled reads the ring
+//! asynchronously; the final flush waits for it (bounded), and anything it has not
+//! read when the domain dies may be lost from the guest log (the `console_io`
+//! copy on a debug Xen's serial line is synchronous).
 //!
 //! # Boot state it relies on (libxenguest `xg_dom_x86.c`, `vcpu_x86_64`)
 //!
@@ -74,7 +88,7 @@ mod kernel {
     use test_guest::console::{Console, ConsoleRing, EvtchnBackend, XenconsInterface};
     use test_guest::frames::{self, Mfn, Pfn, PAGE_SIZE, VIRT_BASE};
     use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
-    use test_guest::pattern::{self, BUFFER_BYTES, BUFFER_PAGES};
+    use test_guest::pattern::{self, BUFFER_BYTES, BUFFER_GFN, BUFFER_PAGES};
     use test_guest::start_info::StartInfo;
     use test_guest::text::{LineBuf, Sink};
 
@@ -243,6 +257,13 @@ mod kernel {
                 ring.flush();
             }
         }
+
+        /// Bytes the ring console could not deliver (its reader stopped, or the
+        /// ring is corrupt), if any.
+        fn lost(&self) -> Option<u64> {
+            let ring = self.ring.as_ref()?;
+            (ring.dropped() > 0 || ring.corrupt().is_some()).then(|| ring.dropped())
+        }
     }
 
     impl Sink for Output {
@@ -312,12 +333,25 @@ mod kernel {
     }
 
     /// Lets the console drain, then asks Xen to end the domain. Never returns.
-    fn shutdown(reason: ShutdownReason) -> ! {
-        OUTPUT.with(|output| {
-            if let Some(out) = output {
-                out.flush();
-            }
-        });
+    ///
+    /// A poweroff becomes a crash if the ring console lost output: the harness
+    /// must not take a clean exit for a pass when the lines it needs are missing.
+    fn shutdown(mut reason: ShutdownReason) -> ! {
+        let lost = OUTPUT
+            .with(|output| {
+                output.as_mut().and_then(|out| {
+                    out.flush();
+                    out.lost()
+                })
+            })
+            .flatten();
+        if let (ShutdownReason::Poweroff, Some(lost)) = (reason, lost) {
+            let mut out = XenConsole;
+            out.put_str("TEST-GUEST FAIL console lost=");
+            out.put_dec(lost);
+            out.put_str("\n");
+            reason = ShutdownReason::Crash;
+        }
         let hv = xen();
         let _ = hypercall::sched_shutdown(&hv, reason);
         // Only reached if Xen refused: stay harmless (never SCHEDOP_block, which
@@ -356,7 +390,7 @@ mod kernel {
         Some(Console::new(ring, backend))
     }
 
-    /// The workload's buffer: `BUFFER_PAGES` page-aligned pages in `.bss`.
+    /// The workload's buffer: `BUFFER_PAGES` page-aligned pages.
     #[repr(C, align(4096))]
     struct PageBuffer(UnsafeCell<[u8; BUFFER_BYTES]>);
 
@@ -364,6 +398,9 @@ mod kernel {
     // pointers.
     unsafe impl Sync for PageBuffer {}
 
+    /// In its own section, which guest.ld puts at gfn `BUFFER_GFN` (`kernel_main`
+    /// checks).
+    #[link_section = ".test_buffer"]
     static BUFFER: PageBuffer = PageBuffer(UnsafeCell::new([0; BUFFER_BYTES]));
 
     /// Address of byte `offset` of page `page` of the buffer.
@@ -375,7 +412,10 @@ mod kernel {
             .wrapping_add(page * PAGE_SIZE + offset)
     }
 
-    /// The Rust entry point, called by `_start` with Xen's `start_info`.
+    /// The Rust entry point, called by `_start` with Xen's `start_info`: `rsi` at
+    /// entry, the virtual address of the builder's start_info page (item d of
+    /// xen.h's start-of-day layout), mapped read-write for the life of the domain
+    /// and never written by Xen after boot, hence `&'static`.
     extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
         if !hypercall_page_ready() {
             // No hypercalls, hence no console and no shutdown: crash loudly.
@@ -411,6 +451,9 @@ mod kernel {
         });
 
         let first = Pfn::from_virt(buffer_byte(0, 0) as u64);
+        if first.0 != BUFFER_GFN {
+            fail("buffer not at BUFFER_GFN", XenError::EINVAL);
+        }
         line(|out| {
             out.put_str("BUFFER gfn=");
             out.put_hex(first.0);

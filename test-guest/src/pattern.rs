@@ -1,7 +1,8 @@
 //! The page workload: a deterministic byte pattern over [`BUFFER_PAGES`] pages, and
 //! the FNV-1a 64 checksum of the buffer as written.
 //!
-//! The guest writes the pattern into a page-aligned buffer, page 0 first and every
+//! The guest writes the pattern into a page-aligned buffer at gfn [`BUFFER_GFN`],
+//! page 0 first and every
 //! byte of a page in order, reads it all back in the same order, and prints the
 //! checksum of what it read. The host harness (xtask) compares that with
 //! [`expected_checksum`], so both sides share this module.
@@ -17,6 +18,11 @@ pub const BUFFER_PAGES: usize = 16;
 
 /// Bytes in the guest's buffer.
 pub const BUFFER_BYTES: usize = BUFFER_PAGES * PAGE_SIZE;
+
+/// The gfn (pseudo-physical frame) of the buffer's page 0: the buffer occupies gfns
+/// `BUFFER_GFN` to `BUFFER_GFN + BUFFER_PAGES - 1`. Fixed by the linker script
+/// (`guest.ld` places it at virtual 0x200000, and virtual = pseudo-physical).
+pub const BUFFER_GFN: u64 = 0x200;
 
 /// The byte at `offset` of page `page`: the top byte of
 /// `(page * 4096 + offset) * 0x9E3779B1` (mod 2^32), xor `0x5A`.

@@ -17,7 +17,7 @@ use crate::layout::Layout;
 use crate::progress::{step, Phase};
 use crate::qemu::{Ending, Machine};
 use crate::scenarios::{self, HostView, Scenario, ScenarioResult, Status, RESULT_FILE};
-use crate::{debian, xen_build};
+use crate::{debian, hv_check, hv_module, xen_build};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -88,9 +88,17 @@ pub fn build_system(sh: &Shell, layout: &Layout, phases: &mut Phases) -> Result<
 
     let phase = Phase::start(
         "build_xen",
-        "Xen 4.17 from Debian's source with our patches",
+        "the Rust module, then Xen 4.17 from Debian's source with our patches",
     );
-    let xen = xen_build::build(sh, layout)?;
+    let rust_object = hv_module::build(sh, layout)?;
+    let problems = hv_check::check(&std::fs::read(&rust_object)?)?;
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the Rust module's object breaks Xen's rules:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    let xen = xen_build::build(sh, layout, &rust_object)?;
     phases.build_xen = phase.finish();
 
     let phase = Phase::start("build_dom0", "test guest, listener, dom0 initramfs");

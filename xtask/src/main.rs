@@ -12,6 +12,8 @@ mod dom0_image;
 mod e2e;
 mod exchange;
 mod host;
+mod hv_check;
+mod hv_module;
 mod initramfs;
 mod layout;
 mod progress;
@@ -43,6 +45,11 @@ enum Command {
     Vm(VmArgs),
     /// Everything CI runs: fmt, clippy, host tests, then the end-to-end scenarios.
     Ci,
+    /// Build the Rust module Xen links and check its object (or check the object given).
+    CheckHvObject {
+        /// An object to check instead of building the module.
+        object: Option<PathBuf>,
+    },
     /// Internal: the init process of the nested dom0 (never run this on the host).
     #[command(hide = true)]
     Dom0Agent,
@@ -67,6 +74,7 @@ fn main() -> ExitCode {
         Command::E2e(options) => e2e::run(&options),
         Command::Vm(args) => vm::run(args.script, &args.add, args.timeout),
         Command::Ci => ci::run(),
+        Command::CheckHvObject { object } => hv_module::check_command(object.as_deref()),
         Command::Dom0Agent => agent::run(),
     };
     match result {

@@ -26,7 +26,11 @@ CONFIG_SHADOW_PAGING=y
 CONFIG_PV=y
 CONFIG_HVM=y
 CONFIG_MEM_ACCESS=y
+CONFIG_PV_MEM_ACCESS=y
 ";
+
+/// Where the first patch of our series links the Rust module's object from.
+const RUST_OBJECT_IN_TREE: &str = "xen/arch/x86/mm/pv-mem-access/rust.o";
 
 /// A built hypervisor.
 pub struct XenImage {
@@ -34,7 +38,8 @@ pub struct XenImage {
     pub multiboot_elf: PathBuf,
 }
 
-pub fn build(sh: &Shell, layout: &Layout) -> Result<XenImage> {
+/// Builds Xen with our series and the Rust module's object `rust_object`.
+pub fn build(sh: &Shell, layout: &Layout, rust_object: &Path) -> Result<XenImage> {
     let dir = layout.xen();
     let tree = dir.join("tree");
     let image = XenImage {
@@ -43,9 +48,12 @@ pub fn build(sh: &Shell, layout: &Layout) -> Result<XenImage> {
     let series = read_series(&layout.patches())?;
 
     let source_key = source_key(&series)?;
-    let build_key = hex(&Sha256::digest(
-        format!("{source_key}\n{CONFIG_FRAGMENT}\n{XEN_VENDOR_VERSION}").as_bytes(),
-    ));
+    let object = std::fs::read(rust_object)
+        .with_context(|| format!("reading {}", rust_object.display()))?;
+    let mut build_key = Sha256::new();
+    build_key.update(format!("{source_key}\n{CONFIG_FRAGMENT}\n{XEN_VENDOR_VERSION}\n"));
+    build_key.update(&object);
+    let build_key = hex(&build_key.finalize());
     let built_stamp = dir.join("built.key");
     if image.multiboot_elf.exists()
         && std::fs::read_to_string(&built_stamp).ok().as_deref() == Some(build_key.as_str())
@@ -82,6 +90,11 @@ pub fn build(sh: &Shell, layout: &Layout) -> Result<XenImage> {
     }
 
     configure(sh, &tree, &dir.join("config.key"))?;
+    // Only a changed object is copied, so make relinks only when the module changed.
+    let in_tree = tree.join(RUST_OBJECT_IN_TREE);
+    if std::fs::read(&in_tree).ok().as_deref() != Some(object.as_slice()) {
+        std::fs::write(&in_tree, &object)?;
+    }
 
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let jobs = jobs.to_string();
