@@ -1,5 +1,6 @@
-//! The hypervisor side of PV mem_access: a `no_std` module linked into Xen 4.17 (access
-//! decisions now; the per-page tracker and vm_event request building as they land), and the
+//! The hypervisor side of PV mem_access: a `no_std` module linked into Xen 4.17 (the access
+//! decisions of [`access`] now; the per-page tracker and vm_event request building as they
+//! land), and the
 //! patch series for Xen's C code in `patches/`, applied in the order `patches/series` gives.
 //!
 //! Layers, as in Rust-for-Linux: [`ffi`] is the C boundary (the `extern "C"` entry points Xen
@@ -15,9 +16,12 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod access;
+pub mod errno;
 pub mod ffi;
 pub mod xen;
 
+pub use errno::Errno;
+
 /// The line the module logs once at boot; the `boot` scenario looks for it.
 pub const BANNER: &str = concat!("pv-mem-access: rust module ", env!("CARGO_PKG_VERSION"));
-pub mod access;

@@ -29,5 +29,12 @@ pub fn run() -> Result<ExitCode> {
         .run()?;
     phase.finish();
 
+    let phase = Phase::start(
+        "check-hv-object",
+        "the Rust module's object keeps Xen's rules",
+    );
+    crate::hv_module::check_command(None)?;
+    phase.finish();
+
     crate::e2e::run(&crate::e2e::Options::default())
 }

@@ -48,10 +48,12 @@ pub fn build(sh: &Shell, layout: &Layout, rust_object: &Path) -> Result<XenImage
     let series = read_series(&layout.patches())?;
 
     let source_key = source_key(&series)?;
-    let object = std::fs::read(rust_object)
-        .with_context(|| format!("reading {}", rust_object.display()))?;
+    let object =
+        std::fs::read(rust_object).with_context(|| format!("reading {}", rust_object.display()))?;
     let mut build_key = Sha256::new();
-    build_key.update(format!("{source_key}\n{CONFIG_FRAGMENT}\n{XEN_VENDOR_VERSION}\n"));
+    build_key.update(format!(
+        "{source_key}\n{CONFIG_FRAGMENT}\n{XEN_VENDOR_VERSION}\n"
+    ));
     build_key.update(&object);
     let build_key = hex(&build_key.finalize());
     let built_stamp = dir.join("built.key");

@@ -2,7 +2,8 @@
 //! the Rust test guest (PV, 64 MiB, one vCPU) starts, prints its banner, writes and reads back
 //! its buffer pages, prints `TEST-GUEST DONE <checksum>` and powers off.
 //!
-//! Host checks: the banner shows one vCPU and the command line we gave; the checksum is the
+//! Host checks: the Rust module linked into Xen announced itself exactly once; the banner
+//! shows one vCPU and the command line we gave; the checksum is the
 //! one the guest's own workload definition predicts; the guest powered off (not crashed);
 //! Xen announces this project's version string on the serial console and `xl info` shows it.
 
@@ -62,6 +63,15 @@ fn on_host(view: &HostView) -> Result<()> {
         "the guest ended by {shutdown}, not poweroff"
     );
     let serial = view.serial()?;
+    let banners = serial
+        .lines()
+        .filter(|line| line.contains("pv-mem-access: rust module"))
+        .count();
+    ensure!(
+        banners == 1 && serial.contains(hypervisor_patch::BANNER),
+        "the serial log has {banners} Rust module banner(s), expected one `{}`",
+        hypervisor_patch::BANNER
+    );
     ensure!(
         serial.contains(&format!("Xen version 4.17{XEN_EXTRA_VERSION} ")),
         "the serial log does not show Xen announcing version 4.17{XEN_EXTRA_VERSION}"

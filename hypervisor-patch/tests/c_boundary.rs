@@ -1,0 +1,188 @@
+//! The C header of the boundary (`asm/pv-mem-access.h`, added by the first patch of the
+//! series) and the Rust declarations in `src/ffi.rs` must say the same thing: same functions,
+//! same parameter and return types, same constants. This test reads both and compares them,
+//! so neither can change alone.
+
+use std::collections::BTreeMap;
+
+const HEADER: &str = "xen/arch/x86/include/asm/pv-mem-access.h";
+
+/// A function signature in C terms: return type, then parameter types.
+type Signature = (String, Vec<String>);
+
+/// The header's text, as the patch series adds it.
+fn header_from_series() -> String {
+    let patches = concat!(env!("CARGO_MANIFEST_DIR"), "/patches");
+    let series = std::fs::read_to_string(format!("{patches}/series")).unwrap();
+    for name in series
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let patch = std::fs::read_to_string(format!("{patches}/{}", name.trim())).unwrap();
+        let mut lines = patch
+            .lines()
+            .skip_while(|line| *line != format!("+++ b/{HEADER}"));
+        if lines.next().is_none() {
+            continue;
+        }
+        return lines
+            .skip_while(|line| line.starts_with("@@"))
+            .take_while(|line| !line.starts_with("diff --git"))
+            .filter_map(|line| line.strip_prefix('+'))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    panic!("no patch in the series adds {HEADER}");
+}
+
+fn strip_c_comments(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("*/").expect("unterminated comment") + start + 2;
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn normalise_c_type(text: &str) -> String {
+    text.replace('*', " * ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Function prototypes and `#define NAME number` lines of the header.
+fn parse_header(header: &str) -> (BTreeMap<String, Signature>, BTreeMap<String, String>) {
+    let text = strip_c_comments(header);
+    let mut defines = BTreeMap::new();
+    let mut code = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(define) = line.strip_prefix("#define ") {
+            let mut words = define.split_whitespace();
+            if let (Some(name), Some(value)) = (words.next(), words.next()) {
+                defines.insert(name.to_string(), value.to_string());
+            }
+        } else if !line.starts_with('#') {
+            code.push_str(line);
+            code.push(' ');
+        }
+    }
+    let mut functions = BTreeMap::new();
+    for declaration in code.split(';').filter(|d| d.contains('(')) {
+        let (head, params) = declaration.split_once('(').unwrap();
+        let params = params.trim().trim_end_matches(')');
+        let head = normalise_c_type(head);
+        let (returns, name) = head.rsplit_once(' ').unwrap();
+        let params: Vec<String> = if params.trim() == "void" {
+            Vec::new()
+        } else {
+            params
+                .split(',')
+                .map(|param| {
+                    // Drop the parameter's name: the last word.
+                    let param = normalise_c_type(param);
+                    param.rsplit_once(' ').unwrap().0.to_string()
+                })
+                .collect()
+        };
+        functions.insert(name.to_string(), (returns.to_string(), params));
+    }
+    (functions, defines)
+}
+
+/// The C type a Rust type at the boundary stands for.
+fn c_type_of(rust: &str) -> &'static str {
+    match rust.trim() {
+        "" | "()" => "void",
+        "!" => "void noreturn",
+        "usize" => "size_t",
+        "u32" => "uint32_t",
+        "u64" => "uint64_t",
+        "i32" => "int",
+        "*const u8" => "const char *",
+        "*const u64" => "const uint64_t *",
+        other => panic!("no C twin known for the Rust type {other}"),
+    }
+}
+
+/// `fn` declarations of `src/ffi.rs` that cross the boundary: the `extern "C"` block's
+/// imports and the `extern "C" fn` exports, in C terms.
+fn parse_rust(ffi: &str) -> BTreeMap<String, Signature> {
+    let mut functions = BTreeMap::new();
+    let flat: String = ffi
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut in_extern_block = false;
+    let mut rest = flat.as_str();
+    loop {
+        let next_fn = rest.find("fn ");
+        let next_block = rest.find("extern \"C\" {");
+        match (next_fn, next_block) {
+            (_, Some(block)) if next_fn.is_none_or(|f| block < f) => {
+                in_extern_block = true;
+                rest = &rest[block + 12..];
+                continue;
+            }
+            (None, _) => break,
+            (Some(at), _) => {
+                let before = &rest[..at];
+                if in_extern_block && before.contains('}') {
+                    in_extern_block = false;
+                }
+                let exported = before.trim_end().ends_with("extern \"C\"");
+                let (name, after) = rest[at + 3..].split_once('(').unwrap();
+                let (params, after) = after.split_once(')').unwrap();
+                let end = after.find([';', '{']).unwrap();
+                let returns = after[..end].trim().trim_start_matches("->").trim();
+                if in_extern_block || exported {
+                    let params = params
+                        .split(',')
+                        .filter(|p| !p.trim().is_empty())
+                        .map(|p| c_type_of(p.split_once(':').unwrap().1).to_string())
+                        .collect();
+                    functions.insert(
+                        name.trim().to_string(),
+                        (c_type_of(returns).to_string(), params),
+                    );
+                }
+                rest = &after[end..];
+            }
+        }
+    }
+    functions
+}
+
+#[test]
+fn header_and_rust_declare_the_same_boundary() {
+    let (c_functions, defines) = parse_header(&header_from_series());
+    let rust_functions = parse_rust(include_str!("../src/ffi.rs"));
+    assert!(!c_functions.is_empty());
+    assert_eq!(c_functions, rust_functions);
+    assert_eq!(
+        defines.get("PVMA_LOG_MAX_NUMBERS").map(String::as_str),
+        Some(hypervisor_patch::ffi::LOG_MAX_NUMBERS.to_string().as_str())
+    );
+}
+
+#[test]
+fn the_comparison_sees_a_drift() {
+    let header = "void pvma_module_init(void);\nvoid pvma_glue_log(const char *m, size_t n);";
+    let (c_functions, _) = parse_header(header);
+    let rust = "extern \"C\" { pub fn pvma_glue_log(m: *const u8, n: u32); }\n\
+                #[no_mangle] pub extern \"C\" fn pvma_module_init() {}";
+    let rust_functions = parse_rust(rust);
+    assert_eq!(
+        c_functions["pvma_module_init"],
+        rust_functions["pvma_module_init"]
+    );
+    assert_ne!(
+        c_functions["pvma_glue_log"],
+        rust_functions["pvma_glue_log"]
+    );
+}
