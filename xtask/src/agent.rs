@@ -181,7 +181,18 @@ fn run_job(job: &Job) -> Result<Option<i32>> {
             println!(
                 "dom0 shell: files left in /out come back to target/vm/out; `exit` ends the VM"
             );
-            let status = Command::new("/bin/sh").arg("-l").status()?;
+            // On /dev/hvc0 (a real tty, unlike /dev/console) and in a session of its own,
+            // the shell gets job control and Ctrl-C.
+            let tty = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/hvc0")?;
+            let status = Command::new("setsid")
+                .args(["-c", "/bin/sh", "-l"])
+                .stdin(tty.try_clone()?)
+                .stdout(tty.try_clone()?)
+                .stderr(tty)
+                .status()?;
             Ok(status.code())
         }
         Job::Script { path } => {

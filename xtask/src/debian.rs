@@ -191,24 +191,32 @@ fn have_deb(debs: &Path, name: &str, version: Option<&str>) -> bool {
 
 fn download(sh: &Shell, debs: &Path, wanted: &[String]) -> Result<()> {
     let _dir = sh.push_dir(debs);
-    let attempt = |sh: &Shell| {
-        cmd!(
+    let attempt = |sh: &Shell| -> Result<()> {
+        let output = cmd!(
             sh,
             "apt-get -q -o APT::Sandbox::User=root download {wanted...}"
         )
         .quiet()
-        .ignore_stdout()
-        .run()
+        .ignore_status()
+        .output()?;
+        if output.status.success() {
+            return Ok(());
+        }
+        // apt names each package it could not get; its first error says why.
+        let errors = String::from_utf8_lossy(&output.stderr).into_owned();
+        let first = errors
+            .lines()
+            .find(|line| line.starts_with("E: "))
+            .unwrap_or("apt-get download failed");
+        bail!(
+            "cannot download dom0's packages from Debian's archive ({first}); \
+             does this machine reach it, and does it still hold xen {XEN_DEB_VERSION}?"
+        )
     };
     if attempt(sh).is_err() {
         step("apt-get download failed; refreshing the package lists and trying again");
         refresh_package_lists(sh)?;
-        attempt(sh).with_context(|| {
-            format!(
-                "apt-get download {} failed: is version {XEN_DEB_VERSION} still in the archive?",
-                wanted.join(" ")
-            )
-        })?;
+        attempt(sh)?;
     }
     Ok(())
 }
@@ -218,7 +226,6 @@ pub fn refresh_package_lists(sh: &Shell) -> Result<()> {
     if !is_root() {
         bail!("the package lists are out of date; as root, run: apt-get update");
     }
-    cmd!(sh, "apt-get update -qq")
-        .run()
-        .context("apt-get update failed: does this machine reach Debian's packages?")
+    crate::progress::quietly(cmd!(sh, "apt-get update -qq"))
+        .context("apt-get update failed: does this machine reach Debian's package archive?")
 }

@@ -65,8 +65,9 @@ pub fn run(script: Option<PathBuf>, add: &[String], timeout: Option<u64>) -> Res
         timeout: timeout.map(Duration::from_secs),
         interactive,
     };
+    // A script's run shows dom0's console; Xen's own lines stay in the serial log.
     let boot = machine.boot(|line| {
-        if !interactive {
+        if !interactive && !line.starts_with("(XEN)") {
             println!("{line}");
         }
     })?;
