@@ -12,6 +12,12 @@ use crate::progress::Phase;
 pub fn run() -> Result<ExitCode> {
     let sh = Shell::new()?;
     let _root = sh.push_dir(Layout::new().root);
+    // The object check and the guest need the bare-metal target, e2e the host packages: a
+    // fresh machine has neither.
+    let phase = Phase::start("prepare", "host packages and the Rust target");
+    crate::host::ensure_prerequisites(&sh)?;
+    phase.finish();
+
     let phase = Phase::start("fmt", "cargo fmt --check");
     cmd!(sh, "cargo fmt --all -- --check")
         .run()
