@@ -1,0 +1,107 @@
+//! `/dev/xen/evtchn`: event channels between dom0 and Xen's side of a ring, as libxenevtchn
+//! uses the device. Reading the device yields the ports that fired (as `u32`s); writing a port
+//! back unmasks it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use crate::error::{Error, Result};
+use crate::ioctl::{
+    EvtchnBindInterdomain, EvtchnPortArg, IOCTL_EVTCHN_BIND_INTERDOMAIN, IOCTL_EVTCHN_NOTIFY,
+    IOCTL_EVTCHN_UNBIND,
+};
+use crate::DomId;
+
+/// An event channel port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EvtchnPort(pub u32);
+
+/// An open event-channel device; ports bound through it are closed with it.
+pub struct Evtchn {
+    file: File,
+}
+
+impl Evtchn {
+    /// Opens `/dev/xen/evtchn`.
+    pub fn open() -> Result<Evtchn> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/xen/evtchn")
+            .map_err(|error| Error {
+                operation: "open /dev/xen/evtchn".into(),
+                errno: error.raw_os_error(),
+                reason: format!("{error} (is xen-evtchn loaded?)"),
+            })?;
+        Ok(Evtchn { file })
+    }
+
+    fn ioctl<T>(&self, name: &str, request: u64, argument: &mut T) -> Result<u32> {
+        // SAFETY: each request of this module takes exactly the argument type passed with it.
+        let result =
+            unsafe { nix::libc::ioctl(self.file.as_raw_fd(), request as _, argument as *mut T) };
+        if result < 0 {
+            return Err(Error::from_errno(name, nix::errno::Errno::last()));
+        }
+        Ok(result as u32)
+    }
+
+    /// Binds a local port to `remote_port` of `domain`; returns the local port.
+    pub fn bind_interdomain(&self, domain: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort> {
+        let mut argument = EvtchnBindInterdomain {
+            remote_domain: u32::from(domain.0),
+            remote_port: remote_port.0,
+        };
+        self.ioctl(
+            "IOCTL_EVTCHN_BIND_INTERDOMAIN",
+            IOCTL_EVTCHN_BIND_INTERDOMAIN,
+            &mut argument,
+        )
+        .map(EvtchnPort)
+    }
+
+    /// Closes a local port.
+    pub fn unbind(&self, port: EvtchnPort) -> Result<()> {
+        let mut argument = EvtchnPortArg { port: port.0 };
+        self.ioctl("IOCTL_EVTCHN_UNBIND", IOCTL_EVTCHN_UNBIND, &mut argument)
+            .map(drop)
+    }
+
+    /// Signals the other end of a local port.
+    pub fn notify(&self, port: EvtchnPort) -> Result<()> {
+        let mut argument = EvtchnPortArg { port: port.0 };
+        self.ioctl("IOCTL_EVTCHN_NOTIFY", IOCTL_EVTCHN_NOTIFY, &mut argument)
+            .map(drop)
+    }
+
+    /// Waits for (or, if the fd is readable, takes) the next port that fired.
+    pub fn pending(&self) -> Result<EvtchnPort> {
+        let mut bytes = [0u8; 4];
+        (&self.file)
+            .read_exact(&mut bytes)
+            .map_err(|error| io_error("read /dev/xen/evtchn", error))?;
+        Ok(EvtchnPort(u32::from_ne_bytes(bytes)))
+    }
+
+    /// Unmasks a port after its event was handled, so it can fire again.
+    pub fn unmask(&self, port: EvtchnPort) -> Result<()> {
+        (&self.file)
+            .write_all(&port.0.to_ne_bytes())
+            .map_err(|error| io_error("write /dev/xen/evtchn", error))
+    }
+}
+
+impl AsFd for Evtchn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+fn io_error(operation: &str, error: std::io::Error) -> Error {
+    Error {
+        operation: operation.into(),
+        errno: error.raw_os_error(),
+        reason: error.to_string(),
+    }
+}

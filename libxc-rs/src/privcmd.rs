@@ -1,0 +1,150 @@
+//! `/dev/xen/privcmd` (hypercalls) and `/dev/xen/hypercall` (memory Xen may read and write
+//! during a hypercall), as libxencall uses them.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
+
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+
+use crate::error::{Error, Result};
+use crate::ioctl::{PrivcmdHypercall, IOCTL_PRIVCMD_HYPERCALL};
+
+/// Hypercall numbers from `xen/include/public/xen.h`.
+pub mod hypercall {
+    /// `#define __HYPERVISOR_memory_op 12`
+    pub const MEMORY_OP: u64 = 12;
+    /// `#define __HYPERVISOR_xen_version 17`
+    pub const XEN_VERSION: u64 = 17;
+    /// `#define __HYPERVISOR_domctl 36`
+    pub const DOMCTL: u64 = 36;
+}
+
+const PAGE_SIZE: usize = 4096;
+
+/// An open privcmd device.
+pub struct Privcmd {
+    file: File,
+    hypercall_buffers: File,
+}
+
+impl Privcmd {
+    /// Opens `/dev/xen/privcmd` and `/dev/xen/hypercall`.
+    pub fn open() -> Result<Privcmd> {
+        let open = |path: &str| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(|error| Error {
+                    operation: format!("open {path}"),
+                    errno: error.raw_os_error(),
+                    reason: format!("{error} (is this dom0 with xen-privcmd loaded?)"),
+                })
+        };
+        Ok(Privcmd {
+            file: open("/dev/xen/privcmd")?,
+            hypercall_buffers: open("/dev/xen/hypercall")?,
+        })
+    }
+
+    /// Issues hypercall `op`; returns its non-negative result.
+    ///
+    /// # Safety
+    ///
+    /// The arguments must be what Xen expects for `op`: every pointer among them must point
+    /// into a [`HypercallBuffer`] of this device, large enough for what Xen reads or writes.
+    pub unsafe fn hypercall(&self, name: &str, op: u64, args: [u64; 5]) -> Result<u64> {
+        let mut call = PrivcmdHypercall { op, arg: args };
+        // SAFETY: the ioctl reads a PrivcmdHypercall, which `call` is; the caller vouches for
+        // the arguments Xen dereferences.
+        let result = unsafe {
+            nix::libc::ioctl(
+                self.file.as_raw_fd(),
+                IOCTL_PRIVCMD_HYPERCALL as _,
+                &mut call as *mut PrivcmdHypercall,
+            )
+        };
+        if result < 0 {
+            return Err(Error::from_errno(name, nix::errno::Errno::last()));
+        }
+        Ok(result as u64)
+    }
+
+    /// A buffer of `pages` pages that hypercalls may use.
+    pub fn buffer(&self, pages: usize) -> Result<HypercallBuffer> {
+        let length = std::num::NonZeroUsize::new(pages.max(1) * PAGE_SIZE).expect("not zero");
+        // SAFETY: a fresh shared mapping of the hypercall-buffer device; no Rust object
+        // aliases it.
+        let base = unsafe {
+            mmap(
+                None,
+                length,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                &self.hypercall_buffers,
+                0,
+            )
+        }
+        .map_err(|errno| Error::from_errno("mmap /dev/xen/hypercall", errno))?;
+        Ok(HypercallBuffer {
+            base: base.cast(),
+            length: length.get(),
+        })
+    }
+
+    /// The device, for mappings of foreign frames.
+    pub fn fd(&self) -> &File {
+        &self.file
+    }
+}
+
+/// Plain data shared with Xen.
+///
+/// # Safety
+///
+/// Every bit pattern of `size_of::<Self>()` bytes must be a valid value (integers and arrays
+/// and `#[repr(C)]` structs of them; no `bool`, enums or references).
+pub unsafe trait Plain: Copy {}
+
+// SAFETY: integers: any bits are a value.
+unsafe impl Plain for u64 {}
+// SAFETY: as above.
+unsafe impl Plain for u32 {}
+// SAFETY: an array of plain data is plain data.
+unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
+
+/// Memory from `/dev/xen/hypercall`: locked, so Xen can use it during a hypercall.
+pub struct HypercallBuffer {
+    base: NonNull<u8>,
+    length: usize,
+}
+
+impl HypercallBuffer {
+    /// Where the buffer is, for a hypercall argument.
+    pub fn address(&self) -> u64 {
+        self.base.as_ptr() as u64
+    }
+
+    /// Copies `value` to the start of the buffer.
+    pub fn write<T: Plain>(&mut self, value: &T) {
+        assert!(std::mem::size_of::<T>() <= self.length);
+        // SAFETY: the buffer is at least size_of::<T>() bytes (asserted) and only this
+        // handle writes it; write_unaligned accepts any alignment.
+        unsafe { self.base.as_ptr().cast::<T>().write_unaligned(*value) }
+    }
+
+    /// Reads a `T` from the start of the buffer.
+    pub fn read<T: Plain>(&self) -> T {
+        assert!(std::mem::size_of::<T>() <= self.length);
+        // SAFETY: in bounds (asserted), and `T: Plain` makes any bytes Xen wrote a valid `T`.
+        unsafe { self.base.as_ptr().cast::<T>().read_unaligned() }
+    }
+}
+
+impl Drop for HypercallBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `Privcmd::buffer` with this base and length.
+        let _ = unsafe { munmap(self.base.cast(), self.length) };
+    }
+}
