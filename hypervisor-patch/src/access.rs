@@ -163,6 +163,23 @@ pub enum PageAccess {
 }
 
 impl PageAccess {
+    /// The access a raw `p2m_access_t` holds; `None` for a value that is not one.
+    pub const fn from_p2m(raw: u32) -> Option<Self> {
+        Some(match raw {
+            0 => Self::N,
+            1 => Self::R,
+            2 => Self::W,
+            3 => Self::Rw,
+            4 => Self::X,
+            5 => Self::Rx,
+            6 => Self::Wx,
+            7 => Self::Rwx,
+            8 => Self::Rx2rw,
+            9 => Self::N2rwx,
+            _ => return None,
+        })
+    }
+
     /// The value `XENMEM_access_op_get_access` reports (same numbering, as the `memaccess`
     /// table of `_p2m_get_mem_access` shows).
     pub const fn to_xenmem(self) -> XenmemAccess {

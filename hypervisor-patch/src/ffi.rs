@@ -6,7 +6,8 @@
 //!
 //! Each exported function is a thin trampoline over safe Rust.
 
-use crate::BANNER;
+use crate::access::{validate_for_pv, PageAccess};
+use crate::{Errno, BANNER};
 
 /// How many numbers [`pvma_glue_log`] prints at most.
 pub const LOG_MAX_NUMBERS: usize = 4;
@@ -24,6 +25,19 @@ extern "C" {
 #[no_mangle]
 pub extern "C" fn pvma_module_init() {
     crate::xen::log(BANNER, &[]);
+}
+
+/// `XENMEM_access_op` for a PV domain: the `p2m_access_t` a raw `xenmem_access_t` stands for
+/// (`default` resolved to `domain_default`, itself a `p2m_access_t`), or a negative errno.
+#[no_mangle]
+pub extern "C" fn pvma_check_access(access: u32, domain_default: u32) -> i32 {
+    let Some(domain_default) = PageAccess::from_p2m(domain_default) else {
+        return Errno::EINVAL.to_raw();
+    };
+    match validate_for_pv(access, domain_default) {
+        Ok(access) => access as i32,
+        Err(errno) => errno.to_raw(),
+    }
 }
 
 /// A Rust panic becomes a Xen panic naming the file and line. The message is dropped: it
