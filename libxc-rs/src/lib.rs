@@ -4,17 +4,37 @@
 //!
 //! Layers, as in rust-vmm's crates: [`ioctl`] holds every ioctl number and argument layout;
 //! [`privcmd`] owns the devices and issues raw hypercalls; [`domctl`] builds Xen's
-//! domain-control envelope. The monitor and mem_access calls arrive with Xen's PV support for
-//! them.
+//! domain-control envelope; [`monitor`] and [`memory`] are the calls a listener makes,
+//! named after libxenctrl's; [`xenstore`] resolves domain names.
+//!
+//! | libxenctrl | here |
+//! | --- | --- |
+//! | `xc_monitor_enable` (hypercall part) | [`monitor::monitor_enable`] |
+//! | `xc_monitor_disable` | [`monitor::monitor_disable`] |
+//! | ring mapping (`HVM_PARAM_MONITOR_RING_PFN` + map; PV: acquire_resource) | [`monitor::RingMapping::map`] |
+//! | `xc_set_mem_access` | [`memory::set_mem_access`] |
+//! | `xc_get_mem_access` | [`memory::get_mem_access`] |
+//! | `xenforeignmemory_map_resource` (frames) | [`memory::acquire_resource_frames`] |
+//! | `xc_domain_pause` / `xc_domain_unpause` | [`monitor::domain_pause`] / [`monitor::domain_unpause`] |
+//! | `xc_shadow_control(GET_ALLOCATION)` | [`monitor::shadow_allocation_mib`] |
+//! | `xenevtchn_bind_interdomain` / `_unbind` / `_notify` / `_pending` / `_unmask` | [`evtchn::Evtchn`] |
+//!
+//! Still to come: `xc_set_mem_access_multi`, `xc_domain_set_access_required`, the vm_event
+//! ring protocol, foreign mapping of guest frames and the guest's P2M.
 
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod domctl;
 pub mod error;
 pub mod evtchn;
 pub mod ioctl;
+pub mod memory;
+pub mod monitor;
 pub mod privcmd;
+pub mod xenstore;
 
+pub use access::Access;
 pub use error::{Error, Result};
 
 /// A domain id (`domid_t`).

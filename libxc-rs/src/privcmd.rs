@@ -126,19 +126,41 @@ impl HypercallBuffer {
         self.base.as_ptr() as u64
     }
 
+    /// Where byte `offset` of the buffer is, for a pointer inside a hypercall argument.
+    pub fn address_at(&self, offset: usize) -> u64 {
+        assert!(offset < self.length);
+        self.address() + offset as u64
+    }
+
     /// Copies `value` to the start of the buffer.
     pub fn write<T: Plain>(&mut self, value: &T) {
-        assert!(std::mem::size_of::<T>() <= self.length);
-        // SAFETY: the buffer is at least size_of::<T>() bytes (asserted) and only this
-        // handle writes it; write_unaligned accepts any alignment.
-        unsafe { self.base.as_ptr().cast::<T>().write_unaligned(*value) }
+        self.write_at(0, value)
+    }
+
+    /// Copies `value` to byte `offset` of the buffer.
+    pub fn write_at<T: Plain>(&mut self, offset: usize, value: &T) {
+        assert!(offset + std::mem::size_of::<T>() <= self.length);
+        // SAFETY: the range is inside the buffer (asserted) and only this handle writes it;
+        // write_unaligned accepts any alignment.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(offset)
+                .cast::<T>()
+                .write_unaligned(*value)
+        }
     }
 
     /// Reads a `T` from the start of the buffer.
     pub fn read<T: Plain>(&self) -> T {
-        assert!(std::mem::size_of::<T>() <= self.length);
+        self.read_at(0)
+    }
+
+    /// Reads a `T` from byte `offset` of the buffer.
+    pub fn read_at<T: Plain>(&self, offset: usize) -> T {
+        assert!(offset + std::mem::size_of::<T>() <= self.length);
         // SAFETY: in bounds (asserted), and `T: Plain` makes any bytes Xen wrote a valid `T`.
-        unsafe { self.base.as_ptr().cast::<T>().read_unaligned() }
+        unsafe { self.base.as_ptr().add(offset).cast::<T>().read_unaligned() }
     }
 }
 

@@ -1,20 +1,156 @@
-//! `listener`: the dom0 command-line mem_access listener, Xen's `xen-access` done well. It
-//! switches monitoring on for a guest, sets access rights, answers events from the ring and
-//! writes the trace as JSON lines.
+//! `listener`: the dom0 command-line mem_access listener, Xen's `xen-access` done well.
 //!
-//! No commands exist yet: they arrive with the monitor ABI. The binary is already shipped in
-//! the nested dom0 so the harness's path to it is proven.
+//! Commands so far control monitoring of a domain (enable, disable, status) and its access
+//! rights (set-access, get-access). Events (the `monitor` command) come next.
+//!
+//! Exit status: 0 done (also when the domain already was in the state asked for), 1 Xen or
+//! the kernel refused (the message names the operation and the errno), 2 bad command line.
 
-use clap::Parser;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use libxc::Access;
 
 #[derive(Parser)]
 #[command(
     name = "listener",
     version,
-    about = "mem_access listener for Xen PV guests (no commands yet)"
+    about = "mem_access listener for Xen PV (and HVM) guests"
 )]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    Cli::parse();
+/// The domain a command acts on.
+#[derive(Args)]
+struct DomainArg {
+    /// The domain: its id, or its name as `xl list` shows it.
+    #[arg(long, short, value_name = "DOMAIN")]
+    domain: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Switch mem_access monitoring on: Xen creates the event ring (for a PV guest, a page
+    /// only dom0 can map) and, for PV, runs the guest on shadow page tables.
+    Enable(DomainArg),
+    /// Switch monitoring off: the ring goes and a PV guest leaves shadow paging (unless
+    /// log-dirty still needs it).
+    Disable(DomainArg),
+    /// Show whether the domain is monitored, its default access and its shadow pool.
+    Status(DomainArg),
+    /// Set an access right: for the domain's default, or for guest frames.
+    SetAccess(SetAccessArgs),
+    /// Show an access right: the domain's default, or a guest frame's.
+    GetAccess(GetAccessArgs),
+}
+
+#[derive(Args)]
+struct SetAccessArgs {
+    #[command(flatten)]
+    domain: DomainArg,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// n, r, w, rw, x, rx, wx, rwx, rx2rw, n2rwx or default (for PV: not w, x or wx, which
+    /// x86 page tables cannot express).
+    #[arg(value_name = "ACCESS")]
+    access: Access,
+}
+
+#[derive(Args)]
+struct GetAccessArgs {
+    #[command(flatten)]
+    domain: DomainArg,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct TargetArgs {
+    /// The domain's default access (what every page without its own follows).
+    #[arg(long)]
+    default: bool,
+    /// A guest frame number (repeatable for set-access).
+    #[arg(long, value_name = "PFN", value_parser = parse_number)]
+    pfn: Vec<u64>,
+}
+
+/// Decimal, or hexadecimal with 0x.
+fn parse_number(text: &str) -> Result<u64, String> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|error| format!("{text:?} is not a number: {error}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Enable(domain) => commands::enable(&domain.domain),
+        Command::Disable(domain) => commands::disable(&domain.domain),
+        Command::Status(domain) => commands::status(&domain.domain),
+        Command::SetAccess(args) => {
+            commands::set_access(&args.domain.domain, &args.target.pfn, args.access)
+        }
+        Command::GetAccess(args) => commands::get_access(&args.domain.domain, &args.target.pfn),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("listener: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn targets_and_accesses_parse() {
+        let cli = Cli::try_parse_from([
+            "listener",
+            "set-access",
+            "-d",
+            "guest",
+            "--pfn",
+            "0x10",
+            "--pfn",
+            "3",
+            "rx",
+        ])
+        .unwrap();
+        let Command::SetAccess(args) = cli.command else {
+            panic!("not set-access")
+        };
+        assert_eq!(args.target.pfn, [16, 3]);
+        assert_eq!(args.access, Access::Rx);
+        assert!(
+            Cli::try_parse_from(["listener", "set-access", "-d", "1", "--default", "rwxx"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["listener", "set-access", "-d", "1", "rx"]).is_err());
+        assert!(Cli::try_parse_from([
+            "listener",
+            "get-access",
+            "-d",
+            "1",
+            "--default",
+            "--pfn",
+            "1"
+        ])
+        .is_err());
+    }
 }

@@ -32,6 +32,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
+pub mod cmdline;
 pub mod console;
 pub mod frames;
 pub mod hypercall;

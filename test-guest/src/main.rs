@@ -85,6 +85,7 @@ mod kernel {
     use core::panic::PanicInfo;
     use core::sync::atomic::{AtomicBool, Ordering};
 
+    use test_guest::cmdline;
     use test_guest::console::{Console, ConsoleRing, EvtchnBackend, XenconsInterface};
     use test_guest::frames::{self, Mfn, Pfn, PAGE_SIZE, VIRT_BASE};
     use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
@@ -461,6 +462,20 @@ mod kernel {
             out.put_dec(BUFFER_PAGES as u64);
         });
 
+        let sum = workload();
+        line(|out| {
+            out.put_str("DONE ");
+            out.put_hex16(sum);
+        });
+        if cmdline::has_word(start_info.cmdline(), cmdline::HEARTBEAT) {
+            heartbeat(&hv)
+        }
+        shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// Writes the pattern into the buffer and reads it back; returns its checksum, or
+    /// crashes the domain with a FAIL line naming the first wrong byte.
+    fn workload() -> u64 {
         pattern::fill(|page, offset, byte| {
             // SAFETY: `page < BUFFER_PAGES` and `offset < PAGE_SIZE`, so the byte is
             // inside BUFFER, which nothing else references. Volatile: the write must
@@ -473,10 +488,7 @@ mod kernel {
             unsafe { buffer_byte(page, offset).read_volatile() }
         });
         match checked {
-            Ok(sum) => line(|out| {
-                out.put_str("DONE ");
-                out.put_hex16(sum);
-            }),
+            Ok(sum) => sum,
             Err(m) => {
                 line(|out| {
                     out.put_str("FAIL page=");
@@ -491,7 +503,27 @@ mod kernel {
                 shutdown(ShutdownReason::Crash)
             }
         }
-        shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// The `heartbeat` mode: the workload again and again, a HEARTBEAT line every
+    /// [`ROUNDS_PER_BEAT`] rounds, yielding the CPU between rounds. Never returns: the
+    /// scenario destroys the guest.
+    fn heartbeat(hv: &HypercallPage) -> ! {
+        const ROUNDS_PER_BEAT: u64 = 64;
+        let mut round: u64 = 0;
+        loop {
+            workload();
+            round += 1;
+            if round % ROUNDS_PER_BEAT == 0 {
+                line(|out| {
+                    out.put_str("HEARTBEAT ");
+                    out.put_dec(round / ROUNDS_PER_BEAT);
+                });
+            }
+            if let Err(e) = hypercall::sched_yield(hv) {
+                fail("sched_op yield", e);
+            }
+        }
     }
 
     /// Xen's own console alone (`console_io`), for when `OUTPUT` is unusable.

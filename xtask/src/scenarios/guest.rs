@@ -121,6 +121,35 @@ impl<'a> Guest<'a> {
         }
     }
 
+    /// The highest `TEST-GUEST HEARTBEAT <n>` so far (0 before the first).
+    pub fn heartbeat(&self) -> u64 {
+        self.console()
+            .lines()
+            .filter_map(|line| line.strip_prefix("TEST-GUEST HEARTBEAT "))
+            .filter_map(|n| n.trim().parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Waits until the guest's heartbeat passes `after`; returns the new one.
+    pub fn wait_for_heartbeat(&self, after: u64, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let beat = self.heartbeat();
+            if beat > after {
+                return Ok(beat);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the guest's heartbeat stayed at {after} for {}s (its console: {})",
+                    timeout.as_secs(),
+                    self.console_log().display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits until the domain has shut down; returns why.
     pub fn wait_for_shutdown(&self, timeout: Duration) -> Result<Shutdown> {
         let deadline = Instant::now() + timeout;

@@ -4,6 +4,7 @@
 //! (and on the serial log) after they came back. Adding a scenario is a new module and one
 //! line in the list below.
 
+mod abi;
 mod boot;
 mod dom0;
 mod guest;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use dom0::Dom0;
 
 /// Every scenario, in the order a full run takes them.
-pub const ALL: &[&Scenario] = &[&boot::SCENARIO];
+pub const ALL: &[&Scenario] = &[&boot::SCENARIO, &abi::enable_disable::SCENARIO];
 
 /// The dom0 half's verdict, in `<scenario>/result.json`.
 pub const RESULT_FILE: &str = "result.json";

@@ -1,0 +1,209 @@
+//! `XENMEM_*` operations (`xen/include/public/memory.h`) a listener needs: access rights
+//! (`XENMEM_access_op`) and resource frames (`XENMEM_acquire_resource`).
+
+use crate::access::Access;
+use crate::error::{Error, Result};
+use crate::privcmd::{hypercall, Plain, Privcmd};
+use crate::DomId;
+
+/// `#define XENMEM_access_op 21`
+pub const ACCESS_OP: u64 = 21;
+/// `#define XENMEM_acquire_resource 28`
+pub const ACQUIRE_RESOURCE: u64 = 28;
+/// `#define XENMEM_access_op_set_access 0`
+pub const ACCESS_OP_SET_ACCESS: u8 = 0;
+/// `#define XENMEM_access_op_get_access 1`
+pub const ACCESS_OP_GET_ACCESS: u8 = 1;
+/// `#define XENMEM_resource_vm_event_ring 4` (added by this project's Xen series).
+pub const RESOURCE_VM_EVENT_RING: u16 = 4;
+
+/// `struct xen_mem_access_op`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemAccessOp {
+    /// `uint8_t op`
+    pub op: u8,
+    /// `uint8_t access` (a `xenmem_access_t`)
+    pub access: u8,
+    /// `domid_t domid`
+    pub domid: u16,
+    /// `uint32_t nr`
+    pub nr: u32,
+    /// `uint64_aligned_t pfn`: `~0` for the domain's default.
+    pub pfn: u64,
+    /// `XEN_GUEST_HANDLE(const_uint64) pfn_list`
+    pub pfn_list: u64,
+    /// `XEN_GUEST_HANDLE(const_uint8) access_list`
+    pub access_list: u64,
+}
+
+// SAFETY: integers only.
+unsafe impl Plain for MemAccessOp {}
+
+/// `struct xen_mem_acquire_resource`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemAcquireResource {
+    /// `domid_t domid`
+    pub domid: u16,
+    /// `uint16_t type`
+    pub kind: u16,
+    /// `uint32_t id`
+    pub id: u32,
+    /// `uint32_t nr_frames`
+    pub nr_frames: u32,
+    /// `uint32_t pad` (must be zero)
+    pub pad: u32,
+    /// `uint64_t frame`
+    pub frame: u64,
+    /// `XEN_GUEST_HANDLE(xen_pfn_t) frame_list`
+    pub frame_list: u64,
+}
+
+// SAFETY: integers only.
+unsafe impl Plain for MemAcquireResource {}
+
+/// Where a page's access is set or read: one guest frame, or the domain's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessTarget {
+    /// The default every page without an access of its own follows.
+    Default,
+    /// Frames `first .. first + count` (a guest frame number: the PFN of an HVM guest; for
+    /// PV, what the hypervisor series defines).
+    Frames {
+        /// The first frame.
+        first: u64,
+        /// How many frames.
+        count: u32,
+    },
+}
+
+fn memory_op(privcmd: &Privcmd, name: &str, cmd: u64, argument: u64) -> Result<u64> {
+    // SAFETY: callers pass a hypercall buffer holding the struct `cmd` takes, whose own
+    // pointers also point into hypercall buffers.
+    unsafe { privcmd.hypercall(name, hypercall::MEMORY_OP, [cmd, argument, 0, 0, 0]) }
+}
+
+/// `xc_set_mem_access`: sets `access` on `target` of `domain`.
+pub fn set_mem_access(
+    privcmd: &Privcmd,
+    domain: DomId,
+    target: AccessTarget,
+    access: Access,
+) -> Result<()> {
+    set_mem_access_raw(privcmd, domain, target, access as u8)
+}
+
+/// [`set_mem_access`] with any raw access value, for tests of Xen's checks.
+pub fn set_mem_access_raw(
+    privcmd: &Privcmd,
+    domain: DomId,
+    target: AccessTarget,
+    access: u8,
+) -> Result<()> {
+    let (pfn, nr) = match target {
+        AccessTarget::Default => (!0, 0),
+        AccessTarget::Frames { first, count } => (first, count),
+    };
+    let mut buffer = privcmd.buffer(1)?;
+    buffer.write(&MemAccessOp {
+        op: ACCESS_OP_SET_ACCESS,
+        access,
+        domid: domain.0,
+        nr,
+        pfn,
+        ..MemAccessOp::default()
+    });
+    memory_op(
+        privcmd,
+        &format!("XENMEM_access_op(set_access, domain {})", domain.0),
+        ACCESS_OP,
+        buffer.address(),
+    )
+    .map(drop)
+}
+
+/// `xc_get_mem_access`: the access of one frame, or (`pfn` `None`) the domain's default.
+pub fn get_mem_access(privcmd: &Privcmd, domain: DomId, pfn: Option<u64>) -> Result<Access> {
+    let mut buffer = privcmd.buffer(1)?;
+    buffer.write(&MemAccessOp {
+        op: ACCESS_OP_GET_ACCESS,
+        domid: domain.0,
+        pfn: pfn.unwrap_or(!0),
+        ..MemAccessOp::default()
+    });
+    memory_op(
+        privcmd,
+        &format!("XENMEM_access_op(get_access, domain {})", domain.0),
+        ACCESS_OP,
+        buffer.address(),
+    )?;
+    let raw = buffer.read::<MemAccessOp>().access;
+    Access::from_raw(raw).ok_or_else(|| {
+        Error::invalid(
+            "XENMEM_access_op(get_access)",
+            format!("Xen returned {raw}, not an access value"),
+        )
+    })
+}
+
+/// `xenforeignmemory_map_resource`'s first half: the machine frames of resource `kind`/`id`
+/// of `domain`, as Xen hands them to a PV caller.
+pub fn acquire_resource_frames(
+    privcmd: &Privcmd,
+    domain: DomId,
+    kind: u16,
+    id: u32,
+) -> Result<Vec<u64>> {
+    let name = format!(
+        "XENMEM_acquire_resource(type {kind}, id {id}, domain {})",
+        domain.0
+    );
+    let mut buffer = privcmd.buffer(1)?;
+    // First ask the size (a null frame list), then for the frames.
+    buffer.write(&MemAcquireResource {
+        domid: domain.0,
+        kind,
+        id,
+        ..MemAcquireResource::default()
+    });
+    memory_op(privcmd, &name, ACQUIRE_RESOURCE, buffer.address())?;
+    let count = buffer.read::<MemAcquireResource>().nr_frames;
+    const LIST_OFFSET: usize = 2048;
+    if count == 0 || count as usize > LIST_OFFSET / 8 {
+        return Err(Error::invalid(&name, format!("Xen reports {count} frames")));
+    }
+    buffer.write(&MemAcquireResource {
+        domid: domain.0,
+        kind,
+        id,
+        nr_frames: count,
+        frame_list: buffer.address_at(LIST_OFFSET),
+        ..MemAcquireResource::default()
+    });
+    memory_op(privcmd, &name, ACQUIRE_RESOURCE, buffer.address())?;
+    Ok((0..count as usize)
+        .map(|index| buffer.read_at::<u64>(LIST_OFFSET + index * 8))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn layouts_match_xen_4_17() {
+        // xen/include/public/memory.h, x86_64.
+        assert_eq!(size_of::<MemAccessOp>(), 32);
+        assert_eq!(offset_of!(MemAccessOp, domid), 2);
+        assert_eq!(offset_of!(MemAccessOp, nr), 4);
+        assert_eq!(offset_of!(MemAccessOp, pfn), 8);
+        assert_eq!(offset_of!(MemAccessOp, access_list), 24);
+        assert_eq!(size_of::<MemAcquireResource>(), 32);
+        assert_eq!(offset_of!(MemAcquireResource, id), 4);
+        assert_eq!(offset_of!(MemAcquireResource, nr_frames), 8);
+        assert_eq!(offset_of!(MemAcquireResource, frame), 16);
+        assert_eq!(offset_of!(MemAcquireResource, frame_list), 24);
+    }
+}

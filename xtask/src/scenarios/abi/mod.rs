@@ -1,0 +1,4 @@
+//! `abi/*`: the control interface of PV mem_access (monitor ring, access rights) driven by
+//! the listener in dom0 against a running test guest.
+
+pub mod enable_disable;
