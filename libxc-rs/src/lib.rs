@@ -17,6 +17,7 @@
 //! | `xenforeignmemory_map_resource` (frames) | [`memory::acquire_resource_frames`] |
 //! | `xc_domain_pause` / `xc_domain_unpause` | [`monitor::domain_pause`] / [`monitor::domain_unpause`] |
 //! | `xc_shadow_control(GET_ALLOCATION)` | [`monitor::shadow_allocation_mib`] |
+//! | `xc_physinfo` (memory) | [`sysctl::physinfo`] |
 //! | `xenevtchn_bind_interdomain` / `_unbind` / `_notify` / `_pending` / `_unmask` | [`evtchn::Evtchn`] |
 //!
 //! Still to come: `xc_set_mem_access_multi`, `xc_domain_set_access_required`, the vm_event
@@ -32,6 +33,7 @@ pub mod ioctl;
 pub mod memory;
 pub mod monitor;
 pub mod privcmd;
+pub mod sysctl;
 pub mod xenstore;
 
 pub use access::Access;

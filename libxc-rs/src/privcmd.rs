@@ -16,6 +16,8 @@ pub mod hypercall {
     pub const MEMORY_OP: u64 = 12;
     /// `#define __HYPERVISOR_xen_version 17`
     pub const XEN_VERSION: u64 = 17;
+    /// `#define __HYPERVISOR_sysctl 35`
+    pub const SYSCTL: u64 = 35;
     /// `#define __HYPERVISOR_domctl 36`
     pub const DOMCTL: u64 = 36;
 }

@@ -174,6 +174,23 @@ impl<'a> Guest<'a> {
         }
     }
 
+    /// Destroys the domain now and waits until Xen no longer lists it.
+    pub fn destroy(&self, timeout: Duration) -> Result<()> {
+        self.dom0.run("xl", &["destroy", &self.name])?;
+        let deadline = Instant::now() + timeout;
+        while self.dom0.run("xl", &["domid", &self.name]).is_ok() {
+            if Instant::now() > deadline {
+                bail!(
+                    "guest {} still exists {}s after xl destroy",
+                    self.name,
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
     /// Keeps the guest's console among the scenario's results.
     pub fn save_console(&self) -> Result<()> {
         self.dom0.save("guest-console.log", self.console())

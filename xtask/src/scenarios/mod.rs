@@ -17,7 +17,11 @@ use serde::{Deserialize, Serialize};
 pub use dom0::Dom0;
 
 /// Every scenario, in the order a full run takes them.
-pub const ALL: &[&Scenario] = &[&boot::SCENARIO, &abi::enable_disable::SCENARIO];
+pub const ALL: &[&Scenario] = &[
+    &boot::SCENARIO,
+    &abi::enable_disable::SCENARIO,
+    &abi::destroy_while_monitored::SCENARIO,
+];
 
 /// The dom0 half's verdict, in `<scenario>/result.json`.
 pub const RESULT_FILE: &str = "result.json";
