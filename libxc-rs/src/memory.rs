@@ -78,9 +78,15 @@ pub enum AccessTarget {
     },
 }
 
-fn memory_op(privcmd: &Privcmd, name: &str, cmd: u64, argument: u64) -> Result<u64> {
-    // SAFETY: callers pass a hypercall buffer holding the struct `cmd` takes, whose own
-    // pointers also point into hypercall buffers.
+/// `HYPERVISOR_memory_op(cmd, argument)`.
+///
+/// # Safety
+///
+/// `argument` must be the address of a hypercall buffer holding the struct `cmd` takes, whose
+/// own pointers also point into hypercall buffers, or an address Xen cannot access at all
+/// (it then fails with `EFAULT` and writes nothing).
+pub unsafe fn memory_op(privcmd: &Privcmd, name: &str, cmd: u64, argument: u64) -> Result<u64> {
+    // SAFETY: as the caller promises.
     unsafe { privcmd.hypercall(name, hypercall::MEMORY_OP, [cmd, argument, 0, 0, 0]) }
 }
 
@@ -114,12 +120,15 @@ pub fn set_mem_access_raw(
         pfn,
         ..MemAccessOp::default()
     });
-    memory_op(
-        privcmd,
-        &format!("XENMEM_access_op(set_access, domain {})", domain.0),
-        ACCESS_OP,
-        buffer.address(),
-    )
+    // SAFETY: the buffer holds a whole xen_mem_access_op without pointers.
+    unsafe {
+        memory_op(
+            privcmd,
+            &format!("XENMEM_access_op(set_access, domain {})", domain.0),
+            ACCESS_OP,
+            buffer.address(),
+        )
+    }
     .map(drop)
 }
 
@@ -132,12 +141,15 @@ pub fn get_mem_access(privcmd: &Privcmd, domain: DomId, pfn: Option<u64>) -> Res
         pfn: pfn.unwrap_or(!0),
         ..MemAccessOp::default()
     });
-    memory_op(
-        privcmd,
-        &format!("XENMEM_access_op(get_access, domain {})", domain.0),
-        ACCESS_OP,
-        buffer.address(),
-    )?;
+    // SAFETY: the buffer holds a whole xen_mem_access_op without pointers.
+    unsafe {
+        memory_op(
+            privcmd,
+            &format!("XENMEM_access_op(get_access, domain {})", domain.0),
+            ACCESS_OP,
+            buffer.address(),
+        )
+    }?;
     let raw = buffer.read::<MemAccessOp>().access;
     Access::from_raw(raw).ok_or_else(|| {
         Error::invalid(
@@ -167,7 +179,8 @@ pub fn acquire_resource_frames(
         id,
         ..MemAcquireResource::default()
     });
-    memory_op(privcmd, &name, ACQUIRE_RESOURCE, buffer.address())?;
+    // SAFETY: the buffer holds a whole xen_mem_acquire_resource with a null frame list.
+    unsafe { memory_op(privcmd, &name, ACQUIRE_RESOURCE, buffer.address()) }?;
     let count = buffer.read::<MemAcquireResource>().nr_frames;
     const LIST_OFFSET: usize = 2048;
     if count == 0 || count as usize > LIST_OFFSET / 8 {
@@ -181,7 +194,8 @@ pub fn acquire_resource_frames(
         frame_list: buffer.address_at(LIST_OFFSET),
         ..MemAcquireResource::default()
     });
-    memory_op(privcmd, &name, ACQUIRE_RESOURCE, buffer.address())?;
+    // SAFETY: the struct and its frame list (room for `count` frames) are in the buffer.
+    unsafe { memory_op(privcmd, &name, ACQUIRE_RESOURCE, buffer.address()) }?;
     Ok((0..count as usize)
         .map(|index| buffer.read_at::<u64>(LIST_OFFSET + index * 8))
         .collect())

@@ -68,12 +68,25 @@ struct ShadowOp {
 // SAFETY: integers only.
 unsafe impl Plain for ShadowOp {}
 
+/// `XEN_DOMCTL_vm_event_op` with any operation and mode (for tests of Xen's checks); returns
+/// the union's first word (the port for ENABLE, the version for GET_VERSION).
+pub fn vm_event_op_raw(privcmd: &Privcmd, domain: DomId, op: u32, mode: u32) -> Result<u32> {
+    let name = format!("XEN_DOMCTL_vm_event_op(op {op}, mode {mode})");
+    vm_event_op_mode(privcmd, domain, op, mode, &name).map(|op| op.port)
+}
+
 fn vm_event_op(privcmd: &Privcmd, domain: DomId, op: u32, name: &str) -> Result<VmEventOp> {
-    let payload = VmEventOp {
-        op,
-        mode: VM_EVENT_MODE_MONITOR,
-        port: 0,
-    };
+    vm_event_op_mode(privcmd, domain, op, VM_EVENT_MODE_MONITOR, name)
+}
+
+fn vm_event_op_mode(
+    privcmd: &Privcmd,
+    domain: DomId,
+    op: u32,
+    mode: u32,
+    name: &str,
+) -> Result<VmEventOp> {
+    let payload = VmEventOp { op, mode, port: 0 };
     let domctl = domctl::call(
         privcmd,
         name,

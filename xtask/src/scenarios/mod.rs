@@ -21,6 +21,7 @@ pub const ALL: &[&Scenario] = &[
     &boot::SCENARIO,
     &abi::enable_disable::SCENARIO,
     &abi::destroy_while_monitored::SCENARIO,
+    &abi::bad_input::SCENARIO,
 ];
 
 /// The dom0 half's verdict, in `<scenario>/result.json`.
