@@ -6,6 +6,8 @@ use crate::error::{Error, Result};
 use crate::privcmd::{hypercall, Plain, Privcmd};
 use crate::DomId;
 
+/// `#define XENMEM_populate_physmap 6`
+pub const POPULATE_PHYSMAP: u64 = 6;
 /// `#define XENMEM_access_op 21`
 pub const ACCESS_OP: u64 = 21;
 /// `#define XENMEM_acquire_resource 28`
@@ -62,6 +64,67 @@ pub struct MemAcquireResource {
 
 // SAFETY: integers only.
 unsafe impl Plain for MemAcquireResource {}
+
+/// `struct xen_memory_reservation`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemoryReservation {
+    /// `XEN_GUEST_HANDLE(xen_pfn_t) extent_start`
+    pub extent_start: u64,
+    /// `xen_ulong_t nr_extents`
+    pub nr_extents: u64,
+    /// `unsigned int extent_order`
+    pub extent_order: u32,
+    /// `unsigned int mem_flags`
+    pub mem_flags: u32,
+    /// `domid_t domid`
+    pub domid: u16,
+    /// Padding to the C size.
+    pub pad: [u16; 3],
+}
+
+// SAFETY: integers only.
+unsafe impl Plain for MemoryReservation {}
+
+/// `xc_domain_populate_physmap_exact` for a PV domain: gives it `count` new pages (at the
+/// guest frame numbers `first_pfn ..`, which a PV guest's P2M must then name) and returns
+/// their machine frames, as Xen hands them to a non-translated domain.
+pub fn populate_physmap(
+    privcmd: &Privcmd,
+    domain: DomId,
+    first_pfn: u64,
+    count: usize,
+) -> Result<Vec<u64>> {
+    const LIST_OFFSET: usize = 2048;
+    let name = format!(
+        "XENMEM_populate_physmap(domain {}, {count} pages)",
+        domain.0
+    );
+    if count == 0 || count > LIST_OFFSET / 8 {
+        return Err(Error::invalid(&name, "between 1 and 256 pages at a time"));
+    }
+    let mut buffer = privcmd.buffer(1)?;
+    for index in 0..count {
+        buffer.write_at(LIST_OFFSET + index * 8, &(first_pfn + index as u64));
+    }
+    buffer.write(&MemoryReservation {
+        extent_start: buffer.address_at(LIST_OFFSET),
+        nr_extents: count as u64,
+        domid: domain.0,
+        ..MemoryReservation::default()
+    });
+    // SAFETY: the reservation and its extent list are in the buffer.
+    let done = unsafe { memory_op(privcmd, &name, POPULATE_PHYSMAP, buffer.address()) }?;
+    if done != count as u64 {
+        return Err(Error::invalid(
+            &name,
+            format!("Xen gave {done} pages (out of memory or over maxmem?)"),
+        ));
+    }
+    Ok((0..count)
+        .map(|index| buffer.read_at::<u64>(LIST_OFFSET + index * 8))
+        .collect())
+}
 
 /// Where a page's access is set or read: one guest frame, or the domain's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +278,10 @@ mod tests {
         assert_eq!(offset_of!(MemAccessOp, pfn), 8);
         assert_eq!(offset_of!(MemAccessOp, access_list), 24);
         assert_eq!(size_of::<MemAcquireResource>(), 32);
+        assert_eq!(size_of::<MemoryReservation>(), 32);
+        assert_eq!(offset_of!(MemoryReservation, nr_extents), 8);
+        assert_eq!(offset_of!(MemoryReservation, extent_order), 16);
+        assert_eq!(offset_of!(MemoryReservation, domid), 24);
         assert_eq!(offset_of!(MemAcquireResource, id), 4);
         assert_eq!(offset_of!(MemAcquireResource, nr_frames), 8);
         assert_eq!(offset_of!(MemAcquireResource, frame), 16);

@@ -119,6 +119,30 @@ pub fn monitor_disable(privcmd: &Privcmd, domain: DomId) -> Result<()> {
     .map(drop)
 }
 
+/// `#define XEN_DOMCTL_getdomaininfo 5`
+const DOMCTL_GETDOMAININFO: u32 = 5;
+/// `#define XEN_DOMINF_hvm_guest (1U<<1)`
+const DOMINF_HVM_GUEST: u32 = 1 << 1;
+
+/// Whether `domain` is an HVM guest (`xc_domain_getinfo`'s `hvm`): its frames are guest
+/// frames; a PV domain's are machine frames.
+pub fn domain_is_hvm(privcmd: &Privcmd, domain: DomId) -> Result<bool> {
+    let domctl = domctl::call(
+        privcmd,
+        "XEN_DOMCTL_getdomaininfo",
+        Domctl::new(DOMCTL_GETDOMAININFO, domain, &[0u64; 0]),
+    )?;
+    let [id, flags]: [u32; 2] = domctl.payload();
+    if id & 0xffff != u32::from(domain.0) {
+        return Err(Error {
+            operation: "XEN_DOMCTL_getdomaininfo".into(),
+            errno: Some(3),
+            reason: format!("no domain {} (the next one is {})", domain.0, id & 0xffff),
+        });
+    }
+    Ok(flags & DOMINF_HVM_GUEST != 0)
+}
+
 /// `xc_domain_pause`.
 pub fn domain_pause(privcmd: &Privcmd, domain: DomId) -> Result<()> {
     let domctl = Domctl::new(DOMCTL_PAUSEDOMAIN, domain, &[0u64; 0]);

@@ -2,7 +2,9 @@
 
 use libxc::evtchn::Evtchn;
 use libxc::memory::{get_mem_access, set_mem_access, AccessTarget};
-use libxc::monitor::{monitor_disable, monitor_enable, shadow_allocation_mib, RingMapping};
+use libxc::monitor::{
+    domain_is_hvm, monitor_disable, monitor_enable, shadow_allocation_mib, RingMapping,
+};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 use libxc::{Access, DomId, Error, Result};
@@ -76,48 +78,71 @@ pub fn status(domain: &str) -> Result<()> {
     Ok(())
 }
 
-fn targets(pfns: &[u64]) -> Vec<AccessTarget> {
-    if pfns.is_empty() {
-        vec![AccessTarget::Default]
-    } else {
-        pfns.iter()
-            .map(|&first| AccessTarget::Frames { first, count: 1 })
-            .collect()
+/// The frames a command names.
+pub enum Frames<'a> {
+    /// The domain's default.
+    Default,
+    /// Guest frame numbers (HVM).
+    Guest(&'a [u64]),
+    /// Machine frames (PV).
+    Machine(&'a [u64]),
+}
+
+/// What Xen is asked about, after checking the frames suit the guest's kind: Xen names an
+/// HVM guest's frames by guest frame and a PV guest's by machine frame.
+fn targets(privcmd: &Privcmd, domid: DomId, frames: Frames) -> Result<Vec<(AccessTarget, String)>> {
+    let (list, kind) = match frames {
+        Frames::Default => return Ok(vec![(AccessTarget::Default, "default".into())]),
+        Frames::Guest(list) => (list, "pfn"),
+        Frames::Machine(list) => (list, "mfn"),
+    };
+    let hvm = domain_is_hvm(privcmd, domid)?;
+    if hvm != (kind == "pfn") {
+        let (guest, wanted) = if hvm {
+            ("an HVM", "--pfn")
+        } else {
+            ("a PV", "--mfn")
+        };
+        return Err(Error::invalid(
+            format!("naming frames of domain {} by {kind}", domid.0),
+            format!("it is {guest} guest: name its frames with {wanted}"),
+        ));
+    }
+    Ok(list
+        .iter()
+        .map(|&first| {
+            let target = AccessTarget::Frames { first, count: 1 };
+            (target, format!("{kind} {first:#x}"))
+        })
+        .collect())
+}
+
+/// The error with what it was about.
+fn about(described: &str) -> impl FnOnce(Error) -> Error + '_ {
+    move |error| Error {
+        operation: format!("{} ({described})", error.operation),
+        ..error
     }
 }
 
-fn describe(target: AccessTarget) -> String {
-    match target {
-        AccessTarget::Default => "default".into(),
-        AccessTarget::Frames { first, .. } => format!("pfn {first:#x}"),
-    }
-}
-
-pub fn set_access(domain: &str, pfns: &[u64], access: Access) -> Result<()> {
+pub fn set_access(domain: &str, frames: Frames, access: Access) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
-    for target in targets(pfns) {
-        set_mem_access(&privcmd, domid, target, access).map_err(|error| Error {
-            operation: format!("{} ({})", error.operation, describe(target)),
-            ..error
-        })?;
-        println!(
-            "domain {}: {} access set to {access}",
-            domid.0,
-            describe(target)
-        );
+    for (target, described) in targets(&privcmd, domid, frames)? {
+        set_mem_access(&privcmd, domid, target, access).map_err(about(&described))?;
+        println!("domain {}: {described} access set to {access}", domid.0);
     }
     Ok(())
 }
 
-pub fn get_access(domain: &str, pfns: &[u64]) -> Result<()> {
+pub fn get_access(domain: &str, frames: Frames) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
-    for target in targets(pfns) {
-        let pfn = match target {
+    for (target, described) in targets(&privcmd, domid, frames)? {
+        let frame = match target {
             AccessTarget::Default => None,
             AccessTarget::Frames { first, .. } => Some(first),
         };
-        let access = get_mem_access(&privcmd, domid, pfn)?;
-        println!("domain {}: {} access {access}", domid.0, describe(target));
+        let access = get_mem_access(&privcmd, domid, frame).map_err(about(&described))?;
+        println!("domain {}: {described} access {access}", domid.0);
     }
     Ok(())
 }

@@ -74,9 +74,25 @@ struct TargetArgs {
     /// The domain's default access (what every page without its own follows).
     #[arg(long)]
     default: bool,
-    /// A guest frame number (repeatable for set-access).
+    /// A guest frame number, for an HVM guest (repeatable for set-access).
     #[arg(long, value_name = "PFN", value_parser = parse_number)]
     pfn: Vec<u64>,
+    /// A machine frame of the guest, for a PV guest, whose frames Xen names by machine frame
+    /// (repeatable for set-access).
+    #[arg(long, value_name = "MFN", value_parser = parse_number)]
+    mfn: Vec<u64>,
+}
+
+impl TargetArgs {
+    fn frames(&self) -> commands::Frames<'_> {
+        if !self.mfn.is_empty() {
+            commands::Frames::Machine(&self.mfn)
+        } else if !self.pfn.is_empty() {
+            commands::Frames::Guest(&self.pfn)
+        } else {
+            commands::Frames::Default
+        }
+    }
 }
 
 /// Decimal, or hexadecimal with 0x.
@@ -95,9 +111,9 @@ fn main() -> ExitCode {
         Command::Disable(domain) => commands::disable(&domain.domain),
         Command::Status(domain) => commands::status(&domain.domain),
         Command::SetAccess(args) => {
-            commands::set_access(&args.domain.domain, &args.target.pfn, args.access)
+            commands::set_access(&args.domain.domain, args.target.frames(), args.access)
         }
-        Command::GetAccess(args) => commands::get_access(&args.domain.domain, &args.target.pfn),
+        Command::GetAccess(args) => commands::get_access(&args.domain.domain, args.target.frames()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,6 +157,26 @@ mod tests {
             Cli::try_parse_from(["listener", "set-access", "-d", "1", "--default", "rwxx"])
                 .is_err()
         );
+        assert!(Cli::try_parse_from([
+            "listener",
+            "get-access",
+            "-d",
+            "1",
+            "--mfn",
+            "7",
+            "--pfn",
+            "1"
+        ])
+        .is_err());
+        let cli =
+            Cli::try_parse_from(["listener", "get-access", "-d", "1", "--mfn", "0x7"]).unwrap();
+        let Command::GetAccess(args) = cli.command else {
+            panic!("not get-access")
+        };
+        assert!(matches!(
+            args.target.frames(),
+            commands::Frames::Machine([7])
+        ));
         assert!(Cli::try_parse_from(["listener", "set-access", "-d", "1", "rx"]).is_err());
         assert!(Cli::try_parse_from([
             "listener",

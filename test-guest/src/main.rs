@@ -371,15 +371,20 @@ mod kernel {
         Some(unsafe { entry.read_volatile() })
     }
 
-    /// The console ring named by `start_info`, if its frame can be found.
-    fn console_ring(si: &StartInfo) -> Option<Console<EvtchnBackend<HypercallPage>>> {
+    /// The guest's P2M list (pfn -> mfn), as the domain builder left it.
+    fn p2m(si: &StartInfo) -> Option<&'static [u64]> {
         let p2m_ptr = si.mfn_list as *const u64;
         let p2m_len = usize::try_from(si.nr_pages).ok()?;
         // SAFETY: the builder maps the P2M list (`mfn_list`, one 8-byte entry per
         // page of the domain) read-write in the bootstrap region (xen.h,
-        // "Start-of-day memory layout", item c); only this kernel writes it, and
-        // it does not.
-        let p2m = unsafe { core::slice::from_raw_parts(p2m_ptr, p2m_len) };
+        // "Start-of-day memory layout", item c) for the life of the domain; only
+        // this kernel writes it, and it does not.
+        Some(unsafe { core::slice::from_raw_parts(p2m_ptr, p2m_len) })
+    }
+
+    /// The console ring named by `start_info`, if its frame can be found.
+    fn console_ring(si: &StartInfo) -> Option<Console<EvtchnBackend<HypercallPage>>> {
+        let p2m = p2m(si)?;
         let pfn: Pfn = frames::resolve_pfn(si.console_mfn(), read_m2p, p2m)?;
         let intf = pfn.to_virt() as *mut XenconsInterface;
         // SAFETY: the console page is a bootstrap element (item f of the same
@@ -461,6 +466,22 @@ mod kernel {
             out.put_str(" pages=");
             out.put_dec(BUFFER_PAGES as u64);
         });
+
+        // The buffer's machine frames, which a PV listener names in XENMEM_access_op.
+        let frames = p2m(start_info).and_then(|p2m| {
+            let start = usize::try_from(BUFFER_GFN).ok()?;
+            p2m.get(start..start + BUFFER_PAGES)
+        });
+        match frames {
+            Some(frames) => line(|out| {
+                out.put_str("FRAMES");
+                for mfn in frames {
+                    out.put_str(" ");
+                    out.put_hex(*mfn);
+                }
+            }),
+            None => fail("buffer frames not in the P2M", XenError::EINVAL),
+        }
 
         let sum = workload();
         line(|out| {
