@@ -10,6 +10,10 @@
 pub struct Errno(i32);
 
 impl Errno {
+    /// `-ENOENT` (2): no such entry.
+    pub const ENOENT: Errno = Errno(-2);
+    /// `-ENOMEM` (12): out of memory.
+    pub const ENOMEM: Errno = Errno(-12);
     /// `-EINVAL` (22): invalid argument.
     pub const EINVAL: Errno = Errno(-22);
     /// `-EOPNOTSUPP` (95): operation not supported.

@@ -7,6 +7,7 @@
 //! Each exported function is a thin trampoline over safe Rust.
 
 use crate::access::{validate_for_pv, PageAccess};
+use crate::domain_tracker::TrackerState;
 use crate::{Errno, BANNER};
 
 /// How many numbers [`pvma_glue_log`] prints at most.
@@ -19,6 +20,12 @@ extern "C" {
 
     /// Panics Xen, naming the Rust file and line that panicked.
     pub fn pvma_glue_panic(file: *const u8, length: usize, line: u32) -> !;
+
+    /// Zeroed memory from Xen's allocator (cache-line aligned), or null.
+    pub fn pvma_glue_alloc(bytes: usize) -> *mut u8;
+
+    /// Frees memory from [`pvma_glue_alloc`].
+    pub fn pvma_glue_free(ptr: *mut u8);
 }
 
 /// Called once from Xen's initcalls: announces the module on the console.
@@ -37,6 +44,66 @@ pub extern "C" fn pvma_check_access(access: u32, domain_default: u32) -> i32 {
     match validate_for_pv(access, domain_default) {
         Ok(access) => access as i32,
         Err(errno) => errno.to_raw(),
+    }
+}
+
+/// Bytes C allocates (zeroed) for one domain's `struct pvma_tracker`.
+#[no_mangle]
+pub extern "C" fn pvma_tracker_size() -> usize {
+    TrackerState::SIZE
+}
+
+/// The state behind a `struct pvma_tracker *`, or `None` for null.
+fn state<'a>(tracker: *mut TrackerState) -> Option<&'a mut TrackerState> {
+    // SAFETY: C passes a pointer to the zeroed (then only Rust-written) state it allocated
+    // for this tracker, or null; it holds the tracker's lock for the whole call, so this is
+    // the only reference.
+    unsafe { tracker.as_mut() }
+}
+
+/// Sets the access (a `p2m_access_t`) of a machine frame: 0 or a negative errno.
+#[no_mangle]
+pub extern "C" fn pvma_tracker_set(tracker: *mut TrackerState, mfn: u64, access: u32) -> i32 {
+    let (Some(state), Some(access)) = (state(tracker), PageAccess::from_p2m(access)) else {
+        return Errno::EINVAL.to_raw();
+    };
+    match state.set(mfn, access) {
+        Ok(()) => 0,
+        Err(errno) => errno.to_raw(),
+    }
+}
+
+/// The access of a machine frame set since the last default, or `-ENOENT`.
+#[no_mangle]
+pub extern "C" fn pvma_tracker_get(tracker: *mut TrackerState, mfn: u64) -> i32 {
+    match state(tracker).map(|state| state.get(mfn)) {
+        Some(Ok(access)) => access as i32,
+        Some(Err(errno)) => errno.to_raw(),
+        None => Errno::EINVAL.to_raw(),
+    }
+}
+
+/// Forgets a machine frame (it left the domain).
+#[no_mangle]
+pub extern "C" fn pvma_tracker_forget(tracker: *mut TrackerState, mfn: u64) {
+    if let Some(state) = state(tracker) {
+        state.forget(mfn);
+    }
+}
+
+/// A new default supersedes every per-frame access, in O(1).
+#[no_mangle]
+pub extern "C" fn pvma_tracker_set_default(tracker: *mut TrackerState) {
+    if let Some(state) = state(tracker) {
+        state.set_default();
+    }
+}
+
+/// Frees the tracker's table.
+#[no_mangle]
+pub extern "C" fn pvma_tracker_destroy(tracker: *mut TrackerState) {
+    if let Some(state) = state(tracker) {
+        state.destroy();
     }
 }
 

@@ -11,14 +11,17 @@
 //! Rules for this crate, which `cargo xtask check-hv-object` enforces on the linked object
 //! where a machine can: no `core::fmt` (it brings vtables, so indirect calls), no allocation,
 //! no indirect branches (Xen runs with CET-IBT; jump tables are disabled at build time),
-//! `unsafe` only in [`ffi`], each with a SAFETY comment.
+//! `unsafe` only in [`ffi`] and [`domain_tracker`] (memory from Xen's allocator), each with a
+//! SAFETY comment.
 
 #![no_std]
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod domain_tracker;
 pub mod errno;
 pub mod ffi;
+pub mod tracker;
 pub mod xen;
 
 pub use errno::Errno;

@@ -126,6 +126,8 @@ fn c_type_of(rust: &str) -> &'static str {
         "i32" => "int",
         "*const u8" => "const char *",
         "*const u64" => "const uint64_t *",
+        "*mut u8" => "void *",
+        "*mut TrackerState" => "struct pvma_tracker *",
         other => panic!("no C twin known for the Rust type {other}"),
     }
 }

@@ -113,6 +113,10 @@ pub unsafe trait Plain: Copy {}
 unsafe impl Plain for u64 {}
 // SAFETY: as above.
 unsafe impl Plain for u32 {}
+// SAFETY: as above.
+unsafe impl Plain for u16 {}
+// SAFETY: as above.
+unsafe impl Plain for u8 {}
 // SAFETY: an array of plain data is plain data.
 unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 

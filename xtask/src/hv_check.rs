@@ -16,7 +16,12 @@ use object::elf;
 use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, SectionKind, SymbolKind};
 
 /// The services of `glue.c`, as declared in `hypervisor-patch/src/ffi.rs`.
-pub const GLUE_SERVICES: &[&str] = &["pvma_glue_log", "pvma_glue_panic"];
+pub const GLUE_SERVICES: &[&str] = &[
+    "pvma_glue_log",
+    "pvma_glue_panic",
+    "pvma_glue_alloc",
+    "pvma_glue_free",
+];
 /// Symbols Xen defines that compiled Rust may call: the compiler emits the mem* calls, and
 /// returns go through Xen's return thunk.
 const XEN_PROVIDED: &[&str] = &[

@@ -121,6 +121,18 @@ impl<'a> Guest<'a> {
         }
     }
 
+    /// The machine frames of the guest's buffer pages, from its `TEST-GUEST FRAMES` line.
+    pub fn frames(&self) -> Result<Vec<u64>> {
+        let line = self.wait_for_line("TEST-GUEST FRAMES ", Duration::from_secs(60))?;
+        line.trim_start_matches("TEST-GUEST FRAMES ")
+            .split_whitespace()
+            .map(|word| {
+                u64::from_str_radix(word.trim_start_matches("0x"), 16)
+                    .with_context(|| format!("{word:?} in {line:?} is not a frame number"))
+            })
+            .collect()
+    }
+
     /// The highest `TEST-GUEST HEARTBEAT <n>` so far (0 before the first).
     pub fn heartbeat(&self) -> u64 {
         self.console()

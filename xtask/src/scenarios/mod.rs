@@ -8,6 +8,7 @@ mod abi;
 mod boot;
 mod dom0;
 mod guest;
+mod transcript;
 
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use libxc::domctl::{self, Domctl};
 use libxc::memory::{self, set_mem_access_raw, AccessTarget, MemAccessOp, MemAcquireResource};
-use libxc::monitor::{monitor_disable, monitor_enable, vm_event_op_raw};
+use libxc::monitor::{monitor_disable, monitor_enable, vm_event_op_raw, RingMapping};
 use libxc::privcmd::{hypercall, Plain, Privcmd};
 use libxc::xenstore::resolve_domain;
 use libxc::DomId;
@@ -309,7 +309,40 @@ fn unmonitored(privcmd: &Privcmd, guest: DomId, table: &mut Table) {
     );
 }
 
-fn monitored(privcmd: &Privcmd, guest: DomId, table: &mut Table) {
+/// Frames the second half names.
+struct Frames {
+    /// One of the guest's own buffer frames.
+    own: u64,
+    /// A buffer frame of another guest.
+    other: u64,
+    /// The guest's monitor ring, owned by Xen.
+    ring: u64,
+}
+
+/// XENMEM_access_op_set_access_multi of one (frame, access), or with lists Xen cannot read.
+fn multi(privcmd: &Privcmd, guest: DomId, entry: Option<(u64, u8)>) -> Result<(), i32> {
+    let mut buffer = privcmd.buffer(1).map_err(|_| -1)?;
+    let (pfn_list, access_list) = match entry {
+        Some((frame, access)) => {
+            buffer.write_at(1024, &frame);
+            buffer.write_at(2048, &[access, 0, 0, 0, 0, 0, 0, 0]);
+            (buffer.address_at(1024), buffer.address_at(2048))
+        }
+        None => (UNMAPPED, UNMAPPED),
+    };
+    buffer.write(&MemAccessOp {
+        op: 4, // XENMEM_access_op_set_access_multi
+        domid: guest.0,
+        nr: 1,
+        pfn_list,
+        access_list,
+        ..MemAccessOp::default()
+    });
+    // SAFETY: the op is in the buffer; its lists point into the buffer or nowhere mapped.
+    errno(unsafe { memory::memory_op(privcmd, "access_op", memory::ACCESS_OP, buffer.address()) })
+}
+
+fn monitored(privcmd: &Privcmd, guest: DomId, frames: &Frames, table: &mut Table) {
     let set = |target: AccessTarget, access: u8| {
         errno(set_mem_access_raw(privcmd, guest, target, access))
     };
@@ -346,57 +379,94 @@ fn monitored(privcmd: &Privcmd, guest: DomId, table: &mut Table) {
         EOPNOTSUPP,
         set(AccessTarget::Default, 6),
     );
-    // mem_access_memop bounds a frame by domain_get_maximum_gpfn(), which for PV is the
-    // max_pfn the guest writes in its shared_info (the test guest leaves 0). FIXME: the
-    // tracker patch replaces that guest-controlled bound by an ownership check for PV.
+    let frame = |first: u64| AccessTarget::Frames { first, count: 1 };
+    // get_owned_frame: RAM owned by someone else (Xen owns the ring page, through dom_xen).
     table.row(
-        "set access of one frame (no tracker yet)",
+        "set access, Xen's frame (the ring)",
+        EPERM,
+        set(frame(frames.ring), 5),
+    );
+    table.row(
+        "set access, another guest's frame",
+        EPERM,
+        set(frame(frames.other), 5),
+    );
+    table.row(
+        "get access, another guest's frame",
+        EPERM,
+        errno(memory::get_mem_access(privcmd, guest, Some(frames.other))),
+    );
+    // get_owned_frame: no RAM has that number.
+    table.row(
+        "set access, frame beyond RAM",
+        EINVAL,
+        set(frame(1 << 36), 5),
+    );
+    table.row(
+        "get access, frame beyond RAM",
+        EINVAL,
+        errno(memory::get_mem_access(privcmd, guest, Some(u64::MAX - 1))),
+    );
+    // pvma_check_access for a frame of the guest's own.
+    table.row(
+        "set access w on the guest's frame",
+        EOPNOTSUPP,
+        set(frame(frames.own), 2),
+    );
+    table.row(
+        "set access 11 on the guest's frame",
+        EINVAL,
+        set(frame(frames.own), 11),
+    );
+    // mem_access_memop for PV: nr 0 with a frame / a range of machine frames.
+    table.row(
+        "set access, count 0",
         EINVAL,
         set(
             AccessTarget::Frames {
-                first: 0x200,
-                count: 1,
+                first: frames.own,
+                count: 0,
             },
             5,
         ),
     );
-    // mem_access_memop: nr 0 with a frame: pfn + nr - 1 < pfn.
     table.row(
-        "set access, count 0",
-        EINVAL,
-        set(AccessTarget::Frames { first: 5, count: 0 }, 5),
-    );
-    // mem_access_memop: pfn + nr - 1 beyond the domain's frames.
-    table.row(
-        "set access, count 2^32-1",
-        EINVAL,
+        "set access, count 2",
+        EOPNOTSUPP,
         set(
             AccessTarget::Frames {
-                first: 5,
+                first: frames.own,
+                count: 2,
+            },
+            5,
+        ),
+    );
+    table.row(
+        "set access, count 2^32-1",
+        EOPNOTSUPP,
+        set(
+            AccessTarget::Frames {
+                first: frames.own,
                 count: u32::MAX,
             },
             5,
         ),
     );
-    // mem_access_memop: the same guest-declared bound (see above).
+    // pv_mem_access_set_access_multi: lists Xen cannot read, a bad access, a foreign frame.
     table.row(
-        "get access of one frame (no tracker yet)",
-        EINVAL,
-        errno(memory::get_mem_access(privcmd, guest, Some(0x200))),
+        "set_access_multi, unmapped lists",
+        EFAULT,
+        multi(privcmd, guest, None),
     );
-    // p2m_set_mem_access_multi: PV needs the tracker.
     table.row(
-        "set_access_multi (no tracker yet)",
-        EOPNOTSUPP,
-        access_op(
-            privcmd,
-            MemAccessOp {
-                op: 4,
-                domid: guest.0,
-                nr: 1,
-                ..MemAccessOp::default()
-            },
-        ),
+        "set_access_multi, access 11",
+        EINVAL,
+        multi(privcmd, guest, Some((frames.own, 11))),
+    );
+    table.row(
+        "set_access_multi, another guest's frame",
+        EPERM,
+        multi(privcmd, guest, Some((frames.other, 5))),
     );
     // mem_access_memop: default case.
     table.row(
@@ -516,8 +586,20 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         count: 0,
     };
     unmonitored(&privcmd, domid, &mut table);
+    let other = dom0.create_guest(&GuestConfig {
+        name: "bad-input-other",
+        memory_mib: 32,
+        vcpus: 1,
+        cmdline: "heartbeat",
+    })?;
     monitor_enable(&privcmd, domid)?;
-    monitored(&privcmd, domid, &mut table);
+    let frames = Frames {
+        own: guest.frames()?[0],
+        other: other.frames()?[0],
+        ring: RingMapping::map(&privcmd, domid)?.frame,
+    };
+    monitored(&privcmd, domid, &frames, &mut table);
+    drop(other);
     monitor_disable(&privcmd, domid)?;
     dom0.save("calls.txt", &table.rows)?;
     beat = guest.wait_for_heartbeat(beat, Duration::from_secs(60))?;

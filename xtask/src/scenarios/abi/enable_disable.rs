@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 
 use crate::scenarios::dom0::GuestConfig;
+use crate::scenarios::transcript::{Lines, Transcript};
 use crate::scenarios::{Dom0, HostView, Scenario};
 
 pub const SCENARIO: Scenario = Scenario {
@@ -33,18 +34,8 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         vcpus: 1,
         cmdline: "heartbeat",
     })?;
-    let mut transcript = String::new();
-    let mut listener = |args: &[&str]| -> Result<String> {
-        let mut full = args.to_vec();
-        full.extend(["--domain", GUEST]);
-        let output = dom0.run("listener", &full);
-        transcript.push_str(&format!("$ listener {}\n", args.join(" ")));
-        match &output {
-            Ok(text) => transcript.push_str(text),
-            Err(error) => transcript.push_str(&format!("error: {error:#}\n")),
-        }
-        output
-    };
+    let mut transcript = Transcript::new(dom0, GUEST);
+    let mut listener = |args: &[&str]| transcript.listener(args);
     let result = (|| -> Result<()> {
         let mut beat = guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
         listener(&["status"])?;
@@ -60,39 +51,15 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         }
         Ok(())
     })();
-    dom0.save("transcript.txt", &transcript)?;
+    transcript.save()?;
     guest.save_console()?;
     dom0.save("state.txt", dom0.run("xl", &["list", GUEST])?)?;
     result
 }
 
-/// The transcript read line by line, with the `domain N: ` prefix dropped.
-struct Lines<'a>(std::str::Lines<'a>);
-
-impl Lines<'_> {
-    fn next(&mut self) -> Result<&str> {
-        let line = self.0.next().context("the transcript ends early")?;
-        Ok(line
-            .split_once(": ")
-            .filter(|(head, _)| head.starts_with("domain "))
-            .map_or(line, |(_, rest)| rest))
-    }
-
-    fn expect(&mut self, wanted: &[&str]) -> Result<()> {
-        for wanted in wanted {
-            let line = self.next()?;
-            ensure!(
-                line == *wanted,
-                "expected `{wanted}`, the transcript says `{line}`"
-            );
-        }
-        Ok(())
-    }
-}
-
 fn on_host(view: &HostView) -> Result<()> {
     let transcript = view.read("transcript.txt")?;
-    let mut lines = Lines(transcript.lines());
+    let mut lines = Lines::new(&transcript);
     lines.expect(&["$ listener status", "monitoring off", "shadow pool: 0 MiB"])?;
     for cycle in 1..=CYCLES {
         let cycle_checks = |lines: &mut Lines| -> Result<()> {
@@ -127,7 +94,7 @@ fn on_host(view: &HostView) -> Result<()> {
         cycle_checks(&mut lines).with_context(|| format!("cycle {cycle}"))?;
     }
     ensure!(
-        lines.0.next().is_none(),
+        lines.at_end(),
         "the transcript goes on after {CYCLES} cycles"
     );
     let console = view.read("guest-console.log")?;
