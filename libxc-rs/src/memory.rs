@@ -195,6 +195,49 @@ pub fn set_mem_access_raw(
     .map(drop)
 }
 
+/// `#define XENMEM_access_op_set_access_multi 4`
+pub const ACCESS_OP_SET_ACCESS_MULTI: u8 = 4;
+
+/// `xc_set_mem_access_multi`: sets `accesses[i]` on `frames[i]` of `domain` in one hypercall
+/// (Xen continues it as it needs to). For a PV domain the frames are machine frames.
+pub fn set_mem_access_multi(
+    privcmd: &Privcmd,
+    domain: DomId,
+    frames: &[u64],
+    accesses: &[Access],
+) -> Result<()> {
+    let name = format!(
+        "XENMEM_access_op(set_access_multi, domain {}, {} frames)",
+        domain.0,
+        frames.len()
+    );
+    let count = u32::try_from(frames.len())
+        .ok()
+        .filter(|_| frames.len() == accesses.len())
+        .ok_or_else(|| Error::invalid(&name, "one access per frame, at most 2^32-1 frames"))?;
+    // The op, then the frame list (8-byte aligned), then the access list, in one buffer.
+    let frames_at = 64;
+    let accesses_at = frames_at + 8 * frames.len();
+    let pages = (accesses_at + frames.len()).div_ceil(4096);
+    let mut buffer = privcmd.buffer(pages)?;
+    for (index, frame) in frames.iter().enumerate() {
+        buffer.write_at(frames_at + 8 * index, frame);
+    }
+    for (index, access) in accesses.iter().enumerate() {
+        buffer.write_at(accesses_at + index, &(*access as u8));
+    }
+    buffer.write(&MemAccessOp {
+        op: ACCESS_OP_SET_ACCESS_MULTI,
+        domid: domain.0,
+        nr: count,
+        pfn_list: buffer.address_at(frames_at),
+        access_list: buffer.address_at(accesses_at),
+        ..MemAccessOp::default()
+    });
+    // SAFETY: the op and both lists (count entries each) are in the buffer.
+    unsafe { memory_op(privcmd, &name, ACCESS_OP, buffer.address()) }.map(drop)
+}
+
 /// `xc_get_mem_access`: the access of one frame, or (`pfn` `None`) the domain's default.
 pub fn get_mem_access(privcmd: &Privcmd, domain: DomId, pfn: Option<u64>) -> Result<Access> {
     let mut buffer = privcmd.buffer(1)?;

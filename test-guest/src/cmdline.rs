@@ -13,6 +13,11 @@ pub fn has_word(cmdline: &[u8], word: &[u8]) -> bool {
 /// while monitoring is switched on and off). The guest runs until it is destroyed.
 pub const HEARTBEAT: &[u8] = b"heartbeat";
 
+/// Before the workload, print the whole P2M as runs of consecutive machine frames,
+/// `TEST-GUEST P2M pfn=<first pfn> mfn=<first mfn> count=<n>`, so a scenario can name every
+/// page of the guest by machine frame.
+pub const P2M: &[u8] = b"p2m";
+
 #[cfg(test)]
 mod tests {
     use super::*;

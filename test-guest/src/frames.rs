@@ -83,9 +83,67 @@ pub fn resolve_pfn(mfn: Mfn, m2p: impl FnOnce(Mfn) -> Option<u64>, p2m: &[u64]) 
         .map(|pfn| Pfn(pfn as u64))
 }
 
+/// A run of consecutive guest frames backed by consecutive machine frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// The run's first guest frame.
+    pub first_pfn: u64,
+    /// The machine frame behind it.
+    pub first_mfn: u64,
+    /// How many frames.
+    pub count: u64,
+}
+
+/// The P2M list (`p2m[pfn] = mfn`) as runs, in pfn order.
+pub fn runs(p2m: &[u64]) -> impl Iterator<Item = Run> + '_ {
+    let mut pfn = 0usize;
+    core::iter::from_fn(move || {
+        let first_mfn = *p2m.get(pfn)?;
+        let first_pfn = pfn;
+        pfn += 1;
+        // Consecutive, without wrapping past the last machine frame number.
+        while p2m.get(pfn).copied() == first_mfn.checked_add((pfn - first_pfn) as u64) {
+            pfn += 1;
+        }
+        Some(Run {
+            first_pfn: first_pfn as u64,
+            first_mfn,
+            count: (pfn - first_pfn) as u64,
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn p2m_runs_cover_every_frame_once() {
+        let p2m = [10, 11, 12, 40, 41, 7, 8, 9, 10];
+        let found: Vec<Run> = runs(&p2m).collect();
+        assert_eq!(
+            found,
+            [
+                Run {
+                    first_pfn: 0,
+                    first_mfn: 10,
+                    count: 3
+                },
+                Run {
+                    first_pfn: 3,
+                    first_mfn: 40,
+                    count: 2
+                },
+                Run {
+                    first_pfn: 5,
+                    first_mfn: 7,
+                    count: 4
+                },
+            ]
+        );
+        assert_eq!(runs(&[]).count(), 0);
+        assert_eq!(runs(&[u64::MAX, 0]).count(), 2);
+    }
 
     #[test]
     fn m2p_constants_match_header() {

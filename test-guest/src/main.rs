@@ -483,6 +483,9 @@ mod kernel {
             None => fail("buffer frames not in the P2M", XenError::EINVAL),
         }
 
+        if cmdline::has_word(start_info.cmdline(), cmdline::P2M) {
+            print_p2m_runs(start_info);
+        }
         let sum = workload();
         line(|out| {
             out.put_str("DONE ");
@@ -492,6 +495,23 @@ mod kernel {
             heartbeat(&hv)
         }
         shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// The `p2m` mode: the P2M as runs of consecutive machine frames.
+    fn print_p2m_runs(start_info: &StartInfo) {
+        let Some(p2m) = p2m(start_info) else {
+            fail("no P2M list", XenError::EINVAL)
+        };
+        for run in frames::runs(p2m) {
+            line(|out| {
+                out.put_str("P2M pfn=");
+                out.put_hex(run.first_pfn);
+                out.put_str(" mfn=");
+                out.put_hex(run.first_mfn);
+                out.put_str(" count=");
+                out.put_dec(run.count);
+            });
+        }
     }
 
     /// Writes the pattern into the buffer and reads it back; returns its checksum, or

@@ -20,13 +20,18 @@ pub struct GuestConfig<'a> {
 
 impl GuestConfig<'_> {
     /// The xl configuration. Shutdown leaves the domain in place so its state and shutdown
-    /// reason can be read; the scenario destroys it.
+    /// reason can be read; the scenario destroys it. `maxmem` leaves room for 8 MiB more, so
+    /// dom0 can give the guest pages later.
     fn xl_config(&self) -> String {
         format!(
             "name = \"{}\"\ntype = \"pv\"\nkernel = \"{TEST_GUEST_PATH}\"\nmemory = {}\n\
-             vcpus = {}\nextra = \"{}\"\non_poweroff = \"preserve\"\non_crash = \"preserve\"\n\
-             on_reboot = \"preserve\"\n",
-            self.name, self.memory_mib, self.vcpus, self.cmdline
+             maxmem = {}\nvcpus = {}\nextra = \"{}\"\non_poweroff = \"preserve\"\n\
+             on_crash = \"preserve\"\non_reboot = \"preserve\"\n",
+            self.name,
+            self.memory_mib,
+            self.memory_mib + 8,
+            self.vcpus,
+            self.cmdline
         )
     }
 }
@@ -131,6 +136,35 @@ impl<'a> Guest<'a> {
                     .with_context(|| format!("{word:?} in {line:?} is not a frame number"))
             })
             .collect()
+    }
+
+    /// Every machine frame of the guest, in pfn order, from its `TEST-GUEST P2M` lines (the
+    /// guest prints them when its command line has `p2m`, before its DONE line).
+    pub fn all_frames(&self) -> Result<Vec<u64>> {
+        self.wait_for_line("TEST-GUEST DONE", Duration::from_secs(120))?;
+        let mut frames = Vec::new();
+        for line in self.console().lines() {
+            let Some(run) = line.strip_prefix("TEST-GUEST P2M ") else {
+                continue;
+            };
+            let field = |name: &str| -> Result<u64> {
+                let value = run
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix(name))
+                    .with_context(|| format!("no {name} in {line:?}"))?;
+                match value.strip_prefix("0x") {
+                    Some(hex) => u64::from_str_radix(hex, 16),
+                    None => value.parse(),
+                }
+                .with_context(|| format!("bad {name} in {line:?}"))
+            };
+            let (pfn, mfn, count) = (field("pfn=")?, field("mfn=")?, field("count=")?);
+            if pfn != frames.len() as u64 {
+                bail!("the P2M runs skip or repeat pfn {pfn:#x}");
+            }
+            frames.extend(mfn..mfn + count);
+        }
+        Ok(frames)
     }
 
     /// The highest `TEST-GUEST HEARTBEAT <n>` so far (0 before the first).

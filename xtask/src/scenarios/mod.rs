@@ -21,6 +21,8 @@ pub use dom0::Dom0;
 pub const ALL: &[&Scenario] = &[
     &boot::SCENARIO,
     &abi::enable_disable::SCENARIO,
+    &abi::default_access::SCENARIO,
+    &abi::set_multi::SCENARIO,
     &abi::destroy_while_monitored::SCENARIO,
     &abi::bad_input::SCENARIO,
 ];

@@ -10,6 +10,8 @@ pub struct Transcript<'a> {
     dom0: &'a Dom0,
     domain: String,
     text: String,
+    /// Words replaced in what is recorded (machine frame numbers differ between runs).
+    names: Vec<(String, String)>,
 }
 
 impl<'a> Transcript<'a> {
@@ -18,6 +20,28 @@ impl<'a> Transcript<'a> {
             dom0,
             domain: domain.to_string(),
             text: String::new(),
+            names: Vec::new(),
+        }
+    }
+
+    /// Records the whole word `word` (e.g. `0x1a2b`) as `name` from now on.
+    pub fn name(&mut self, word: &str, name: &str) {
+        self.names.push((word.to_string(), name.to_string()));
+    }
+
+    fn record(&mut self, text: &str) {
+        for line in text.lines() {
+            let words: Vec<&str> = line
+                .split(' ')
+                .map(|word| {
+                    self.names
+                        .iter()
+                        .find(|(from, _)| from == word)
+                        .map_or(word, |(_, to)| to.as_str())
+                })
+                .collect();
+            self.text.push_str(&words.join(" "));
+            self.text.push('\n');
         }
     }
 
@@ -26,11 +50,10 @@ impl<'a> Transcript<'a> {
         let mut full = args.to_vec();
         full.extend(["--domain", &self.domain]);
         let output = self.dom0.run("listener", &full);
-        self.text
-            .push_str(&format!("$ listener {}\n", args.join(" ")));
+        self.record(&format!("$ listener {}", args.join(" ")));
         match &output {
-            Ok(text) => self.text.push_str(text),
-            Err(error) => self.text.push_str(&format!("error: {error:#}\n")),
+            Ok(text) => self.record(text),
+            Err(error) => self.record(&format!("error: {error:#}")),
         }
         output
     }

@@ -2,5 +2,7 @@
 //! the listener in dom0 against a running test guest.
 
 pub mod bad_input;
+pub mod default_access;
 pub mod destroy_while_monitored;
 pub mod enable_disable;
+pub mod set_multi;

@@ -1,0 +1,107 @@
+//! `abi/default-access`: the default access and per-frame access, through the listener.
+//!
+//! With monitoring on: default rx, so the guest's buffer frames read rx; one frame set rw
+//! reads rw while the others stay rx; a new default r supersedes the rw frame too (the
+//! generation counter); a frame set n2rwx afterwards reads n2rwx; and a page the guest gains
+//! after that (dom0 populates one more frame for it) reads r. Frames are named `<f0>`,
+//! `<f1>`, ... in the transcript, since their machine numbers differ between runs.
+//!
+//! Host checks: the transcript, line by line.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libxc::memory::populate_physmap;
+use libxc::privcmd::Privcmd;
+use libxc::xenstore::resolve_domain;
+
+use crate::scenarios::dom0::GuestConfig;
+use crate::scenarios::transcript::{Lines, Transcript};
+use crate::scenarios::{Dom0, HostView, Scenario};
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "abi/default-access",
+    in_dom0,
+    on_host,
+};
+
+const GUEST: &str = "default-access";
+
+fn in_dom0(dom0: &Dom0) -> Result<()> {
+    let guest = dom0.create_guest(&GuestConfig {
+        name: GUEST,
+        memory_mib: 64,
+        vcpus: 1,
+        cmdline: "heartbeat",
+    })?;
+    let buffer = guest.frames()?;
+    guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
+    let mut t = Transcript::new(dom0, GUEST);
+    let hex = |frame: u64| format!("{frame:#x}");
+    let [f0, f1, f2] = [hex(buffer[0]), hex(buffer[1]), hex(buffer[2])];
+    for (index, frame) in [&f0, &f1, &f2].into_iter().enumerate() {
+        t.name(frame, &format!("<f{index}>"));
+    }
+    let result = (|| -> Result<()> {
+        t.listener(&["enable"])?;
+        t.listener(&["set-access", "--default", "rx"])?;
+        t.listener(&["get-access", "--mfn", &f0, "--mfn", &f1, "--mfn", &f2])?;
+        t.listener(&["set-access", "--mfn", &f1, "rw"])?;
+        t.listener(&["get-access", "--mfn", &f0, "--mfn", &f1])?;
+        t.listener(&["set-access", "--default", "r"])?;
+        t.listener(&["get-access", "--mfn", &f0, "--mfn", &f1])?;
+        t.listener(&["set-access", "--mfn", &f2, "n2rwx"])?;
+        t.listener(&["get-access", "--mfn", &f1, "--mfn", &f2])?;
+        // A page the guest gains now: one frame past its 64 MiB.
+        let privcmd = Privcmd::open()?;
+        let gained = populate_physmap(&privcmd, resolve_domain(GUEST)?, 64 * 256, 1)
+            .context("giving the guest one more page")?[0];
+        let gained = hex(gained);
+        t.name(&gained, "<gained>");
+        t.listener(&["get-access", "--mfn", &gained])?;
+        t.listener(&["set-access", "--default", "rwx"])?;
+        t.listener(&["disable"])?;
+        Ok(())
+    })();
+    t.save()?;
+    guest.save_console()?;
+    result
+}
+
+fn on_host(view: &HostView) -> Result<()> {
+    let transcript = view.read("transcript.txt")?;
+    let mut lines = Lines::new(&transcript);
+    lines.expect(&["$ listener enable"])?;
+    lines.next()?; // monitoring enabled (port varies)
+    lines.expect(&[
+        "$ listener set-access --default rx",
+        "default access set to rx",
+        "$ listener get-access --mfn <f0> --mfn <f1> --mfn <f2>",
+        "mfn <f0> access rx",
+        "mfn <f1> access rx",
+        "mfn <f2> access rx",
+        "$ listener set-access --mfn <f1> rw",
+        "mfn <f1> access set to rw",
+        "$ listener get-access --mfn <f0> --mfn <f1>",
+        "mfn <f0> access rx",
+        "mfn <f1> access rw",
+        "$ listener set-access --default r",
+        "default access set to r",
+        "$ listener get-access --mfn <f0> --mfn <f1>",
+        "mfn <f0> access r",
+        "mfn <f1> access r",
+        "$ listener set-access --mfn <f2> n2rwx",
+        "mfn <f2> access set to n2rwx",
+        "$ listener get-access --mfn <f1> --mfn <f2>",
+        "mfn <f1> access r",
+        "mfn <f2> access n2rwx",
+        "$ listener get-access --mfn <gained>",
+        "mfn <gained> access r",
+        "$ listener set-access --default rwx",
+        "default access set to rwx",
+        "$ listener disable",
+        "monitoring disabled",
+    ])?;
+    anyhow::ensure!(lines.at_end(), "the transcript goes on");
+    Ok(())
+}
