@@ -36,6 +36,7 @@ pub mod ioctl;
 pub mod memory;
 pub mod monitor;
 pub mod privcmd;
+pub mod ring;
 pub mod sysctl;
 pub mod xenstore;
 

@@ -1,0 +1,1063 @@
+//! The vm_event ring, listener side: `xen/include/public/vm_event.h` (the request and response
+//! layout, `struct vm_event_st`) and `xen/include/public/io/ring.h` (`DEFINE_RING_TYPES`, the
+//! `BACK_RING_*` and `RING_*` macros), used the way `tools/misc/xen-access.c` does in
+//! `get_request` and `put_response`.
+//!
+//! Xen is the FRONT end of the ring (`vm_event_put_request` produces requests,
+//! `vm_event_get_response` consumes responses); the listener is the BACK end: it takes
+//! requests and puts one response for each. A 4096-byte page holds the 64-byte shared header
+//! ([`SringHeader`]) then [`RING_SIZE`] = 8 entries of 400 bytes ([`VmEvent`]): 10 would fit,
+//! and `__RD32` rounds the count down to a power of two so an index maps to a slot with
+//! `idx & (RING_SIZE - 1)`. Indexes are free-running `u32`s that wrap; all arithmetic on them
+//! wraps.
+//!
+//! Ordering follows `io/ring.h`: the shared indexes are read and written as single `u32`s
+//! (atomics, which compile to plain moves on x86), entries are copied with volatile accesses
+//! (`RING_COPY_REQUEST`), and `xen_rmb`/`xen_wmb`/`xen_mb` become acquire, release and
+//! sequentially consistent fences.
+//!
+//! # Corrupt indexes
+//!
+//! Xen is trusted, but a wrong page or a bug must not make the listener read out of bounds
+//! or spin. Entry addresses are always masked into the page, so no index can make
+//! [`BackRing`] read outside it. An index Xen's flow control can never produce
+//! (`req_prod - req_cons > RING_SIZE`, which includes `req_prod` moving backwards, or
+//! `RING_REQUEST_PROD_OVERFLOW`: `req_prod - rsp_prod_pvt > RING_SIZE`) marks the ring
+//! corrupt. Corrupt is sticky: from then on [`BackRing::pending_requests`] is 0,
+//! [`BackRing::take_request`] is `None` and [`BackRing::final_check_for_requests`] is false,
+//! so an event loop drains nothing and stops; [`BackRing::corrupt`] tells it why. Responses
+//! to requests already taken may still be put and pushed (their vCPUs are paused waiting
+//! for them). The listener should then disable monitoring, which frees the ring.
+
+use std::cell::Cell;
+use std::fmt;
+use std::mem::{offset_of, size_of};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+
+use crate::privcmd::Plain;
+
+/// `#define VM_EVENT_INTERFACE_VERSION 0x00000007`: the `version` of every request of Xen
+/// 4.17, and what a response must carry.
+pub const VM_EVENT_INTERFACE_VERSION: u32 = 0x0000_0007;
+
+/// `#define VM_EVENT_FLAG_VCPU_PAUSED (1 << 0)`: in a request, the vCPU is paused; in a
+/// response, unpause it.
+pub const VM_EVENT_FLAG_VCPU_PAUSED: u32 = 1 << 0;
+/// `#define VM_EVENT_FLAG_FOREIGN (1 << 1)`: the event was raised by another domain than
+/// the monitored one.
+pub const VM_EVENT_FLAG_FOREIGN: u32 = 1 << 1;
+/// `#define VM_EVENT_FLAG_EMULATE (1 << 2)`: in a response, emulate the faulting instruction.
+pub const VM_EVENT_FLAG_EMULATE: u32 = 1 << 2;
+
+/// `#define VM_EVENT_REASON_MEM_ACCESS 1`: a memory access violation.
+pub const VM_EVENT_REASON_MEM_ACCESS: u32 = 1;
+
+/// `#define MEM_ACCESS_R (1 << 0)`: the violation was a read.
+pub const MEM_ACCESS_R: u32 = 1 << 0;
+/// `#define MEM_ACCESS_W (1 << 1)`: the violation was a write.
+pub const MEM_ACCESS_W: u32 = 1 << 1;
+/// `#define MEM_ACCESS_X (1 << 2)`: the violation was an instruction fetch.
+pub const MEM_ACCESS_X: u32 = 1 << 2;
+/// `#define MEM_ACCESS_GLA_VALID (1 << 3)`: [`MemAccess::gla`] holds a guest linear address.
+pub const MEM_ACCESS_GLA_VALID: u32 = 1 << 3;
+/// `#define MEM_ACCESS_FAULT_WITH_GLA (1 << 4)`: the violation was the access to the gla.
+pub const MEM_ACCESS_FAULT_WITH_GLA: u32 = 1 << 4;
+/// `#define MEM_ACCESS_FAULT_IN_GPT (1 << 5)`: the violation happened while walking the
+/// guest's page tables to translate the gla.
+pub const MEM_ACCESS_FAULT_IN_GPT: u32 = 1 << 5;
+
+/// `struct vm_event_mem_access`: the `u.mem_access` member of a request (32 bytes, which is
+/// also the size of the whole union `u`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MemAccess {
+    /// The guest frame accessed (for PV, the machine frame).
+    pub gfn: u64,
+    /// The byte offset of the access within the frame.
+    pub offset: u64,
+    /// The guest linear address, if `flags` has [`MEM_ACCESS_GLA_VALID`].
+    pub gla: u64,
+    /// `MEM_ACCESS_*`.
+    pub flags: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// `struct vm_event_x86_selector_reg`: `uint32_t limit : 20; uint32_t ar : 12;`, which gcc
+/// allocates from the least significant bit on x86.
+#[repr(transparent)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SelectorReg(pub u32);
+
+impl SelectorReg {
+    /// The 20-bit limit (shifted right by 12 when the granularity bit of `ar` is set).
+    pub fn limit(self) -> u32 {
+        self.0 & 0xf_ffff
+    }
+
+    /// The 12 access-rights bits.
+    pub fn ar(self) -> u32 {
+        self.0 >> 20
+    }
+}
+
+/// `struct vm_event_regs_x86`: the `data.regs.x86` member of a request (344 bytes, which is
+/// also the size of the whole union `data`). Fields in the header's order.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[expect(missing_docs, reason = "register names, as in the header")]
+pub struct RegsX86 {
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rbx: u64,
+    pub rsp: u64,
+    pub rbp: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rflags: u64,
+    pub dr6: u64,
+    pub dr7: u64,
+    pub rip: u64,
+    pub cr0: u64,
+    pub cr2: u64,
+    pub cr3: u64,
+    pub cr4: u64,
+    pub sysenter_cs: u64,
+    pub sysenter_esp: u64,
+    pub sysenter_eip: u64,
+    pub msr_efer: u64,
+    pub msr_star: u64,
+    pub msr_lstar: u64,
+    pub gdtr_base: u64,
+    /// With `VM_EVENT_FLAG_NESTED_P2M`: the L1 hypervisor's EPT/NPT base.
+    pub npt_base: u64,
+    /// Position in the vmtrace buffer, or `!0`.
+    pub vmtrace_pos: u64,
+    pub cs_base: u32,
+    pub ss_base: u32,
+    pub ds_base: u32,
+    pub es_base: u32,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    pub cs: SelectorReg,
+    pub ss: SelectorReg,
+    pub ds: SelectorReg,
+    pub es: SelectorReg,
+    pub fs: SelectorReg,
+    pub gs: SelectorReg,
+    pub shadow_gs: u64,
+    pub gdtr_limit: u16,
+    pub cs_sel: u16,
+    pub ss_sel: u16,
+    pub ds_sel: u16,
+    pub es_sel: u16,
+    pub fs_sel: u16,
+    pub gs_sel: u16,
+    pub _pad: u16,
+}
+
+/// `struct vm_event_st` (`vm_event_request_t`, `vm_event_response_t`): one ring entry.
+///
+/// The unions are given as the members a mem_access listener uses; each member is as large
+/// as its union, so the layout is the header's (400 bytes). Other reasons' members alias
+/// the same bytes.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VmEvent {
+    /// [`VM_EVENT_INTERFACE_VERSION`].
+    pub version: u32,
+    /// `VM_EVENT_FLAG_*`.
+    pub flags: u32,
+    /// `VM_EVENT_REASON_*`.
+    pub reason: u32,
+    /// The vCPU that raised the event.
+    pub vcpu_id: u32,
+    /// The altp2m view (request and response).
+    pub altp2m_idx: u16,
+    /// Padding.
+    pub _pad: [u16; 3],
+    /// `u.mem_access` (the union `u`), meaningful for [`VM_EVENT_REASON_MEM_ACCESS`].
+    pub mem_access: MemAccess,
+    /// `data.regs.x86` (the union `data`): the vCPU's registers at the event.
+    pub regs: RegsX86,
+}
+
+impl VmEvent {
+    /// The response to this request, built as xen-access builds it: the current version,
+    /// the same vCPU and reason, [`VM_EVENT_FLAG_VCPU_PAUSED`] kept (so Xen unpauses the
+    /// vCPU), and for a mem_access event the same `u.mem_access`.
+    pub fn response(&self) -> VmEvent {
+        let mut response = VmEvent {
+            version: VM_EVENT_INTERFACE_VERSION,
+            flags: self.flags & VM_EVENT_FLAG_VCPU_PAUSED,
+            reason: self.reason,
+            vcpu_id: self.vcpu_id,
+            ..VmEvent::default()
+        };
+        if self.reason == VM_EVENT_REASON_MEM_ACCESS {
+            response.mem_access = self.mem_access;
+        }
+        response
+    }
+}
+
+/// The shared header of `struct vm_event_sring` (`DEFINE_RING_TYPES`), 64 bytes; the
+/// entries follow it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SringHeader {
+    /// Requests produced (written by Xen).
+    pub req_prod: u32,
+    /// Xen notifies when `req_prod` passes this (written by the listener).
+    pub req_event: u32,
+    /// Responses produced (written by the listener).
+    pub rsp_prod: u32,
+    /// The listener notifies when `rsp_prod` passes this (written by Xen).
+    pub rsp_event: u32,
+    /// `union { .. } pvt` (4 bytes) and `uint8_t __pad[44]`.
+    pub pad: [u8; 48],
+}
+
+// SAFETY: repr(C) structs of integers with no implicit padding (sizes pinned in the tests):
+// any bits are a value.
+unsafe impl Plain for MemAccess {}
+// SAFETY: as above (one u32).
+unsafe impl Plain for SelectorReg {}
+// SAFETY: as above.
+unsafe impl Plain for RegsX86 {}
+// SAFETY: as above.
+unsafe impl Plain for VmEvent {}
+// SAFETY: as above.
+unsafe impl Plain for SringHeader {}
+
+/// Bytes of the ring's shared page.
+pub const RING_PAGE_SIZE: usize = 4096;
+
+/// Where the entries start: `offsetof(struct vm_event_sring, ring)`.
+const ENTRIES_OFFSET: usize = size_of::<SringHeader>();
+
+/// Entries in a one-page ring: `__CONST_RING_SIZE(vm_event, 4096)` =
+/// `__RD32((4096 - 64) / 400)` = `__RD32(10)` = 8.
+pub const RING_SIZE: u32 =
+    round_down_power_of_two(((RING_PAGE_SIZE - ENTRIES_OFFSET) / size_of::<VmEvent>()) as u32);
+
+/// `__RD32`: rounds a non-zero `n` down to a power of two.
+const fn round_down_power_of_two(n: u32) -> u32 {
+    1 << (31 - n.leading_zeros())
+}
+
+const _: () = assert!(size_of::<SringHeader>() == 64);
+const _: () = assert!(size_of::<VmEvent>() == 400);
+const _: () = assert!(ENTRIES_OFFSET + RING_SIZE as usize * size_of::<VmEvent>() <= RING_PAGE_SIZE);
+
+/// [`BackRing::put_response`] was called with no request awaiting a response: every request
+/// taken has had one, and the next slot may hold a request Xen has not had answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingFull;
+
+impl fmt::Display for RingFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("vm_event ring: no request awaits a response")
+    }
+}
+
+impl std::error::Error for RingFull {}
+
+/// The page of a ring made by [`BackRing::new_owned`].
+#[repr(C, align(4096))]
+struct OwnedPage([u8; RING_PAGE_SIZE]);
+
+/// The back end of a vm_event ring (`vm_event_back_ring_t`): takes Xen's requests and puts
+/// the listener's responses.
+///
+/// # Invariants
+///
+/// `page` is valid for reads and writes of [`RING_PAGE_SIZE`] bytes, aligned to 8, for the
+/// life of the ring, and only Xen (or the test's front end) and this ring access it; when
+/// `owned`, it is an [`OwnedPage`] from `Box::into_raw`, freed on drop.
+/// `req_cons - rsp_prod_pvt` (wrapping) is at most [`RING_SIZE`].
+///
+/// # Example
+///
+/// A listener's loop; here on an owned page, where a listener uses
+/// `unsafe { BackRing::new(mapping.as_ptr()) }` over its [`crate::monitor::RingMapping`].
+///
+/// ```
+/// use libxc::ring::{BackRing, VM_EVENT_INTERFACE_VERSION};
+///
+/// let mut ring = BackRing::new_owned();
+/// loop {
+///     while let Some(request) = ring.take_request() {
+///         assert_eq!(request.version, VM_EVENT_INTERFACE_VERSION);
+///         ring.put_response(&request.response())
+///             .expect("one response per request taken");
+///     }
+///     if ring.push_responses() {
+///         // Notify Xen on the ring's event channel.
+///     }
+///     if !ring.final_check_for_requests() {
+///         break; // A listener waits on the event channel here, then loops.
+///     }
+/// }
+/// assert!(!ring.corrupt());
+/// ```
+#[derive(Debug)]
+pub struct BackRing {
+    page: NonNull<u8>,
+    req_cons: u32,
+    rsp_prod_pvt: u32,
+    corrupt: Cell<bool>,
+    owned: bool,
+}
+
+// SAFETY: the ring owns its view of the page (or the page itself); the page is process-wide
+// memory, usable from any thread.
+unsafe impl Send for BackRing {}
+
+impl BackRing {
+    /// Attaches to the ring on `page`: `BACK_RING_ATTACH` at the shared `rsp_prod`.
+    ///
+    /// On a fresh ring (`SHARED_RING_INIT`, as Xen leaves it) that is `BACK_RING_INIT`.
+    /// On a ring a previous listener used, requests it took but never answered are
+    /// delivered again: their vCPUs are still paused waiting for a response.
+    ///
+    /// # Safety
+    ///
+    /// `page` must be a ring page Xen initialised (such as
+    /// [`crate::monitor::RingMapping::as_ptr`]): valid for reads and writes of
+    /// [`RING_PAGE_SIZE`] bytes, aligned to 8 (page-aligned mappings are), and alive for as
+    /// long as the returned ring. Nothing else in this process may access it while the ring
+    /// exists.
+    ///
+    /// # Panics
+    ///
+    /// If `page` is null or misaligned.
+    pub unsafe fn new(page: *mut u8) -> BackRing {
+        let page = NonNull::new(page).expect("vm_event ring page is null");
+        assert!(
+            page.as_ptr().align_offset(8) == 0,
+            "vm_event ring page is misaligned"
+        );
+        let mut ring = BackRing {
+            page,
+            req_cons: 0,
+            rsp_prod_pvt: 0,
+            corrupt: Cell::new(false),
+            owned: false,
+        };
+        let start = ring
+            .index(offset_of!(SringHeader, rsp_prod))
+            .load(Ordering::Relaxed);
+        ring.req_cons = start;
+        ring.rsp_prod_pvt = start;
+        ring
+    }
+
+    /// A ring on a zeroed page of its own, initialised with `SHARED_RING_INIT`: for tests and
+    /// simulations, which play Xen's part through [`BackRing::page`].
+    pub fn new_owned() -> BackRing {
+        let page = Box::into_raw(Box::new(OwnedPage([0; RING_PAGE_SIZE]))).cast::<u8>();
+        let header = SringHeader {
+            req_prod: 0,
+            req_event: 1,
+            rsp_prod: 0,
+            rsp_event: 1,
+            pad: [0; 48],
+        };
+        // SAFETY: a fresh, page-aligned allocation nobody else knows of.
+        unsafe { page.cast::<SringHeader>().write(header) };
+        // SAFETY: as above; the ring frees it on drop (owned is set below).
+        let mut ring = unsafe { BackRing::new(page) };
+        ring.owned = true;
+        ring
+    }
+
+    /// The start of the shared page.
+    pub fn page(&self) -> *mut u8 {
+        self.page.as_ptr()
+    }
+
+    /// `req_cons`: requests taken so far (free-running).
+    pub fn req_cons(&self) -> u32 {
+        self.req_cons
+    }
+
+    /// `rsp_prod_pvt`: responses put so far (free-running), published or not.
+    pub fn rsp_prod_pvt(&self) -> u32 {
+        self.rsp_prod_pvt
+    }
+
+    /// A snapshot of the shared header, for diagnostics.
+    pub fn header(&self) -> SringHeader {
+        let load = |offset| self.index(offset).load(Ordering::Relaxed);
+        let mut header = SringHeader {
+            req_prod: load(offset_of!(SringHeader, req_prod)),
+            req_event: load(offset_of!(SringHeader, req_event)),
+            rsp_prod: load(offset_of!(SringHeader, rsp_prod)),
+            rsp_event: load(offset_of!(SringHeader, rsp_event)),
+            pad: [0; 48],
+        };
+        for (i, byte) in header.pad.iter_mut().enumerate() {
+            // SAFETY: bytes 16..64 of the page (type invariant); a volatile read of a value
+            // Xen does not change.
+            *byte = unsafe { self.page.as_ptr().add(16 + i).read_volatile() };
+        }
+        header
+    }
+
+    /// Whether a shared index was found impossible (see the module's documentation). Sticky.
+    pub fn corrupt(&self) -> bool {
+        self.corrupt.get()
+    }
+
+    /// Requests that may be taken now: `XEN_RING_NR_UNCONSUMED_REQUESTS`, the smaller of the
+    /// requests Xen published and the requests that can still be answered. 0 once corrupt.
+    pub fn pending_requests(&self) -> u32 {
+        if self.corrupt.get() {
+            return 0;
+        }
+        let req_prod = self
+            .index(offset_of!(SringHeader, req_prod))
+            .load(Ordering::Relaxed);
+        let published = req_prod.wrapping_sub(self.req_cons);
+        if published > RING_SIZE || req_prod.wrapping_sub(self.rsp_prod_pvt) > RING_SIZE {
+            self.corrupt.set(true);
+            return 0;
+        }
+        let answerable = RING_SIZE - self.req_cons.wrapping_sub(self.rsp_prod_pvt);
+        published.min(answerable)
+    }
+
+    /// Takes the next request (xen-access's `get_request`): a volatile copy of entry
+    /// `req_cons`, read after an acquire fence (`xen_rmb`), then `req_cons` advances. `None`
+    /// when nothing is pending or the ring is corrupt.
+    ///
+    /// `req_event` is left to [`BackRing::final_check_for_requests`]; Xen 4.17 notifies on
+    /// every request whatever it holds.
+    pub fn take_request(&mut self) -> Option<VmEvent> {
+        if self.pending_requests() == 0 {
+            return None;
+        }
+        // Entries are read only after req_prod says they are there.
+        fence(Ordering::Acquire);
+        // SAFETY: slot() is inside the page, aligned to 8 (type invariant); any bits are a
+        // VmEvent (Plain).
+        let request = unsafe { self.slot(self.req_cons).read_volatile() };
+        self.req_cons = self.req_cons.wrapping_add(1);
+        Some(request)
+    }
+
+    /// Puts `response` in entry `rsp_prod_pvt` and advances it; Xen sees it after
+    /// [`BackRing::push_responses`]. Fails when every request taken has been answered.
+    pub fn put_response(&mut self, response: &VmEvent) -> Result<(), RingFull> {
+        if self.req_cons == self.rsp_prod_pvt {
+            return Err(RingFull);
+        }
+        // SAFETY: slot() is inside the page, aligned to 8 (type invariant); the slot held a
+        // request already taken, which Xen does not touch until it consumes this response.
+        unsafe { self.slot(self.rsp_prod_pvt).write_volatile(*response) };
+        self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Publishes the responses put so far: `RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`. A release
+    /// fence (`xen_wmb`), the shared `rsp_prod` set, a full fence (`xen_mb`), then whether
+    /// Xen asked to be notified: the new responses passed its `rsp_event`
+    /// (`vm_event_get_response` sets it to `rsp_cons + 1`, then takes its lock, a full
+    /// barrier on x86, before it re-reads `rsp_prod`). xen-access notifies after every batch
+    /// whatever this says; that is also correct, only costlier.
+    pub fn push_responses(&mut self) -> bool {
+        let rsp_prod = self.index(offset_of!(SringHeader, rsp_prod));
+        let old = rsp_prod.load(Ordering::Relaxed);
+        let new = self.rsp_prod_pvt;
+        fence(Ordering::Release);
+        rsp_prod.store(new, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let rsp_event = self
+            .index(offset_of!(SringHeader, rsp_event))
+            .load(Ordering::Relaxed);
+        new.wrapping_sub(rsp_event) < new.wrapping_sub(old)
+    }
+
+    /// Whether requests are pending, asking Xen to notify on the next one first when none
+    /// are: `RING_FINAL_CHECK_FOR_REQUESTS` (`req_event = req_cons + 1`, a full fence, check
+    /// again). Call before sleeping on the event channel. False once corrupt.
+    pub fn final_check_for_requests(&mut self) -> bool {
+        if self.pending_requests() > 0 {
+            return true;
+        }
+        if self.corrupt.get() {
+            return false;
+        }
+        self.index(offset_of!(SringHeader, req_event))
+            .store(self.req_cons.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.pending_requests() > 0
+    }
+
+    /// The shared index at byte `offset` of the header.
+    fn index(&self, offset: usize) -> &AtomicU32 {
+        debug_assert!(offset + size_of::<u32>() <= ENTRIES_OFFSET);
+        // SAFETY: inside the page and aligned to 4 (type invariant); the page outlives
+        // `self`; Xen accesses the index only as a whole u32.
+        unsafe { AtomicU32::from_ptr(self.page.as_ptr().add(offset).cast()) }
+    }
+
+    /// The entry for free-running index `idx`: `RING_GET_REQUEST` / `RING_GET_RESPONSE`.
+    fn slot(&self, idx: u32) -> *mut VmEvent {
+        let slot = (idx & (RING_SIZE - 1)) as usize;
+        // SAFETY: ENTRIES_OFFSET + slot * 400 + 400 <= RING_PAGE_SIZE (asserted at compile
+        // time), so the pointer stays inside the page.
+        unsafe {
+            self.page
+                .as_ptr()
+                .add(ENTRIES_OFFSET + slot * size_of::<VmEvent>())
+                .cast()
+        }
+    }
+}
+
+impl Drop for BackRing {
+    fn drop(&mut self) {
+        if self.owned {
+            // SAFETY: an owned ring's page came from Box::into_raw of an OwnedPage (type
+            // invariant) and is freed only here.
+            drop(unsafe { Box::from_raw(self.page.as_ptr().cast::<OwnedPage>()) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Xen's side, as `xen/common/vm_event.c` drives it: `vm_event_put_request` and
+    /// `vm_event_get_response` over a `vm_event_front_ring_t`.
+    struct Front {
+        page: *mut u8,
+        req_prod_pvt: u32,
+        rsp_cons: u32,
+    }
+
+    impl Front {
+        /// `FRONT_RING_ATTACH` at the shared `req_prod` (0 on a fresh ring).
+        fn attach(ring: &BackRing) -> Front {
+            let page = ring.page();
+            let start = ring.header().req_prod;
+            Front {
+                page,
+                req_prod_pvt: start,
+                rsp_cons: start,
+            }
+        }
+
+        fn index(&self, offset: usize) -> &AtomicU32 {
+            // SAFETY: the BackRing this front was attached to keeps the page alive while the
+            // test uses both; the index is inside it and aligned.
+            unsafe { AtomicU32::from_ptr(self.page.add(offset).cast()) }
+        }
+
+        fn slot(&self, idx: u32) -> *mut VmEvent {
+            let offset = ENTRIES_OFFSET + (idx & (RING_SIZE - 1)) as usize * size_of::<VmEvent>();
+            // SAFETY: inside the page, as BackRing::slot.
+            unsafe { self.page.add(offset).cast() }
+        }
+
+        /// `RING_FREE_REQUESTS`.
+        fn free_requests(&self) -> u32 {
+            RING_SIZE - self.req_prod_pvt.wrapping_sub(self.rsp_cons)
+        }
+
+        /// `vm_event_put_request` (whose callers reserved a slot first): copy to
+        /// `RING_GET_REQUEST(req_prod_pvt)`, advance, `RING_PUSH_REQUESTS`. False when full.
+        fn put_request(&mut self, request: &VmEvent) -> bool {
+            if !self.produce(request) {
+                return false;
+            }
+            fence(Ordering::Release);
+            self.index(offset_of!(SringHeader, req_prod))
+                .store(self.req_prod_pvt, Ordering::Relaxed);
+            true
+        }
+
+        /// Copies a request without publishing it.
+        fn produce(&mut self, request: &VmEvent) -> bool {
+            if self.free_requests() == 0 {
+                return false;
+            }
+            // SAFETY: a free slot inside the page; the back end reads it only once published.
+            unsafe { self.slot(self.req_prod_pvt).write_volatile(*request) };
+            self.req_prod_pvt = self.req_prod_pvt.wrapping_add(1);
+            true
+        }
+
+        /// `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`.
+        fn push_requests_and_check_notify(&mut self) -> bool {
+            let req_prod = self.index(offset_of!(SringHeader, req_prod));
+            let old = req_prod.load(Ordering::Relaxed);
+            let new = self.req_prod_pvt;
+            fence(Ordering::Release);
+            req_prod.store(new, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let req_event = self
+                .index(offset_of!(SringHeader, req_event))
+                .load(Ordering::Relaxed);
+            new.wrapping_sub(req_event) < new.wrapping_sub(old)
+        }
+
+        /// `vm_event_get_response`: copy, advance, `rsp_event = rsp_cons + 1`.
+        fn get_response(&mut self) -> Option<VmEvent> {
+            let rsp_prod = self
+                .index(offset_of!(SringHeader, rsp_prod))
+                .load(Ordering::Relaxed);
+            if rsp_prod == self.rsp_cons {
+                return None;
+            }
+            fence(Ordering::Acquire);
+            // SAFETY: a published response inside the page.
+            let response = unsafe { self.slot(self.rsp_cons).read_volatile() };
+            self.rsp_cons = self.rsp_cons.wrapping_add(1);
+            self.index(offset_of!(SringHeader, rsp_event))
+                .store(self.rsp_cons.wrapping_add(1), Ordering::Relaxed);
+            Some(response)
+        }
+
+        /// Overwrites a shared index, as a bug or a wrong page would.
+        fn poke(&self, offset: usize, value: u32) {
+            self.index(offset).store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// A ring whose shared indexes all start at `start`, as after `start` round trips:
+    /// `SHARED_RING_INIT` moved along, then `BACK_RING_ATTACH` and `FRONT_RING_ATTACH`.
+    fn ring_at(start: u32) -> (BackRing, Front) {
+        let mut ring = BackRing::new_owned();
+        let front = Front::attach(&ring);
+        front.poke(offset_of!(SringHeader, req_prod), start);
+        front.poke(offset_of!(SringHeader, rsp_prod), start);
+        front.poke(offset_of!(SringHeader, req_event), start.wrapping_add(1));
+        front.poke(offset_of!(SringHeader, rsp_event), start.wrapping_add(1));
+        (ring.req_cons, ring.rsp_prod_pvt) = (start, start);
+        let front = Front::attach(&ring);
+        (ring, front)
+    }
+
+    /// A mem_access request for frame `gfn` on vCPU `vcpu`, the vCPU paused.
+    fn request(gfn: u64, vcpu: u32) -> VmEvent {
+        VmEvent {
+            version: VM_EVENT_INTERFACE_VERSION,
+            flags: VM_EVENT_FLAG_VCPU_PAUSED,
+            reason: VM_EVENT_REASON_MEM_ACCESS,
+            vcpu_id: vcpu,
+            mem_access: MemAccess {
+                gfn,
+                offset: 0x123,
+                gla: 0xffff_8000_0000_0123,
+                flags: MEM_ACCESS_W | MEM_ACCESS_GLA_VALID | MEM_ACCESS_FAULT_WITH_GLA,
+                _pad: 0,
+            },
+            regs: RegsX86 {
+                rip: 0xffff_ffff_8100_0000 + gfn,
+                cr3: 0x1234_5000,
+                ..RegsX86::default()
+            },
+            ..VmEvent::default()
+        }
+    }
+
+    #[test]
+    fn layouts_match_xen_4_17() {
+        // Numbers printed by gcc 12 (x86_64) from Xen 4.17's vm_event.h and io/ring.h with
+        // -D__XEN_TOOLS__ (sizeof, offsetof, __CONST_RING_SIZE(vm_event, 4096)); they agree
+        // with counting the headers by hand.
+        assert_eq!(size_of::<VmEvent>(), 400);
+        assert_eq!(offset_of!(VmEvent, version), 0);
+        assert_eq!(offset_of!(VmEvent, flags), 4);
+        assert_eq!(offset_of!(VmEvent, reason), 8);
+        assert_eq!(offset_of!(VmEvent, vcpu_id), 12);
+        assert_eq!(offset_of!(VmEvent, altp2m_idx), 16);
+        assert_eq!(offset_of!(VmEvent, _pad), 18);
+        assert_eq!(offset_of!(VmEvent, mem_access), 24); // u, 32 bytes
+        assert_eq!(offset_of!(VmEvent, regs), 56); // data, 344 bytes
+
+        assert_eq!(size_of::<MemAccess>(), 32);
+        assert_eq!(offset_of!(MemAccess, gfn), 0);
+        assert_eq!(offset_of!(MemAccess, offset), 8);
+        assert_eq!(offset_of!(MemAccess, gla), 16);
+        assert_eq!(offset_of!(MemAccess, flags), 24);
+        assert_eq!(offset_of!(MemAccess, _pad), 28);
+
+        assert_eq!(size_of::<RegsX86>(), 344);
+        assert_eq!(size_of::<SelectorReg>(), 4);
+        assert_eq!(offset_of!(RegsX86, rip), 152);
+        assert_eq!(offset_of!(RegsX86, cr3), 176);
+        assert_eq!(offset_of!(RegsX86, gdtr_base), 240);
+        assert_eq!(offset_of!(RegsX86, npt_base), 248);
+        assert_eq!(offset_of!(RegsX86, vmtrace_pos), 256);
+        assert_eq!(offset_of!(RegsX86, cs_base), 264);
+        assert_eq!(offset_of!(RegsX86, fs_base), 280);
+        assert_eq!(offset_of!(RegsX86, gs_base), 288);
+        assert_eq!(offset_of!(RegsX86, cs), 296);
+        assert_eq!(offset_of!(RegsX86, gs), 316);
+        assert_eq!(offset_of!(RegsX86, shadow_gs), 320);
+        assert_eq!(offset_of!(RegsX86, gdtr_limit), 328);
+        assert_eq!(offset_of!(RegsX86, gs_sel), 340);
+        assert_eq!(offset_of!(RegsX86, _pad), 342);
+
+        assert_eq!(size_of::<SringHeader>(), 64); // offsetof(vm_event_sring, ring)
+        assert_eq!(offset_of!(SringHeader, req_prod), 0);
+        assert_eq!(offset_of!(SringHeader, req_event), 4);
+        assert_eq!(offset_of!(SringHeader, rsp_prod), 8);
+        assert_eq!(offset_of!(SringHeader, rsp_event), 12);
+        assert_eq!(offset_of!(SringHeader, pad), 16); // pvt at 16, __pad at 20
+        assert_eq!(RING_SIZE, 8);
+    }
+
+    #[test]
+    fn selector_bitfields_split_as_gcc_allocates_them() {
+        // gcc stored { .limit = 0xabcde, .ar = 0x123 } as 0x123abcde.
+        let selector = SelectorReg(0x123a_bcde);
+        assert_eq!(selector.limit(), 0xa_bcde);
+        assert_eq!(selector.ar(), 0x123);
+    }
+
+    #[test]
+    fn a_fresh_ring_is_as_shared_ring_init_leaves_it() {
+        let ring = BackRing::new_owned();
+        let header = ring.header();
+        assert_eq!((header.req_prod, header.req_event), (0, 1));
+        assert_eq!((header.rsp_prod, header.rsp_event), (0, 1));
+        assert_eq!((ring.req_cons(), ring.rsp_prod_pvt()), (0, 0));
+        assert_eq!(ring.pending_requests(), 0);
+        assert_eq!(ring.page().align_offset(RING_PAGE_SIZE), 0);
+    }
+
+    #[test]
+    fn one_request_and_its_response_round_trip() {
+        let mut ring = BackRing::new_owned();
+        let mut xen = Front::attach(&ring);
+        let sent = request(0x42, 1);
+        assert!(xen.put_request(&sent));
+
+        assert_eq!(ring.pending_requests(), 1);
+        let taken = ring.take_request().expect("a request");
+        assert_eq!(taken, sent);
+        assert_eq!(ring.take_request(), None);
+
+        let response = taken.response();
+        assert_eq!(response.flags, VM_EVENT_FLAG_VCPU_PAUSED);
+        assert_eq!(response.mem_access, sent.mem_access);
+        assert_eq!(response.regs, RegsX86::default());
+        assert_eq!(ring.put_response(&response), Ok(()));
+        assert_eq!(xen.get_response(), None, "not published yet");
+        assert!(
+            ring.push_responses(),
+            "rsp_event is 1: Xen wants the first response"
+        );
+        assert_eq!(xen.get_response(), Some(response));
+        assert_eq!(ring.header().rsp_event, 2);
+        assert!(!ring.corrupt());
+    }
+
+    #[test]
+    fn a_response_needs_a_request_taken() {
+        let mut ring = BackRing::new_owned();
+        let mut xen = Front::attach(&ring);
+        assert_eq!(ring.put_response(&VmEvent::default()), Err(RingFull));
+        assert!(xen.put_request(&request(1, 0)));
+        assert_eq!(ring.put_response(&VmEvent::default()), Err(RingFull));
+        let taken = ring.take_request().expect("a request");
+        assert_eq!(ring.put_response(&taken.response()), Ok(()));
+        assert_eq!(ring.put_response(&taken.response()), Err(RingFull));
+    }
+
+    #[test]
+    fn indexes_wrap_past_u32_max() {
+        let start = u32::MAX - 2;
+        let (mut ring, mut xen) = ring_at(start);
+        assert_eq!(ring.req_cons(), start);
+        for gfn in 0..6 {
+            assert!(xen.put_request(&request(gfn, 0)));
+        }
+        assert_eq!(ring.pending_requests(), 6);
+        for gfn in 0..6 {
+            let taken = ring.take_request().expect("a request");
+            assert_eq!(taken.mem_access.gfn, gfn);
+            ring.put_response(&taken.response()).expect("room");
+        }
+        ring.push_responses();
+        assert_eq!(ring.req_cons(), 3, "wrapped from u32::MAX - 2 by 6");
+        assert_eq!(ring.header().rsp_prod, 3);
+        for gfn in 0..6 {
+            assert_eq!(xen.get_response().expect("a response").mem_access.gfn, gfn);
+        }
+        assert_eq!(xen.get_response(), None);
+        assert!(!ring.corrupt());
+    }
+
+    #[test]
+    fn a_full_ring_holds_eight_until_responses_are_consumed() {
+        let (mut ring, mut xen) = ring_at(u32::MAX - 3);
+        for gfn in 0..8 {
+            assert!(xen.put_request(&request(gfn, 0)), "request {gfn}");
+        }
+        assert_eq!(xen.free_requests(), 0);
+        assert!(!xen.put_request(&request(8, 0)), "no ninth slot");
+        assert_eq!(ring.pending_requests(), 8);
+
+        let taken: Vec<VmEvent> = std::iter::from_fn(|| ring.take_request()).collect();
+        assert_eq!(taken.len(), 8);
+        assert_eq!(ring.pending_requests(), 0);
+        assert_eq!(
+            xen.free_requests(),
+            0,
+            "taking frees nothing: Xen waits for responses"
+        );
+
+        for event in &taken[..3] {
+            ring.put_response(&event.response()).expect("room");
+        }
+        assert_eq!(xen.free_requests(), 0, "unpublished responses free nothing");
+        ring.push_responses();
+        assert_eq!(xen.free_requests(), 0, "published but not consumed");
+        while xen.get_response().is_some() {}
+        assert_eq!(xen.free_requests(), 3);
+
+        for event in &taken[3..] {
+            ring.put_response(&event.response()).expect("room");
+        }
+        assert_eq!(ring.put_response(&taken[0].response()), Err(RingFull));
+        ring.push_responses();
+        while xen.get_response().is_some() {}
+        assert_eq!(xen.free_requests(), 8);
+        assert!(!ring.corrupt());
+    }
+
+    #[test]
+    fn taking_stops_at_requests_that_could_not_be_answered() {
+        let (mut ring, mut xen) = ring_at(0);
+        for gfn in 0..8 {
+            assert!(xen.put_request(&request(gfn, 0)));
+        }
+        for _ in 0..5 {
+            ring.take_request().expect("a request");
+        }
+        // XEN_RING_NR_UNCONSUMED_REQUESTS: min(8 - 5 published, 8 - 5 answerable).
+        assert_eq!(ring.pending_requests(), 3);
+    }
+
+    #[test]
+    fn push_notifies_only_when_xen_asked() {
+        let (mut ring, mut xen) = ring_at(u32::MAX);
+        for gfn in 0..4 {
+            assert!(xen.put_request(&request(gfn, 0)));
+        }
+        let taken: Vec<VmEvent> = std::iter::from_fn(|| ring.take_request()).collect();
+
+        assert!(!ring.push_responses(), "nothing new: no notification");
+        ring.put_response(&taken[0].response()).expect("room");
+        assert!(ring.push_responses(), "passes rsp_event = start + 1");
+        ring.put_response(&taken[1].response()).expect("room");
+        assert!(
+            !ring.push_responses(),
+            "Xen has not consumed the first yet: rsp_event is behind, no new notification"
+        );
+        assert!(xen.get_response().is_some());
+        assert!(xen.get_response().is_some());
+        ring.put_response(&taken[2].response()).expect("room");
+        ring.put_response(&taken[3].response()).expect("room");
+        assert!(
+            ring.push_responses(),
+            "Xen caught up and set rsp_event = rsp_cons + 1"
+        );
+    }
+
+    #[test]
+    fn final_check_asks_for_a_notification_before_sleeping() {
+        let (mut ring, mut xen) = ring_at(u32::MAX - 1);
+        assert!(xen.produce(&request(7, 0)));
+        assert!(
+            xen.push_requests_and_check_notify(),
+            "req_event = start + 1"
+        );
+        assert!(ring.final_check_for_requests(), "a request is pending");
+        ring.take_request().expect("a request");
+
+        assert!(xen.produce(&request(8, 0)));
+        assert!(
+            !xen.push_requests_and_check_notify(),
+            "req_event not moved since: no notification asked"
+        );
+        assert!(ring.final_check_for_requests(), "the re-check finds it");
+        ring.take_request().expect("a request");
+
+        assert!(!ring.final_check_for_requests(), "nothing pending");
+        assert_eq!(ring.header().req_event, ring.req_cons().wrapping_add(1));
+        assert!(xen.produce(&request(9, 0)));
+        assert!(
+            xen.push_requests_and_check_notify(),
+            "the next request notifies"
+        );
+        assert_eq!(ring.take_request().map(|r| r.mem_access.gfn), Some(9));
+    }
+
+    #[test]
+    fn a_req_prod_jump_marks_the_ring_corrupt() {
+        let (mut ring, mut xen) = ring_at(u32::MAX - 1);
+        assert!(xen.put_request(&request(1, 0)));
+        let taken = ring.take_request().expect("a request");
+        let req_prod = ring.header().req_prod;
+        xen.poke(
+            offset_of!(SringHeader, req_prod),
+            req_prod.wrapping_add(1000),
+        );
+
+        assert_eq!(ring.pending_requests(), 0);
+        assert!(ring.corrupt());
+        assert_eq!(ring.take_request(), None);
+        assert!(!ring.final_check_for_requests());
+
+        // Sticky, even once the index looks sane again; the taken request can be answered.
+        xen.poke(offset_of!(SringHeader, req_prod), req_prod.wrapping_add(1));
+        assert_eq!(ring.take_request(), None);
+        assert_eq!(ring.put_response(&taken.response()), Ok(()));
+        ring.push_responses();
+        assert_eq!(xen.get_response().map(|r| r.mem_access.gfn), Some(1));
+    }
+
+    #[test]
+    fn a_req_prod_moving_backwards_marks_the_ring_corrupt() {
+        let (mut ring, mut xen) = ring_at(3);
+        for gfn in 0..2 {
+            assert!(xen.put_request(&request(gfn, 0)));
+        }
+        ring.take_request().expect("a request");
+        ring.take_request().expect("a request");
+        // Behind req_cons but not behind rsp_prod_pvt: only the first check catches it.
+        xen.poke(offset_of!(SringHeader, req_prod), 4);
+        assert_eq!(ring.pending_requests(), 0);
+        assert!(ring.corrupt());
+    }
+
+    #[test]
+    fn request_prod_overflow_marks_the_ring_corrupt() {
+        let (mut ring, mut xen) = ring_at(0);
+        for gfn in 0..8 {
+            assert!(xen.put_request(&request(gfn, 0)));
+        }
+        for _ in 0..8 {
+            ring.take_request().expect("a request");
+        }
+        // Nine requests beyond the responses: RING_REQUEST_PROD_OVERFLOW, though only one
+        // is beyond req_cons.
+        xen.poke(offset_of!(SringHeader, req_prod), 9);
+        assert_eq!(ring.take_request(), None);
+        assert!(ring.corrupt());
+    }
+
+    #[test]
+    fn attaching_to_a_used_ring_delivers_unanswered_requests_again() {
+        let (mut first, mut xen) = ring_at(u32::MAX - 1);
+        for gfn in 0..3 {
+            assert!(xen.put_request(&request(gfn, 0)));
+        }
+        let taken = first.take_request().expect("a request");
+        first.put_response(&taken.response()).expect("room");
+        first.push_responses();
+        first.take_request().expect("a request"); // Taken, never answered.
+
+        // SAFETY: `first` keeps the page alive and is not used again.
+        let mut second = unsafe { BackRing::new(first.page()) };
+        let gfns: Vec<u64> = std::iter::from_fn(|| second.take_request())
+            .map(|r| r.mem_access.gfn)
+            .collect();
+        assert_eq!(gfns, [1, 2]);
+    }
+
+    #[test]
+    fn order_is_kept_across_many_wraps() {
+        let (mut ring, mut xen) = ring_at(u32::MAX - 100);
+        let (mut sent, mut received) = (0u64, 0u64);
+        for round in 0..200u64 {
+            let batch = round % 9; // 0..=8 requests: empty, partial and full rings.
+            for _ in 0..batch {
+                if xen.put_request(&request(sent, (sent % 4) as u32)) {
+                    sent += 1;
+                }
+            }
+            while let Some(taken) = ring.take_request() {
+                assert_eq!(taken.mem_access.gfn, received, "FIFO");
+                received += 1;
+                ring.put_response(&taken.response()).expect("room");
+                if received % 3 == 0 {
+                    ring.push_responses();
+                }
+            }
+            ring.push_responses();
+            while let Some(response) = xen.get_response() {
+                assert_eq!(response.vcpu_id, (response.mem_access.gfn % 4) as u32);
+            }
+        }
+        assert_eq!(received, sent);
+        assert!(sent > 700, "sent {sent}");
+        assert!(!ring.corrupt());
+    }
+
+    #[test]
+    fn a_concurrent_front_end_sees_every_response_in_order() {
+        const EVENTS: u64 = 20_000;
+        let (mut ring, xen) = ring_at(u32::MAX - 5);
+        // The page outlives the scope (`ring` owns it); the front end gets its address.
+        let (page, start) = (xen.page as usize, xen.req_prod_pvt);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut xen = Front {
+                    page: page as *mut u8,
+                    req_prod_pvt: start,
+                    rsp_cons: start,
+                };
+                let (mut sent, mut answered) = (0, 0);
+                while answered < EVENTS {
+                    assert!(Instant::now() < deadline, "front end stuck at {answered}");
+                    if sent < EVENTS && xen.put_request(&request(sent, 0)) {
+                        sent += 1;
+                    }
+                    if let Some(response) = xen.get_response() {
+                        assert_eq!(response.mem_access.gfn, answered, "responses in order");
+                        answered += 1;
+                    }
+                    std::hint::spin_loop();
+                }
+            });
+            let mut received = 0;
+            while received < EVENTS {
+                assert!(Instant::now() < deadline, "back end stuck at {received}");
+                while let Some(taken) = ring.take_request() {
+                    assert_eq!(taken.mem_access.gfn, received, "requests in order");
+                    assert_eq!(
+                        taken.regs.rip,
+                        0xffff_ffff_8100_0000 + received,
+                        "torn copy"
+                    );
+                    received += 1;
+                    ring.put_response(&taken.response()).expect("room");
+                }
+                ring.push_responses();
+                std::thread::yield_now();
+            }
+        });
+        assert!(!ring.corrupt());
+    }
+}
