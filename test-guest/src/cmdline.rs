@@ -1,11 +1,46 @@
 //! The guest's command line (`start_info.cmd_line`, set by `extra=` in the xl configuration)
 //! selects what it does after its boot workload: words separated by spaces.
 
-/// Whether `word` is one of the command line's words.
-pub fn has_word(cmdline: &[u8], word: &[u8]) -> bool {
+/// The command line's words: separated by spaces (or NULs, for a raw `cmd_line` array),
+/// empty words skipped.
+fn words(cmdline: &[u8]) -> impl Iterator<Item = &[u8]> {
     cmdline
         .split(|&byte| byte == b' ' || byte == 0)
-        .any(|candidate| candidate == word)
+        .filter(|word| !word.is_empty())
+}
+
+/// Whether `word` is one of the command line's words.
+pub fn has_word(cmdline: &[u8], word: &[u8]) -> bool {
+    words(cmdline).any(|candidate| candidate == word)
+}
+
+/// The value of the first word `<key>=...` if that word is exactly `<key>=0x<hex>`: 1 to 16
+/// hex digits (either case) after a `0x` or `0X` prefix, nothing else. `None` when no word
+/// has the key, or when the first one that has it is malformed or does not fit 64 bits (a
+/// later word with the same key does not make up for it: the scenario wrote something
+/// wrong, and guessing would hide that).
+///
+/// ```
+/// use test_guest::cmdline::hex_arg;
+///
+/// assert_eq!(hex_arg(b"ring-probe ring=0x1a2b3", b"ring"), Some(0x1a2b3));
+/// assert_eq!(hex_arg(b"ring-probe ring=1a2b3", b"ring"), None);
+/// ```
+pub fn hex_arg(cmdline: &[u8], key: &[u8]) -> Option<u64> {
+    let value = words(cmdline).find_map(|word| {
+        word.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(b"="))
+    })?;
+    let digits = value
+        .strip_prefix(b"0x")
+        .or_else(|| value.strip_prefix(b"0X"))?;
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &byte| {
+        let digit = char::from(byte).to_digit(16)?;
+        Some((acc << 4) | u64::from(digit))
+    })
 }
 
 /// After the boot workload, keep rewriting the buffer and print `TEST-GUEST HEARTBEAT <n>`
@@ -18,6 +53,15 @@ pub const HEARTBEAT: &[u8] = b"heartbeat";
 /// page of the guest by machine frame.
 pub const P2M: &[u8] = b"p2m";
 
+/// After the workload's `DONE` line, try to map the machine frame named by [`RING`] through
+/// every route of [`crate::probe`], print one `TEST-GUEST PROBE ...` line per route and
+/// `TEST-GUEST PROBES DONE`, then carry on (heartbeat or power off).
+pub const RING_PROBE: &[u8] = b"ring-probe";
+
+/// `ring=0x<hex>`: the machine frame [`RING_PROBE`] tries to map (the monitor ring Xen
+/// allocated for this guest, owned by `DOMID_XEN`). Read with [`hex_arg`].
+pub const RING: &[u8] = b"ring";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +72,72 @@ mod tests {
         assert!(has_word(b"heartbeat\0\0\0", HEARTBEAT));
         assert!(!has_word(b"heartbeats", HEARTBEAT));
         assert!(!has_word(b"", HEARTBEAT));
+        assert!(has_word(b"ring-probe ring=0x10", RING_PROBE));
+        assert!(!has_word(b"ring=0x10", RING_PROBE));
+        assert!(!has_word(b"ring-probe  ", b""), "no empty word");
+    }
+
+    #[test]
+    fn hex_arg_parses_prefixed_hex() {
+        assert_eq!(hex_arg(b"ring-probe ring=0x12ab", RING), Some(0x12ab));
+        assert_eq!(hex_arg(b"ring=0X12AB heartbeat", RING), Some(0x12ab));
+        assert_eq!(hex_arg(b"  ring=0x0  ", RING), Some(0));
+        assert_eq!(hex_arg(b"ring=0xdeadBEEF\0\0", RING), Some(0xdead_beef));
+        assert_eq!(
+            hex_arg(b"ring=0xffffffffffffffff", RING),
+            Some(u64::MAX),
+            "16 digits fit"
+        );
+        assert_eq!(
+            hex_arg(b"ring=0x0000000000000001", RING),
+            Some(1),
+            "leading zeros within 16 digits"
+        );
+    }
+
+    #[test]
+    fn hex_arg_rejects_malformed_values() {
+        for bad in [
+            b"ring=12ab".as_slice(),
+            b"ring=0x",
+            b"ring=0x12g4",
+            b"ring=0x-1",
+            b"ring=0x+1",
+            b"ring=",
+            b"ring=x12",
+            b"ring=0x10000000000000000",
+            b"ring=00x12",
+            b"ring=0x12=3",
+        ] {
+            let cmdline = [b"ring-probe ".as_slice(), bad].concat();
+            assert_eq!(
+                hex_arg(&cmdline, RING),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // A space ends the value: "2" is a word of its own.
+        assert_eq!(hex_arg(b"ring=0x1 2", RING), Some(1));
+    }
+
+    #[test]
+    fn hex_arg_matches_the_whole_key() {
+        assert_eq!(hex_arg(b"ring-probe", RING), None);
+        assert_eq!(hex_arg(b"rings=0x5", RING), None);
+        assert_eq!(hex_arg(b"xring=0x5", RING), None);
+        assert_eq!(hex_arg(b"ring", RING), None);
+        assert_eq!(hex_arg(b"other=0x1 ring=0x2", RING), Some(2));
+        assert_eq!(hex_arg(b"", RING), None);
+    }
+
+    #[test]
+    fn hex_arg_takes_the_first_word_with_the_key() {
+        assert_eq!(hex_arg(b"ring=0x1 ring=0x2", RING), Some(1));
+        assert_eq!(
+            hex_arg(b"ring=bad ring=0x2", RING),
+            None,
+            "a malformed first value is not replaced by a later one"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Hypercalls of a 64-bit PV kernel: numbers, argument marshalling, typed wrappers.
 //!
 //! Mirrors Xen 4.17's public headers (`xen/include/public/xen.h` for the
-//! `__HYPERVISOR_*` numbers, `sched.h`, `event_channel.h`, `vcpu.h`, `errno.h`) and
+//! `__HYPERVISOR_*` numbers, `mmu_update`, `mmuext_op` and `update_va_mapping`,
+//! `sched.h`, `event_channel.h`, `vcpu.h`, `grant_table.h`, `errno.h`) and
 //! the hypercall page Xen writes for a 64-bit PV kernel
 //! (`pv_ring3_init_hypercall_page` in `xen/arch/x86/pv/hypercall.c`): entry `nr` sits
 //! at byte `nr * 32` and is `push %rcx; push %r11; mov $nr, %eax; syscall;
@@ -31,10 +32,18 @@ pub const HYPERCALL_PAGE_SIZE: usize = 4096;
 pub struct HypercallNr(u32);
 
 impl HypercallNr {
+    /// `#define __HYPERVISOR_mmu_update            1`
+    pub const MMU_UPDATE: Self = Self(1);
+    /// `#define __HYPERVISOR_update_va_mapping    14`
+    pub const UPDATE_VA_MAPPING: Self = Self(14);
     /// `#define __HYPERVISOR_console_io           18`
     pub const CONSOLE_IO: Self = Self(18);
+    /// `#define __HYPERVISOR_grant_table_op       20`
+    pub const GRANT_TABLE_OP: Self = Self(20);
     /// `#define __HYPERVISOR_vcpu_op              24`
     pub const VCPU_OP: Self = Self(24);
+    /// `#define __HYPERVISOR_mmuext_op            26`
+    pub const MMUEXT_OP: Self = Self(26);
     /// `#define __HYPERVISOR_sched_op             29`
     pub const SCHED_OP: Self = Self(29);
     /// `#define __HYPERVISOR_event_channel_op     32`
@@ -63,6 +72,48 @@ pub const SCHEDOP_SHUTDOWN: u64 = 2;
 /// `#define EVTCHNOP_send             4` (`event_channel.h`): argument is an
 /// `evtchn_send_t *`.
 pub const EVTCHNOP_SEND: u64 = 4;
+
+/// `#define MMU_NORMAL_PT_UPDATE       0 /* checked '*ptr = val'. ptr is MA.      */`
+/// (`xen.h`): the command in bits 1:0 of `mmu_update.ptr`.
+pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
+
+/// `#define UVMF_INVLPG         (xen_mk_ulong(2)<<0) /* Flush only one entry. */`;
+/// with `UVMF_LOCAL` (0): flush the one address on this vCPU only.
+pub const UVMF_INVLPG: u64 = 2;
+
+/// `#define MMUEXT_PIN_L1_TABLE      0` (`xen.h`): validate and pin `arg1.mfn` as an
+/// L1 page table.
+pub const MMUEXT_PIN_L1_TABLE: u32 = 0;
+
+/// `#define MMUEXT_UNPIN_TABLE       4` (`xen.h`).
+pub const MMUEXT_UNPIN_TABLE: u32 = 4;
+
+/// `#define MMUEXT_INVLPG_LOCAL      7` (`xen.h`): flush `arg1.linear_addr` from
+/// this vCPU's TLB (`invlpg` itself is privileged: a PV kernel runs in ring 3).
+pub const MMUEXT_INVLPG_LOCAL: u32 = 7;
+
+/// `#define GNTTABOP_map_grant_ref        0` (`grant_table.h`).
+pub const GNTTABOP_MAP_GRANT_REF: u64 = 0;
+
+/// `#define GNTTABOP_unmap_grant_ref      1` (`grant_table.h`).
+pub const GNTTABOP_UNMAP_GRANT_REF: u64 = 1;
+
+/// `#define GNTMAP_host_map         (1<<_GNTMAP_host_map)` with `_GNTMAP_host_map`
+/// 1 (`grant_table.h`): map the granted frame at `host_addr`, a virtual address of
+/// the caller (no `GNTMAP_contains_pte`).
+pub const GNTMAP_HOST_MAP: u32 = 1 << 1;
+
+/// `#define GNTST_okay             (0)` (`grant_table.h`): a grant operation's
+/// `status` on success; failures are negative `GNTST_*` codes.
+pub const GNTST_OKAY: i16 = 0;
+
+/// `#define GNTST_general_error    (-1)` (`grant_table.h`): among others, the grant
+/// entry does not permit access to the mapping domain (`_set_status_v1`).
+pub const GNTST_GENERAL_ERROR: i16 = -1;
+
+/// `mmu_update`'s and `mmuext_op`'s count may not have this bit set: Xen uses it to
+/// mark its own continuations (`MMU_UPDATE_PREEMPTED`, `xen/arch/x86/mm.c`).
+pub const MMU_UPDATE_PREEMPTED: u32 = 1 << 31;
 
 /// The register assignment of one hypercall, as the hypercall page expects it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +180,9 @@ impl XenError {
     pub const EPERM: Self = Self(-1);
     /// `XEN_ERRNO(ENOENT, 2)`: no such entry (for example no such vCPU).
     pub const ENOENT: Self = Self(-2);
+    /// `XEN_ERRNO(EBUSY, 16)`: for example a frame that may not be mapped
+    /// (`get_page_from_l1e` in `xen/arch/x86/mm.c`).
+    pub const EBUSY: Self = Self(-16);
     /// `XEN_ERRNO(EINVAL, 22)`: invalid argument.
     pub const EINVAL: Self = Self(-22);
     /// `XEN_ERRNO(ENOSYS, 38)`: function not implemented.
@@ -147,6 +201,138 @@ impl XenError {
     pub const fn errno(self) -> u64 {
         self.0.unsigned_abs()
     }
+
+    /// The raw (negative) value Xen returned (-2 for `ENOENT`).
+    pub const fn code(self) -> i64 {
+        self.0
+    }
+}
+
+/// A domain id (`domid_t`, a `uint16_t`), including Xen's reserved ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomId(pub u16);
+
+impl DomId {
+    /// The control domain.
+    pub const DOM0: Self = Self(0);
+    /// `#define DOMID_SELF           xen_mk_uint(0x7FF0)` (`xen.h`).
+    pub const SELF: Self = Self(0x7FF0);
+    /// `#define DOMID_XEN            xen_mk_uint(0x7FF2)` (`xen.h`): owner of Xen's
+    /// own pages; as a foreign domain "only permitted if the caller is privileged".
+    pub const XEN: Self = Self(0x7FF2);
+}
+
+/// `struct mmu_update { uint64_t ptr; uint64_t val; };` (`xen.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmuUpdate {
+    /// Machine address of the page-table entry, with the `MMU_*` command in bits 1:0.
+    pub ptr: u64,
+    /// New contents of the entry.
+    pub val: u64,
+}
+
+impl MmuUpdate {
+    /// `MMU_NORMAL_PT_UPDATE`: a checked `*entry_maddr = val`. `entry_maddr` is the
+    /// machine address of an 8-byte aligned page-table entry.
+    pub const fn normal_pt_update(entry_maddr: u64, val: u64) -> Self {
+        Self {
+            ptr: entry_maddr | MMU_NORMAL_PT_UPDATE,
+            val,
+        }
+    }
+}
+
+/// `struct mmuext_op` (`xen.h`) for a 64-bit guest: `unsigned int cmd`, then the
+/// unions `arg1` (`xen_pfn_t mfn` / `unsigned long linear_addr`) and `arg2`
+/// (`nr_ents` / `vcpumask` / `src_mfn`), both 8 bytes, at offsets 8 and 16.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmuextOp {
+    /// `MMUEXT_*`.
+    pub cmd: u32,
+    /// `arg1`: a machine frame or a linear address, depending on `cmd`.
+    pub arg1: u64,
+    /// `arg2`: unused by the commands here (0).
+    pub arg2: u64,
+}
+
+impl MmuextOp {
+    /// `MMUEXT_PIN_L1_TABLE` of machine frame `mfn`.
+    pub const fn pin_l1_table(mfn: u64) -> Self {
+        Self {
+            cmd: MMUEXT_PIN_L1_TABLE,
+            arg1: mfn,
+            arg2: 0,
+        }
+    }
+
+    /// `MMUEXT_UNPIN_TABLE` of machine frame `mfn`.
+    pub const fn unpin_table(mfn: u64) -> Self {
+        Self {
+            cmd: MMUEXT_UNPIN_TABLE,
+            arg1: mfn,
+            arg2: 0,
+        }
+    }
+
+    /// `MMUEXT_INVLPG_LOCAL` of virtual address `va`.
+    pub const fn invlpg_local(va: u64) -> Self {
+        Self {
+            cmd: MMUEXT_INVLPG_LOCAL,
+            arg1: va,
+            arg2: 0,
+        }
+    }
+}
+
+/// `struct gnttab_map_grant_ref` (`grant_table.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GnttabMapGrantRef {
+    /// IN: where to map (a virtual address of the caller with `GNTMAP_host_map`).
+    pub host_addr: u64,
+    /// IN: `GNTMAP_*`.
+    pub flags: u32,
+    /// IN: the grant reference, in the granting domain's table.
+    pub ref_: u32,
+    /// IN: the granting domain.
+    pub dom: u16,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// OUT: the handle that unmaps it.
+    pub handle: u32,
+    /// OUT: the bus address, with `GNTMAP_device_map`.
+    pub dev_bus_addr: u64,
+}
+
+impl GnttabMapGrantRef {
+    /// A read-write host mapping of `(dom, ref_)` at virtual address `host_addr`.
+    pub const fn host_map(host_addr: u64, dom: DomId, ref_: u32) -> Self {
+        Self {
+            host_addr,
+            flags: GNTMAP_HOST_MAP,
+            ref_,
+            dom: dom.0,
+            status: GNTST_OKAY,
+            handle: 0,
+            dev_bus_addr: 0,
+        }
+    }
+}
+
+/// `struct gnttab_unmap_grant_ref` (`grant_table.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GnttabUnmapGrantRef {
+    /// IN: the host mapping's virtual address (0: none).
+    pub host_addr: u64,
+    /// IN: the device mapping's bus address (0: none).
+    pub dev_bus_addr: u64,
+    /// IN: the handle `GNTTABOP_map_grant_ref` returned.
+    pub handle: u32,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
 }
 
 /// An event channel port (`evtchn_port_t`, a `uint32_t`).
@@ -198,6 +384,150 @@ pub trait Hypervisor {
 /// The address of `value`, as a hypercall argument.
 fn arg_ptr<T>(value: &T) -> u64 {
     core::ptr::from_ref(value) as u64
+}
+
+/// The address of `value`, as a hypercall argument Xen may write through.
+fn arg_ptr_mut<T>(value: &mut T) -> u64 {
+    core::ptr::from_mut(value) as u64
+}
+
+/// A batch length as `mmu_update`'s and `mmuext_op`'s `unsigned int count`:
+/// below [`MMU_UPDATE_PREEMPTED`], which Xen reads as its own continuation.
+fn batch_count(len: usize) -> Result<u32, XenError> {
+    u32::try_from(len)
+        .ok()
+        .filter(|&count| count < MMU_UPDATE_PREEMPTED)
+        .ok_or(XenError::EINVAL)
+}
+
+/// `HYPERVISOR_update_va_mapping(va, val, flags)`: a checked write of `val` into the
+/// L1 entry that maps `va` in the current page tables (`do_update_va_mapping`,
+/// `xen/arch/x86/mm.c`), then the TLB flush `flags` asks for.
+///
+/// # Safety
+///
+/// Xen changes what `va` shows: unless `val` maps the same frame as before, nothing
+/// Rust relies on may live in that page (no reference into it, no value read through
+/// it that must stay the same) until the original entry is back.
+pub unsafe fn update_va_mapping<H: Hypervisor + ?Sized>(
+    hv: &H,
+    va: u64,
+    val: u64,
+    flags: u64,
+) -> Result<(), XenError> {
+    let call = Hypercall::new(HypercallNr::UPDATE_VA_MAPPING, [va, val, flags, 0, 0]);
+    // SAFETY: no pointer arguments: Xen reads no memory of the caller for this call
+    // (it walks the page tables to the entry for `va`); the change of mapping is this
+    // fn's contract.
+    XenError::check(unsafe { hv.hypercall(call) }).map(drop)
+}
+
+/// `HYPERVISOR_mmu_update(reqs, count, &done, foreigndom)`: applies `reqs` in order,
+/// stopping at the first that fails. Returns how many were done (all of them on
+/// success); on failure Xen's error. `foreigndom` names the expected owner of the
+/// frames new L1 entries map (`DomId::SELF` for the caller); the page tables are
+/// the caller's own (PFD bits 31:16 = 0).
+///
+/// # Safety
+///
+/// Every request must change only entries Rust does not rely on: an L1 entry as in
+/// [`update_va_mapping`], no higher-level entry or M2P entry the kernel uses.
+pub unsafe fn mmu_update<H: Hypervisor + ?Sized>(
+    hv: &H,
+    reqs: &[MmuUpdate],
+    foreigndom: DomId,
+) -> Result<u32, XenError> {
+    let count = batch_count(reqs.len())?;
+    let mut done: u32 = 0;
+    let call = Hypercall::new(
+        HypercallNr::MMU_UPDATE,
+        [
+            reqs.as_ptr() as u64,
+            u64::from(count),
+            arg_ptr_mut(&mut done),
+            u64::from(foreigndom.0),
+            0,
+        ],
+    );
+    // SAFETY: `reqs` is `count` live `mmu_update` structures Xen only reads; `done`
+    // is a live `unsigned int` Xen may write.
+    let ret = unsafe { hv.hypercall(call) };
+    XenError::check(ret).map(|_| done)
+}
+
+/// `HYPERVISOR_mmuext_op(ops, count, &done, foreigndom)`: applies `ops` in order,
+/// stopping at the first that fails. Returns how many were done; on failure Xen's
+/// error.
+///
+/// # Safety
+///
+/// The ops must not change page tables or mappings Rust relies on (no
+/// `MMUEXT_NEW_BASEPTR`, no unpinning a table in use). Pinning or unpinning a frame
+/// the kernel does not use as a page table, and TLB flushes, are fine.
+pub unsafe fn mmuext_op<H: Hypervisor + ?Sized>(
+    hv: &H,
+    ops: &[MmuextOp],
+    foreigndom: DomId,
+) -> Result<u32, XenError> {
+    let count = batch_count(ops.len())?;
+    let mut done: u32 = 0;
+    let call = Hypercall::new(
+        HypercallNr::MMUEXT_OP,
+        [
+            ops.as_ptr() as u64,
+            u64::from(count),
+            arg_ptr_mut(&mut done),
+            u64::from(foreigndom.0),
+            0,
+        ],
+    );
+    // SAFETY: `ops` is `count` live `mmuext_op` structures Xen only reads; `done` is
+    // a live `unsigned int` Xen may write.
+    let ret = unsafe { hv.hypercall(call) };
+    XenError::check(ret).map(|_| done)
+}
+
+/// `HYPERVISOR_grant_table_op(GNTTABOP_map_grant_ref, op, 1)`. `Err` only when the
+/// hypercall itself fails; the mapping's own result is `op.status` (`GNTST_*`), and
+/// on success `op.handle` unmaps it.
+///
+/// # Safety
+///
+/// With `GNTMAP_host_map` Xen replaces the mapping at `op.host_addr`: as for
+/// [`update_va_mapping`], nothing Rust relies on may live in that page.
+pub unsafe fn gnttab_map_grant_ref<H: Hypervisor + ?Sized>(
+    hv: &H,
+    op: &mut GnttabMapGrantRef,
+) -> Result<(), XenError> {
+    let call = Hypercall::new(
+        HypercallNr::GRANT_TABLE_OP,
+        [GNTTABOP_MAP_GRANT_REF, arg_ptr_mut(op), 1, 0, 0],
+    );
+    // SAFETY: the only pointer is `op`, one live `gnttab_map_grant_ref` that Xen
+    // reads and writes back (its OUT fields).
+    XenError::check(unsafe { hv.hypercall(call) }).map(drop)
+}
+
+/// `HYPERVISOR_grant_table_op(GNTTABOP_unmap_grant_ref, op, 1)`. `Err` only when the
+/// hypercall itself fails; the unmapping's own result is `op.status`. For a PV host
+/// mapping Xen clears the L1 entry at `op.host_addr` (it does not put back what was
+/// mapped there before).
+///
+/// # Safety
+///
+/// Nothing may access the page at `op.host_addr` until something is mapped there
+/// again.
+pub unsafe fn gnttab_unmap_grant_ref<H: Hypervisor + ?Sized>(
+    hv: &H,
+    op: &mut GnttabUnmapGrantRef,
+) -> Result<(), XenError> {
+    let call = Hypercall::new(
+        HypercallNr::GRANT_TABLE_OP,
+        [GNTTABOP_UNMAP_GRANT_REF, arg_ptr_mut(op), 1, 0, 0],
+    );
+    // SAFETY: the only pointer is `op`, one live `gnttab_unmap_grant_ref` that Xen
+    // reads and writes back (`status`).
+    XenError::check(unsafe { hv.hypercall(call) }).map(drop)
 }
 
 /// `HYPERVISOR_event_channel_op(EVTCHNOP_send, &(evtchn_send_t){ port })`: notifies
@@ -418,9 +748,17 @@ mod tests {
         assert_eq!(at(HypercallNr::VCPU_OP), 768);
         assert_eq!(at(HypercallNr::SCHED_OP), 928);
         assert_eq!(at(HypercallNr::EVENT_CHANNEL_OP), 1024);
+        assert_eq!(at(HypercallNr::MMU_UPDATE), 32);
+        assert_eq!(at(HypercallNr::UPDATE_VA_MAPPING), 14 * 32);
+        assert_eq!(at(HypercallNr::GRANT_TABLE_OP), 640);
+        assert_eq!(at(HypercallNr::MMUEXT_OP), 832);
         for nr in [
+            HypercallNr::MMU_UPDATE,
+            HypercallNr::UPDATE_VA_MAPPING,
             HypercallNr::CONSOLE_IO,
+            HypercallNr::GRANT_TABLE_OP,
             HypercallNr::VCPU_OP,
+            HypercallNr::MMUEXT_OP,
             HypercallNr::SCHED_OP,
             HypercallNr::EVENT_CHANNEL_OP,
         ] {
@@ -526,5 +864,332 @@ mod tests {
         );
         let denied = Recorder::new(false, |_| -1);
         assert_eq!(console_io_write(&denied, text), Err(XenError::EPERM));
+    }
+
+    /// Answers each call with a closure that sees the call (and may read or write
+    /// through its pointers, as Xen would) and records the calls.
+    struct Scripted<F: Fn(&Hypercall) -> i64> {
+        calls: RefCell<Vec<Hypercall>>,
+        answer: F,
+    }
+
+    impl<F: Fn(&Hypercall) -> i64> Scripted<F> {
+        fn new(answer: F) -> Self {
+            Self {
+                calls: RefCell::new(Vec::new()),
+                answer,
+            }
+        }
+    }
+
+    impl<F: Fn(&Hypercall) -> i64> Hypervisor for Scripted<F> {
+        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+            self.calls.borrow_mut().push(call);
+            (self.answer)(&call)
+        }
+    }
+
+    /// Reads a `T` that a marshalled pointer argument points to.
+    ///
+    /// # Safety
+    ///
+    /// `addr` must point to a live, aligned `T` (a wrapper's argument during its call).
+    unsafe fn pointee<T: Copy>(addr: u64) -> T {
+        // SAFETY: this fn's contract.
+        unsafe { (addr as *const T).read() }
+    }
+
+    /// Writes a `T` where a marshalled pointer argument points, as Xen writes OUT
+    /// fields.
+    ///
+    /// # Safety
+    ///
+    /// `addr` must point to a live, aligned, writable `T`.
+    unsafe fn write_pointee<T>(addr: u64, value: T) {
+        // SAFETY: this fn's contract.
+        unsafe { (addr as *mut T).write(value) }
+    }
+
+    // The memory wrappers for the tests' hypervisors. Their safety contracts are about
+    // real page tables; a recording hypervisor changes no mapping.
+
+    fn sim_update_va_mapping<H: Hypervisor>(
+        hv: &H,
+        va: u64,
+        val: u64,
+        flags: u64,
+    ) -> Result<(), XenError> {
+        // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+        unsafe { update_va_mapping(hv, va, val, flags) }
+    }
+
+    fn sim_mmu_update<H: Hypervisor>(
+        hv: &H,
+        reqs: &[MmuUpdate],
+        foreigndom: DomId,
+    ) -> Result<u32, XenError> {
+        // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+        unsafe { mmu_update(hv, reqs, foreigndom) }
+    }
+
+    fn sim_mmuext_op<H: Hypervisor>(
+        hv: &H,
+        ops: &[MmuextOp],
+        foreigndom: DomId,
+    ) -> Result<u32, XenError> {
+        // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+        unsafe { mmuext_op(hv, ops, foreigndom) }
+    }
+
+    fn sim_gnttab_map_grant_ref<H: Hypervisor>(
+        hv: &H,
+        op: &mut GnttabMapGrantRef,
+    ) -> Result<(), XenError> {
+        // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+        unsafe { gnttab_map_grant_ref(hv, op) }
+    }
+
+    fn sim_gnttab_unmap_grant_ref<H: Hypervisor>(
+        hv: &H,
+        op: &mut GnttabUnmapGrantRef,
+    ) -> Result<(), XenError> {
+        // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+        unsafe { gnttab_unmap_grant_ref(hv, op) }
+    }
+
+    #[test]
+    fn memory_numbers_match_xen_headers() {
+        // Checked with a C program including xen.h and grant_table.h of Xen 4.17.
+        assert_eq!(HypercallNr::MMU_UPDATE.get(), 1);
+        assert_eq!(HypercallNr::UPDATE_VA_MAPPING.get(), 14);
+        assert_eq!(HypercallNr::GRANT_TABLE_OP.get(), 20);
+        assert_eq!(HypercallNr::MMUEXT_OP.get(), 26);
+        assert_eq!(MMU_NORMAL_PT_UPDATE, 0);
+        assert_eq!(UVMF_INVLPG, 2);
+        assert_eq!(
+            (MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE, MMUEXT_INVLPG_LOCAL),
+            (0, 4, 7)
+        );
+        assert_eq!((GNTTABOP_MAP_GRANT_REF, GNTTABOP_UNMAP_GRANT_REF), (0, 1));
+        assert_eq!(GNTMAP_HOST_MAP, 2);
+        assert_eq!((GNTST_OKAY, GNTST_GENERAL_ERROR), (0, -1));
+        assert_eq!(DomId::SELF.0, 32752);
+        assert_eq!(DomId::XEN.0, 32754);
+        assert_eq!(DomId::DOM0.0, 0);
+        assert_eq!(XenError::EBUSY.code(), -16);
+        assert_eq!(XenError::EPERM.code(), -1);
+        assert_eq!(XenError::EINVAL.errno(), 22);
+    }
+
+    /// Offsets as gcc lays out the Xen 4.17 headers for x86_64 (printed with
+    /// `offsetof`/`sizeof` from a C program including `xen.h` and `grant_table.h`).
+    #[test]
+    fn memory_structs_match_xen_headers() {
+        use core::mem::offset_of;
+        assert_eq!(offset_of!(MmuUpdate, ptr), 0);
+        assert_eq!(offset_of!(MmuUpdate, val), 8);
+        assert_eq!(size_of::<MmuUpdate>(), 16);
+
+        assert_eq!(offset_of!(MmuextOp, cmd), 0);
+        assert_eq!(offset_of!(MmuextOp, arg1), 8);
+        assert_eq!(offset_of!(MmuextOp, arg2), 16);
+        assert_eq!(size_of::<MmuextOp>(), 24);
+
+        assert_eq!(offset_of!(GnttabMapGrantRef, host_addr), 0);
+        assert_eq!(offset_of!(GnttabMapGrantRef, flags), 8);
+        assert_eq!(offset_of!(GnttabMapGrantRef, ref_), 12);
+        assert_eq!(offset_of!(GnttabMapGrantRef, dom), 16);
+        assert_eq!(offset_of!(GnttabMapGrantRef, status), 18);
+        assert_eq!(offset_of!(GnttabMapGrantRef, handle), 20);
+        assert_eq!(offset_of!(GnttabMapGrantRef, dev_bus_addr), 24);
+        assert_eq!(size_of::<GnttabMapGrantRef>(), 32);
+
+        assert_eq!(offset_of!(GnttabUnmapGrantRef, host_addr), 0);
+        assert_eq!(offset_of!(GnttabUnmapGrantRef, dev_bus_addr), 8);
+        assert_eq!(offset_of!(GnttabUnmapGrantRef, handle), 16);
+        assert_eq!(offset_of!(GnttabUnmapGrantRef, status), 20);
+        assert_eq!(size_of::<GnttabUnmapGrantRef>(), 24);
+    }
+
+    #[test]
+    fn update_va_mapping_passes_va_pte_flags_by_value() {
+        let hv = Recorder::new(false, |_| -16);
+        let pte = (0x1_2345 << 12) | 3;
+        assert_eq!(
+            sim_update_va_mapping(&hv, 0x20f000, pte, UVMF_INVLPG),
+            Err(XenError::EBUSY)
+        );
+        let calls = hv.calls.borrow();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].0.nr, HypercallNr::UPDATE_VA_MAPPING);
+        assert_eq!(calls[0].0.args, [0x20f000, pte, 2, 0, 0]);
+        let regs = calls[0].0.registers();
+        assert_eq!((regs.rdi, regs.rsi, regs.rdx), (0x20f000, pte, 2));
+        let ok = Recorder::new(false, |_| 0);
+        assert_eq!(sim_update_va_mapping(&ok, 0x1000, 0, UVMF_INVLPG), Ok(()));
+    }
+
+    #[test]
+    fn mmu_update_passes_requests_count_done_and_foreigndom() {
+        let seen = RefCell::new(Vec::new());
+        let hv = Scripted::new(|call| {
+            let count = call.args[1] as usize;
+            for i in 0..count {
+                // SAFETY: `args[0]` points to `count` live requests during the call.
+                let req: MmuUpdate = unsafe { pointee(call.args[0] + 16 * i as u64) };
+                seen.borrow_mut().push(req);
+            }
+            // SAFETY: `args[2]` points to the wrapper's live `done`.
+            unsafe { write_pointee(call.args[2], count as u32) };
+            0
+        });
+        let reqs = [
+            MmuUpdate::normal_pt_update(0xabc_d078, 0x1234_5003),
+            MmuUpdate::normal_pt_update(0x1000, 0),
+        ];
+        assert_eq!(sim_mmu_update(&hv, &reqs, DomId::SELF), Ok(2));
+        assert_eq!(sim_mmu_update(&hv, &reqs[..1], DomId::XEN), Ok(1));
+        let calls = hv.calls.borrow();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].nr, HypercallNr::MMU_UPDATE);
+        assert_eq!(calls[0].args[0], reqs.as_ptr() as u64);
+        assert_eq!(calls[0].args[1], 2);
+        assert_ne!(calls[0].args[2], 0, "done is passed by pointer");
+        assert_eq!(calls[0].args[3], 0x7FF0, "FD = DOMID_SELF, PFD bits 0");
+        assert_eq!(calls[1].args[1], 1);
+        assert_eq!(calls[1].args[3], 0x7FF2, "FD = DOMID_XEN");
+        assert_eq!(calls[1].args[4], 0);
+        let seen = seen.borrow();
+        assert_eq!(
+            seen[0].ptr, 0xabc_d078,
+            "MMU_NORMAL_PT_UPDATE is 0 in bits 1:0"
+        );
+        assert_eq!(seen[0].val, 0x1234_5003);
+        assert_eq!(seen[2], reqs[0]);
+    }
+
+    #[test]
+    fn mmu_update_reports_xen_error() {
+        let hv = Scripted::new(|_| -1);
+        let req = [MmuUpdate::normal_pt_update(0x5000, 7)];
+        assert_eq!(sim_mmu_update(&hv, &req, DomId::XEN), Err(XenError::EPERM));
+    }
+
+    #[test]
+    fn batch_count_rejects_continuation_bit() {
+        assert_eq!(batch_count(0), Ok(0));
+        assert_eq!(batch_count(1), Ok(1));
+        assert_eq!(batch_count((1 << 31) - 1), Ok((1 << 31) - 1));
+        assert_eq!(batch_count(1 << 31), Err(XenError::EINVAL));
+        assert_eq!(batch_count(usize::MAX), Err(XenError::EINVAL));
+    }
+
+    #[test]
+    fn mmuext_op_passes_ops_by_pointer() {
+        let seen = RefCell::new(Vec::new());
+        let hv = Scripted::new(|call| {
+            // SAFETY: `args[0]` points to at least one live op during the call.
+            let op: MmuextOp = unsafe { pointee(call.args[0]) };
+            seen.borrow_mut().push(op);
+            if op.cmd == MMUEXT_PIN_L1_TABLE {
+                -22
+            } else {
+                // SAFETY: `args[2]` points to the wrapper's live `done`.
+                unsafe { write_pointee(call.args[2], 1u32) };
+                0
+            }
+        });
+        assert_eq!(
+            sim_mmuext_op(&hv, &[MmuextOp::pin_l1_table(0x4_2000)], DomId::SELF),
+            Err(XenError::EINVAL)
+        );
+        assert_eq!(
+            sim_mmuext_op(&hv, &[MmuextOp::invlpg_local(0x20f000)], DomId::SELF),
+            Ok(1)
+        );
+        assert_eq!(
+            sim_mmuext_op(&hv, &[MmuextOp::unpin_table(0x4_2000)], DomId::SELF),
+            Ok(1)
+        );
+        let calls = hv.calls.borrow();
+        for call in calls.iter() {
+            assert_eq!(call.nr, HypercallNr::MMUEXT_OP);
+            assert_eq!(call.args[1], 1);
+            assert_ne!(call.args[2], 0);
+            assert_eq!(call.args[3], 0x7FF0);
+        }
+        let seen = seen.borrow();
+        assert_eq!(
+            seen[0],
+            MmuextOp {
+                cmd: 0,
+                arg1: 0x4_2000,
+                arg2: 0
+            }
+        );
+        assert_eq!((seen[1].cmd, seen[1].arg1), (7, 0x20f000));
+        assert_eq!((seen[2].cmd, seen[2].arg1), (4, 0x4_2000));
+    }
+
+    #[test]
+    fn grant_map_and_unmap_pass_one_op_and_read_back_status() {
+        let seen_map = RefCell::new(Vec::new());
+        let hv = Scripted::new(|call| {
+            if call.args[0] == GNTTABOP_MAP_GRANT_REF {
+                // SAFETY: `args[1]` points to the wrapper's live op.
+                let mut op: GnttabMapGrantRef = unsafe { pointee(call.args[1]) };
+                seen_map.borrow_mut().push(op);
+                if op.ref_ == 5 {
+                    op.status = GNTST_OKAY;
+                    op.handle = 9;
+                } else {
+                    op.status = GNTST_GENERAL_ERROR;
+                }
+                // SAFETY: as above; Xen writes the OUT fields back.
+                unsafe { write_pointee(call.args[1], op) };
+            } else {
+                // SAFETY: `args[1]` points to the wrapper's live op.
+                let mut op: GnttabUnmapGrantRef = unsafe { pointee(call.args[1]) };
+                op.status = if op.handle == 9 { 0 } else { -4 };
+                // SAFETY: as above.
+                unsafe { write_pointee(call.args[1], op) };
+            }
+            0
+        });
+        let mut op = GnttabMapGrantRef::host_map(0x20f000, DomId::DOM0, 3);
+        assert_eq!(sim_gnttab_map_grant_ref(&hv, &mut op), Ok(()));
+        assert_eq!(op.status, GNTST_GENERAL_ERROR);
+        let mut op = GnttabMapGrantRef::host_map(0x20f000, DomId::DOM0, 5);
+        assert_eq!(sim_gnttab_map_grant_ref(&hv, &mut op), Ok(()));
+        assert_eq!((op.status, op.handle), (GNTST_OKAY, 9));
+        let mut unmap = GnttabUnmapGrantRef {
+            host_addr: 0x20f000,
+            dev_bus_addr: 0,
+            handle: op.handle,
+            status: -99,
+        };
+        assert_eq!(sim_gnttab_unmap_grant_ref(&hv, &mut unmap), Ok(()));
+        assert_eq!(unmap.status, 0);
+
+        let calls = hv.calls.borrow();
+        assert_eq!(calls.len(), 3);
+        for call in calls.iter() {
+            assert_eq!(call.nr, HypercallNr::GRANT_TABLE_OP);
+            assert_eq!(call.args[2], 1, "one op per call");
+            assert_eq!(&call.args[3..], &[0, 0]);
+        }
+        assert_eq!(calls[0].args[0], GNTTABOP_MAP_GRANT_REF);
+        assert_eq!(calls[2].args[0], GNTTABOP_UNMAP_GRANT_REF);
+        let seen = seen_map.borrow();
+        assert_eq!(seen[0].host_addr, 0x20f000);
+        assert_eq!(seen[0].flags, GNTMAP_HOST_MAP);
+        assert_eq!((seen[0].dom, seen[0].ref_), (0, 3));
+
+        let broken = Scripted::new(|_| -38);
+        let mut op = GnttabMapGrantRef::host_map(0x20f000, DomId::DOM0, 0);
+        assert_eq!(
+            sim_gnttab_map_grant_ref(&broken, &mut op),
+            Err(XenError::ENOSYS)
+        );
     }
 }

@@ -26,9 +26,12 @@
 //! - [`hypercall`]: hypercall numbers, register marshalling, typed wrappers.
 //! - [`start_info`]: the `start_info` page Xen hands the kernel in `rsi`.
 //! - [`frames`]: frame numbers, the M2P table, machine frame to virtual address.
+//! - [`pagewalk`]: walking the kernel's own page tables to an L1 entry.
+//! - [`probe`]: the `ring-probe` mode's attempts to map a frame the guest does not own.
 //! - [`console`]: the PV console ring writer (`xencons_interface`).
 //! - [`pattern`]: the page workload and its FNV-1a checksum (also used by xtask).
 //! - [`text`]: number and string output without `core::fmt`.
+//! - [`cmdline`]: the command line's mode words and `key=0x<hex>` values.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
@@ -36,6 +39,8 @@ pub mod cmdline;
 pub mod console;
 pub mod frames;
 pub mod hypercall;
+pub mod pagewalk;
 pub mod pattern;
+pub mod probe;
 pub mod start_info;
 pub mod text;

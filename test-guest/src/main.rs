@@ -22,6 +22,12 @@
 //!    `SCHEDOP_yield`) for xenconsoled to consume the ring, and shuts down with
 //!    `SCHEDOP_shutdown` reason poweroff (crash on any failure).
 //!
+//! Words of the command line (`test_guest::cmdline`) add modes: `p2m` prints the P2M
+//! before the workload; `ring-probe ring=0x<mfn>` tries, after `DONE`, to map machine
+//! frame `<mfn>` (the monitor ring Xen owns) through every route of
+//! `test_guest::probe`, one `PROBE` line each, then `PROBES DONE`; `heartbeat` then
+//! repeats the workload until the domain is destroyed instead of powering off.
+//!
 //! # Console lines (the contract with the host harness)
 //!
 //! ```text
@@ -29,6 +35,22 @@
 //! TEST-GUEST BUFFER gfn=0x200 pages=16
 //! TEST-GUEST DONE <checksum: 16 lowercase hex digits>
 //! ```
+//!
+//! and, with `ring-probe` (routes in this order; `<rc>` the decimal result, 0 or a
+//! negative errno; `mapped=yes` only if Xen accepted AND the guest read the frame
+//! through the new mapping, which it then undid):
+//!
+//! ```text
+//! TEST-GUEST PROBE update_va_mapping rc=<rc> mapped=<yes|no>
+//! TEST-GUEST PROBE mmu_update rc=<rc> mapped=<yes|no>
+//! TEST-GUEST PROBE mmu_update-foreign-xen rc=<rc> mapped=<yes|no>
+//! TEST-GUEST PROBE mmuext-pin rc=<rc> mapped=<yes|no>
+//! TEST-GUEST PROBE grant-map rc=<rc> mapped=<yes|no>
+//! TEST-GUEST PROBES DONE
+//! ```
+//!
+//! Xen 4.17 refuses them with rc=-16, -16, -1, -22 and -1 (`test_guest::probe` says
+//! which check does it).
 //!
 //! `DONE`'s checksum equals `test_guest::pattern::expected_checksum()` when every
 //! byte read back as written. `<n>` counts vCPUs that exist, up or down (only vCPU
@@ -40,6 +62,10 @@
 //! TEST-GUEST FAIL <what> error=<errno>
 //! TEST-GUEST PANIC <file>:<line>
 //! ```
+//!
+//! (`ring-probe` without a well-formed `ring=0x<hex>`, a failed walk of the kernel's
+//! own page tables, or a failed undo of a probe that succeeded are such FAILs; a probe
+//! that Xen refuses is not.)
 //!
 //! and the domain shuts down with reason crash. A domain that stops without any
 //! line crashed before its console was up (see "Boot state" below). If the ring
@@ -89,7 +115,9 @@ mod kernel {
     use test_guest::console::{Console, ConsoleRing, EvtchnBackend, XenconsInterface};
     use test_guest::frames::{self, Mfn, Pfn, PAGE_SIZE, VIRT_BASE};
     use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
+    use test_guest::pagewalk;
     use test_guest::pattern::{self, BUFFER_BYTES, BUFFER_GFN, BUFFER_PAGES};
+    use test_guest::probe;
     use test_guest::start_info::StartInfo;
     use test_guest::text::{LineBuf, Sink};
 
@@ -491,6 +519,9 @@ mod kernel {
             out.put_str("DONE ");
             out.put_hex16(sum);
         });
+        if cmdline::has_word(start_info.cmdline(), cmdline::RING_PROBE) {
+            ring_probe(&hv, start_info);
+        }
         if cmdline::has_word(start_info.cmdline(), cmdline::HEARTBEAT) {
             heartbeat(&hv)
         }
@@ -564,6 +595,92 @@ mod kernel {
             if let Err(e) = hypercall::sched_yield(hv) {
                 fail("sched_op yield", e);
             }
+        }
+    }
+
+    /// The `ring-probe` mode: tries to map the frame named by `ring=0x<mfn>` at the
+    /// buffer's last page by every route of `test_guest::probe`, one `PROBE` line each,
+    /// then `PROBES DONE`. Crashes (FAIL line) only when the command line has no usable
+    /// `ring=`, when the page walk fails, or when undoing a success fails.
+    fn ring_probe(hv: &HypercallPage, si: &StartInfo) {
+        let Some(ring) = cmdline::hex_arg(si.cmdline(), cmdline::RING) else {
+            fail("ring-probe needs ring=0x<mfn>", XenError::EINVAL)
+        };
+        let Some(p2m) = p2m(si) else {
+            fail("no P2M list", XenError::EINVAL)
+        };
+        let va = buffer_byte(BUFFER_PAGES - 1, 0) as u64;
+        let slot = pagewalk::walk_to_l1(
+            va,
+            si.pt_base,
+            |entry| {
+                // SAFETY: `walk_to_l1` reads only 8-byte aligned entries inside the L4
+                // page at `pt_base` or inside a table the closure below returned: pages
+                // of the bootstrap page-table region, which the builder maps (read-only)
+                // for the life of the domain. Volatile: Xen writes them.
+                unsafe { (entry as *const u64).read_volatile() }
+            },
+            |mfn| {
+                let virt = frames::resolve_pfn(mfn, read_m2p, p2m)?.to_virt();
+                pagewalk::in_table_region(virt, si.pt_base, si.nr_pt_frames).then_some(virt)
+            },
+        );
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(e) => fail(e.what(), XenError::EINVAL),
+        };
+        let mut env = GuestEnv {
+            target: va as *const u64,
+            l1e: slot.entry_virt as *const u64,
+        };
+        // SAFETY: the target is the buffer's last page, which only `workload` touches
+        // (through raw pointers), and not while the probes run; `slot` was just read
+        // from the running page tables and maps it. `probe::run` puts the original
+        // entry back before it returns Ok; otherwise the domain crashes below.
+        let target = unsafe { probe::Target::new(va, slot) };
+        let done = probe::run(hv, &mut env, Mfn(ring), &target, |outcome| {
+            line(|out| outcome.write(out));
+        });
+        if let Err(e) = done {
+            line(|out| {
+                out.put_str("FAIL probe ");
+                out.put_str(e.route.name());
+                out.put_str(" undo: ");
+                out.put_str(e.what);
+                out.put_str(" error=");
+                out.put_dec(e.error.errno());
+            });
+            shutdown(ShutdownReason::Crash)
+        }
+        line(|out| out.put_str("PROBES DONE"));
+    }
+
+    /// The probes' view of memory: the buffer's last page and its L1 entry.
+    ///
+    /// # Invariants
+    ///
+    /// `target` is the first byte of the buffer's last page (page aligned) and `l1e`
+    /// the virtual address of the L1 entry that maps it, in a bootstrap page table.
+    struct GuestEnv {
+        target: *const u64,
+        l1e: *const u64,
+    }
+
+    impl probe::Env for GuestEnv {
+        fn read_target(&mut self) -> u64 {
+            // SAFETY: `probe` reads the target only while its L1 entry is present (the
+            // trait's contract), so the page is mapped: to the buffer page or to the
+            // frame a probe just mapped there. Aligned (type invariant). Nothing holds a
+            // reference into BUFFER (only raw pointers); volatile because the frame may
+            // be one Xen writes.
+            unsafe { self.target.read_volatile() }
+        }
+
+        fn read_l1e(&mut self) -> u64 {
+            // SAFETY: by the type invariant `l1e` is an aligned entry of a bootstrap
+            // page table, mapped read-only for the life of the domain; volatile because
+            // Xen writes it.
+            unsafe { self.l1e.read_volatile() }
         }
     }
 

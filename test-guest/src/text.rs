@@ -87,6 +87,15 @@ pub trait Sink {
         self.put(decimal(value).as_bytes());
     }
 
+    /// Writes `value` in decimal, with a leading `-` when negative (a hypercall's
+    /// raw return value, such as `-22`).
+    fn put_i64(&mut self, value: i64) {
+        if value < 0 {
+            self.put(b"-");
+        }
+        self.put_dec(value.unsigned_abs());
+    }
+
     /// Writes `value` as `0x` and lowercase hex digits.
     fn put_hex(&mut self, value: u64) {
         self.put(b"0x");
@@ -200,6 +209,19 @@ mod tests {
         assert_eq!(
             out,
             b"TEST-GUEST FAIL page=3 expected=0x5a sum=000000000000dead cmdline=a=1?b??~"
+        );
+    }
+
+    #[test]
+    fn signed_decimal() {
+        let mut out = Vec::new();
+        for value in [0, 7, -1, -22, i64::MIN, i64::MAX] {
+            out.put_i64(value);
+            out.put_str(" ");
+        }
+        assert_eq!(
+            out,
+            b"0 7 -1 -22 -9223372036854775808 9223372036854775807 ".as_slice()
         );
     }
 

@@ -23,6 +23,7 @@ pub const ALL: &[&Scenario] = &[
     &abi::enable_disable::SCENARIO,
     &abi::default_access::SCENARIO,
     &abi::set_multi::SCENARIO,
+    &abi::ring_unreachable::SCENARIO,
     &abi::destroy_while_monitored::SCENARIO,
     &abi::bad_input::SCENARIO,
 ];

@@ -5,4 +5,5 @@ pub mod bad_input;
 pub mod default_access;
 pub mod destroy_while_monitored;
 pub mod enable_disable;
+pub mod ring_unreachable;
 pub mod set_multi;

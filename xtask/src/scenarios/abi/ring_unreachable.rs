@@ -1,0 +1,88 @@
+//! `abi/ring-unreachable`: a guest cannot map a monitor ring by any route.
+//!
+//! The ring of a PV domain is a page Xen owns (`DOMID_XEN`). Guest A is monitored; guest B
+//! is started with A's ring frame on its command line (`ring-probe ring=0x...`) and is
+//! monitored too, then tries every route a PV guest has to map a frame: `update_va_mapping`,
+//! `mmu_update` (as itself and with `DOMID_XEN` as the foreign domain), pinning it as a page
+//! table, and grant mapping. Each route prints `TEST-GUEST PROBE <route> rc=<rc>
+//! mapped=<yes|no>`. (A guest cannot learn its own ring's frame before the ring exists; every
+//! ring page is owned by dom_xen and refused by the same ownership checks.)
+//!
+//! Host checks: every route failed and nothing was mapped; the rings still work (the
+//! listener maps them again afterwards); no guest crashed.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use libxc::monitor::RingMapping;
+use libxc::privcmd::Privcmd;
+use libxc::xenstore::resolve_domain;
+
+use crate::scenarios::dom0::GuestConfig;
+use crate::scenarios::{Dom0, HostView, Scenario};
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "abi/ring-unreachable",
+    in_dom0,
+    on_host,
+};
+
+/// The routes the guest must report.
+const ROUTES: [&str; 5] = [
+    "update_va_mapping",
+    "mmu_update",
+    "mmu_update-foreign-xen",
+    "mmuext-pin",
+    "grant-map",
+];
+
+fn in_dom0(dom0: &Dom0) -> Result<()> {
+    let privcmd = Privcmd::open()?;
+    let a = dom0.create_guest(&GuestConfig {
+        name: "ring-owner",
+        memory_mib: 32,
+        vcpus: 1,
+        cmdline: "heartbeat",
+    })?;
+    a.wait_for_heartbeat(0, Duration::from_secs(60))?;
+    dom0.run("listener", &["enable", "--domain", "ring-owner"])?;
+    let ring = RingMapping::map(&privcmd, resolve_domain("ring-owner")?)?.frame;
+    let cmdline = format!("ring-probe ring={ring:#x} heartbeat");
+    let b = dom0.create_guest(&GuestConfig {
+        name: "ring-prober",
+        memory_mib: 32,
+        vcpus: 1,
+        cmdline: &cmdline,
+    })?;
+    dom0.run("listener", &["enable", "--domain", "ring-prober"])?;
+    let done = b.wait_for_line("TEST-GUEST PROBES DONE", Duration::from_secs(120));
+    b.save_console()?;
+    done?;
+    // Both rings still map for the listener.
+    for name in ["ring-owner", "ring-prober"] {
+        RingMapping::map(&privcmd, resolve_domain(name)?)
+            .with_context(|| format!("mapping the ring of {name} after the probes"))?;
+        dom0.run("listener", &["disable", "--domain", name])?;
+    }
+    dom0.save("state.txt", dom0.run("xl", &["list"])?)?;
+    drop(a);
+    Ok(())
+}
+
+fn on_host(view: &HostView) -> Result<()> {
+    let console = view.read("guest-console.log")?;
+    for route in ROUTES {
+        let line = console
+            .lines()
+            .find(|line| line.starts_with(&format!("TEST-GUEST PROBE {route} ")))
+            .with_context(|| format!("the guest did not report the route {route}"))?;
+        ensure!(
+            line.ends_with(" mapped=no"),
+            "the guest mapped the ring: {line}"
+        );
+        ensure!(!line.contains(" rc=0 "), "Xen accepted the request: {line}");
+    }
+    let state = view.read("state.txt")?;
+    ensure!(!state.contains("---sc-"), "a guest crashed: {state}");
+    Ok(())
+}
