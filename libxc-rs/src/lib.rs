@@ -18,13 +18,14 @@
 //! | `xc_domain_populate_physmap_exact` | [`memory::populate_physmap`] |
 //! | `xc_domain_getinfo` (HVM or PV) | [`monitor::domain_is_hvm`] |
 //! | `xenforeignmemory_map_resource` (frames) | [`memory::acquire_resource_frames`] |
+//! | `xc_domain_set_access_required` | [`monitor::set_access_required`] |
 //! | `xc_domain_pause` / `xc_domain_unpause` | [`monitor::domain_pause`] / [`monitor::domain_unpause`] |
 //! | `xc_shadow_control(GET_ALLOCATION)` | [`monitor::shadow_allocation_mib`] |
 //! | `xc_physinfo` (memory) | [`sysctl::physinfo`] |
 //! | `xenevtchn_bind_interdomain` / `_unbind` / `_notify` / `_pending` / `_unmask` | [`evtchn::Evtchn`] |
 //!
-//! Still to come: `xc_domain_set_access_required`, the vm_event ring protocol, foreign mapping
-//! of guest frames and the guest's P2M (PV frames are named by machine frame until then).
+//! Still to come: foreign mapping of guest frames and the guest's P2M (PV frames are named by
+//! machine frame until then). Xen 4.17 has no call to read access_required back.
 
 #![deny(missing_docs)]
 

@@ -143,6 +143,16 @@ pub fn domain_is_hvm(privcmd: &Privcmd, domain: DomId) -> Result<bool> {
     Ok(flags & DOMINF_HVM_GUEST != 0)
 }
 
+/// `#define XEN_DOMCTL_set_access_required 64`
+const DOMCTL_SET_ACCESS_REQUIRED: u32 = 64;
+
+/// `xc_domain_set_access_required`: whether a violation with no listener crashes the domain
+/// (on) or relaxes the page to rwx (off), as `p2m_mem_access_check` decides.
+pub fn set_access_required(privcmd: &Privcmd, domain: DomId, required: bool) -> Result<()> {
+    let domctl = Domctl::new(DOMCTL_SET_ACCESS_REQUIRED, domain, &u8::from(required));
+    domctl::call(privcmd, "XEN_DOMCTL_set_access_required", domctl).map(drop)
+}
+
 /// `xc_domain_pause`.
 pub fn domain_pause(privcmd: &Privcmd, domain: DomId) -> Result<()> {
     let domctl = Domctl::new(DOMCTL_PAUSEDOMAIN, domain, &[0u64; 0]);

@@ -3,7 +3,8 @@
 use libxc::evtchn::Evtchn;
 use libxc::memory::{get_mem_access, set_mem_access, AccessTarget};
 use libxc::monitor::{
-    domain_is_hvm, monitor_disable, monitor_enable, shadow_allocation_mib, RingMapping,
+    domain_is_hvm, monitor_disable, monitor_enable, set_access_required, shadow_allocation_mib,
+    RingMapping,
 };
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
@@ -144,5 +145,13 @@ pub fn get_access(domain: &str, frames: Frames) -> Result<()> {
         let access = get_mem_access(&privcmd, domid, frame).map_err(about(&described))?;
         println!("domain {}: {described} access {access}", domid.0);
     }
+    Ok(())
+}
+
+pub fn access_required(domain: &str, required: bool) -> Result<()> {
+    let (privcmd, domid) = open(domain)?;
+    set_access_required(&privcmd, domid, required)?;
+    let state = if required { "on" } else { "off" };
+    println!("domain {}: access_required {state}", domid.0);
     Ok(())
 }

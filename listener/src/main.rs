@@ -46,6 +46,18 @@ enum Command {
     SetAccess(SetAccessArgs),
     /// Show an access right: the domain's default, or a guest frame's.
     GetAccess(GetAccessArgs),
+    /// With no listener, crash the domain on a violation (on) or relax the page to rwx (off,
+    /// Xen's default).
+    AccessRequired(AccessRequiredArgs),
+}
+
+#[derive(Args)]
+struct AccessRequiredArgs {
+    #[command(flatten)]
+    domain: DomainArg,
+    /// on or off.
+    #[arg(value_name = "on|off", value_parser = ["on", "off"])]
+    state: String,
 }
 
 #[derive(Args)]
@@ -114,6 +126,9 @@ fn main() -> ExitCode {
             commands::set_access(&args.domain.domain, args.target.frames(), args.access)
         }
         Command::GetAccess(args) => commands::get_access(&args.domain.domain, args.target.frames()),
+        Command::AccessRequired(args) => {
+            commands::access_required(&args.domain.domain, args.state == "on")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,8 @@
 //! With monitoring on: default rx, so the guest's buffer frames read rx; one frame set rw
 //! reads rw while the others stay rx; a new default r supersedes the rw frame too (the
 //! generation counter); a frame set n2rwx afterwards reads n2rwx; and a page the guest gains
-//! after that (dom0 populates one more frame for it) reads r. Frames are named `<f0>`,
+//! after that (dom0 populates one more frame for it) reads r; access_required can be switched
+//! on and off for the PV guest. Frames are named `<f0>`,
 //! `<f1>`, ... in the transcript, since their machine numbers differ between runs.
 //!
 //! Host checks: the transcript, line by line.
@@ -59,6 +60,8 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         let gained = hex(gained);
         t.name(&gained, "<gained>");
         t.listener(&["get-access", "--mfn", &gained])?;
+        t.listener(&["access-required", "on"])?;
+        t.listener(&["access-required", "off"])?;
         t.listener(&["set-access", "--default", "rwx"])?;
         t.listener(&["disable"])?;
         Ok(())
@@ -97,6 +100,10 @@ fn on_host(view: &HostView) -> Result<()> {
         "mfn <f2> access n2rwx",
         "$ listener get-access --mfn <gained>",
         "mfn <gained> access r",
+        "$ listener access-required on",
+        "access_required on",
+        "$ listener access-required off",
+        "access_required off",
         "$ listener set-access --default rwx",
         "default access set to rwx",
         "$ listener disable",
