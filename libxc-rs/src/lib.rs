@@ -22,10 +22,11 @@
 //! | `xc_domain_pause` / `xc_domain_unpause` | [`monitor::domain_pause`] / [`monitor::domain_unpause`] |
 //! | `xc_shadow_control(GET_ALLOCATION)` | [`monitor::shadow_allocation_mib`] |
 //! | `xc_physinfo` (memory) | [`sysctl::physinfo`] |
+//! | `xenforeignmemory_map` | [`monitor::ForeignMapping::map`] |
+//! | `xc_core`/save's P2M of a PV guest (`pfn_to_mfn_frame_list_list`) | [`p2m::P2m::read`] |
 //! | `xenevtchn_bind_interdomain` / `_unbind` / `_notify` / `_pending` / `_unmask` | [`evtchn::Evtchn`] |
 //!
-//! Still to come: foreign mapping of guest frames and the guest's P2M (PV frames are named by
-//! machine frame until then). Xen 4.17 has no call to read access_required back.
+//! Xen 4.17 has no call to read access_required back.
 
 #![deny(missing_docs)]
 
@@ -36,6 +37,7 @@ pub mod evtchn;
 pub mod ioctl;
 pub mod memory;
 pub mod monitor;
+pub mod p2m;
 pub mod privcmd;
 pub mod ring;
 pub mod sysctl;

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::evtchn::EvtchnPort;
 use crate::ioctl::{PrivcmdMmapbatchV2, IOCTL_PRIVCMD_MMAPBATCH_V2};
 use crate::memory::{acquire_resource_frames, RESOURCE_VM_EVENT_RING};
-use crate::privcmd::{Plain, Privcmd};
+use crate::privcmd::{Plain, Privcmd, PAGE_SIZE};
 use crate::DomId;
 
 /// `#define XEN_DOMCTL_pausedomain 3`
@@ -124,6 +124,27 @@ const DOMCTL_GETDOMAININFO: u32 = 5;
 /// `#define XEN_DOMINF_hvm_guest (1U<<1)`
 const DOMINF_HVM_GUEST: u32 = 1 << 1;
 
+/// `offsetof(struct xen_domctl_getdomaininfo, shared_info_frame)` (gcc, Xen 4.17 headers).
+const GETDOMAININFO_SHARED_INFO_FRAME: usize = 48;
+
+/// The frame of `domain`'s shared_info page (`xc_domain_getinfo`'s `shared_info_frame`).
+pub fn shared_info_frame(privcmd: &Privcmd, domain: DomId) -> Result<u64> {
+    let domctl = domctl::call(
+        privcmd,
+        "XEN_DOMCTL_getdomaininfo",
+        Domctl::new(DOMCTL_GETDOMAININFO, domain, &[0u64; 0]),
+    )?;
+    let info: [u64; 7] = domctl.payload();
+    if info[0] as u16 != domain.0 {
+        return Err(Error {
+            operation: "XEN_DOMCTL_getdomaininfo".into(),
+            errno: Some(3),
+            reason: format!("no domain {}", domain.0),
+        });
+    }
+    Ok(info[GETDOMAININFO_SHARED_INFO_FRAME / 8])
+}
+
 /// Whether `domain` is an HVM guest (`xc_domain_getinfo`'s `hvm`): its frames are guest
 /// frames; a PV domain's are machine frames.
 pub fn domain_is_hvm(privcmd: &Privcmd, domain: DomId) -> Result<bool> {
@@ -182,12 +203,10 @@ pub fn shadow_allocation_mib(privcmd: &Privcmd, domain: DomId) -> Result<u32> {
 
 /// The monitor ring of a PV domain, mapped into this process; unmapped on drop.
 pub struct RingMapping {
-    base: NonNull<u8>,
+    mapping: ForeignMapping,
     /// The ring's machine frame (owned by `DOMID_XEN`).
     pub frame: u64,
 }
-
-const PAGE_SIZE: usize = 4096;
 
 impl RingMapping {
     /// Maps the monitor ring of `domain` (which must have one).
@@ -204,30 +223,67 @@ impl RingMapping {
                 format!("expected one frame, Xen gave {}", frames.len()),
             ));
         };
-        let length = NonZeroUsize::new(PAGE_SIZE).expect("not zero");
+        let mapping = ForeignMapping::map(privcmd, DomId::XEN, &[frame], true)?;
+        Ok(RingMapping { mapping, frame })
+    }
+
+    /// The start of the ring page.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.mapping.as_ptr()
+    }
+}
+
+/// Frames of another domain (or of Xen, `DOMID_XEN`) mapped into this process with
+/// `IOCTL_PRIVCMD_MMAPBATCH_V2`, as `xenforeignmemory_map` does; unmapped on drop. For a PV
+/// domain the frames are machine frames, and Xen checks the domain owns each one.
+pub struct ForeignMapping {
+    base: NonNull<u8>,
+    pages: usize,
+}
+
+impl ForeignMapping {
+    /// Maps `frames` of `domain` (read-only unless `writable`).
+    pub fn map(
+        privcmd: &Privcmd,
+        domain: DomId,
+        frames: &[u64],
+        writable: bool,
+    ) -> Result<ForeignMapping> {
+        let name = format!(
+            "IOCTL_PRIVCMD_MMAPBATCH_V2(domain {:#x}, {} frames)",
+            domain.0,
+            frames.len()
+        );
+        let length = NonZeroUsize::new(frames.len() * PAGE_SIZE)
+            .ok_or_else(|| Error::invalid(&name, "no frames"))?;
+        let num = u32::try_from(frames.len()).map_err(|_| Error::invalid(&name, "too many"))?;
+        let mut protection = ProtFlags::PROT_READ;
+        if writable {
+            protection |= ProtFlags::PROT_WRITE;
+        }
         // SAFETY: a fresh shared mapping of the privcmd device, which privcmd then backs
-        // with the foreign frame; nothing aliases it yet.
+        // with the foreign frames; nothing aliases it yet.
         let base = unsafe {
             mmap(
                 None,
                 length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                protection,
                 MapFlags::MAP_SHARED,
                 privcmd.fd(),
                 0,
             )
         }
         .map_err(|errno| Error::from_errno("mmap /dev/xen/privcmd", errno))?;
-        let mut error = 0i32;
+        let mut errors = vec![0i32; frames.len()];
         let mut batch = PrivcmdMmapbatchV2 {
-            num: 1,
-            dom: DomId::XEN.0,
+            num,
+            dom: domain.0,
             addr: base.as_ptr() as u64,
-            arr: &frame,
-            err: &mut error,
+            arr: frames.as_ptr(),
+            err: errors.as_mut_ptr(),
         };
-        // SAFETY: the ioctl reads `batch`, the frame list (one u64) and writes one int of
-        // errors, all alive for the call; `addr` is the privcmd mapping made above.
+        // SAFETY: the ioctl reads `batch` and the frame list and writes one int per frame into
+        // `errors`, all alive for the call; `addr` is the privcmd mapping made above.
         let result = unsafe {
             nix::libc::ioctl(
                 privcmd.fd().as_raw_fd(),
@@ -237,35 +293,43 @@ impl RingMapping {
         };
         let failure = if result < 0 {
             Some(nix::errno::Errno::last())
-        } else if error != 0 {
-            Some(nix::errno::Errno::from_raw(-error))
         } else {
-            None
+            errors
+                .iter()
+                .find(|&&error| error != 0)
+                .map(|&error| nix::errno::Errno::from_raw(-error))
         };
         if let Some(errno) = failure {
             // SAFETY: the mapping made above, not yet handed out.
-            let _ = unsafe { munmap(base, PAGE_SIZE) };
-            return Err(Error::from_errno(
-                "IOCTL_PRIVCMD_MMAPBATCH_V2(DOMID_XEN, monitor ring)",
-                errno,
-            ));
+            let _ = unsafe { munmap(base, length.get()) };
+            return Err(Error::from_errno(name, errno));
         }
-        Ok(RingMapping {
+        Ok(ForeignMapping {
             base: base.cast(),
-            frame,
+            pages: frames.len(),
         })
     }
 
-    /// The start of the ring page.
+    /// The start of the mapping.
     pub fn as_ptr(&self) -> *mut u8 {
         self.base.as_ptr()
     }
+
+    /// Reads the `index`-th u64 of the mapping (volatile: the other domain may change it).
+    pub fn read_u64(&self, index: usize) -> Option<u64> {
+        if index >= self.pages * PAGE_SIZE / 8 {
+            return None;
+        }
+        // SAFETY: in bounds (checked), 8-byte aligned (page-aligned base), mapped readable for
+        // the life of `self`.
+        Some(unsafe { self.base.as_ptr().cast::<u64>().add(index).read_volatile() })
+    }
 }
 
-impl Drop for RingMapping {
+impl Drop for ForeignMapping {
     fn drop(&mut self) {
-        // SAFETY: the mapping made by `map`, one page.
-        let _ = unsafe { munmap(self.base.cast(), PAGE_SIZE) };
+        // SAFETY: the mapping made by `map`.
+        let _ = unsafe { munmap(self.base.cast(), self.pages * PAGE_SIZE) };
     }
 }
 

@@ -22,7 +22,8 @@ pub mod hypercall {
     pub const DOMCTL: u64 = 36;
 }
 
-const PAGE_SIZE: usize = 4096;
+/// Xen's page size on x86.
+pub const PAGE_SIZE: usize = 4096;
 
 /// An open privcmd device.
 pub struct Privcmd {

@@ -6,6 +6,7 @@ use libxc::monitor::{
     domain_is_hvm, monitor_disable, monitor_enable, set_access_required, shadow_allocation_mib,
     RingMapping,
 };
+use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 use libxc::{Access, DomId, Error, Result};
@@ -89,8 +90,8 @@ pub enum Frames<'a> {
     Machine(&'a [u64]),
 }
 
-/// What Xen is asked about, after checking the frames suit the guest's kind: Xen names an
-/// HVM guest's frames by guest frame and a PV guest's by machine frame.
+/// What Xen is asked about: Xen names an HVM guest's frames by guest frame and a PV guest's
+/// by machine frame, so `--mfn` is for PV only and a PV guest's `--pfn` goes through its P2M.
 fn targets(privcmd: &Privcmd, domid: DomId, frames: Frames) -> Result<Vec<(AccessTarget, String)>> {
     let (list, kind) = match frames {
         Frames::Default => return Ok(vec![(AccessTarget::Default, "default".into())]),
@@ -98,24 +99,37 @@ fn targets(privcmd: &Privcmd, domid: DomId, frames: Frames) -> Result<Vec<(Acces
         Frames::Machine(list) => (list, "mfn"),
     };
     let hvm = domain_is_hvm(privcmd, domid)?;
-    if hvm != (kind == "pfn") {
-        let (guest, wanted) = if hvm {
-            ("an HVM", "--pfn")
-        } else {
-            ("a PV", "--mfn")
-        };
+    if hvm && kind == "mfn" {
         return Err(Error::invalid(
-            format!("naming frames of domain {} by {kind}", domid.0),
-            format!("it is {guest} guest: name its frames with {wanted}"),
+            format!("naming frames of domain {} by mfn", domid.0),
+            "it is an HVM guest: name its frames with --pfn",
         ));
     }
-    Ok(list
-        .iter()
-        .map(|&first| {
-            let target = AccessTarget::Frames { first, count: 1 };
-            (target, format!("{kind} {first:#x}"))
+    // A PV guest's frames are machine frames for Xen: translate pfns through the P2M the
+    // guest publishes (Xen still checks every frame is the guest's).
+    let p2m = if !hvm && kind == "pfn" {
+        Some(P2m::read(privcmd, domid)?)
+    } else {
+        None
+    };
+    list.iter()
+        .map(|&number| {
+            let frame = match &p2m {
+                Some(p2m) => p2m.mfn(number).ok_or_else(|| {
+                    Error::invalid(
+                        format!("translating pfn {number:#x} of domain {}", domid.0),
+                        format!("its P2M has {} entries and no frame there", p2m.len()),
+                    )
+                })?,
+                None => number,
+            };
+            let target = AccessTarget::Frames {
+                first: frame,
+                count: 1,
+            };
+            Ok((target, format!("{kind} {number:#x}")))
         })
-        .collect())
+        .collect()
 }
 
 /// The error with what it was about.

@@ -86,11 +86,11 @@ struct TargetArgs {
     /// The domain's default access (what every page without its own follows).
     #[arg(long)]
     default: bool,
-    /// A guest frame number, for an HVM guest (repeatable for set-access).
+    /// A guest frame number (repeatable for set-access); for a PV guest it is translated
+    /// through the P2M the guest publishes.
     #[arg(long, value_name = "PFN", value_parser = parse_number)]
     pfn: Vec<u64>,
-    /// A machine frame of the guest, for a PV guest, whose frames Xen names by machine frame
-    /// (repeatable for set-access).
+    /// A machine frame of a PV guest, as Xen names them (repeatable for set-access).
     #[arg(long, value_name = "MFN", value_parser = parse_number)]
     mfn: Vec<u64>,
 }

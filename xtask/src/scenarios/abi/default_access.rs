@@ -2,7 +2,8 @@
 //!
 //! With monitoring on: default rx, so the guest's buffer frames read rx; one frame set rw
 //! reads rw while the others stay rx; a new default r supersedes the rw frame too (the
-//! generation counter); a frame set n2rwx afterwards reads n2rwx; and a page the guest gains
+//! generation counter); guest frames named by pfn go through the P2M the guest publishes
+//! (pfn 0x200 is the buffer's first page); a frame set n2rwx afterwards reads n2rwx; and a page the guest gains
 //! after that (dom0 populates one more frame for it) reads r; access_required can be switched
 //! on and off for the PV guest. Frames are named `<f0>`,
 //! `<f1>`, ... in the transcript, since their machine numbers differ between runs.
@@ -15,6 +16,7 @@ use anyhow::{Context, Result};
 use libxc::memory::populate_physmap;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
+use test_guest::pattern::BUFFER_GFN;
 
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::transcript::{Lines, Transcript};
@@ -51,6 +53,11 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         t.listener(&["get-access", "--mfn", &f0, "--mfn", &f1])?;
         t.listener(&["set-access", "--default", "r"])?;
         t.listener(&["get-access", "--mfn", &f0, "--mfn", &f1])?;
+        // The same frames named by guest frame, through the P2M the guest publishes.
+        let (p0, p1) = (hex(BUFFER_GFN), hex(BUFFER_GFN + 1));
+        t.listener(&["get-access", "--pfn", &p0])?;
+        t.listener(&["set-access", "--pfn", &p1, "rx"])?;
+        t.listener(&["get-access", "--mfn", &f1])?;
         t.listener(&["set-access", "--mfn", &f2, "n2rwx"])?;
         t.listener(&["get-access", "--mfn", &f1, "--mfn", &f2])?;
         // A page the guest gains now: one frame past its 64 MiB.
@@ -93,10 +100,16 @@ fn on_host(view: &HostView) -> Result<()> {
         "$ listener get-access --mfn <f0> --mfn <f1>",
         "mfn <f0> access r",
         "mfn <f1> access r",
+        "$ listener get-access --pfn 0x200",
+        "pfn 0x200 access r",
+        "$ listener set-access --pfn 0x201 rx",
+        "pfn 0x201 access set to rx",
+        "$ listener get-access --mfn <f1>",
+        "mfn <f1> access rx",
         "$ listener set-access --mfn <f2> n2rwx",
         "mfn <f2> access set to n2rwx",
         "$ listener get-access --mfn <f1> --mfn <f2>",
-        "mfn <f1> access r",
+        "mfn <f1> access rx",
         "mfn <f2> access n2rwx",
         "$ listener get-access --mfn <gained>",
         "mfn <gained> access r",
