@@ -18,7 +18,18 @@ pub struct GuestConfig<'a> {
     pub cmdline: &'a str,
 }
 
-impl GuestConfig<'_> {
+impl<'a> GuestConfig<'a> {
+    /// The usual guest of the abi scenarios: 64 MiB, one vCPU, running its workload again and
+    /// again (`heartbeat`) until it is destroyed.
+    pub fn heartbeat(name: &'a str) -> GuestConfig<'a> {
+        GuestConfig {
+            name,
+            memory_mib: 64,
+            vcpus: 1,
+            cmdline: "heartbeat",
+        }
+    }
+
     /// The xl configuration. Shutdown leaves the domain in place so its state and shutdown
     /// reason can be read; the scenario destroys it. `maxmem` leaves room for 8 MiB more, so
     /// dom0 can give the guest pages later.

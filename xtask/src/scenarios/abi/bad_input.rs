@@ -572,12 +572,7 @@ fn monitored(privcmd: &Privcmd, guest: DomId, frames: &Frames, table: &mut Table
 }
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
-    let guest = dom0.create_guest(&GuestConfig {
-        name: GUEST,
-        memory_mib: 64,
-        vcpus: 1,
-        cmdline: "heartbeat",
-    })?;
+    let guest = dom0.create_guest(&GuestConfig::heartbeat(GUEST))?;
     let privcmd = Privcmd::open()?;
     let domid = resolve_domain(GUEST)?;
     let mut beat = guest.wait_for_heartbeat(0, Duration::from_secs(60))?;

@@ -31,12 +31,7 @@ pub const SCENARIO: Scenario = Scenario {
 const GUEST: &str = "default-access";
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
-    let guest = dom0.create_guest(&GuestConfig {
-        name: GUEST,
-        memory_mib: 64,
-        vcpus: 1,
-        cmdline: "heartbeat",
-    })?;
+    let guest = dom0.create_guest(&GuestConfig::heartbeat(GUEST))?;
     let buffer = guest.frames()?;
     guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
     let mut t = Transcript::new(dom0, GUEST);

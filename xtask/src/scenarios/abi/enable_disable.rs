@@ -28,12 +28,7 @@ const GUEST: &str = "enable-disable";
 const CYCLES: usize = 3;
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
-    let guest = dom0.create_guest(&GuestConfig {
-        name: GUEST,
-        memory_mib: 64,
-        vcpus: 1,
-        cmdline: "heartbeat",
-    })?;
+    let guest = dom0.create_guest(&GuestConfig::heartbeat(GUEST))?;
     let mut transcript = Transcript::new(dom0, GUEST);
     let mut listener = |args: &[&str]| transcript.listener(args);
     let result = (|| -> Result<()> {
