@@ -27,6 +27,7 @@
 //! - [`start_info`]: the `start_info` page Xen hands the kernel in `rsi`.
 //! - [`frames`]: frame numbers, the M2P table, machine frame to virtual address.
 //! - [`pagewalk`]: walking the kernel's own page tables to an L1 entry.
+//! - [`p2m_tree`]: the frame-list tree that publishes the P2M in `shared_info`.
 //! - [`probe`]: the `ring-probe` mode's attempts to map a frame the guest does not own.
 //! - [`console`]: the PV console ring writer (`xencons_interface`).
 //! - [`pattern`]: the page workload and its FNV-1a checksum (also used by xtask).
@@ -39,6 +40,7 @@ pub mod cmdline;
 pub mod console;
 pub mod frames;
 pub mod hypercall;
+pub mod p2m_tree;
 pub mod pagewalk;
 pub mod pattern;
 pub mod probe;

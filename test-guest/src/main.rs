@@ -14,11 +14,22 @@
 //!    so a debug Xen's serial log shows `(dN) TEST-GUEST ...` even if the ring
 //!    does not work.
 //! 3. Counts vCPUs with `VCPUOP_is_up` on ids 0, 1, ... until `-ENOENT`.
-//! 4. Writes the pattern of `test_guest::pattern` into a 16-page buffer at gfns
+//! 4. In every mode, before the workload, publishes its P2M the way Linux PV guests
+//!    do (`test_guest::p2m_tree`): it builds a frame-list page (the MFNs of the P2M
+//!    array's pages, each found in the P2M itself) and a frame-list-list page (the
+//!    frame list's MFN), two page-aligned statics in `.bss` (one frame-list page
+//!    only: at most 512 * 512 pfns; more is a FAIL); maps the
+//!    `shared_info` page (`start_info.shared_info`, a machine address, not mapped by
+//!    the builder) over a third `.bss` page with `update_va_mapping(va, maddr |
+//!    PRESENT | RW, UVMF_INVLPG)`, checks the new L1 entry with a page walk and never
+//!    maps it back; then writes, volatile, `arch.max_pfn` = `nr_pages` and
+//!    `arch.pfn_to_mfn_frame_list_list` = the frame-list-list page's MFN (offsets
+//!    3088 and 3096 of `struct shared_info`) and prints `P2M-PUBLISHED`.
+//! 5. Writes the pattern of `test_guest::pattern` into a 16-page buffer at gfns
 //!    0x200 to 0x20f (`BUFFER_GFN`; page 0 to 15, each byte in order, volatile
 //!    byte writes), then
 //!    reads every byte back in the same order with volatile reads and checks it.
-//! 5. Prints the FNV-1a 64 checksum of what it read, waits (bounded, with
+//! 6. Prints the FNV-1a 64 checksum of what it read, waits (bounded, with
 //!    `SCHEDOP_yield`) for xenconsoled to consume the ring, and shuts down with
 //!    `SCHEDOP_shutdown` reason poweroff (crash on any failure).
 //!
@@ -33,8 +44,13 @@
 //! ```text
 //! TEST-GUEST vcpus=<n> cmdline=<start_info cmd_line, non-printables as ?>
 //! TEST-GUEST BUFFER gfn=0x200 pages=16
+//! TEST-GUEST FRAMES <mfn 0x<hex> of each buffer page, 16 of them>
+//! TEST-GUEST P2M-PUBLISHED max_pfn=0x<nr_pages> fll=0x<mfn of the frame-list-list>
 //! TEST-GUEST DONE <checksum: 16 lowercase hex digits>
 //! ```
+//!
+//! (`p2m` mode adds its `P2M pfn=0x<hex> mfn=0x<hex> count=<n>` lines between
+//! `P2M-PUBLISHED` and `DONE`; `heartbeat` adds `HEARTBEAT <n>` lines after `DONE`.)
 //!
 //! and, with `ring-probe` (routes in this order; `<rc>` the decimal result, 0 or a
 //! negative errno; `mapped=yes` only if Xen accepted AND the guest read the frame
@@ -63,7 +79,9 @@
 //! TEST-GUEST PANIC <file>:<line>
 //! ```
 //!
-//! (`ring-probe` without a well-formed `ring=0x<hex>`, a failed walk of the kernel's
+//! (a P2M that cannot be published, see step 4, e.g. `FAIL P2M publish: map
+//! shared_info error=<errno>`; `ring-probe` without a well-formed `ring=0x<hex>`, a
+//! failed walk of the kernel's
 //! own page tables, or a failed undo of a probe that succeeded are such FAILs; a probe
 //! that Xen refuses is not.)
 //!
@@ -109,12 +127,13 @@ fn main() -> std::process::ExitCode {
 mod kernel {
     use core::cell::UnsafeCell;
     use core::panic::PanicInfo;
-    use core::sync::atomic::{AtomicBool, Ordering};
+    use core::sync::atomic::{fence, AtomicBool, Ordering};
 
     use test_guest::cmdline;
     use test_guest::console::{Console, ConsoleRing, EvtchnBackend, XenconsInterface};
     use test_guest::frames::{self, Mfn, Pfn, PAGE_SIZE, VIRT_BASE};
-    use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
+    use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError, UVMF_INVLPG};
+    use test_guest::p2m_tree::{self, ListPage, ENTRIES_PER_PAGE};
     use test_guest::pagewalk;
     use test_guest::pattern::{self, BUFFER_BYTES, BUFFER_GFN, BUFFER_PAGES};
     use test_guest::probe;
@@ -511,6 +530,8 @@ mod kernel {
             None => fail("buffer frames not in the P2M", XenError::EINVAL),
         }
 
+        publish_p2m(&hv, start_info);
+
         if cmdline::has_word(start_info.cmdline(), cmdline::P2M) {
             print_p2m_runs(start_info);
         }
@@ -610,25 +631,7 @@ mod kernel {
             fail("no P2M list", XenError::EINVAL)
         };
         let va = buffer_byte(BUFFER_PAGES - 1, 0) as u64;
-        let slot = pagewalk::walk_to_l1(
-            va,
-            si.pt_base,
-            |entry| {
-                // SAFETY: `walk_to_l1` reads only 8-byte aligned entries inside the L4
-                // page at `pt_base` or inside a table the closure below returned: pages
-                // of the bootstrap page-table region, which the builder maps (read-only)
-                // for the life of the domain. Volatile: Xen writes them.
-                unsafe { (entry as *const u64).read_volatile() }
-            },
-            |mfn| {
-                let virt = frames::resolve_pfn(mfn, read_m2p, p2m)?.to_virt();
-                pagewalk::in_table_region(virt, si.pt_base, si.nr_pt_frames).then_some(virt)
-            },
-        );
-        let slot = match slot {
-            Ok(slot) => slot,
-            Err(e) => fail(e.what(), XenError::EINVAL),
-        };
+        let slot = l1_slot(si, p2m, va);
         let mut env = GuestEnv {
             target: va as *const u64,
             l1e: slot.entry_virt as *const u64,
@@ -653,6 +656,129 @@ mod kernel {
             shutdown(ShutdownReason::Crash)
         }
         line(|out| out.put_str("PROBES DONE"));
+    }
+
+    /// The L1 entry that maps `va` in the running (bootstrap) page tables; a failed
+    /// walk is a FAIL.
+    fn l1_slot(si: &StartInfo, p2m: &[u64], va: u64) -> pagewalk::L1Slot {
+        let slot = pagewalk::walk_to_l1(
+            va,
+            si.pt_base,
+            |entry| {
+                // SAFETY: `walk_to_l1` reads only 8-byte aligned entries inside the L4
+                // page at `pt_base` or inside a table the closure below returned: pages
+                // of the bootstrap page-table region, which the builder maps (read-only)
+                // for the life of the domain. Volatile: Xen writes them.
+                unsafe { (entry as *const u64).read_volatile() }
+            },
+            |mfn| {
+                let virt = frames::resolve_pfn(mfn, read_m2p, p2m)?.to_virt();
+                pagewalk::in_table_region(virt, si.pt_base, si.nr_pt_frames).then_some(virt)
+            },
+        );
+        match slot {
+            Ok(slot) => slot,
+            Err(e) => fail(e.what(), XenError::EINVAL),
+        }
+    }
+
+    /// A page-aligned page of `.bss`, only ever accessed through raw pointers.
+    #[repr(C, align(4096))]
+    struct BssPage(UnsafeCell<ListPage>);
+
+    // SAFETY: only `kernel_main`, on vCPU 0, touches these pages (in `publish_p2m`,
+    // once, through raw pointers); no events are delivered.
+    unsafe impl Sync for BssPage {}
+
+    impl BssPage {
+        const fn new() -> Self {
+            Self(UnsafeCell::new([0; ENTRIES_PER_PAGE]))
+        }
+
+        /// The page's virtual address.
+        fn virt(&self) -> u64 {
+            self.0.get() as u64
+        }
+    }
+
+    /// The frame-list page of the published P2M tree (MFNs of the P2M array's pages).
+    static FRAME_LIST: BssPage = BssPage::new();
+
+    /// The frame-list-list page (MFN of [`FRAME_LIST`]); its MFN goes to shared_info.
+    static FRAME_LIST_LIST: BssPage = BssPage::new();
+
+    /// The virtual page `shared_info` is mapped at, for the life of the domain (its
+    /// original backing frame is no longer used through this address).
+    static SHARED_INFO: BssPage = BssPage::new();
+
+    /// Publishes the P2M as a Linux PV guest does: builds the frame-list tree in
+    /// [`FRAME_LIST`] and [`FRAME_LIST_LIST`], maps `shared_info` at [`SHARED_INFO`]
+    /// and writes `arch.max_pfn` and `arch.pfn_to_mfn_frame_list_list` there; prints
+    /// `P2M-PUBLISHED`. Any failure is a FAIL (crash).
+    fn publish_p2m(hv: &HypercallPage, si: &StartInfo) {
+        let Some(p2m) = p2m(si) else {
+            fail("no P2M list", XenError::EINVAL)
+        };
+        let mfn_of = |page: &BssPage| {
+            let pfn = usize::try_from(Pfn::from_virt(page.virt()).0).ok()?;
+            p2m.get(pfn).map(|&mfn| Mfn(mfn))
+        };
+        let (Some(list_mfn), Some(fll_mfn)) = (mfn_of(&FRAME_LIST), mfn_of(&FRAME_LIST_LIST))
+        else {
+            fail("P2M publish: list page not in the P2M", XenError::EINVAL)
+        };
+        // SAFETY: the two statics are distinct pages that nothing else references
+        // (`BssPage`'s Sync contract: this runs once, on vCPU 0), so these are the only
+        // references to their contents.
+        let (list, fll) = unsafe { (&mut *FRAME_LIST.0.get(), &mut *FRAME_LIST_LIST.0.get()) };
+        let built = p2m_tree::build_tree(
+            p2m_tree::p2m_pages(si.nr_pages),
+            |page| p2m_tree::p2m_page_mfn(p2m, si.mfn_list, page),
+            core::slice::from_mut(list),
+            &[list_mfn],
+            fll,
+        );
+        if let Err(e) = built {
+            fail(e.what(), XenError::EINVAL);
+        }
+
+        let Some(pte) = p2m_tree::shared_info_pte(si.shared_info) else {
+            fail("P2M publish: shared_info address", XenError::EINVAL)
+        };
+        let va = SHARED_INFO.virt();
+        // SAFETY: nothing Rust relies on lives in SHARED_INFO's page: it is never read
+        // or referenced, only written below through raw pointers, after the remap. It is
+        // never mapped back: from now on it is the shared_info page.
+        if let Err(e) = unsafe { hypercall::update_va_mapping(hv, va, pte, UVMF_INVLPG) } {
+            fail("P2M publish: map shared_info", e);
+        }
+        let now = l1_slot(si, p2m, va).value;
+        if !pagewalk::pte_present(now) || pagewalk::pte_mfn(now) != pagewalk::pte_mfn(pte) {
+            fail("P2M publish: shared_info mapping check", XenError::EINVAL);
+        }
+        // The tree's pages are complete in memory before it is published.
+        fence(Ordering::SeqCst);
+        let shared = SHARED_INFO.0.get().cast::<u8>();
+        // SAFETY: `va` now maps the 4096-byte shared_info page (just checked); both
+        // fields are 8-byte aligned `unsigned long`s inside it that the guest owns
+        // (`struct arch_shared_info`); volatile because dom0 reads them.
+        unsafe {
+            shared
+                .add(p2m_tree::SHARED_INFO_MAX_PFN)
+                .cast::<u64>()
+                .write_volatile(si.nr_pages);
+            fence(Ordering::SeqCst);
+            shared
+                .add(p2m_tree::SHARED_INFO_FRAME_LIST_LIST)
+                .cast::<u64>()
+                .write_volatile(fll_mfn.0);
+        }
+        line(|out| {
+            out.put_str("P2M-PUBLISHED max_pfn=");
+            out.put_hex(si.nr_pages);
+            out.put_str(" fll=");
+            out.put_hex(fll_mfn.0);
+        });
     }
 
     /// The probes' view of memory: the buffer's last page and its L1 entry.
