@@ -47,6 +47,18 @@ impl Evtchn {
         Ok(result as u32)
     }
 
+    /// Makes [`Evtchn::pending`] fail with `EAGAIN` instead of waiting, for an event loop that
+    /// waits on the file descriptor itself.
+    pub fn set_nonblocking(&self) -> Result<()> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let flags = fcntl(self.file.as_raw_fd(), FcntlArg::F_GETFL)
+            .map_err(|errno| Error::from_errno("fcntl(F_GETFL) /dev/xen/evtchn", errno))?;
+        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+        fcntl(self.file.as_raw_fd(), FcntlArg::F_SETFL(flags))
+            .map_err(|errno| Error::from_errno("fcntl(F_SETFL) /dev/xen/evtchn", errno))?;
+        Ok(())
+    }
+
     /// Binds a local port to `remote_port` of `domain`; returns the local port.
     pub fn bind_interdomain(&self, domain: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort> {
         let mut argument = EvtchnBindInterdomain {

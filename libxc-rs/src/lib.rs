@@ -22,6 +22,7 @@
 //! | `xc_domain_pause` / `xc_domain_unpause` | [`monitor::domain_pause`] / [`monitor::domain_unpause`] |
 //! | `xc_shadow_control(GET_ALLOCATION)` | [`monitor::shadow_allocation_mib`] |
 //! | `xc_physinfo` (memory) | [`sysctl::physinfo`] |
+//! | `xc_version` | [`version::xen_version`] |
 //! | `xenforeignmemory_map` | [`monitor::ForeignMapping::map`] |
 //! | `xc_core`/save's P2M of a PV guest (`pfn_to_mfn_frame_list_list`) | [`p2m::P2m::read`] |
 //! | `xenevtchn_bind_interdomain` / `_unbind` / `_notify` / `_pending` / `_unmask` | [`evtchn::Evtchn`] |
@@ -41,6 +42,7 @@ pub mod p2m;
 pub mod privcmd;
 pub mod ring;
 pub mod sysctl;
+pub mod version;
 pub mod xenstore;
 
 pub use access::Access;

@@ -7,6 +7,7 @@
 //! the kernel refused (the message names the operation and the errno), 2 bad command line.
 
 mod commands;
+mod monitor;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,46 @@ enum Command {
     /// With no listener, crash the domain on a violation (on) or relax the page to rwx (off,
     /// Xen's default).
     AccessRequired(AccessRequiredArgs),
+    /// Monitor the domain: answer its mem_access events and write them as JSON lines, until
+    /// --count, --timeout, Ctrl-C / SIGTERM or the domain's end; then leave it unmonitored.
+    Monitor(MonitorArgs),
+}
+
+/// Which accesses raise events, as xen-access's modes: the default access that traps them.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Mode {
+    /// Writes (default access rx).
+    Write,
+    /// Instruction fetches (default access rw).
+    Exec,
+    /// Reads; x86 page tables cannot trap reads alone, so every access (default access n).
+    Read,
+    /// Every access (default access n).
+    Any,
+}
+
+#[derive(Args)]
+struct MonitorArgs {
+    #[command(flatten)]
+    domain: DomainArg,
+    /// The default access while monitoring (overrides --mode).
+    #[arg(long, value_name = "ACCESS")]
+    default_access: Option<Access>,
+    /// Which accesses raise events.
+    #[arg(long, value_enum, default_value = "write")]
+    mode: Mode,
+    /// After an event: give the page rwx (relax, as xen-access does) or leave it (keep).
+    #[arg(long, value_enum, default_value = "relax")]
+    on_event: monitor::OnEvent,
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    /// Write the trace here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -118,7 +159,11 @@ fn parse_number(text: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Monitor(args) = cli.command {
+        return monitor(args);
+    }
     let result = match cli.command {
+        Command::Monitor(_) => unreachable!("handled above"),
         Command::Enable(domain) => commands::enable(&domain.domain),
         Command::Disable(domain) => commands::disable(&domain.domain),
         Command::Status(domain) => commands::status(&domain.domain),
@@ -132,6 +177,37 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("listener: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn monitor(args: MonitorArgs) -> ExitCode {
+    let default_access = args.default_access.unwrap_or(match args.mode {
+        Mode::Write => Access::Rx,
+        Mode::Exec => Access::Rw,
+        Mode::Read | Mode::Any => Access::N,
+    });
+    let timeout = match args.timeout.map(std::time::Duration::try_from_secs_f64) {
+        Some(Err(_)) => {
+            eprintln!("listener: --timeout must be a positive number of seconds");
+            return ExitCode::from(2);
+        }
+        Some(Ok(timeout)) => Some(timeout),
+        None => None,
+    };
+    let options = monitor::Options {
+        domain: args.domain.domain,
+        default_access,
+        on_event: args.on_event,
+        count: args.count,
+        timeout,
+        output: args.output,
+    };
+    match monitor::run(options) {
+        Ok(stop) => ExitCode::from(stop.exit_code()),
         Err(error) => {
             eprintln!("listener: {error}");
             ExitCode::from(1)

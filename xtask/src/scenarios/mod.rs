@@ -8,6 +8,7 @@ mod abi;
 mod boot;
 mod dom0;
 mod guest;
+mod listener;
 mod transcript;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub const ALL: &[&Scenario] = &[
     &abi::ring_unreachable::SCENARIO,
     &abi::destroy_while_monitored::SCENARIO,
     &abi::bad_input::SCENARIO,
+    &listener::lifecycle::SCENARIO,
 ];
 
 /// The dom0 half's verdict, in `<scenario>/result.json`.

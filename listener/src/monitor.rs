@@ -1,0 +1,323 @@
+//! `listener monitor`: the event loop, Xen's `xen-access` done well.
+//!
+//! Setup: the monitor ring is created (for PV, Xen allocates it and turns shadow paging on),
+//! mapped, its event channel bound, the default access set. Then a tokio loop waits on the
+//! event channel, answers every request at once (`relax`: the frame becomes rwx first, as
+//! xen-access does; `keep`: resumed as is, so Xen's rx2rw/n2rwx conversions decide) and writes
+//! the trace. It stops on `--count`, `--timeout`, Ctrl-C or SIGTERM, or when the domain goes.
+//! Teardown, whatever the reason: pending requests answered, the default access back to rwx,
+//! monitoring disabled, the event channel closed, so the guest is never left paused.
+//!
+//! The trace (JSON lines, version 1): a `header` object (domain, Xen version, options), one
+//! `event` object per request (seq, vcpu, reason, access r/w/x, gla, offset, frame, flags, rip,
+//! response), and an `end` object (reason, events).
+//!
+//! Exit status: 0 stopped by --count or --timeout, 3 stopped by a signal, 4 the domain went
+//! away, 1 an error.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+use libxc::evtchn::Evtchn;
+use libxc::memory::{set_mem_access, AccessTarget};
+use libxc::monitor::{domain_is_hvm, monitor_disable, monitor_enable, RingMapping};
+use libxc::privcmd::Privcmd;
+use libxc::ring::{BackRing, VmEvent, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X};
+use libxc::version::xen_version;
+use libxc::xenstore::resolve_domain;
+use libxc::{Access, DomId, Error, Result};
+use serde_json::json;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// What to do with a page after its event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnEvent {
+    /// Give the page rwx, then resume (xen-access's behaviour).
+    Relax,
+    /// Resume without changing the page: Xen's rx2rw / n2rwx rules apply.
+    Keep,
+}
+
+/// The options of `listener monitor`.
+pub struct Options {
+    pub domain: String,
+    pub default_access: Access,
+    pub on_event: OnEvent,
+    pub count: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// Why the loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Count,
+    Timeout,
+    Signal,
+    DomainGone,
+}
+
+impl Stop {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stop::Count => "count",
+            Stop::Timeout => "timeout",
+            Stop::Signal => "signal",
+            Stop::DomainGone => "domain-gone",
+        }
+    }
+
+    /// The exit status for this reason.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Stop::Count | Stop::Timeout => 0,
+            Stop::Signal => 3,
+            Stop::DomainGone => 4,
+        }
+    }
+}
+
+/// Everything the loop holds; torn down in [`Session::teardown`].
+struct Session {
+    privcmd: Privcmd,
+    domid: DomId,
+    ring: BackRing,
+    _mapping: RingMapping,
+    evtchn: Evtchn,
+    local_port: libxc::evtchn::EvtchnPort,
+    trace: Box<dyn Write>,
+    seq: u64,
+    on_event: OnEvent,
+}
+
+pub fn run(options: Options) -> Result<Stop> {
+    let privcmd = Privcmd::open()?;
+    let domid = resolve_domain(&options.domain)?;
+    let remote_port = match monitor_enable(&privcmd, domid) {
+        Err(error) if error.errno == Some(16) => {
+            return Err(Error::invalid(
+                format!("monitoring domain {}", domid.0),
+                "another listener monitors it (listener disable ends that)",
+            ))
+        }
+        other => other?,
+    };
+    let setup = (|| -> Result<Session> {
+        let mapping = RingMapping::map(&privcmd, domid)?;
+        // SAFETY: the ring page is mapped read-write for as long as `mapping` lives, which the
+        // session keeps next to the ring; Xen initialised it and nothing else in this process
+        // touches it.
+        let ring = unsafe { BackRing::new(mapping.as_ptr()) };
+        let evtchn = Evtchn::open()?;
+        let local_port = evtchn.bind_interdomain(domid, remote_port)?;
+        evtchn.set_nonblocking()?;
+        Ok(Session {
+            privcmd: Privcmd::open()?,
+            domid,
+            ring,
+            _mapping: mapping,
+            evtchn,
+            local_port,
+            trace: open_trace(options.output.as_deref())?,
+            seq: 0,
+            on_event: options.on_event,
+        })
+    })();
+    let mut session = match setup {
+        Ok(session) => session,
+        Err(error) => {
+            let _ = monitor_disable(&privcmd, domid);
+            return Err(error);
+        }
+    };
+    let header = json!({
+        "type": "header",
+        "version": 1,
+        "domain": domid.0,
+        "xen_version": xen_version(&privcmd).unwrap_or_default(),
+        "options": {
+            "default_access": options.default_access.name(),
+            "on_event": format!("{:?}", options.on_event).to_lowercase(),
+            "count": options.count,
+            "timeout_seconds": options.timeout.map(|t| t.as_secs_f64()),
+        },
+    });
+    session.write(&header)?;
+    let result = set_mem_access(
+        &privcmd,
+        domid,
+        AccessTarget::Default,
+        options.default_access,
+    )
+    .and_then(|()| event_loop(&mut session, options.count, options.timeout));
+    let stop = session.teardown(result.as_ref().ok().copied());
+    let stop = result.and_then(|reason| stop.map(|()| reason))?;
+    Ok(stop)
+}
+
+fn open_trace(path: Option<&std::path::Path>) -> Result<Box<dyn Write>> {
+    match path {
+        None => Ok(Box::new(std::io::stdout())),
+        Some(path) => std::fs::File::create(path)
+            .map(|file| Box::new(std::io::BufWriter::new(file)) as Box<dyn Write>)
+            .map_err(|error| {
+                Error::invalid(format!("creating {}", path.display()), error.to_string())
+            }),
+    }
+}
+
+fn event_loop(
+    session: &mut Session,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+) -> Result<Stop> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Error::invalid("starting the event loop", error.to_string()))?;
+    runtime.block_on(async {
+        let raw = session.evtchn.as_fd().as_raw_fd();
+        // SAFETY: `raw` is the event channel device's descriptor, which `session` keeps open
+        // (and unchanged) until after this runtime, and so this AsyncFd, is gone.
+        let fd = unsafe { AsyncFd::register_with_interest(raw, Interest::READABLE) }
+            .map_err(|error| Error::invalid("watching the event channel", error.to_string()))?;
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|error| Error::invalid("catching SIGTERM", error.to_string()))?;
+        let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+        tokio::pin!(deadline);
+        let mut liveness = tokio::time::interval(Duration::from_millis(500));
+        // Requests may be waiting already (a vCPU faulted before we listened).
+        session.drain()?;
+        loop {
+            if count.is_some_and(|count| session.seq >= count) {
+                return Ok(Stop::Count);
+            }
+            tokio::select! {
+                ready = fd.readable() => {
+                    let mut guard = ready.map_err(|error| Error::invalid("waiting for events", error.to_string()))?;
+                    while let Ok(port) = session.evtchn.pending() {
+                        session.evtchn.unmask(port)?;
+                    }
+                    guard.clear_ready();
+                    session.drain()?;
+                }
+                _ = tokio::signal::ctrl_c() => return Ok(Stop::Signal),
+                _ = terminate.recv() => return Ok(Stop::Signal),
+                () = &mut deadline => return Ok(Stop::Timeout),
+                _ = liveness.tick() => {
+                    if domain_is_hvm(&session.privcmd, session.domid).is_err() {
+                        return Ok(Stop::DomainGone);
+                    }
+                }
+            }
+        }
+    })
+}
+
+impl Session {
+    fn write(&mut self, value: &serde_json::Value) -> Result<()> {
+        writeln!(self.trace, "{value}")
+            .and_then(|()| self.trace.flush())
+            .map_err(|error| Error::invalid("writing the trace", error.to_string()))
+    }
+
+    /// Answers every request on the ring, then tells Xen.
+    fn drain(&mut self) -> Result<()> {
+        loop {
+            while let Some(request) = self.ring.take_request() {
+                self.answer(&request)?;
+            }
+            if self.ring.push_responses() {
+                self.evtchn.notify(self.local_port)?;
+            }
+            if !self.ring.final_check_for_requests() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn answer(&mut self, request: &VmEvent) -> Result<()> {
+        self.seq += 1;
+        let access = request.mem_access.flags;
+        let kinds: String = [
+            (MEM_ACCESS_R, 'r'),
+            (MEM_ACCESS_W, 'w'),
+            (MEM_ACCESS_X, 'x'),
+        ]
+        .iter()
+        .filter(|(bit, _)| access & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+        let frame = request.mem_access.gfn;
+        if self.on_event == OnEvent::Relax {
+            let target = AccessTarget::Frames {
+                first: frame,
+                count: 1,
+            };
+            set_mem_access(&self.privcmd, self.domid, target, Access::Rwx)?;
+        }
+        let response = request.response();
+        self.ring
+            .put_response(&response)
+            .map_err(|_| Error::invalid("answering an event", "the ring has no room for it"))?;
+        let event = json!({
+            "type": "event",
+            "seq": self.seq,
+            "vcpu": request.vcpu_id,
+            "reason": request.reason,
+            "access": kinds,
+            "gla": request.mem_access.gla,
+            "offset": request.mem_access.offset,
+            "frame": frame,
+            "flags": request.flags,
+            "rip": request.regs.rip,
+            "response": format!("{:?}", self.on_event).to_lowercase(),
+        });
+        self.write(&event)
+    }
+
+    /// Leaves the guest as it found it, whatever stopped the loop.
+    fn teardown(mut self, stop: Option<Stop>) -> Result<()> {
+        let gone = stop == Some(Stop::DomainGone);
+        let mut first_error = None;
+        if !gone {
+            // Answer what is pending, so no vCPU stays paused.
+            if let Err(error) = self.drain() {
+                first_error.get_or_insert(error);
+            }
+            let steps = [
+                set_mem_access(
+                    &self.privcmd,
+                    self.domid,
+                    AccessTarget::Default,
+                    Access::Rwx,
+                ),
+                monitor_disable(&self.privcmd, self.domid),
+            ];
+            for step in steps {
+                if let Err(error) = step {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Err(error) = self.evtchn.unbind(self.local_port) {
+            if !gone {
+                first_error.get_or_insert(error);
+            }
+        }
+        let end = json!({
+            "type": "end",
+            "reason": stop.map(Stop::as_str).unwrap_or("error"),
+            "events": self.seq,
+        });
+        if let Err(error) = self.write(&end) {
+            first_error.get_or_insert(error);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}

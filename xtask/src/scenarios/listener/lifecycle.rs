@@ -1,0 +1,150 @@
+//! `listener/lifecycle`: `listener monitor` always leaves the guest unmonitored, whatever
+//! stops it, and says why in its exit status and trace.
+//!
+//! Three runs against a guest in its heartbeat mode: stopped by `--timeout` (exit 0), by
+//! SIGTERM (exit 3), and by the guest's destruction (exit 4). After the first two, `listener
+//! status` must say monitoring is off. (No events yet: Xen does not raise them for PV before
+//! the shadow-code patches; the trace holds the header and the end line.)
+//!
+//! Host checks: the exit statuses, the header (trace format 1, the domain, our Xen version)
+//! and end line (reason, 0 events) of each trace, and the statuses.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::layout::XEN_EXTRA_VERSION;
+use crate::scenarios::dom0::GuestConfig;
+use crate::scenarios::{Dom0, HostView, Scenario};
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "listener/lifecycle",
+    in_dom0,
+    on_host,
+};
+
+const GUEST: &str = "lifecycle";
+
+/// Starts `listener monitor` writing its trace to `trace`.
+fn start(trace: &str, extra: &[&str]) -> Result<std::process::Child> {
+    Command::new("listener")
+        .args([
+            "monitor", "--domain", GUEST, "--mode", "write", "--output", trace,
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting listener monitor")
+}
+
+/// Waits for the listener to exit; its status.
+fn wait(child: &mut std::process::Child, limit: Duration) -> Result<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.code().unwrap_or(-1));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("listener monitor did not stop within {}s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn in_dom0(dom0: &Dom0) -> Result<()> {
+    let guest = dom0.create_guest(&GuestConfig::heartbeat(GUEST))?;
+    guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
+    let mut report = String::new();
+
+    let mut child = start("/tmp/timeout.jsonl", &["--timeout", "3"])?;
+    report += &format!(
+        "timeout exit={}\n",
+        wait(&mut child, Duration::from_secs(30))?
+    );
+    report += &dom0.run("listener", &["status", "--domain", GUEST])?;
+
+    let mut child = start("/tmp/signal.jsonl", &[])?;
+    std::thread::sleep(Duration::from_secs(3));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
+    report += &format!(
+        "signal exit={}\n",
+        wait(&mut child, Duration::from_secs(30))?
+    );
+    report += &dom0.run("listener", &["status", "--domain", GUEST])?;
+
+    let mut child = start("/tmp/gone.jsonl", &[])?;
+    std::thread::sleep(Duration::from_secs(3));
+    guest.destroy(Duration::from_secs(30))?;
+    report += &format!(
+        "domain-gone exit={}\n",
+        wait(&mut child, Duration::from_secs(30))?
+    );
+
+    for name in ["timeout", "signal", "gone"] {
+        dom0.save(
+            &format!("{name}.jsonl"),
+            std::fs::read(format!("/tmp/{name}.jsonl"))?,
+        )?;
+    }
+    dom0.save("report.txt", report)
+}
+
+fn on_host(view: &HostView) -> Result<()> {
+    let report = view.read("report.txt")?;
+    let lines: Vec<&str> = report
+        .lines()
+        .map(|line| {
+            line.split_once(": ")
+                .filter(|(head, _)| head.starts_with("domain "))
+                .map_or(line, |(_, rest)| rest)
+        })
+        .collect();
+    let expected = [
+        "timeout exit=0",
+        "monitoring off",
+        "shadow pool: 0 MiB",
+        "signal exit=3",
+        "monitoring off",
+        "shadow pool: 0 MiB",
+        "domain-gone exit=4",
+    ];
+    ensure!(lines == expected, "expected {expected:?}, got {lines:?}");
+    for (file, reason) in [
+        ("timeout", "timeout"),
+        ("signal", "signal"),
+        ("gone", "domain-gone"),
+    ] {
+        let trace = view.read(&format!("{file}.jsonl"))?;
+        let records: Vec<serde_json::Value> = trace
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{file}.jsonl is not JSON lines"))?;
+        let (Some(header), Some(end)) = (records.first(), records.last()) else {
+            bail!("{file}.jsonl is empty");
+        };
+        ensure!(
+            header["type"] == "header" && header["version"] == 1,
+            "{file}: {header}"
+        );
+        ensure!(
+            header["xen_version"]
+                .as_str()
+                .is_some_and(|version| version.ends_with(XEN_EXTRA_VERSION)),
+            "{file}: not our Xen: {header}"
+        );
+        ensure!(
+            end["type"] == "end" && end["reason"] == reason && end["events"] == 0,
+            "{file}: {end}"
+        );
+        ensure!(
+            records.len() == 2,
+            "{file}: events where none can be raised yet"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! `listener/*`: the listener's own behaviour against a real guest.
+
+pub mod lifecycle;
