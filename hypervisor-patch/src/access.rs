@@ -163,6 +163,20 @@ pub enum PageAccess {
 }
 
 impl PageAccess {
+    /// Every access a page can hold, in `p2m_access_t` order.
+    pub const ALL: [PageAccess; 10] = [
+        Self::N,
+        Self::R,
+        Self::W,
+        Self::Rw,
+        Self::X,
+        Self::Rx,
+        Self::Wx,
+        Self::Rwx,
+        Self::Rx2rw,
+        Self::N2rwx,
+    ];
+
     /// The access a raw `p2m_access_t` holds; `None` for a value that is not one.
     pub const fn from_p2m(raw: u32) -> Option<Self> {
         Some(match raw {
@@ -404,18 +418,7 @@ mod tests {
 
     const KINDS: [AccessKind; 3] = [AccessKind::Read, AccessKind::Write, AccessKind::Fetch];
 
-    const PAGE_ACCESSES: [PageAccess; 10] = [
-        PageAccess::N,
-        PageAccess::R,
-        PageAccess::W,
-        PageAccess::Rw,
-        PageAccess::X,
-        PageAccess::Rx,
-        PageAccess::Wx,
-        PageAccess::Rwx,
-        PageAccess::Rx2rw,
-        PageAccess::N2rwx,
-    ];
+    const PAGE_ACCESSES: [PageAccess; 10] = PageAccess::ALL;
 
     /// The x86 MMU on one L1 entry (supervisor/user and the upper levels left aside).
     fn mmu_faults(bits: L1Bits, kind: AccessKind) -> bool {

@@ -508,18 +508,7 @@ mod tests {
 
     extern crate std;
 
-    const ACCESSES: [PageAccess; 10] = [
-        PageAccess::N,
-        PageAccess::R,
-        PageAccess::W,
-        PageAccess::Rw,
-        PageAccess::X,
-        PageAccess::Rx,
-        PageAccess::Wx,
-        PageAccess::Rwx,
-        PageAccess::Rx2rw,
-        PageAccess::N2rwx,
-    ];
+    const ACCESSES: [PageAccess; 10] = PageAccess::ALL;
 
     /// What the C side holds: a header and its slot array.
     #[derive(Clone)]
