@@ -104,39 +104,41 @@ pub fn run(options: Options) -> Result<Stop> {
         }
         other => other?,
     };
-    let setup = (|| -> Result<Session> {
+    let setup = (|| {
         let mapping = RingMapping::map(&privcmd, domid)?;
-        // SAFETY: the ring page is mapped read-write for as long as `mapping` lives, which the
-        // session keeps next to the ring; Xen initialised it and nothing else in this process
-        // touches it.
-        let ring = unsafe { BackRing::new(mapping.as_ptr()) };
         let evtchn = Evtchn::open()?;
         let local_port = evtchn.bind_interdomain(domid, remote_port)?;
         evtchn.set_nonblocking()?;
-        Ok(Session {
-            privcmd: Privcmd::open()?,
-            domid,
-            ring,
-            _mapping: mapping,
-            evtchn,
-            local_port,
-            trace: open_trace(options.output.as_deref())?,
-            seq: 0,
-            on_event: options.on_event,
-        })
+        let trace = open_trace(options.output.as_deref())?;
+        Ok((mapping, evtchn, local_port, trace))
     })();
-    let mut session = match setup {
-        Ok(session) => session,
+    let (mapping, evtchn, local_port, trace) = match setup {
+        Ok(parts) => parts,
         Err(error) => {
             let _ = monitor_disable(&privcmd, domid);
             return Err(error);
         }
     };
+    // SAFETY: the ring page is mapped read-write for as long as `mapping` lives, which the
+    // session keeps next to the ring; Xen initialised it and nothing else in this process
+    // touches it.
+    let ring = unsafe { BackRing::new(mapping.as_ptr()) };
+    let mut session = Session {
+        privcmd,
+        domid,
+        ring,
+        _mapping: mapping,
+        evtchn,
+        local_port,
+        trace,
+        seq: 0,
+        on_event: options.on_event,
+    };
     let header = json!({
         "type": "header",
         "version": 1,
         "domain": domid.0,
-        "xen_version": xen_version(&privcmd).unwrap_or_default(),
+        "xen_version": xen_version(&session.privcmd).unwrap_or_default(),
         "options": {
             "default_access": options.default_access.name(),
             "on_event": format!("{:?}", options.on_event).to_lowercase(),
@@ -144,14 +146,18 @@ pub fn run(options: Options) -> Result<Stop> {
             "timeout_seconds": options.timeout.map(|t| t.as_secs_f64()),
         },
     });
-    session.write(&header)?;
-    let result = set_mem_access(
-        &privcmd,
-        domid,
-        AccessTarget::Default,
-        options.default_access,
-    )
-    .and_then(|()| event_loop(&mut session, options.count, options.timeout));
+    // From here on every error still goes through the teardown.
+    let result = session
+        .write(&header)
+        .and_then(|()| {
+            set_mem_access(
+                &session.privcmd,
+                domid,
+                AccessTarget::Default,
+                options.default_access,
+            )
+        })
+        .and_then(|()| event_loop(&mut session, options.count, options.timeout));
     let stop = session.teardown(result.as_ref().ok().copied());
     let stop = result.and_then(|reason| stop.map(|()| reason))?;
     Ok(stop)
@@ -207,6 +213,7 @@ fn event_loop(
                 _ = terminate.recv() => return Ok(Stop::Signal),
                 () = &mut deadline => return Ok(Stop::Timeout),
                 _ = liveness.tick() => {
+                    // getdomaininfo fails once the domain is gone.
                     if domain_is_hvm(&session.privcmd, session.domid).is_err() {
                         return Ok(Stop::DomainGone);
                     }
