@@ -59,11 +59,27 @@ impl P2m {
         Ok(P2m { mfns })
     }
 
+    /// A P2M from its entries (entry `pfn` is the machine frame of guest frame `pfn`), as
+    /// [`P2m::read`] finds them: for tests and for P2Ms obtained another way.
+    pub fn from_entries(mfns: Vec<u64>) -> P2m {
+        P2m { mfns }
+    }
+
+    /// The raw entries, holes and markers included (see [`is_machine_frame`]).
+    pub fn entries(&self) -> &[u64] {
+        &self.mfns
+    }
+
+    /// The reverse map of this P2M.
+    pub fn reverse(&self) -> ReverseP2m {
+        ReverseP2m::new(&self.mfns)
+    }
+
     /// The machine frame behind guest frame `pfn`, if the P2M has one.
     pub fn mfn(&self, pfn: u64) -> Option<u64> {
         let mfn = *self.mfns.get(usize::try_from(pfn).ok()?)?;
-        // INVALID_P2M_ENTRY (~0) marks a hole.
-        (mfn != u64::MAX).then_some(mfn)
+        // INVALID_P2M_ENTRY (~0) marks a hole, and Linux's markers no frame of its RAM.
+        is_machine_frame(mfn).then_some(mfn)
     }
 
     /// How many guest frames the P2M covers.
@@ -74,5 +90,116 @@ impl P2m {
     /// True for an empty P2M.
     pub fn is_empty(&self) -> bool {
         self.mfns.is_empty()
+    }
+}
+
+/// Bits Linux sets in a PV P2M entry that is not a frame of the guest's RAM:
+/// `FOREIGN_FRAME_BIT` (1 << 63, another domain's frame mapped by grant) and
+/// `IDENTITY_FRAME_BIT` (1 << 62, a 1:1 I/O hole). `INVALID_P2M_ENTRY` (~0, a hole; Xen's
+/// `INVALID_MFN`) has both. No machine frame has them: x86-64 physical addresses have at
+/// most 52 bits.
+const NOT_RAM_BITS: u64 = 0b11 << 62;
+
+/// Whether a P2M entry names a machine frame of the guest's RAM, rather than a hole
+/// (`~0`, `INVALID_MFN`) or one of Linux's foreign / identity markers.
+pub fn is_machine_frame(entry: u64) -> bool {
+    entry & NOT_RAM_BITS == 0
+}
+
+/// A PV guest's reverse P2M (mfn -> pfn), built from its P2M.
+///
+/// Xen names a PV guest's frames by machine frame (events, access rights), while the guest
+/// and the person reading a trace think in guest frames: this map translates back. Xen's
+/// own M2P table would do the same, but the guest writes it too (`MMU_MACHPHYS_UPDATE`) and
+/// reading it needs its mapping; the P2M is already read, and one source keeps both
+/// directions consistent.
+///
+/// It is the guest's word, so untrusted: should two guest frames claim the same machine
+/// frame, the lower pfn is kept, so the answer is deterministic. A sorted vector rather than
+/// a hash map: 16 bytes a frame, built in one sort, no hashing of guest-chosen keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReverseP2m {
+    /// (mfn, pfn), sorted by mfn, one entry per mfn.
+    pairs: Vec<(u64, u64)>,
+}
+
+impl ReverseP2m {
+    /// The reverse of the P2M whose entry `pfn` is `entries[pfn]`; holes and markers
+    /// ([`is_machine_frame`]) are left out.
+    pub fn new(entries: &[u64]) -> ReverseP2m {
+        let mut pairs: Vec<(u64, u64)> = entries
+            .iter()
+            .zip(0u64..)
+            .filter(|(mfn, _)| is_machine_frame(**mfn))
+            .map(|(mfn, pfn)| (*mfn, pfn))
+            .collect();
+        // Sorting (mfn, pfn) pairs puts the lowest pfn of an mfn first; dedup keeps it.
+        pairs.sort_unstable();
+        pairs.dedup_by_key(|(mfn, _)| *mfn);
+        ReverseP2m { pairs }
+    }
+
+    /// The guest frame whose P2M entry is `mfn`, if any.
+    pub fn pfn(&self, mfn: u64) -> Option<u64> {
+        self.pairs
+            .binary_search_by_key(&mfn, |(mfn, _)| *mfn)
+            .ok()
+            .map(|index| self.pairs[index].1)
+    }
+
+    /// How many machine frames the map knows.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// True when it knows none.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_map_inverts_the_p2m_without_holes_or_markers() {
+        let p2m = P2m::from_entries(vec![
+            0x1234,
+            u64::MAX, // a hole: INVALID_P2M_ENTRY
+            0x1000,
+            0x8000_0000_0000_4321, // FOREIGN_FRAME_BIT
+            0x4000_0000_0000_0004, // IDENTITY_FRAME_BIT: pfn 4 is I/O
+            0x2000,
+        ]);
+        let reverse = p2m.reverse();
+        assert_eq!(reverse.len(), 3);
+        assert_eq!(reverse.pfn(0x1234), Some(0));
+        assert_eq!(reverse.pfn(0x1000), Some(2));
+        assert_eq!(reverse.pfn(0x2000), Some(5));
+        assert_eq!(reverse.pfn(0x4321), None);
+        assert_eq!(reverse.pfn(4), None);
+        assert_eq!(reverse.pfn(u64::MAX), None);
+        assert_eq!(reverse.pfn(0x1001), None);
+        for pfn in [0, 2, 5] {
+            assert_eq!(reverse.pfn(p2m.mfn(pfn).unwrap()), Some(pfn));
+        }
+    }
+
+    #[test]
+    fn a_machine_frame_claimed_twice_maps_to_the_lowest_pfn() {
+        let reverse = ReverseP2m::new(&[0x50, 0x70, 0x50, 0x60, 0x70]);
+        assert_eq!(reverse.len(), 3);
+        assert_eq!(reverse.pfn(0x50), Some(0));
+        assert_eq!(reverse.pfn(0x70), Some(1));
+        assert_eq!(reverse.pfn(0x60), Some(3));
+    }
+
+    #[test]
+    fn empty_and_all_hole_p2ms_know_nothing() {
+        assert!(ReverseP2m::new(&[]).is_empty());
+        let reverse = ReverseP2m::new(&[u64::MAX; 8]);
+        assert!(reverse.is_empty());
+        assert_eq!(reverse.pfn(0), None);
     }
 }

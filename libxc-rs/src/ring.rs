@@ -49,6 +49,54 @@ pub const VM_EVENT_FLAG_VCPU_PAUSED: u32 = 1 << 0;
 pub const VM_EVENT_FLAG_FOREIGN: u32 = 1 << 1;
 /// `#define VM_EVENT_FLAG_EMULATE (1 << 2)`: in a response, emulate the faulting instruction.
 pub const VM_EVENT_FLAG_EMULATE: u32 = 1 << 2;
+/// `#define VM_EVENT_FLAG_EMULATE_NOWRITE (1 << 3)`: with EMULATE, discard the writes.
+pub const VM_EVENT_FLAG_EMULATE_NOWRITE: u32 = 1 << 3;
+/// `#define VM_EVENT_FLAG_TOGGLE_SINGLESTEP (1 << 4)`: in a response, toggle singlestepping.
+pub const VM_EVENT_FLAG_TOGGLE_SINGLESTEP: u32 = 1 << 4;
+/// `#define VM_EVENT_FLAG_SET_EMUL_READ_DATA (1 << 5)`: with EMULATE, the data reads return.
+pub const VM_EVENT_FLAG_SET_EMUL_READ_DATA: u32 = 1 << 5;
+/// `#define VM_EVENT_FLAG_DENY (1 << 6)`: in a response, deny the pending write.
+pub const VM_EVENT_FLAG_DENY: u32 = 1 << 6;
+/// `#define VM_EVENT_FLAG_ALTERNATE_P2M (1 << 7)`: `altp2m_idx` is meaningful.
+pub const VM_EVENT_FLAG_ALTERNATE_P2M: u32 = 1 << 7;
+/// `#define VM_EVENT_FLAG_SET_REGISTERS (1 << 8)`: in a response, load the registers given.
+pub const VM_EVENT_FLAG_SET_REGISTERS: u32 = 1 << 8;
+/// `#define VM_EVENT_FLAG_SET_EMUL_INSN_DATA (1 << 9)`: with EMULATE, the instruction bytes.
+pub const VM_EVENT_FLAG_SET_EMUL_INSN_DATA: u32 = 1 << 9;
+/// `#define VM_EVENT_FLAG_GET_NEXT_INTERRUPT (1 << 10)`: report the next interrupt.
+pub const VM_EVENT_FLAG_GET_NEXT_INTERRUPT: u32 = 1 << 10;
+/// `#define VM_EVENT_FLAG_FAST_SINGLESTEP (1 << 11)`: singlestep in another altp2m view.
+pub const VM_EVENT_FLAG_FAST_SINGLESTEP: u32 = 1 << 11;
+/// `#define VM_EVENT_FLAG_NESTED_P2M (1 << 12)`: the event happened in a nested guest.
+pub const VM_EVENT_FLAG_NESTED_P2M: u32 = 1 << 12;
+/// `#define VM_EVENT_FLAG_RESET_VMTRACE (1 << 13)`: in a response, reset the vmtrace buffer.
+pub const VM_EVENT_FLAG_RESET_VMTRACE: u32 = 1 << 13;
+/// `#define VM_EVENT_FLAG_RESET_FORK_STATE (1 << 14)`: in a response, reset a fork's vCPU.
+pub const VM_EVENT_FLAG_RESET_FORK_STATE: u32 = 1 << 14;
+/// `#define VM_EVENT_FLAG_RESET_FORK_MEMORY (1 << 15)`: in a response, reset a fork's memory.
+pub const VM_EVENT_FLAG_RESET_FORK_MEMORY: u32 = 1 << 15;
+
+/// Every `VM_EVENT_FLAG_*` of Xen 4.17 with its name in the header, lower case and without
+/// the prefix (`vcpu_paused`), in bit order: so traces and messages name flags the way
+/// `vm_event.h` does, from one table.
+pub const VM_EVENT_FLAG_NAMES: [(u32, &str); 16] = [
+    (VM_EVENT_FLAG_VCPU_PAUSED, "vcpu_paused"),
+    (VM_EVENT_FLAG_FOREIGN, "foreign"),
+    (VM_EVENT_FLAG_EMULATE, "emulate"),
+    (VM_EVENT_FLAG_EMULATE_NOWRITE, "emulate_nowrite"),
+    (VM_EVENT_FLAG_TOGGLE_SINGLESTEP, "toggle_singlestep"),
+    (VM_EVENT_FLAG_SET_EMUL_READ_DATA, "set_emul_read_data"),
+    (VM_EVENT_FLAG_DENY, "deny"),
+    (VM_EVENT_FLAG_ALTERNATE_P2M, "alternate_p2m"),
+    (VM_EVENT_FLAG_SET_REGISTERS, "set_registers"),
+    (VM_EVENT_FLAG_SET_EMUL_INSN_DATA, "set_emul_insn_data"),
+    (VM_EVENT_FLAG_GET_NEXT_INTERRUPT, "get_next_interrupt"),
+    (VM_EVENT_FLAG_FAST_SINGLESTEP, "fast_singlestep"),
+    (VM_EVENT_FLAG_NESTED_P2M, "nested_p2m"),
+    (VM_EVENT_FLAG_RESET_VMTRACE, "reset_vmtrace"),
+    (VM_EVENT_FLAG_RESET_FORK_STATE, "reset_fork_state"),
+    (VM_EVENT_FLAG_RESET_FORK_MEMORY, "reset_fork_memory"),
+];
 
 /// `#define VM_EVENT_REASON_MEM_ACCESS 1`: a memory access violation.
 pub const VM_EVENT_REASON_MEM_ACCESS: u32 = 1;
@@ -66,6 +114,17 @@ pub const MEM_ACCESS_FAULT_WITH_GLA: u32 = 1 << 4;
 /// `#define MEM_ACCESS_FAULT_IN_GPT (1 << 5)`: the violation happened while walking the
 /// guest's page tables to translate the gla.
 pub const MEM_ACCESS_FAULT_IN_GPT: u32 = 1 << 5;
+
+/// Every `MEM_ACCESS_*` flag of Xen 4.17 with its name (lower case, no prefix), in bit
+/// order, as [`VM_EVENT_FLAG_NAMES`].
+pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 6] = [
+    (MEM_ACCESS_R, "r"),
+    (MEM_ACCESS_W, "w"),
+    (MEM_ACCESS_X, "x"),
+    (MEM_ACCESS_GLA_VALID, "gla_valid"),
+    (MEM_ACCESS_FAULT_WITH_GLA, "fault_with_gla"),
+    (MEM_ACCESS_FAULT_IN_GPT, "fault_in_gpt"),
+];
 
 /// `struct vm_event_mem_access`: the `u.mem_access` member of a request (32 bytes, which is
 /// also the size of the whole union `u`).
@@ -722,6 +781,18 @@ mod tests {
         assert_eq!(offset_of!(SringHeader, rsp_event), 12);
         assert_eq!(offset_of!(SringHeader, pad), 16); // pvt at 16, __pad at 20
         assert_eq!(RING_SIZE, 8);
+    }
+
+    #[test]
+    fn flag_name_tables_name_each_bit_once_in_order() {
+        for (index, (bit, _)) in VM_EVENT_FLAG_NAMES.iter().enumerate() {
+            assert_eq!(*bit, 1 << index);
+        }
+        for (index, (bit, _)) in MEM_ACCESS_FLAG_NAMES.iter().enumerate() {
+            assert_eq!(*bit, 1 << index);
+        }
+        assert_eq!(VM_EVENT_FLAG_NAMES[0].1, "vcpu_paused");
+        assert_eq!(MEM_ACCESS_FLAG_NAMES[5].1, "fault_in_gpt");
     }
 
     #[test]
