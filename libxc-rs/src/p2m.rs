@@ -39,7 +39,7 @@ impl P2m {
         if max_pfn == 0 || max_pfn > MAX_PFNS || list_list == 0 {
             return Err(refuse(format!(
                 "the guest published no usable P2M (max_pfn {max_pfn:#x}, frame list list \
-                 {list_list:#x}); name its frames by machine frame (--mfn)"
+                 {list_list:#x})"
             )));
         }
         let p2m_pages = max_pfn.div_ceil(PER_PAGE);

@@ -108,7 +108,10 @@ fn targets(privcmd: &Privcmd, domid: DomId, frames: Frames) -> Result<Vec<(Acces
     // A PV guest's frames are machine frames for Xen: translate pfns through the P2M the
     // guest publishes (Xen still checks every frame is the guest's).
     let p2m = if !hvm && kind == "pfn" {
-        Some(P2m::read(privcmd, domid)?)
+        Some(P2m::read(privcmd, domid).map_err(|error| Error {
+            reason: format!("{}; name its frames by machine frame (--mfn)", error.reason),
+            ..error
+        })?)
     } else {
         None
     };
