@@ -1,13 +1,15 @@
 //! `listener`: the dom0 command-line mem_access listener, Xen's `xen-access` done well.
 //!
-//! Commands so far control monitoring of a domain (enable, disable, status) and its access
-//! rights (set-access, get-access). Events (the `monitor` command) come next.
+//! Commands control monitoring of a domain (enable, disable, status), its access rights
+//! (set-access, get-access, access-required) and, with `monitor`, answer its events and
+//! write them as a trace.
 //!
 //! Exit status: 0 done (also when the domain already was in the state asked for), 1 Xen or
 //! the kernel refused (the message names the operation and the errno), 2 bad command line.
 
 mod commands;
 mod monitor;
+mod pages;
 
 use std::process::ExitCode;
 
@@ -68,6 +70,18 @@ enum Mode {
     Any,
 }
 
+impl Mode {
+    /// The name on the command line, for the trace's header.
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Write => "write",
+            Mode::Exec => "exec",
+            Mode::Read => "read",
+            Mode::Any => "any",
+        }
+    }
+}
+
 #[derive(Args)]
 struct MonitorArgs {
     #[command(flatten)]
@@ -78,6 +92,11 @@ struct MonitorArgs {
     /// Which accesses raise events.
     #[arg(long, value_enum, default_value = "write")]
     mode: Mode,
+    /// The access of one page, by guest frame number (0x for hex), applied after the default
+    /// access (repeatable; a later one for the same page wins). For a PV guest the pfn is
+    /// translated through the P2M the guest publishes, and w, x and wx are refused.
+    #[arg(long = "access", value_name = "PFN=ACCESS", value_parser = pages::parse_request)]
+    access: Vec<pages::PageRequest>,
     /// After an event: give the page rwx (relax, as xen-access does) or leave it (keep).
     #[arg(long, value_enum, default_value = "relax")]
     on_event: monitor::OnEvent,
@@ -200,7 +219,9 @@ fn monitor(args: MonitorArgs) -> ExitCode {
     };
     let options = monitor::Options {
         domain: args.domain.domain,
+        mode: args.mode.name(),
         default_access,
+        pages: args.access,
         on_event: args.on_event,
         count: args.count,
         timeout,
@@ -279,5 +300,38 @@ mod tests {
             "1"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn monitor_takes_page_accesses() {
+        let cli = Cli::try_parse_from([
+            "listener", "monitor", "-d", "guest", "--access", "0x200=rw", "--access", "7=n",
+        ])
+        .unwrap();
+        let Command::Monitor(args) = cli.command else {
+            panic!("not monitor")
+        };
+        let pages: Vec<(u64, Access)> = args.access.iter().map(|p| (p.pfn, p.access)).collect();
+        assert_eq!(pages, [(0x200, Access::Rw), (7, Access::N)]);
+    }
+
+    #[test]
+    fn bad_page_accesses_are_refused_naming_the_argument() {
+        for (value, why) in [
+            ("0x200", "PFN=ACCESS"),
+            ("0x200=rwxx", "unknown access"),
+            ("0xzz=rw", "bad pfn"),
+        ] {
+            let error =
+                match Cli::try_parse_from(["listener", "monitor", "-d", "1", "--access", value]) {
+                    Ok(_) => panic!("{value} accepted"),
+                    Err(error) => error.to_string(),
+                };
+            assert!(error.contains("--access <PFN=ACCESS>"), "{error}");
+            assert!(error.contains(value) && error.contains(why), "{error}");
+        }
+        assert!(
+            Cli::try_parse_from(["listener", "monitor", "-d", "1", "--format", "xml"]).is_err()
+        );
     }
 }

@@ -1,14 +1,18 @@
 //! `listener monitor`: the event loop, Xen's `xen-access` done well.
 //!
-//! Setup: the monitor ring is created (for PV, Xen allocates it and turns shadow paging on),
-//! mapped, its event channel bound, the default access set. Then a tokio loop waits on the
-//! event channel, answers every request at once (`relax`: the frame becomes rwx first, as
+//! Setup, in an order that refuses bad input before the guest is touched: the domain's kind;
+//! for PV, its P2M (to translate `--access` pfns to the machine frames Xen names); the trace
+//! file. Then the monitor ring is created (for PV, Xen allocates it and turns shadow paging
+//! on), mapped, its event channel bound, the default access set, then every `--access` page.
+//! Only then is the trace's header written, so whoever waits for it knows the guest is
+//! monitored with the rights asked for. Then a tokio loop waits on the event channel, answers every request at once (`relax`: the frame becomes rwx first, as
 //! xen-access does; `keep`: resumed as is, so Xen's rx2rw/n2rwx conversions decide) and writes
 //! the trace. It stops on `--count`, `--timeout`, Ctrl-C or SIGTERM, or when the domain goes.
 //! Teardown, whatever the reason: pending requests answered, the default access back to rwx,
 //! monitoring disabled, the event channel closed, so the guest is never left paused.
 //!
-//! The trace (JSON lines, version 1): a `header` object (domain, Xen version, options), one
+//! The trace (JSON lines, version 1): a `header` object (domain, Xen version, options: mode,
+//! default_access, access as `[{"pfn","mfn","access"}]`, on_event, count, timeout_seconds), one
 //! `event` object per request (seq, vcpu, reason, access r/w/x, gla, offset, frame, flags, rip,
 //! response), and an `end` object (reason, events).
 //!
@@ -22,6 +26,7 @@ use std::time::Duration;
 use libxc::evtchn::Evtchn;
 use libxc::memory::{set_mem_access, AccessTarget};
 use libxc::monitor::{domain_is_hvm, monitor_disable, monitor_enable, RingMapping};
+use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
 use libxc::ring::{BackRing, VmEvent, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X};
 use libxc::version::xen_version;
@@ -30,6 +35,8 @@ use libxc::{Access, DomId, Error, Result};
 use serde_json::json;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+use crate::pages::{self, PageAccess, PageRequest};
 
 /// What to do with a page after its event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -43,7 +50,11 @@ pub enum OnEvent {
 /// The options of `listener monitor`.
 pub struct Options {
     pub domain: String,
+    /// `--mode`'s name, for the header.
+    pub mode: &'static str,
     pub default_access: Access,
+    /// The `--access` pages, applied in this order after the default.
+    pub pages: Vec<PageRequest>,
     pub on_event: OnEvent,
     pub count: Option<u64>,
     pub timeout: Option<Duration>,
@@ -95,6 +106,10 @@ struct Session {
 pub fn run(options: Options) -> Result<Stop> {
     let privcmd = Privcmd::open()?;
     let domid = resolve_domain(&options.domain)?;
+    // Everything that can refuse the command line, before the guest is touched.
+    let hvm = domain_is_hvm(&privcmd, domid)?;
+    let pages = plan(&privcmd, domid, hvm, &options.pages)?;
+    let trace = open_trace(options.output.as_deref())?;
     let remote_port = match monitor_enable(&privcmd, domid) {
         Err(error) if error.errno == Some(16) => {
             return Err(Error::invalid(
@@ -109,10 +124,9 @@ pub fn run(options: Options) -> Result<Stop> {
         let evtchn = Evtchn::open()?;
         let local_port = evtchn.bind_interdomain(domid, remote_port)?;
         evtchn.set_nonblocking()?;
-        let trace = open_trace(options.output.as_deref())?;
-        Ok((mapping, evtchn, local_port, trace))
+        Ok((mapping, evtchn, local_port))
     })();
-    let (mapping, evtchn, local_port, trace) = match setup {
+    let (mapping, evtchn, local_port) = match setup {
         Ok(parts) => parts,
         Err(error) => {
             let _ = monitor_disable(&privcmd, domid);
@@ -140,27 +154,40 @@ pub fn run(options: Options) -> Result<Stop> {
         "domain": domid.0,
         "xen_version": xen_version(&session.privcmd).unwrap_or_default(),
         "options": {
+            "mode": options.mode,
             "default_access": options.default_access.name(),
+            "access": pages,
             "on_event": format!("{:?}", options.on_event).to_lowercase(),
             "count": options.count,
             "timeout_seconds": options.timeout.map(|t| t.as_secs_f64()),
         },
     });
-    // From here on every error still goes through the teardown.
+    // From here on every error still goes through the teardown. The header only once the
+    // access rights are in force: it tells a harness the guest is monitored as asked.
     let result = session
-        .write(&header)
-        .and_then(|()| {
-            set_mem_access(
-                &session.privcmd,
-                domid,
-                AccessTarget::Default,
-                options.default_access,
-            )
-        })
+        .apply_access(options.default_access, &pages)
+        .and_then(|()| session.write(&header))
         .and_then(|()| event_loop(&mut session, options.count, options.timeout));
     let stop = session.teardown(result.as_ref().ok().copied());
     let stop = result.and_then(|reason| stop.map(|()| reason))?;
     Ok(stop)
+}
+
+/// The `--access` pages as Xen will be told them: for PV, through the guest's P2M.
+fn plan(
+    privcmd: &Privcmd,
+    domid: DomId,
+    hvm: bool,
+    requests: &[PageRequest],
+) -> Result<Vec<PageAccess>> {
+    let Some(request) = requests.first().filter(|_| !hvm) else {
+        return pages::translate(domid.0, requests, None);
+    };
+    let p2m = P2m::read(privcmd, domid).map_err(|error| Error {
+        operation: format!("{} ({})", request.argument(), error.operation),
+        ..error
+    })?;
+    pages::translate(domid.0, requests, Some(&p2m))
 }
 
 fn open_trace(path: Option<&std::path::Path>) -> Result<Box<dyn Write>> {
@@ -228,6 +255,28 @@ impl Session {
         writeln!(self.trace, "{value}")
             .and_then(|()| self.trace.flush())
             .map_err(|error| Error::invalid("writing the trace", error.to_string()))
+    }
+
+    /// Sets the default access, then each page's, in the order given (a later page wins);
+    /// an error names the option that asked for it.
+    fn apply_access(&self, default: Access, pages: &[PageAccess]) -> Result<()> {
+        let named = |argument: String| {
+            move |error: Error| Error {
+                operation: format!("{} ({argument})", error.operation),
+                ..error
+            }
+        };
+        set_mem_access(&self.privcmd, self.domid, AccessTarget::Default, default)
+            .map_err(named(format!("default access {default}")))?;
+        for page in pages {
+            let target = AccessTarget::Frames {
+                first: page.frame(),
+                count: 1,
+            };
+            set_mem_access(&self.privcmd, self.domid, target, page.access)
+                .map_err(named(page.argument()))?;
+        }
+        Ok(())
     }
 
     /// Answers every request on the ring, then tells Xen.
