@@ -8,8 +8,10 @@
 //! the kernel refused (the message names the operation and the errno), 2 bad command line.
 
 mod commands;
+mod frames;
 mod monitor;
 mod pages;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -52,8 +54,9 @@ enum Command {
     /// With no listener, crash the domain on a violation (on) or relax the page to rwx (off,
     /// Xen's default).
     AccessRequired(AccessRequiredArgs),
-    /// Monitor the domain: answer its mem_access events and write them as JSON lines, until
-    /// --count, --timeout, Ctrl-C / SIGTERM or the domain's end; then leave it unmonitored.
+    /// Monitor the domain: answer its mem_access events and write them as a trace (JSON lines
+    /// or text), until --count, --timeout, Ctrl-C / SIGTERM or the domain's end; then leave it
+    /// unmonitored.
     Monitor(MonitorArgs),
 }
 
@@ -97,6 +100,9 @@ struct MonitorArgs {
     /// translated through the P2M the guest publishes, and w, x and wx are refused.
     #[arg(long = "access", value_name = "PFN=ACCESS", value_parser = pages::parse_request)]
     access: Vec<pages::PageRequest>,
+    /// The trace: JSON lines (for programs) or text (one line of words per record).
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: trace::Format,
     /// After an event: give the page rwx (relax, as xen-access does) or leave it (keep).
     #[arg(long, value_enum, default_value = "relax")]
     on_event: monitor::OnEvent,
@@ -222,6 +228,7 @@ fn monitor(args: MonitorArgs) -> ExitCode {
         mode: args.mode.name(),
         default_access,
         pages: args.access,
+        format: args.format,
         on_event: args.on_event,
         count: args.count,
         timeout,
@@ -303,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn monitor_takes_page_accesses() {
+    fn monitor_takes_page_accesses_and_a_format() {
         let cli = Cli::try_parse_from([
             "listener", "monitor", "-d", "guest", "--access", "0x200=rw", "--access", "7=n",
         ])
@@ -313,6 +320,13 @@ mod tests {
         };
         let pages: Vec<(u64, Access)> = args.access.iter().map(|p| (p.pfn, p.access)).collect();
         assert_eq!(pages, [(0x200, Access::Rw), (7, Access::N)]);
+        assert_eq!(args.format, trace::Format::Jsonl);
+        let cli =
+            Cli::try_parse_from(["listener", "monitor", "-d", "1", "--format", "text"]).unwrap();
+        let Command::Monitor(args) = cli.command else {
+            panic!("not monitor")
+        };
+        assert_eq!(args.format, trace::Format::Text);
     }
 
     #[test]

@@ -1,20 +1,21 @@
 //! `listener monitor`: the event loop, Xen's `xen-access` done well.
 //!
 //! Setup, in an order that refuses bad input before the guest is touched: the domain's kind;
-//! for PV, its P2M (to translate `--access` pfns to the machine frames Xen names); the trace
-//! file. Then the monitor ring is created (for PV, Xen allocates it and turns shadow paging
-//! on), mapped, its event channel bound, the default access set, then every `--access` page.
-//! Only then is the trace's header written, so whoever waits for it knows the guest is
-//! monitored with the rights asked for. Then a tokio loop waits on the event channel, answers every request at once (`relax`: the frame becomes rwx first, as
-//! xen-access does; `keep`: resumed as is, so Xen's rx2rw/n2rwx conversions decide) and writes
-//! the trace. It stops on `--count`, `--timeout`, Ctrl-C or SIGTERM, or when the domain goes.
-//! Teardown, whatever the reason: pending requests answered, the default access back to rwx,
-//! monitoring disabled, the event channel closed, so the guest is never left paused.
+//! for PV, its P2M (to translate `--access` pfns to the machine frames Xen names, and to name
+//! events' frames back, [`crate::frames`]); the trace file. Then the monitor ring is created
+//! (for PV, Xen allocates it and turns shadow paging on), mapped, its event channel bound,
+//! the default access set, then every `--access` page. Only then is the trace's header
+//! written, so whoever waits for it knows the guest is monitored with the rights asked for.
+//! A tokio loop then waits on the event channel, answers every request at once (`relax`: the
+//! frame becomes rwx first, as xen-access does; `keep`: resumed as is, so Xen's rx2rw/n2rwx
+//! conversions decide) and writes one trace line per event. It stops on `--count`,
+//! `--timeout`, Ctrl-C or SIGTERM, or when the domain goes. Teardown, whatever the reason
+//! (an error after enabling included): pending requests answered, the default access back
+//! to rwx, monitoring disabled, the event channel closed, so the guest is never left paused
+//! or monitored.
 //!
-//! The trace (JSON lines, version 1): a `header` object (domain, Xen version, options: mode,
-//! default_access, access as `[{"pfn","mfn","access"}]`, on_event, count, timeout_seconds), one
-//! `event` object per request (seq, vcpu, reason, access r/w/x, gla, offset, frame, flags, rip,
-//! response), and an `end` object (reason, events).
+//! The trace (JSON lines, format version 1, or text): a `header` record, one `event` record
+//! per request, an `end` record; [`crate::trace`] documents the schema.
 //!
 //! Exit status: 0 stopped by --count or --timeout, 3 stopped by a signal, 4 the domain went
 //! away, 1 an error.
@@ -26,17 +27,18 @@ use std::time::Duration;
 use libxc::evtchn::Evtchn;
 use libxc::memory::{set_mem_access, AccessTarget};
 use libxc::monitor::{domain_is_hvm, monitor_disable, monitor_enable, RingMapping};
-use libxc::p2m::P2m;
+use libxc::p2m::{P2m, ReverseP2m};
 use libxc::privcmd::Privcmd;
-use libxc::ring::{BackRing, VmEvent, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X};
+use libxc::ring::{BackRing, VmEvent, VM_EVENT_REASON_MEM_ACCESS};
 use libxc::version::xen_version;
 use libxc::xenstore::resolve_domain;
 use libxc::{Access, DomId, Error, Result};
-use serde_json::json;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use crate::frames::{Frame, FrameNames};
 use crate::pages::{self, PageAccess, PageRequest};
+use crate::trace::{self, Format, Record};
 
 /// What to do with a page after its event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -47,6 +49,15 @@ pub enum OnEvent {
     Keep,
 }
 
+impl OnEvent {
+    fn name(self) -> &'static str {
+        match self {
+            OnEvent::Relax => "relax",
+            OnEvent::Keep => "keep",
+        }
+    }
+}
+
 /// The options of `listener monitor`.
 pub struct Options {
     pub domain: String,
@@ -55,6 +66,7 @@ pub struct Options {
     pub default_access: Access,
     /// The `--access` pages, applied in this order after the default.
     pub pages: Vec<PageRequest>,
+    pub format: Format,
     pub on_event: OnEvent,
     pub count: Option<u64>,
     pub timeout: Option<Duration>,
@@ -99,6 +111,11 @@ struct Session {
     evtchn: Evtchn,
     local_port: libxc::evtchn::EvtchnPort,
     trace: Box<dyn Write>,
+    format: Format,
+    /// Names the frames of events (pfn and mfn).
+    names: FrameNames,
+    /// Whether a failed P2M read was reported already (once is enough).
+    p2m_warned: bool,
     seq: u64,
     on_event: OnEvent,
 }
@@ -108,7 +125,7 @@ pub fn run(options: Options) -> Result<Stop> {
     let domid = resolve_domain(&options.domain)?;
     // Everything that can refuse the command line, before the guest is touched.
     let hvm = domain_is_hvm(&privcmd, domid)?;
-    let pages = plan(&privcmd, domid, hvm, &options.pages)?;
+    let (pages, names, p2m_warned) = plan(&privcmd, domid, hvm, &options.pages)?;
     let trace = open_trace(options.output.as_deref())?;
     let remote_port = match monitor_enable(&privcmd, domid) {
         Err(error) if error.errno == Some(16) => {
@@ -145,21 +162,23 @@ pub fn run(options: Options) -> Result<Stop> {
         evtchn,
         local_port,
         trace,
+        format: options.format,
+        names,
+        p2m_warned,
         seq: 0,
         on_event: options.on_event,
     };
-    let header = json!({
-        "type": "header",
-        "version": 1,
-        "domain": domid.0,
-        "xen_version": xen_version(&session.privcmd).unwrap_or_default(),
-        "options": {
-            "mode": options.mode,
-            "default_access": options.default_access.name(),
-            "access": pages,
-            "on_event": format!("{:?}", options.on_event).to_lowercase(),
-            "count": options.count,
-            "timeout_seconds": options.timeout.map(|t| t.as_secs_f64()),
+    let header = Record::Header(trace::Header {
+        version: trace::FORMAT_VERSION,
+        domain: domid.0,
+        xen_version: xen_version(&session.privcmd).unwrap_or_default(),
+        options: trace::HeaderOptions {
+            mode: options.mode,
+            default_access: options.default_access.name(),
+            access: pages.clone(),
+            on_event: options.on_event.name(),
+            count: options.count,
+            timeout_seconds: options.timeout.map(|t| t.as_secs_f64()),
         },
     });
     // From here on every error still goes through the teardown. The header only once the
@@ -173,21 +192,40 @@ pub fn run(options: Options) -> Result<Stop> {
     Ok(stop)
 }
 
-/// The `--access` pages as Xen will be told them: for PV, through the guest's P2M.
+/// The `--access` pages as Xen will be told them, and how events' frames will be named.
+/// For PV this reads the guest's P2M; a guest that published none can still be monitored
+/// (events then have a null pfn, and the flag returned says that was reported), but its
+/// pages cannot be named by pfn.
 fn plan(
     privcmd: &Privcmd,
     domid: DomId,
     hvm: bool,
     requests: &[PageRequest],
-) -> Result<Vec<PageAccess>> {
-    let Some(request) = requests.first().filter(|_| !hvm) else {
-        return pages::translate(domid.0, requests, None);
-    };
-    let p2m = P2m::read(privcmd, domid).map_err(|error| Error {
-        operation: format!("{} ({})", request.argument(), error.operation),
-        ..error
-    })?;
-    pages::translate(domid.0, requests, Some(&p2m))
+) -> Result<(Vec<PageAccess>, FrameNames, bool)> {
+    if hvm {
+        return Ok((
+            pages::translate(domid.0, requests, None)?,
+            FrameNames::Hvm,
+            false,
+        ));
+    }
+    match P2m::read(privcmd, domid) {
+        Ok(p2m) => Ok((
+            pages::translate(domid.0, requests, Some(&p2m))?,
+            FrameNames::pv(p2m.reverse()),
+            false,
+        )),
+        Err(error) => match requests.first() {
+            Some(request) => Err(Error {
+                operation: format!("{} ({})", request.argument(), error.operation),
+                ..error
+            }),
+            None => {
+                eprintln!("listener: warning: {error}: events will have a null pfn");
+                Ok((Vec::new(), FrameNames::pv(ReverseP2m::default()), true))
+            }
+        },
+    }
 }
 
 fn open_trace(path: Option<&std::path::Path>) -> Result<Box<dyn Write>> {
@@ -251,8 +289,8 @@ fn event_loop(
 }
 
 impl Session {
-    fn write(&mut self, value: &serde_json::Value) -> Result<()> {
-        writeln!(self.trace, "{value}")
+    fn write(&mut self, record: &Record) -> Result<()> {
+        writeln!(self.trace, "{}", trace::render(record, self.format))
             .and_then(|()| self.trace.flush())
             .map_err(|error| Error::invalid("writing the trace", error.to_string()))
     }
@@ -279,6 +317,21 @@ impl Session {
         Ok(())
     }
 
+    /// Both names of a mem_access request's frame; on a frame the reverse P2M does not know,
+    /// the P2M is read again (see [`FrameNames::name`]).
+    fn frame(&mut self, frame: u64) -> Frame {
+        let (privcmd, domid, warned) = (&self.privcmd, self.domid, &mut self.p2m_warned);
+        self.names.name(frame, || match P2m::read(privcmd, domid) {
+            Ok(p2m) => Some(p2m.reverse()),
+            Err(error) => {
+                if !std::mem::replace(warned, true) {
+                    eprintln!("listener: warning: {error}: unknown frames get a null pfn");
+                }
+                None
+            }
+        })
+    }
+
     /// Answers every request on the ring, then tells Xen.
     fn drain(&mut self) -> Result<()> {
         loop {
@@ -296,18 +349,16 @@ impl Session {
 
     fn answer(&mut self, request: &VmEvent) -> Result<()> {
         self.seq += 1;
-        let access = request.mem_access.flags;
-        let kinds: String = [
-            (MEM_ACCESS_R, 'r'),
-            (MEM_ACCESS_W, 'w'),
-            (MEM_ACCESS_X, 'x'),
-        ]
-        .iter()
-        .filter(|(bit, _)| access & bit != 0)
-        .map(|(_, name)| *name)
-        .collect();
+        // Only a mem_access request has a frame (the union `u` holds another member else).
+        let mem_access = request.reason == VM_EVENT_REASON_MEM_ACCESS;
         let frame = request.mem_access.gfn;
-        if self.on_event == OnEvent::Relax {
+        let names = match mem_access {
+            true => self.frame(frame),
+            false => Frame::default(),
+        };
+        if mem_access && self.on_event == OnEvent::Relax {
+            // By the frame Xen named (for PV the mfn), known to the reverse P2M or not: that
+            // is the frame Xen accepts, and the vCPU must not fault on it again.
             let target = AccessTarget::Frames {
                 first: frame,
                 count: 1,
@@ -318,20 +369,8 @@ impl Session {
         self.ring
             .put_response(&response)
             .map_err(|_| Error::invalid("answering an event", "the ring has no room for it"))?;
-        let event = json!({
-            "type": "event",
-            "seq": self.seq,
-            "vcpu": request.vcpu_id,
-            "reason": request.reason,
-            "access": kinds,
-            "gla": request.mem_access.gla,
-            "offset": request.mem_access.offset,
-            "frame": frame,
-            "flags": request.flags,
-            "rip": request.regs.rip,
-            "response": format!("{:?}", self.on_event).to_lowercase(),
-        });
-        self.write(&event)
+        let event = trace::event(self.seq, request, names, self.on_event.name());
+        self.write(&Record::Event(event))
     }
 
     /// Leaves the guest as it found it, whatever stopped the loop.
@@ -363,10 +402,9 @@ impl Session {
                 first_error.get_or_insert(error);
             }
         }
-        let end = json!({
-            "type": "end",
-            "reason": stop.map(Stop::as_str).unwrap_or("error"),
-            "events": self.seq,
+        let end = Record::End(trace::End {
+            reason: stop.map(Stop::as_str).unwrap_or("error"),
+            events: self.seq,
         });
         if let Err(error) = self.write(&end) {
             first_error.get_or_insert(error);
