@@ -397,6 +397,56 @@ pub enum NoListener {
     CrashDomain,
 }
 
+/// What Xen does about one guest access that faulted on a PV page: [`fault_action`].
+///
+/// The numbering is the C boundary's (`PVMA_FAULT_*` in `asm/pv-mem-access.h`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(Debug))]
+#[repr(u32)]
+pub enum FaultAction {
+    /// Not a violation: the shadow code fixes the fault as usual.
+    Allowed = 0,
+    /// Report it and pause the vCPU until the listener answers; the vCPU then retries.
+    SyncEvent = 1,
+    /// Give the page the new access, report it, and let the vCPU go on (`n2rwx`).
+    AsyncEvent = 2,
+    /// Give the page the new access without a report (`rx2rw` written, or no listener and
+    /// no `access_required`).
+    Relax = 3,
+    /// No listener while the domain requires one: crash it.
+    CrashDomain = 4,
+}
+
+/// One faulting access, decided: [`p2m_mem_access_check`]'s order of checks. The conversions
+/// come first (`rx2rw` written becomes `rw` silently, even with a listener; `n2rwx` becomes
+/// `rwx`), then the listener check: none and `access_required` crashes the domain, none
+/// otherwise relaxes the page; with a listener, `n2rwx` is reported without pausing and
+/// every other violation pauses the vCPU.
+///
+/// Returns the action and the page's access afterwards.
+///
+/// [`p2m_mem_access_check`]: https://xenbits.xen.org/gitweb/?p=xen.git;a=blob;f=xen/arch/x86/mm/mem_access.c
+pub const fn fault_action(
+    access: PageAccess,
+    kind: AccessKind,
+    listener: bool,
+    access_required: bool,
+) -> (FaultAction, PageAccess) {
+    let decision = access.decide(kind);
+    match decision.outcome {
+        Outcome::Allowed => (FaultAction::Allowed, access),
+        Outcome::SilentConversion => (FaultAction::Relax, decision.access_after),
+        Outcome::SyncViolation | Outcome::AsyncViolation if !listener => {
+            match decision.without_listener(access_required) {
+                NoListener::Relax(after) => (FaultAction::Relax, after),
+                NoListener::CrashDomain => (FaultAction::CrashDomain, decision.access_after),
+            }
+        }
+        Outcome::SyncViolation => (FaultAction::SyncEvent, decision.access_after),
+        Outcome::AsyncViolation => (FaultAction::AsyncEvent, decision.access_after),
+    }
+}
+
 /// The permission bits of a shadow L1 entry that enforce an access on PV.
 ///
 /// When `present` is false the other two bits carry no meaning to the MMU; they are kept at
@@ -557,6 +607,164 @@ mod tests {
             read.without_listener(false),
             NoListener::Relax(PageAccess::Rwx)
         );
+    }
+
+    #[test]
+    fn fault_actions_follow_p2m_mem_access_check() {
+        use FaultAction::*;
+        let rows = [
+            // access, kind, listener, access_required => action, access after
+            (
+                PageAccess::Rwx,
+                AccessKind::Write,
+                true,
+                false,
+                Allowed,
+                PageAccess::Rwx,
+            ),
+            (
+                PageAccess::R,
+                AccessKind::Read,
+                false,
+                true,
+                Allowed,
+                PageAccess::R,
+            ),
+            (
+                PageAccess::R,
+                AccessKind::Write,
+                true,
+                false,
+                SyncEvent,
+                PageAccess::R,
+            ),
+            (
+                PageAccess::Rx,
+                AccessKind::Write,
+                true,
+                true,
+                SyncEvent,
+                PageAccess::Rx,
+            ),
+            (
+                PageAccess::Rw,
+                AccessKind::Fetch,
+                true,
+                false,
+                SyncEvent,
+                PageAccess::Rw,
+            ),
+            (
+                PageAccess::N,
+                AccessKind::Read,
+                true,
+                false,
+                SyncEvent,
+                PageAccess::N,
+            ),
+            (
+                PageAccess::N2rwx,
+                AccessKind::Read,
+                true,
+                false,
+                AsyncEvent,
+                PageAccess::Rwx,
+            ),
+            (
+                PageAccess::N2rwx,
+                AccessKind::Fetch,
+                true,
+                true,
+                AsyncEvent,
+                PageAccess::Rwx,
+            ),
+            (
+                PageAccess::Rx2rw,
+                AccessKind::Write,
+                true,
+                false,
+                Relax,
+                PageAccess::Rw,
+            ),
+            (
+                PageAccess::Rx2rw,
+                AccessKind::Write,
+                false,
+                true,
+                Relax,
+                PageAccess::Rw,
+            ),
+            (
+                PageAccess::Rx2rw,
+                AccessKind::Read,
+                true,
+                true,
+                Allowed,
+                PageAccess::Rx2rw,
+            ),
+            (
+                PageAccess::R,
+                AccessKind::Write,
+                false,
+                false,
+                Relax,
+                PageAccess::Rwx,
+            ),
+            (
+                PageAccess::N2rwx,
+                AccessKind::Write,
+                false,
+                false,
+                Relax,
+                PageAccess::Rwx,
+            ),
+            (
+                PageAccess::R,
+                AccessKind::Write,
+                false,
+                true,
+                CrashDomain,
+                PageAccess::R,
+            ),
+            (
+                PageAccess::N2rwx,
+                AccessKind::Read,
+                false,
+                true,
+                CrashDomain,
+                PageAccess::Rwx,
+            ),
+        ];
+        for (access, kind, listener, required, action, after) in rows {
+            assert_eq!(
+                fault_action(access, kind, listener, required),
+                (action, after),
+                "{access:?} {kind:?} listener={listener} access_required={required}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_fault_action_agrees_with_the_decision_table() {
+        for access in PageAccess::ALL {
+            for kind in KINDS {
+                for listener in [false, true] {
+                    for required in [false, true] {
+                        let (action, after) = fault_action(access, kind, listener, required);
+                        // Only violations leave the Allowed path, and nothing but a
+                        // conversion or a relaxation changes the page.
+                        assert_eq!(action == FaultAction::Allowed, !access.is_violation(kind));
+                        if matches!(action, FaultAction::SyncEvent | FaultAction::Allowed) {
+                            assert_eq!(after, access);
+                        }
+                        // After Relax or AsyncEvent the retried access is allowed.
+                        if matches!(action, FaultAction::Relax | FaultAction::AsyncEvent) {
+                            assert!(!after.is_violation(kind), "{access:?} {kind:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! Each exported function is a thin trampoline over safe Rust.
 
-use crate::access::{validate_for_pv, PageAccess};
+use crate::access::{fault_action, validate_for_pv, AccessKind, PageAccess};
 use crate::domain_tracker::TrackerState;
 use crate::{Errno, BANNER};
 
@@ -45,6 +45,43 @@ pub extern "C" fn pvma_check_access(access: u32, domain_default: u32) -> i32 {
         Ok(access) => access as i32,
         Err(errno) => errno.to_raw(),
     }
+}
+
+/// One guest access that faulted on a page whose access is `access` (a `p2m_access_t`),
+/// classified by its x86 page-fault `error_code`: the action (`PVMA_FAULT_*`) in bits 0-7,
+/// the page's access afterwards in bits 8-15. An access value Xen never stores is treated as
+/// `n` (the most restrictive).
+#[no_mangle]
+pub extern "C" fn pvma_fault_decide(
+    access: u32,
+    error_code: u32,
+    listener: bool,
+    access_required: bool,
+) -> u32 {
+    let access = PageAccess::from_p2m(access).unwrap_or(PageAccess::N);
+    let kind = AccessKind::from_pf_error_code(error_code);
+    let (action, after) = fault_action(access, kind, listener, access_required);
+    action as u32 | (after as u32) << 8
+}
+
+/// `PVMA_L1_PRESENT`: the shadow L1 entry may be present.
+pub const L1_PRESENT: u32 = 1 << 0;
+/// `PVMA_L1_WRITABLE`: the shadow L1 entry may be writable.
+pub const L1_WRITABLE: u32 = 1 << 1;
+/// `PVMA_L1_NO_EXECUTE`: the shadow L1 entry must be no-execute.
+pub const L1_NO_EXECUTE: u32 = 1 << 2;
+
+/// The shadow L1 permissions that enforce `access` (a `p2m_access_t`): `PVMA_L1_*` bits. An
+/// access value Xen never stores gets the most restrictive bits.
+#[no_mangle]
+pub extern "C" fn pvma_l1_rights(access: u32) -> u32 {
+    let bits = PageAccess::from_p2m(access)
+        .unwrap_or(PageAccess::N)
+        .l1_bits();
+    let flag = |on: bool, bit: u32| if on { bit } else { 0 };
+    flag(bits.present, L1_PRESENT)
+        | flag(bits.writable, L1_WRITABLE)
+        | flag(bits.no_execute, L1_NO_EXECUTE)
 }
 
 /// Bytes C allocates (zeroed) for one domain's `struct pvma_tracker`.

@@ -124,6 +124,7 @@ fn c_type_of(rust: &str) -> &'static str {
         "u32" => "uint32_t",
         "u64" => "uint64_t",
         "i32" => "int",
+        "bool" => "bool",
         "*const u8" => "const char *",
         "*const u64" => "const uint64_t *",
         "*mut u8" => "void *",
