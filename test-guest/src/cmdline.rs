@@ -14,6 +14,22 @@ pub fn has_word(cmdline: &[u8], word: &[u8]) -> bool {
     words(cmdline).any(|candidate| candidate == word)
 }
 
+/// The value of the first word `<key>=<value>`: the bytes after the first `=` (possibly
+/// empty); `None` when no word has the key.
+///
+/// ```
+/// use test_guest::cmdline::arg;
+///
+/// assert_eq!(arg(b"p2m pattern=read-sweep", b"pattern"), Some(b"read-sweep".as_slice()));
+/// assert_eq!(arg(b"patterns=x", b"pattern"), None);
+/// ```
+pub fn arg<'a>(cmdline: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    words(cmdline).find_map(|word| {
+        word.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(b"="))
+    })
+}
+
 /// The value of the first word `<key>=...` if that word is exactly `<key>=0x<hex>`: 1 to 16
 /// hex digits (either case) after a `0x` or `0X` prefix, nothing else. `None` when no word
 /// has the key, or when the first one that has it is malformed or does not fit 64 bits (a
@@ -27,10 +43,7 @@ pub fn has_word(cmdline: &[u8], word: &[u8]) -> bool {
 /// assert_eq!(hex_arg(b"ring-probe ring=1a2b3", b"ring"), None);
 /// ```
 pub fn hex_arg(cmdline: &[u8], key: &[u8]) -> Option<u64> {
-    let value = words(cmdline).find_map(|word| {
-        word.strip_prefix(key)
-            .and_then(|rest| rest.strip_prefix(b"="))
-    })?;
+    let value = arg(cmdline, key)?;
     let digits = value
         .strip_prefix(b"0x")
         .or_else(|| value.strip_prefix(b"0X"))?;
@@ -52,6 +65,13 @@ pub const HEARTBEAT: &[u8] = b"heartbeat";
 /// `TEST-GUEST P2M pfn=<first pfn> mfn=<first mfn> count=<n>`, so a scenario can name every
 /// page of the guest by machine frame.
 pub const P2M: &[u8] = b"p2m";
+
+/// `pattern=<name>`: instead of the workload (and of everything that follows it: `DONE`,
+/// [`RING_PROBE`], [`HEARTBEAT`]), print `TEST-GUEST READY go-pfn=0x<pfn>`, wait for dom0's
+/// go, run the access pattern `<name>` of [`crate::patterns`], one `TEST-GUEST TOUCH` line
+/// per access, then `TEST-GUEST PATTERN-DONE <name> touches=<n>` and power off. Read with
+/// [`arg`].
+pub const PATTERN: &[u8] = b"pattern";
 
 /// After the workload's `DONE` line, try to map the machine frame named by [`RING`] through
 /// every route of [`crate::probe`], print one `TEST-GUEST PROBE ...` line per route and
@@ -129,6 +149,25 @@ mod tests {
         assert_eq!(hex_arg(b"ring", RING), None);
         assert_eq!(hex_arg(b"other=0x1 ring=0x2", RING), Some(2));
         assert_eq!(hex_arg(b"", RING), None);
+    }
+
+    #[test]
+    fn arg_is_the_first_value_of_the_whole_key() {
+        assert_eq!(
+            arg(b"p2m pattern=exec heartbeat", PATTERN),
+            Some(b"exec".as_slice())
+        );
+        assert_eq!(arg(b"pattern=exec\0\0", PATTERN), Some(b"exec".as_slice()));
+        assert_eq!(arg(b"pattern=a pattern=b", PATTERN), Some(b"a".as_slice()));
+        assert_eq!(arg(b"pattern=", PATTERN), Some(b"".as_slice()));
+        assert_eq!(arg(b"pattern=a=b", PATTERN), Some(b"a=b".as_slice()));
+        assert_eq!(
+            arg(b"pattern", PATTERN),
+            None,
+            "a word without = has no value"
+        );
+        assert_eq!(arg(b"xpattern=a patterns=b", PATTERN), None);
+        assert_eq!(arg(b"", PATTERN), None);
     }
 
     #[test]

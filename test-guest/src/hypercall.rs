@@ -34,12 +34,18 @@ pub struct HypercallNr(u32);
 impl HypercallNr {
     /// `#define __HYPERVISOR_mmu_update            1`
     pub const MMU_UPDATE: Self = Self(1);
+    /// `#define __HYPERVISOR_memory_op            12`
+    pub const MEMORY_OP: Self = Self(12);
     /// `#define __HYPERVISOR_update_va_mapping    14`
     pub const UPDATE_VA_MAPPING: Self = Self(14);
+    /// `#define __HYPERVISOR_xen_version          17`
+    pub const XEN_VERSION: Self = Self(17);
     /// `#define __HYPERVISOR_console_io           18`
     pub const CONSOLE_IO: Self = Self(18);
     /// `#define __HYPERVISOR_grant_table_op       20`
     pub const GRANT_TABLE_OP: Self = Self(20);
+    /// `#define __HYPERVISOR_vm_assist            21`
+    pub const VM_ASSIST: Self = Self(21);
     /// `#define __HYPERVISOR_vcpu_op              24`
     pub const VCPU_OP: Self = Self(24);
     /// `#define __HYPERVISOR_mmuext_op            26`
@@ -63,6 +69,23 @@ pub const CONSOLEIO_WRITE: u64 = 0;
 /// (`do_vcpu_op` in `xen/arch/x86/domain.c`).
 pub const VCPUOP_IS_UP: u64 = 3;
 
+/// `#define XENVER_extraversion 1` (`version.h`): the argument is a
+/// `xen_extraversion_t`, `char[16]`, that Xen fills (NUL-padded) with
+/// `copy_to_guest`.
+pub const XENVER_EXTRAVERSION: u64 = 1;
+
+/// `typedef char xen_extraversion_t[16];` (`version.h`).
+pub const XEN_EXTRAVERSION_LEN: usize = 16;
+
+/// `#define VMASST_CMD_enable                0` (`xen.h`).
+pub const VMASST_CMD_ENABLE: u64 = 0;
+
+/// `#define VMASST_TYPE_writable_pagetables  2` (`xen.h`): Xen emulates a PV kernel's
+/// plain writes to its own (read-only mapped) L1 page tables (`ptwr_do_page_fault`,
+/// `xen/arch/x86/pv/ro-page-fault.c`). Off unless the kernel asks: the domain builder
+/// does not enable it, whatever `XEN_ELFNOTE_FEATURES` says.
+pub const VMASST_TYPE_WRITABLE_PAGETABLES: u64 = 2;
+
 /// `#define SCHEDOP_yield       0` (`sched.h`).
 pub const SCHEDOP_YIELD: u64 = 0;
 
@@ -76,6 +99,11 @@ pub const EVTCHNOP_SEND: u64 = 4;
 /// `#define MMU_NORMAL_PT_UPDATE       0 /* checked '*ptr = val'. ptr is MA.      */`
 /// (`xen.h`): the command in bits 1:0 of `mmu_update.ptr`.
 pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
+
+/// `#define MMU_MACHPHYS_UPDATE        1 /* ptr = MA of frame to modify entry for */`
+/// (`xen.h`): `mmu_update.val` becomes the M2P entry of the frame whose machine address
+/// is `ptr` (Xen checks the frame is the caller's).
+pub const MMU_MACHPHYS_UPDATE: u64 = 1;
 
 /// `#define UVMF_INVLPG         (xen_mk_ulong(2)<<0) /* Flush only one entry. */`;
 /// with `UVMF_LOCAL` (0): flush the one address on this vCPU only.
@@ -180,6 +208,8 @@ impl XenError {
     pub const EPERM: Self = Self(-1);
     /// `XEN_ERRNO(ENOENT, 2)`: no such entry (for example no such vCPU).
     pub const ENOENT: Self = Self(-2);
+    /// `XEN_ERRNO(EFAULT, 14)`: bad address (Xen could not copy to or from the guest).
+    pub const EFAULT: Self = Self(-14);
     /// `XEN_ERRNO(EBUSY, 16)`: for example a frame that may not be mapped
     /// (`get_page_from_l1e` in `xen/arch/x86/mm.c`).
     pub const EBUSY: Self = Self(-16);
@@ -187,6 +217,8 @@ impl XenError {
     pub const EINVAL: Self = Self(-22);
     /// `XEN_ERRNO(ENOSYS, 38)`: function not implemented.
     pub const ENOSYS: Self = Self(-38);
+    /// `XEN_ERRNO(ETIMEDOUT, 110)`: used by the guest itself for a wait that ran out.
+    pub const ETIMEDOUT: Self = Self(-110);
 
     /// Splits a raw hypercall result: negative values are errors.
     pub const fn check(ret: i64) -> Result<u64, XenError> {
@@ -239,6 +271,15 @@ impl MmuUpdate {
         Self {
             ptr: entry_maddr | MMU_NORMAL_PT_UPDATE,
             val,
+        }
+    }
+
+    /// `MMU_MACHPHYS_UPDATE`: set the M2P entry of machine frame `mfn` to `pfn`, as a
+    /// PV kernel must after it gives a pseudo-physical frame a new machine frame.
+    pub const fn machphys_update(mfn: u64, pfn: u64) -> Self {
+        Self {
+            ptr: (mfn << 12) | MMU_MACHPHYS_UPDATE,
+            val: pfn,
         }
     }
 }
@@ -596,6 +637,35 @@ pub fn count_vcpus<H: Hypervisor + ?Sized>(hv: &H, max: u32) -> Result<u32, XenE
     Ok(max)
 }
 
+/// `HYPERVISOR_xen_version(XENVER_extraversion, buf)`: Xen copies its 16-byte extra
+/// version string (`xen_extra_version()`, NUL-padded) to `buf` (`do_xen_version`,
+/// `xen/common/kernel.c`). Returns Xen's raw result: 0, or `-EFAULT` when the copy to
+/// `buf` failed. The raw value is what the `xen-copy` pattern reports.
+///
+/// # Safety
+///
+/// `buf` must be valid for writes of [`XEN_EXTRAVERSION_LEN`] bytes, and nothing Rust
+/// relies on may be there (Xen writes it behind the compiler's back).
+pub unsafe fn xen_version_extraversion<H: Hypervisor + ?Sized>(hv: &H, buf: *mut u8) -> i64 {
+    let call = Hypercall::new(
+        HypercallNr::XEN_VERSION,
+        [XENVER_EXTRAVERSION, buf as u64, 0, 0, 0],
+    );
+    // SAFETY: the only pointer is `buf`, writable for the 16 bytes Xen copies (this
+    // fn's contract).
+    unsafe { hv.hypercall(call) }
+}
+
+/// `HYPERVISOR_vm_assist(VMASST_CMD_enable, type)`: turns on one of Xen's assists for
+/// the whole domain.
+pub fn vm_assist_enable<H: Hypervisor + ?Sized>(hv: &H, assist: u64) -> Result<(), XenError> {
+    let call = Hypercall::new(HypercallNr::VM_ASSIST, [VMASST_CMD_ENABLE, assist, 0, 0, 0]);
+    // SAFETY: no pointer arguments. The assists change how Xen treats later faults
+    // (writable page tables: it emulates writes to L1 tables instead of reflecting
+    // the fault), not any memory Rust relies on.
+    XenError::check(unsafe { hv.hypercall(call) }).map(drop)
+}
+
 /// `HYPERVISOR_console_io(CONSOLEIO_write, len, bytes)`: writes to Xen's own
 /// console. Xen allows it to a domU only when built with `CONFIG_VERBOSE_DEBUG`
 /// (the default of a debug build; `xsm_console_io`), otherwise `-EPERM`.
@@ -752,8 +822,14 @@ mod tests {
         assert_eq!(at(HypercallNr::UPDATE_VA_MAPPING), 14 * 32);
         assert_eq!(at(HypercallNr::GRANT_TABLE_OP), 640);
         assert_eq!(at(HypercallNr::MMUEXT_OP), 832);
+        assert_eq!(at(HypercallNr::MEMORY_OP), 384);
+        assert_eq!(at(HypercallNr::XEN_VERSION), 544);
+        assert_eq!(at(HypercallNr::VM_ASSIST), 672);
         for nr in [
             HypercallNr::MMU_UPDATE,
+            HypercallNr::MEMORY_OP,
+            HypercallNr::XEN_VERSION,
+            HypercallNr::VM_ASSIST,
             HypercallNr::UPDATE_VA_MAPPING,
             HypercallNr::CONSOLE_IO,
             HypercallNr::GRANT_TABLE_OP,
@@ -864,6 +940,43 @@ mod tests {
         );
         let denied = Recorder::new(false, |_| -1);
         assert_eq!(console_io_write(&denied, text), Err(XenError::EPERM));
+    }
+
+    #[test]
+    fn xen_version_and_vm_assist_numbers_and_arguments() {
+        // Checked with a C program including xen.h and version.h of Xen 4.17.
+        assert_eq!(HypercallNr::MEMORY_OP.get(), 12);
+        assert_eq!(HypercallNr::XEN_VERSION.get(), 17);
+        assert_eq!(HypercallNr::VM_ASSIST.get(), 21);
+        assert_eq!((XENVER_EXTRAVERSION, XEN_EXTRAVERSION_LEN), (1, 16));
+        assert_eq!((VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES), (0, 2));
+        assert_eq!(
+            (XenError::EFAULT.code(), XenError::ETIMEDOUT.code()),
+            (-14, -110)
+        );
+
+        let hv = Recorder::new(false, |call| {
+            if call.nr == HypercallNr::XEN_VERSION {
+                -14
+            } else {
+                0
+            }
+        });
+        let mut buf = [0u8; XEN_EXTRAVERSION_LEN];
+        // SAFETY: `buf` is 16 writable bytes; the recorder writes nothing.
+        let rc = unsafe { xen_version_extraversion(&hv, buf.as_mut_ptr()) };
+        assert_eq!(rc, -14, "the raw result, not an Err");
+        assert_eq!(
+            vm_assist_enable(&hv, VMASST_TYPE_WRITABLE_PAGETABLES),
+            Ok(())
+        );
+        let calls = hv.calls.borrow();
+        assert_eq!(calls[0].0.nr, HypercallNr::XEN_VERSION);
+        assert_eq!(calls[0].0.args, [1, buf.as_ptr() as u64, 0, 0, 0]);
+        assert_eq!(calls[1].0.nr, HypercallNr::VM_ASSIST);
+        assert_eq!(calls[1].0.args, [0, 2, 0, 0, 0]);
+        let refused = Recorder::new(false, |_| -22);
+        assert_eq!(vm_assist_enable(&refused, 2), Err(XenError::EINVAL));
     }
 
     /// Answers each call with a closure that sees the call (and may read or write
@@ -1066,6 +1179,14 @@ mod tests {
         );
         assert_eq!(seen[0].val, 0x1234_5003);
         assert_eq!(seen[2], reqs[0]);
+    }
+
+    #[test]
+    fn machphys_update_names_the_frame_by_machine_address() {
+        assert_eq!(MMU_MACHPHYS_UPDATE, 1);
+        let req = MmuUpdate::machphys_update(0x1_2345, 0x20c);
+        assert_eq!(req.ptr, 0x1234_5001);
+        assert_eq!(req.val, 0x20c);
     }
 
     #[test]

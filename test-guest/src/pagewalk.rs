@@ -25,6 +25,8 @@ pub const PTE_RW: u64 = 1 << 1;
 pub const PTE_USER: u64 = 1 << 2;
 /// `_PAGE_PSE` in an L2 or L3 entry: a superpage, not a pointer to a table.
 pub const PTE_PSE: u64 = 1 << 7;
+/// `_PAGE_NX`: the page may not be executed (needs `EFER.NXE`, which Xen sets).
+pub const PTE_NX: u64 = 1 << 63;
 /// The machine address bits of an entry, 12 to 51 (`PADDR_BITS` is 52 on x86_64 Xen).
 pub const PTE_ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
@@ -37,6 +39,11 @@ pub const ENTRY_SIZE: u64 = 8;
 /// Whether entry `pte` is present.
 pub const fn pte_present(pte: u64) -> bool {
     pte & PTE_PRESENT != 0
+}
+
+/// Whether entry `pte` forbids instruction fetches from its page.
+pub const fn pte_nx(pte: u64) -> bool {
+    pte & PTE_NX != 0
 }
 
 /// The machine frame entry `pte` points to (meaningful when it is present).
@@ -246,6 +253,11 @@ mod tests {
             "40 frame bits"
         );
         assert!(pte_present(1) && !pte_present(2));
+        assert!(pte_nx((1 << 63) | (0xabc << 12) | 3));
+        assert!(
+            !pte_nx(kernel_rw_pte(Mfn(u64::MAX))),
+            "no NX in a kernel entry we build"
+        );
     }
 
     #[test]
