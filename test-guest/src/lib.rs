@@ -29,20 +29,30 @@
 //! - [`pagewalk`]: walking the kernel's own page tables to an L1 entry.
 //! - [`p2m_tree`]: the frame-list tree that publishes the P2M in `shared_info`.
 //! - [`probe`]: the `ring-probe` mode's attempts to map a frame the guest does not own.
+//! - [`pt_write`]: the `pt-write` pattern's alias mapping, by emulated store and `mmu_update`.
 //! - [`console`]: the PV console ring writer (`xencons_interface`).
+//! - [`handshake`]: the go page a pattern waits on, and bounded waits.
 //! - [`pattern`]: the page workload and its FNV-1a checksum (also used by xtask).
+//! - [`patterns`]: the access patterns of `pattern=<name>`: their touches and lines.
 //! - [`text`]: number and string output without `core::fmt`.
+//! - [`balloon`]: the `balloon` pattern's frame exchange (decrease, populate, P2M, M2P).
+//! - [`vcpu_up`]: starting a second vCPU (`vcpu_guest_context`, `VCPUOP_*`).
 //! - [`cmdline`]: the command line's mode words and `key=0x<hex>` values.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
+pub mod balloon;
 pub mod cmdline;
 pub mod console;
 pub mod frames;
+pub mod handshake;
 pub mod hypercall;
 pub mod p2m_tree;
 pub mod pagewalk;
 pub mod pattern;
+pub mod patterns;
 pub mod probe;
+pub mod pt_write;
 pub mod start_info;
 pub mod text;
+pub mod vcpu_up;

@@ -1,0 +1,251 @@
+//! The start of a pattern: the guest says where its go page is, then waits until dom0
+//! writes the go value there.
+//!
+//! Why: a pattern is only worth running once the listener has restricted the pages and
+//! is reading the ring, and the guest cannot see that. So it prints
+//! `TEST-GUEST READY go-pfn=0x<pfn>` (the pfn of a page-aligned page of its `.bss`,
+//! outside the buffer) and polls that page's first `u64`, volatile, until it reads
+//! [`GO`]. Dom0 finds the page's machine frame through the P2M the guest published,
+//! maps it and writes [`GO`] once.
+//!
+//! Between polls the guest yields (`SCHEDOP_yield`, which keeps event delivery masked,
+//! unlike `SCHEDOP_block`). It gives up after [`GO_TIMEOUT_NS`] of Xen system time, read
+//! from its `vcpu_time_info` in `shared_info` ([`VcpuTimeInfo`]; Xen refreshes it when
+//! it schedules the vCPU and at every time calibration, about once a second, so the
+//! timeout is accurate to a second or so), or after [`MAX_POLLS`] polls should that
+//! clock never move. The same [`wait_until`] bounds the waits between vCPUs in
+//! `multi-vcpu`.
+
+use core::sync::atomic::{fence, Ordering};
+
+/// The go value: `"GO"` as a little-endian `u64` (`b'G'` = 0x47 first).
+pub const GO: u64 = u16::from_le_bytes(*b"GO") as u64;
+
+/// How long the guest waits for [`GO`]: 10 minutes, in nanoseconds.
+pub const GO_TIMEOUT_NS: u64 = 600 * NS_PER_SEC;
+
+/// Nanoseconds per second.
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// The most polls of any wait, whatever the clock says: 2^32 polls, each a hypercall,
+/// take over an hour even on fast hardware.
+pub const MAX_POLLS: u64 = 1 << 32;
+
+/// `sizeof(struct vcpu_info)` (`xen.h`, x86_64): `shared_info` starts with
+/// `vcpu_info[XEN_LEGACY_MAX_VCPUS]`.
+pub const VCPU_INFO_SIZE: usize = 64;
+
+/// `offsetof(struct vcpu_info, time)`.
+pub const VCPU_INFO_TIME: usize = 32;
+
+/// Byte offset in `shared_info` of `vcpu_info[vcpu].time` (legacy vCPUs, below 32).
+pub const fn vcpu_time_offset(vcpu: u32) -> usize {
+    vcpu as usize * VCPU_INFO_SIZE + VCPU_INFO_TIME
+}
+
+/// `struct vcpu_time_info` (`xen.h`, interface version > 0x040600): Xen's clock for
+/// one vCPU, updated with the seqlock protocol of `version`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuTimeInfo {
+    /// Odd while Xen updates the fields; changes with every update.
+    pub version: u32,
+    /// Padding.
+    pub pad0: u32,
+    /// TSC at the last update.
+    pub tsc_timestamp: u64,
+    /// Nanoseconds since Xen booted, at the last update.
+    pub system_time: u64,
+    /// TSC to nanoseconds multiplier (32.32 fixed point).
+    pub tsc_to_system_mul: u32,
+    /// TSC shift applied before the multiplication.
+    pub tsc_shift: i8,
+    /// `XEN_PVCLOCK_*` flags.
+    pub flags: u8,
+    /// Padding.
+    pub pad1: [u8; 2],
+}
+
+/// `offsetof(struct vcpu_time_info, version)`.
+pub const TIME_VERSION: usize = 0;
+/// `offsetof(struct vcpu_time_info, system_time)`.
+pub const TIME_SYSTEM_TIME: usize = 16;
+
+/// Reads a value Xen updates under a seqlock: `version()` before and after `body()`,
+/// retrying while the version is odd (update in progress) or changed.
+pub fn stable_read<T>(mut version: impl FnMut() -> u32, mut body: impl FnMut() -> T) -> T {
+    loop {
+        let before = version();
+        if before % 2 == 0 {
+            fence(Ordering::Acquire);
+            let value = body();
+            fence(Ordering::Acquire);
+            if version() == before {
+                return value;
+            }
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// A wait that ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut {
+    /// Polls made.
+    pub polls: u64,
+    /// Nanoseconds waited, by the clock.
+    pub waited_ns: u64,
+}
+
+/// Polls `done()` until it is true, calling `pause()` between polls. Gives up when
+/// `now_ns()` has moved `timeout_ns` past its first reading, or after `max_polls`
+/// polls. Returns the polls made before `done()` was true (0: it already was).
+pub fn wait_until(
+    mut done: impl FnMut() -> bool,
+    mut now_ns: impl FnMut() -> u64,
+    mut pause: impl FnMut(),
+    timeout_ns: u64,
+    max_polls: u64,
+) -> Result<u64, TimedOut> {
+    let start = now_ns();
+    let mut polls = 0;
+    loop {
+        if done() {
+            return Ok(polls);
+        }
+        polls += 1;
+        let waited_ns = now_ns().saturating_sub(start);
+        if waited_ns >= timeout_ns || polls >= max_polls {
+            return Err(TimedOut { polls, waited_ns });
+        }
+        pause();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::Cell;
+    use core::mem::offset_of;
+
+    #[test]
+    fn go_is_go_little_endian() {
+        assert_eq!(GO, 0x4f47);
+        assert_eq!(&GO.to_le_bytes()[..3], b"GO\0");
+    }
+
+    /// Offsets printed by a C program including Xen 4.17's `xen.h` for x86_64.
+    #[test]
+    fn time_info_layout_matches_xen_h() {
+        assert_eq!(size_of::<VcpuTimeInfo>(), 32);
+        assert_eq!(offset_of!(VcpuTimeInfo, version), TIME_VERSION);
+        assert_eq!(offset_of!(VcpuTimeInfo, tsc_timestamp), 8);
+        assert_eq!(offset_of!(VcpuTimeInfo, system_time), TIME_SYSTEM_TIME);
+        assert_eq!(offset_of!(VcpuTimeInfo, tsc_to_system_mul), 24);
+        assert_eq!(offset_of!(VcpuTimeInfo, tsc_shift), 28);
+        assert_eq!(vcpu_time_offset(0), 32);
+        assert_eq!(vcpu_time_offset(1), 96);
+    }
+
+    #[test]
+    fn stable_read_retries_odd_and_changed_versions() {
+        // Versions seen: 3 (odd: retry), 4 then 6 (changed: retry), 6 and 6: done.
+        let versions = [3u32, 4, 6, 6, 6];
+        let next = Cell::new(0);
+        let bodies = Cell::new(0);
+        let value = stable_read(
+            || {
+                let v = versions[next.get()];
+                next.set(next.get() + 1);
+                v
+            },
+            || {
+                bodies.set(bodies.get() + 1);
+                bodies.get() * 100
+            },
+        );
+        assert_eq!(value, 200, "the second body read is the consistent one");
+        assert_eq!(next.get(), 5);
+    }
+
+    #[test]
+    fn wait_until_returns_when_done() {
+        let polls = Cell::new(0);
+        let pauses = Cell::new(0);
+        let result = wait_until(
+            || {
+                polls.set(polls.get() + 1);
+                polls.get() == 4
+            },
+            || 0,
+            || pauses.set(pauses.get() + 1),
+            GO_TIMEOUT_NS,
+            MAX_POLLS,
+        );
+        assert_eq!(result, Ok(3));
+        assert_eq!(
+            pauses.get(),
+            3,
+            "a pause between polls, none after the last"
+        );
+        assert_eq!(wait_until(|| true, || 0, || panic!(), 1, 1), Ok(0));
+    }
+
+    #[test]
+    fn wait_until_times_out_by_clock_or_by_polls() {
+        // The clock moves 100 s per reading: the first reading is the start, so the
+        // sixth poll sees 600 s.
+        let clock = Cell::new(0u64);
+        let result = wait_until(
+            || false,
+            || {
+                let now = clock.get();
+                clock.set(now + 100 * NS_PER_SEC);
+                now
+            },
+            || {},
+            GO_TIMEOUT_NS,
+            MAX_POLLS,
+        );
+        assert_eq!(
+            result,
+            Err(TimedOut {
+                polls: 6,
+                waited_ns: 600 * NS_PER_SEC
+            })
+        );
+
+        let result = wait_until(|| false, || 5, || {}, GO_TIMEOUT_NS, 10);
+        assert_eq!(
+            result,
+            Err(TimedOut {
+                polls: 10,
+                waited_ns: 0
+            }),
+            "a clock that never moves"
+        );
+
+        let result = wait_until(|| false, || 0, || {}, 0, MAX_POLLS);
+        assert_eq!(result.unwrap_err().polls, 1);
+    }
+
+    #[test]
+    fn a_clock_going_back_does_not_end_the_wait() {
+        let clock = Cell::new(1_000u64);
+        let polls = Cell::new(0);
+        let result = wait_until(
+            || {
+                polls.set(polls.get() + 1);
+                polls.get() == 3
+            },
+            || {
+                clock.set(clock.get() - 10);
+                clock.get()
+            },
+            || {},
+            1,
+            MAX_POLLS,
+        );
+        assert_eq!(result, Ok(2));
+    }
+}

@@ -1,0 +1,607 @@
+//! The access patterns chosen by `pattern=<name>` on the command line: which buffer
+//! pages the guest touches, how, in which order, and the console lines that account
+//! for each touch.
+//!
+//! (Not to be confused with [`crate::pattern`], the byte pattern of the ordinary
+//! workload.) A mem_access test restricts the guest's pages from dom0, lets the guest
+//! run one pattern and compares the listener's event trace with the guest's own
+//! account. That account must therefore be exact: [`plan`] is the one list of touches,
+//! used by the kernel to do them and by the tests (and the harness) to know them.
+//!
+//! # Touches
+//!
+//! A touch is one access to buffer page `page` (0 to 15, gfn `BUFFER_GFN + page`) at
+//! byte `offset`, through the virtual address `va` the guest used. The kernel does the
+//! access first, then prints
+//!
+//! ```text
+//! TEST-GUEST TOUCH <r|w|x> page=<page> offset=0x<hex> va=0x<hex>[ vcpu=<n>]
+//! ```
+//!
+//! (`vcpu=` only in `multi-vcpu`). Reads and writes are single volatile accesses of
+//! [`Touch::size`] bytes: one byte everywhere except `exec`'s copy (one 8-byte write)
+//! and `xen-copy`'s read-back (two 8-byte reads). A write stores the page index in
+//! every byte it writes (`exec`'s copy stores code instead). `x` is a call into the
+//! page (6 bytes of code fetched).
+//!
+//! # Patterns
+//!
+//! | name | touches |
+//! | --- | --- |
+//! | `read-sweep` | r pages 0..15 in order, offset `0x10 * page` |
+//! | `write-sweep` | w pages 0..15 in order, offset `0x10 * page` |
+//! | `exec` | w page 3 offset 0x100 (the copy of [`EXEC_CODE`]), x page 3 offset 0x100 |
+//! | `stride` | w pages 0, 2, .. 14, the i-th at offset `0x100 * i` |
+//! | `repeat` | w page 5 eight times, offsets 0, 8, .. 56 |
+//! | `pt-write` | w page 6 offset 0x100 through an alias mapped by an emulated PTE write, w page 6 offset 0x200 through the alias mapped by `mmu_update` ([`crate::pt_write`]) |
+//! | `xen-copy` | (Xen writes page 7 offset 0x40..0x4f) r page 7 offset 0x40 and 0x48 (reading back what Xen wrote, for the `XEN-COPY` line), w page 7 offset 0x80 |
+//! | `multi-vcpu` | vCPU 0: w pages 0..7, vCPU 1: w pages 8..15 at the same time, each page at offset 0 then 0x800 |
+//! | `balloon` | (pages 12..15 get new machine frames, [`crate::balloon`]) w pages 12..15, offset `0x10 * page` |
+
+use crate::frames::{Pfn, PAGE_SIZE};
+use crate::pattern::{BUFFER_GFN, BUFFER_PAGES};
+use crate::text::Sink;
+
+/// One of the access patterns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// Read every page once, in order.
+    ReadSweep,
+    /// Write every page once, in order.
+    WriteSweep,
+    /// Copy a tiny function into a page and call it.
+    Exec,
+    /// Write every other page.
+    Stride,
+    /// Write one page eight times.
+    Repeat,
+    /// Write a page through an alias mapped by writing the guest's own page table.
+    PtWrite,
+    /// Make Xen write into a page, then write it.
+    XenCopy,
+    /// Two vCPUs write different pages at the same time.
+    MultiVcpu,
+    /// Give four pages back to Xen, get new frames for them, write them.
+    Balloon,
+}
+
+impl Pattern {
+    /// Every pattern, in the order of the table above.
+    pub const ALL: [Self; 9] = [
+        Self::ReadSweep,
+        Self::WriteSweep,
+        Self::Exec,
+        Self::Stride,
+        Self::Repeat,
+        Self::PtWrite,
+        Self::XenCopy,
+        Self::MultiVcpu,
+        Self::Balloon,
+    ];
+
+    /// The name in `pattern=<name>` and in `PATTERN-DONE`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ReadSweep => "read-sweep",
+            Self::WriteSweep => "write-sweep",
+            Self::Exec => "exec",
+            Self::Stride => "stride",
+            Self::Repeat => "repeat",
+            Self::PtWrite => "pt-write",
+            Self::XenCopy => "xen-copy",
+            Self::MultiVcpu => "multi-vcpu",
+            Self::Balloon => "balloon",
+        }
+    }
+
+    /// The pattern called `name` (exactly, case included).
+    pub fn from_name(name: &[u8]) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|pattern| pattern.name().as_bytes() == name)
+    }
+
+    /// How many vCPUs the domain needs for this pattern.
+    pub const fn vcpus_needed(self) -> u32 {
+        match self {
+            Self::MultiVcpu => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The kind of a touch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A read.
+    Read,
+    /// A write.
+    Write,
+    /// An instruction fetch (a call into the page).
+    Exec,
+}
+
+impl Access {
+    /// The letter in `TOUCH` lines (and in the listener's `access` field).
+    pub const fn letter(self) -> &'static str {
+        match self {
+            Self::Read => "r",
+            Self::Write => "w",
+            Self::Exec => "x",
+        }
+    }
+}
+
+/// Which virtual address a touch goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The buffer's own address, [`buffer_va`].
+    Buffer,
+    /// The `pt-write` alias: another virtual address mapping the same frame.
+    Alias,
+}
+
+/// One access to the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Touch {
+    /// Read, write or execute.
+    pub access: Access,
+    /// The buffer page, 0 to 15.
+    pub page: usize,
+    /// The byte offset in the page.
+    pub offset: usize,
+    /// Bytes read or written by the one access (code bytes fetched for `x`).
+    pub size: usize,
+    /// The virtual address used.
+    pub via: Via,
+    /// The vCPU that does it, in `multi-vcpu` (printed as `vcpu=`); `None` otherwise.
+    pub vcpu: Option<u32>,
+}
+
+impl Touch {
+    const fn new(access: Access, page: usize, offset: usize) -> Self {
+        Self {
+            access,
+            page,
+            offset,
+            size: 1,
+            via: Via::Buffer,
+            vcpu: None,
+        }
+    }
+
+    const fn sized(self, size: usize) -> Self {
+        Self { size, ..self }
+    }
+
+    /// The byte a write stores (every byte of it): the page index.
+    pub const fn value(&self) -> u8 {
+        self.page as u8
+    }
+
+    /// The touched byte's address in the buffer (for [`Via::Alias`] the frame is the
+    /// same, the address used is not).
+    pub const fn buffer_va(&self) -> u64 {
+        buffer_va(self.page, self.offset)
+    }
+}
+
+/// Virtual address of byte `offset` of buffer page `page` (virtual = pseudo-physical,
+/// the buffer at gfn [`BUFFER_GFN`]).
+pub const fn buffer_va(page: usize, offset: usize) -> u64 {
+    Pfn(BUFFER_GFN).to_virt() + (page * PAGE_SIZE + offset) as u64
+}
+
+/// The most touches a pattern makes (`multi-vcpu`: 2 vCPUs x 8 pages x 2).
+pub const MAX_TOUCHES: usize = 32;
+
+/// `exec`'s page and offset.
+pub const EXEC_PAGE: usize = 3;
+/// See [`EXEC_PAGE`].
+pub const EXEC_OFFSET: usize = 0x100;
+/// `exec`'s function: `mov eax, 0x1234; ret` (`b8 34 12 00 00 c3`), padded to one
+/// 8-byte write with two `int3`.
+pub const EXEC_CODE: [u8; 8] = [0xb8, 0x34, 0x12, 0x00, 0x00, 0xc3, 0xcc, 0xcc];
+/// Bytes of [`EXEC_CODE`] that execute.
+pub const EXEC_CODE_LEN: usize = 6;
+/// What the function returns.
+pub const EXEC_RESULT: u32 = 0x1234;
+
+/// `pt-write`'s page.
+pub const PT_WRITE_PAGE: usize = 6;
+/// `xen-copy`'s page.
+pub const XEN_COPY_PAGE: usize = 7;
+/// Where Xen copies its extra version string in `xen-copy`'s page.
+pub const XEN_COPY_OFFSET: usize = 0x40;
+/// `repeat`'s page.
+pub const REPEAT_PAGE: usize = 5;
+/// `balloon`'s pages.
+pub const BALLOON_PAGES: [usize; 4] = [12, 13, 14, 15];
+/// `multi-vcpu`'s offsets, written in this order in each page.
+pub const MULTI_VCPU_OFFSETS: [usize; 2] = [0, 0x800];
+
+/// The touches of one pattern, in the order they happen (per vCPU for `multi-vcpu`,
+/// whose two vCPUs run at the same time: vCPU 0's come first here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    touches: [Touch; MAX_TOUCHES],
+    len: usize,
+}
+
+impl Plan {
+    const fn empty() -> Self {
+        Self {
+            touches: [Touch::new(Access::Read, 0, 0); MAX_TOUCHES],
+            len: 0,
+        }
+    }
+
+    /// Adds a touch (the plans below stay within [`MAX_TOUCHES`]; a host test checks).
+    fn push(&mut self, touch: Touch) {
+        self.touches[self.len] = touch;
+        self.len += 1;
+    }
+
+    /// All touches.
+    pub fn touches(&self) -> &[Touch] {
+        &self.touches[..self.len]
+    }
+
+    /// The touches vCPU `vcpu` makes, in order (all of them for a one-vCPU pattern
+    /// and vCPU 0).
+    pub fn of_vcpu(&self, vcpu: u32) -> impl Iterator<Item = &Touch> {
+        self.touches()
+            .iter()
+            .filter(move |touch| touch.vcpu.unwrap_or(0) == vcpu)
+    }
+}
+
+/// The touches of `pattern`.
+pub fn plan(pattern: Pattern) -> Plan {
+    use Access::{Exec, Read, Write};
+    let mut plan = Plan::empty();
+    match pattern {
+        Pattern::ReadSweep => {
+            (0..BUFFER_PAGES).for_each(|p| plan.push(Touch::new(Read, p, 0x10 * p)))
+        }
+        Pattern::WriteSweep => {
+            (0..BUFFER_PAGES).for_each(|p| plan.push(Touch::new(Write, p, 0x10 * p)));
+        }
+        Pattern::Exec => {
+            plan.push(Touch::new(Write, EXEC_PAGE, EXEC_OFFSET).sized(EXEC_CODE.len()));
+            plan.push(Touch::new(Exec, EXEC_PAGE, EXEC_OFFSET).sized(EXEC_CODE_LEN));
+        }
+        Pattern::Stride => {
+            (0..BUFFER_PAGES / 2).for_each(|i| plan.push(Touch::new(Write, 2 * i, 0x100 * i)))
+        }
+        Pattern::Repeat => (0..8).for_each(|i| plan.push(Touch::new(Write, REPEAT_PAGE, 8 * i))),
+        Pattern::PtWrite => {
+            for offset in [0x100, 0x200] {
+                let touch = Touch::new(Write, PT_WRITE_PAGE, offset);
+                plan.push(Touch {
+                    via: Via::Alias,
+                    ..touch
+                });
+            }
+        }
+        Pattern::XenCopy => {
+            plan.push(Touch::new(Read, XEN_COPY_PAGE, XEN_COPY_OFFSET).sized(8));
+            plan.push(Touch::new(Read, XEN_COPY_PAGE, XEN_COPY_OFFSET + 8).sized(8));
+            plan.push(Touch::new(Write, XEN_COPY_PAGE, 0x80));
+        }
+        Pattern::MultiVcpu => {
+            for vcpu in [0, 1] {
+                let pages = BUFFER_PAGES / 2;
+                for page in vcpu as usize * pages..(vcpu as usize + 1) * pages {
+                    for offset in MULTI_VCPU_OFFSETS {
+                        let touch = Touch::new(Write, page, offset);
+                        plan.push(Touch {
+                            vcpu: Some(vcpu),
+                            ..touch
+                        });
+                    }
+                }
+            }
+        }
+        Pattern::Balloon => BALLOON_PAGES
+            .into_iter()
+            .for_each(|p| plan.push(Touch::new(Write, p, 0x10 * p))),
+    }
+    plan
+}
+
+/// `READY go-pfn=0x<pfn>` (after the `TEST-GUEST ` prefix).
+pub fn write_ready(out: &mut (impl Sink + ?Sized), go_pfn: Pfn) {
+    out.put_str("READY go-pfn=");
+    out.put_hex(go_pfn.0);
+}
+
+/// `TOUCH <r|w|x> page=<p> offset=0x<o> va=0x<va>[ vcpu=<n>]`: `va` is the address
+/// the access used.
+pub fn write_touch(out: &mut (impl Sink + ?Sized), touch: &Touch, va: u64) {
+    out.put_str("TOUCH ");
+    out.put_str(touch.access.letter());
+    out.put_str(" page=");
+    out.put_dec(touch.page as u64);
+    out.put_str(" offset=");
+    out.put_hex(touch.offset as u64);
+    out.put_str(" va=");
+    out.put_hex(va);
+    if let Some(vcpu) = touch.vcpu {
+        out.put_str(" vcpu=");
+        out.put_dec(u64::from(vcpu));
+    }
+}
+
+/// `PATTERN-DONE <name> touches=<n>`: `n` counts the `TOUCH` lines printed (of every
+/// vCPU).
+pub fn write_pattern_done(out: &mut (impl Sink + ?Sized), pattern: Pattern, touches: usize) {
+    out.put_str("PATTERN-DONE ");
+    out.put_str(pattern.name());
+    out.put_str(" touches=");
+    out.put_dec(touches as u64);
+}
+
+/// `XEN-COPY rc=<rc> page=7 offset=0x40 text=<text>`: `rc` is the hypercall's raw
+/// result, `text` what the page held afterwards up to its first NUL (at most 16 bytes,
+/// non-printables as `?`; empty if Xen wrote nothing).
+pub fn write_xen_copy(out: &mut (impl Sink + ?Sized), rc: i64, copied: &[u8]) {
+    let len = copied.iter().position(|&b| b == 0).unwrap_or(copied.len());
+    out.put_str("XEN-COPY rc=");
+    out.put_i64(rc);
+    out.put_str(" page=");
+    out.put_dec(XEN_COPY_PAGE as u64);
+    out.put_str(" offset=");
+    out.put_hex(XEN_COPY_OFFSET as u64);
+    out.put_str(" text=");
+    out.put_sanitized(&copied[..len]);
+}
+
+/// `VCPU <n> up`, printed by vCPU `n` itself once it runs.
+pub fn write_vcpu_up(out: &mut (impl Sink + ?Sized), vcpu: u32) {
+    out.put_str("VCPU ");
+    out.put_dec(u64::from(vcpu));
+    out.put_str(" up");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+
+    impl Sink for String {
+        fn put(&mut self, bytes: &[u8]) {
+            self.push_str(core::str::from_utf8(bytes).unwrap());
+        }
+    }
+
+    /// (letter, page, offset) of each touch.
+    fn shape(pattern: Pattern) -> Vec<(&'static str, usize, usize)> {
+        plan(pattern)
+            .touches()
+            .iter()
+            .map(|t| (t.access.letter(), t.page, t.offset))
+            .collect()
+    }
+
+    #[test]
+    fn names_round_trip_and_are_exact() {
+        let names: Vec<&str> = Pattern::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "read-sweep",
+                "write-sweep",
+                "exec",
+                "stride",
+                "repeat",
+                "pt-write",
+                "xen-copy",
+                "multi-vcpu",
+                "balloon"
+            ]
+        );
+        for pattern in Pattern::ALL {
+            assert_eq!(Pattern::from_name(pattern.name().as_bytes()), Some(pattern));
+        }
+        for bad in [
+            &b""[..],
+            b"Exec",
+            b"exec ",
+            b"read_sweep",
+            b"sweep",
+            b"multi-vcpus",
+        ] {
+            assert_eq!(Pattern::from_name(bad), None);
+        }
+        assert_eq!(Pattern::MultiVcpu.vcpus_needed(), 2);
+        assert_eq!(Pattern::Balloon.vcpus_needed(), 1);
+    }
+
+    #[test]
+    fn sweeps_touch_every_page_in_order() {
+        let expected: Vec<_> = (0..16).map(|p| ("r", p, 0x10 * p)).collect();
+        assert_eq!(shape(Pattern::ReadSweep), expected);
+        let expected: Vec<_> = (0..16).map(|p| ("w", p, 0x10 * p)).collect();
+        assert_eq!(shape(Pattern::WriteSweep), expected);
+        for touch in plan(Pattern::WriteSweep).touches() {
+            assert_eq!(touch.value(), touch.page as u8, "value = page index");
+            assert_eq!((touch.size, touch.via, touch.vcpu), (1, Via::Buffer, None));
+        }
+        assert_eq!(shape(Pattern::WriteSweep)[15], ("w", 15, 0xf0));
+    }
+
+    #[test]
+    fn exec_copies_then_calls() {
+        assert_eq!(shape(Pattern::Exec), [("w", 3, 0x100), ("x", 3, 0x100)]);
+        let touches = plan(Pattern::Exec);
+        assert_eq!(touches.touches()[0].size, 8, "one 8-byte write of the code");
+        assert_eq!(touches.touches()[1].size, 6, "six bytes of code executed");
+        // mov eax, 0x1234 (b8 + imm32 little-endian); ret; int3 padding.
+        assert_eq!(&EXEC_CODE[..EXEC_CODE_LEN], &[0xb8, 0x34, 0x12, 0, 0, 0xc3]);
+        assert_eq!(
+            u32::from_le_bytes(EXEC_CODE[1..5].try_into().unwrap()),
+            EXEC_RESULT
+        );
+        assert_eq!(EXEC_OFFSET % 8, 0, "the 8-byte write is aligned");
+    }
+
+    #[test]
+    fn stride_and_repeat() {
+        assert_eq!(
+            shape(Pattern::Stride),
+            [
+                ("w", 0, 0),
+                ("w", 2, 0x100),
+                ("w", 4, 0x200),
+                ("w", 6, 0x300),
+                ("w", 8, 0x400),
+                ("w", 10, 0x500),
+                ("w", 12, 0x600),
+                ("w", 14, 0x700)
+            ]
+        );
+        let expected: Vec<_> = (0..8).map(|i| ("w", 5, 8 * i)).collect();
+        assert_eq!(shape(Pattern::Repeat), expected);
+    }
+
+    #[test]
+    fn pt_write_goes_through_the_alias() {
+        assert_eq!(shape(Pattern::PtWrite), [("w", 6, 0x100), ("w", 6, 0x200)]);
+        assert!(plan(Pattern::PtWrite)
+            .touches()
+            .iter()
+            .all(|t| t.via == Via::Alias));
+    }
+
+    #[test]
+    fn xen_copy_reads_back_then_writes() {
+        assert_eq!(
+            shape(Pattern::XenCopy),
+            [("r", 7, 0x40), ("r", 7, 0x48), ("w", 7, 0x80)]
+        );
+        let sizes: Vec<usize> = plan(Pattern::XenCopy)
+            .touches()
+            .iter()
+            .map(|t| t.size)
+            .collect();
+        assert_eq!(
+            sizes,
+            [8, 8, 1],
+            "two 8-byte reads cover the 16-byte string"
+        );
+    }
+
+    #[test]
+    fn multi_vcpu_splits_the_buffer() {
+        let plan = plan(Pattern::MultiVcpu);
+        assert_eq!(plan.touches().len(), MAX_TOUCHES);
+        let of = |vcpu| -> Vec<(usize, usize)> {
+            plan.of_vcpu(vcpu).map(|t| (t.page, t.offset)).collect()
+        };
+        let expected0: Vec<_> = (0..8).flat_map(|p| [(p, 0), (p, 0x800)]).collect();
+        let expected1: Vec<_> = (8..16).flat_map(|p| [(p, 0), (p, 0x800)]).collect();
+        assert_eq!(of(0), expected0);
+        assert_eq!(of(1), expected1);
+        assert!(plan.touches().iter().all(|t| t.access == Access::Write));
+        assert_eq!(plan.of_vcpu(2).count(), 0);
+    }
+
+    #[test]
+    fn balloon_writes_its_four_pages() {
+        assert_eq!(
+            shape(Pattern::Balloon),
+            [
+                ("w", 12, 0xc0),
+                ("w", 13, 0xd0),
+                ("w", 14, 0xe0),
+                ("w", 15, 0xf0)
+            ]
+        );
+    }
+
+    #[test]
+    fn one_vcpu_patterns_are_all_vcpu_0_and_stay_in_the_buffer() {
+        for pattern in Pattern::ALL {
+            let plan = plan(pattern);
+            assert!(!plan.touches().is_empty(), "{pattern:?}");
+            if pattern != Pattern::MultiVcpu {
+                assert_eq!(plan.of_vcpu(0).count(), plan.touches().len());
+                assert!(plan.touches().iter().all(|t| t.vcpu.is_none()));
+            }
+            for t in plan.touches() {
+                assert!(t.page < BUFFER_PAGES, "{pattern:?} {t:?}");
+                assert!(t.offset + t.size <= PAGE_SIZE, "{pattern:?} {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn buffer_addresses() {
+        assert_eq!(buffer_va(0, 0), 0x20_0000);
+        assert_eq!(buffer_va(3, 0x100), 0x20_3100);
+        assert_eq!(buffer_va(15, 0xfff), 0x20_ffff);
+        let t = plan(Pattern::Stride).touches()[7];
+        assert_eq!(t.buffer_va(), 0x20_e700);
+    }
+
+    #[test]
+    fn line_formats() {
+        let mut out = String::new();
+        write_ready(&mut out, Pfn(0x1f3));
+        assert_eq!(out, "READY go-pfn=0x1f3");
+
+        let touches = plan(Pattern::ReadSweep);
+        let t = &touches.touches()[2];
+        let mut out = String::new();
+        write_touch(&mut out, t, t.buffer_va());
+        assert_eq!(out, "TOUCH r page=2 offset=0x20 va=0x202020");
+
+        let touches = plan(Pattern::MultiVcpu);
+        let t = touches.of_vcpu(1).nth(1).unwrap();
+        let mut out = String::new();
+        write_touch(&mut out, t, t.buffer_va());
+        assert_eq!(out, "TOUCH w page=8 offset=0x800 va=0x208800 vcpu=1");
+
+        let t = plan(Pattern::Exec).touches()[1];
+        let t = &t;
+        let mut out = String::new();
+        write_touch(&mut out, t, t.buffer_va());
+        assert_eq!(out, "TOUCH x page=3 offset=0x100 va=0x203100");
+
+        let t = plan(Pattern::PtWrite).touches()[0];
+        let t = &t;
+        let mut out = String::new();
+        write_touch(&mut out, t, 0x2c_5100);
+        assert_eq!(out, "TOUCH w page=6 offset=0x100 va=0x2c5100");
+
+        let mut out = String::new();
+        write_pattern_done(&mut out, Pattern::MultiVcpu, 32);
+        assert_eq!(out, "PATTERN-DONE multi-vcpu touches=32");
+
+        let mut out = String::new();
+        write_vcpu_up(&mut out, 1);
+        assert_eq!(out, "VCPU 1 up");
+    }
+
+    #[test]
+    fn xen_copy_line_stops_at_nul_and_sanitizes() {
+        let mut text = [0u8; 16];
+        text[..15].copy_from_slice(b".5-pv-memaccess");
+        let mut out = String::new();
+        write_xen_copy(&mut out, 0, &text);
+        assert_eq!(out, "XEN-COPY rc=0 page=7 offset=0x40 text=.5-pv-memaccess");
+
+        let mut out = String::new();
+        write_xen_copy(&mut out, -14, &[0; 16]);
+        assert_eq!(out, "XEN-COPY rc=-14 page=7 offset=0x40 text=");
+
+        let mut out = String::new();
+        write_xen_copy(&mut out, 0, b"a b\n0123456789ab");
+        assert_eq!(
+            out, "XEN-COPY rc=0 page=7 offset=0x40 text=a b?0123456789ab",
+            "no NUL: all 16 bytes"
+        );
+    }
+}

@@ -1,0 +1,478 @@
+//! The `pt-write` pattern: the guest maps a buffer page at a second ("alias") virtual
+//! address by writing its own page table, in the two ways a PV kernel can, and writes
+//! the page through the alias.
+//!
+//! Why: mem_access on PV runs the guest on shadow page tables, so a guest that changes
+//! its own page tables must not slip past the access checks: a write through a mapping
+//! made after the listener restricted the frame must still raise its event, whichever
+//! way the mapping was made.
+//!
+//! # The alias
+//!
+//! A PV kernel's L1 tables are read-only to it, and the builder's bootstrap tables map
+//! exactly the bootstrap region (every slot of every L1 table present), so there is no
+//! empty slot with an L1 table behind it. The alias is instead a page of that region
+//! nothing uses: the builder allocates the page tables, then one boot-stack page, then
+//! leaves at least 512 KiB mapped but unused (`alloc_pgtables_pv` and
+//! `xc_dom_build_image` in `tools/libs/guest/`; xen.h, "Start-of-day memory layout"); the
+//! alias is the page [`alias_va`] 256 KiB into that padding. [`run`] first clears its
+//! L1 entry (`update_va_mapping` to 0), so each route maps a non-present slot and
+//! unmaps it again, and puts the original entry back at the end.
+//!
+//! # The routes, each: map, `PT-WRITE` line, write through the alias, `TOUCH` line, unmap
+//!
+//! 1. `emulated`: a plain 8-byte store of the new entry through the kernel's own
+//!    read-only mapping of the L1 table. The store faults into Xen, which emulates it
+//!    (`ptwr_do_page_fault`, `xen/arch/x86/pv/ro-page-fault.c`) because the guest turned
+//!    on `VMASST_TYPE_writable_pagetables` first (the builder does not). Xen does not
+//!    reflect a refused emulation as an error: the fault reaches the guest, which has no
+//!    trap table, and the domain crashes (Xen logs it).
+//! 2. `mmu_update`: `HYPERVISOR_mmu_update` with `MMU_NORMAL_PT_UPDATE` at the entry's
+//!    machine address.
+//!
+//! Unmapping writes 0 the same way, then flushes the alias from the TLB
+//! (`MMUEXT_INVLPG_LOCAL`: Xen does not flush for a PV guest's own page-table writes).
+//! Every change is checked by reading the entry back. Lines:
+//!
+//! ```text
+//! TEST-GUEST PT-WRITE <emulated|mmu_update> l1-pfn=0x<pfn of the L1 table> slot=<index> va=0x<alias>
+//! ```
+
+use crate::frames::{Mfn, Pfn, PAGE_SIZE};
+use crate::hypercall::{
+    self, DomId, Hypervisor, MmuUpdate, MmuextOp, XenError, UVMF_INVLPG,
+    VMASST_TYPE_WRITABLE_PAGETABLES,
+};
+use crate::pagewalk::{self, L1Slot};
+use crate::patterns::Touch;
+use crate::text::Sink;
+
+/// Pages the builder allocates after the page tables: the boot stack.
+pub const BOOT_STACK_PAGES: u64 = 1;
+
+/// What the builder maps past the boot stack at least (xen.h: "at least 512kB past the
+/// end of the stack").
+pub const BOOT_PADDING: u64 = 512 * 1024;
+
+/// The alias: the page 256 KiB into the padding after the boot stack, which follows
+/// the `nr_pt_frames` page-table pages at virtual `pt_base`.
+pub const fn alias_va(pt_base: u64, nr_pt_frames: u64) -> u64 {
+    pt_base + (nr_pt_frames + BOOT_STACK_PAGES) * PAGE_SIZE as u64 + BOOT_PADDING / 2
+}
+
+/// How the page table is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A plain store that Xen emulates.
+    Emulated,
+    /// `HYPERVISOR_mmu_update`.
+    MmuUpdate,
+}
+
+impl Route {
+    /// Both, in the order [`run`] takes them.
+    pub const ALL: [Self; 2] = [Self::Emulated, Self::MmuUpdate];
+
+    /// The name in `PT-WRITE` lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Emulated => "emulated",
+            Self::MmuUpdate => "mmu_update",
+        }
+    }
+}
+
+/// The alias address and the L1 entry that maps it.
+///
+/// # Invariants
+///
+/// Nothing Rust relies on lives in the page at `va` (it is remapped), and `slot` is
+/// the L1 entry that maps `va`, read from the running page tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alias {
+    va: u64,
+    slot: L1Slot,
+}
+
+impl Alias {
+    /// The alias at `va`, mapped by `slot`.
+    ///
+    /// # Safety
+    ///
+    /// Nothing Rust relies on may live in the page at `va`, for as long as the `Alias`
+    /// is used; `slot` must be the L1 entry that maps `va`.
+    pub const unsafe fn new(va: u64, slot: L1Slot) -> Self {
+        Self { va, slot }
+    }
+
+    /// The alias's virtual address.
+    pub const fn va(&self) -> u64 {
+        self.va
+    }
+
+    /// The L1 entry, with its original value.
+    pub const fn slot(&self) -> &L1Slot {
+        &self.slot
+    }
+
+    /// The pfn of the L1 table (virtual = pseudo-physical in the bootstrap region).
+    pub const fn l1_pfn(&self) -> Pfn {
+        Pfn::from_virt(self.slot.entry_virt)
+    }
+}
+
+/// What [`run`] needs from the kernel's memory.
+pub trait Env {
+    /// Stores `val` into the alias's L1 entry with one plain 8-byte write through the
+    /// kernel's (read-only) mapping of the table, for Xen to emulate.
+    fn store_l1e(&mut self, val: u64);
+
+    /// Reads the alias's L1 entry.
+    fn read_l1e(&mut self) -> u64;
+
+    /// Writes `value` at byte `offset` of the alias (one volatile byte write). Called
+    /// only while the alias maps the target frame.
+    fn write_alias(&mut self, offset: usize, value: u8);
+}
+
+/// What [`run`] reports, as it happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The alias now maps the target through `route` (print `PT-WRITE`).
+    Mapped(Route),
+    /// The touch was made through the alias (print `TOUCH`).
+    Touched(Touch),
+}
+
+/// A step of [`run`] that failed: the guest cannot go on (FAIL line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PtError {
+    /// What failed.
+    pub what: &'static str,
+    /// Xen's error, or `EINVAL` for a check of the guest's own.
+    pub error: XenError,
+}
+
+fn err(what: &'static str) -> impl FnOnce(XenError) -> PtError {
+    move |error| PtError { what, error }
+}
+
+fn check(ok: bool, what: &'static str) -> Result<(), PtError> {
+    ok.then_some(()).ok_or(PtError {
+        what,
+        error: XenError::EINVAL,
+    })
+}
+
+/// Runs the pattern: maps machine frame `target` at the alias by each [`Route`] in
+/// turn, writes `touches[i]` through it for route `i`, unmaps it; then puts the alias's
+/// original entry back. `report` sees each [`Event`] right after it happened.
+pub fn run<H: Hypervisor + ?Sized, E: Env>(
+    hv: &H,
+    env: &mut E,
+    alias: &Alias,
+    target: Mfn,
+    touches: [Touch; 2],
+    mut report: impl FnMut(Event),
+) -> Result<(), PtError> {
+    hypercall::vm_assist_enable(hv, VMASST_TYPE_WRITABLE_PAGETABLES)
+        .map_err(err("pt-write: vm_assist writable_pagetables"))?;
+    // SAFETY: nothing lives at the alias (type invariant); it stays unmapped until a
+    // route maps the target there.
+    unsafe { hypercall::update_va_mapping(hv, alias.va, 0, UVMF_INVLPG) }
+        .map_err(err("pt-write: clear the alias"))?;
+    check(
+        !pagewalk::pte_present(env.read_l1e()),
+        "pt-write: alias still mapped",
+    )?;
+
+    let pte = pagewalk::kernel_rw_pte(target);
+    for (route, touch) in Route::ALL.into_iter().zip(touches) {
+        set_l1e(hv, env, alias, route, pte)?;
+        let now = env.read_l1e();
+        check(
+            pagewalk::pte_present(now) && pagewalk::pte_mfn(now) == target,
+            match route {
+                Route::Emulated => "pt-write: emulated map check",
+                Route::MmuUpdate => "pt-write: mmu_update map check",
+            },
+        )?;
+        report(Event::Mapped(route));
+        env.write_alias(touch.offset, touch.value());
+        report(Event::Touched(touch));
+
+        set_l1e(hv, env, alias, route, 0)?;
+        // SAFETY: only a TLB flush of the alias, which maps nothing now.
+        unsafe { hypercall::mmuext_op(hv, &[MmuextOp::invlpg_local(alias.va)], DomId::SELF) }
+            .map_err(err("pt-write: invlpg"))?;
+        check(
+            !pagewalk::pte_present(env.read_l1e()),
+            "pt-write: unmap check",
+        )?;
+    }
+
+    let original = alias.slot.value;
+    // SAFETY: puts back the mapping the builder made (a page nothing uses).
+    unsafe { hypercall::update_va_mapping(hv, alias.va, original, UVMF_INVLPG) }
+        .map_err(err("pt-write: restore the alias"))?;
+    let now = env.read_l1e();
+    check(
+        pagewalk::pte_present(now) && pagewalk::pte_mfn(now) == pagewalk::pte_mfn(original),
+        "pt-write: restore check",
+    )
+}
+
+/// Writes `val` into the alias's L1 entry by `route`.
+fn set_l1e<H: Hypervisor + ?Sized, E: Env>(
+    hv: &H,
+    env: &mut E,
+    alias: &Alias,
+    route: Route,
+    val: u64,
+) -> Result<(), PtError> {
+    match route {
+        Route::Emulated => {
+            env.store_l1e(val);
+            Ok(())
+        }
+        Route::MmuUpdate => {
+            let req = [MmuUpdate::normal_pt_update(alias.slot.machine_addr(), val)];
+            // SAFETY: the entry is the alias's (type invariant): nothing Rust relies on
+            // lives at the address it maps.
+            let done = unsafe { hypercall::mmu_update(hv, &req, DomId::SELF) }
+                .map_err(err("pt-write: mmu_update"))?;
+            check(done == 1, "pt-write: mmu_update did nothing")
+        }
+    }
+}
+
+/// `PT-WRITE <route> l1-pfn=0x<pfn> slot=<index> va=0x<alias>` (after `TEST-GUEST `).
+pub fn write_pt_write(out: &mut (impl Sink + ?Sized), route: Route, alias: &Alias) {
+    out.put_str("PT-WRITE ");
+    out.put_str(route.name());
+    out.put_str(" l1-pfn=");
+    out.put_hex(alias.l1_pfn().0);
+    out.put_str(" slot=");
+    out.put_dec(alias.slot.index);
+    out.put_str(" va=");
+    out.put_hex(alias.va);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hypercall::{Hypercall, HypercallNr, MMUEXT_INVLPG_LOCAL};
+    use crate::pagewalk::{kernel_rw_pte, PTE_USER};
+    use crate::patterns::{plan, Pattern};
+    use std::cell::{Cell, RefCell};
+    use std::string::String;
+    use std::vec::Vec;
+
+    const ALIAS_VA: u64 = 0x2c_5000;
+    const L1_MFN: u64 = 0x7_7001;
+    const TARGET: Mfn = Mfn(0x4_2006);
+    const ORIGINAL: u64 = (0x3_32c5 << 12) | 0x67 | PTE_USER;
+
+    /// One L1 entry, written by the three ways of the pattern; a log of everything.
+    struct Fake {
+        entry: Cell<u64>,
+        log: RefCell<Vec<String>>,
+        /// Xen does not emulate the store (it would crash the guest; here: no effect).
+        emulation_ignored: bool,
+    }
+
+    impl Fake {
+        fn new() -> Self {
+            Self {
+                entry: Cell::new(ORIGINAL),
+                log: RefCell::new(Vec::new()),
+                emulation_ignored: false,
+            }
+        }
+
+        fn log(&self, what: String) {
+            self.log.borrow_mut().push(what);
+        }
+
+        /// Xen adds USER to a present kernel entry it accepts.
+        fn adjusted(val: u64) -> u64 {
+            if pagewalk::pte_present(val) {
+                val | PTE_USER
+            } else {
+                val
+            }
+        }
+    }
+
+    impl Hypervisor for Fake {
+        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+            match call.nr {
+                HypercallNr::VM_ASSIST => self.log(format!("vm_assist {}", call.args[1])),
+                HypercallNr::UPDATE_VA_MAPPING => {
+                    assert_eq!(call.args[0], ALIAS_VA);
+                    assert_eq!(call.args[2], UVMF_INVLPG);
+                    self.entry.set(Self::adjusted(call.args[1]));
+                    self.log(format!("update_va_mapping {:#x}", call.args[1]));
+                }
+                HypercallNr::MMU_UPDATE => {
+                    // SAFETY: the wrapper passes one live request.
+                    let req = unsafe { *(call.args[0] as *const MmuUpdate) };
+                    assert_eq!(call.args[1], 1);
+                    assert_eq!(req.ptr, (L1_MFN << 12) + 0xc5 * 8, "the alias's entry");
+                    self.entry.set(Self::adjusted(req.val));
+                    // SAFETY: `done` is the wrapper's live counter.
+                    unsafe { *(call.args[2] as *mut u32) = 1 };
+                    self.log(format!("mmu_update {:#x}", req.val));
+                }
+                HypercallNr::MMUEXT_OP => {
+                    // SAFETY: the wrapper passes one live op.
+                    let op = unsafe { *(call.args[0] as *const MmuextOp) };
+                    assert_eq!((op.cmd, op.arg1), (MMUEXT_INVLPG_LOCAL, ALIAS_VA));
+                    // SAFETY: as above.
+                    unsafe { *(call.args[2] as *mut u32) = 1 };
+                    self.log("invlpg".into());
+                }
+                other => panic!("unexpected hypercall {other:?}"),
+            }
+            0
+        }
+    }
+
+    impl Env for &Fake {
+        fn store_l1e(&mut self, val: u64) {
+            if !self.emulation_ignored {
+                self.entry.set(Fake::adjusted(val));
+            }
+            self.log(format!("store {val:#x}"));
+        }
+
+        fn read_l1e(&mut self) -> u64 {
+            self.entry.get()
+        }
+
+        fn write_alias(&mut self, offset: usize, value: u8) {
+            assert_eq!(pagewalk::pte_mfn(self.entry.get()), TARGET);
+            self.log(format!("write {offset:#x}={value}"));
+        }
+    }
+
+    fn alias() -> Alias {
+        let slot = L1Slot {
+            table: Mfn(L1_MFN),
+            index: 0xc5,
+            entry_virt: 0x21_b000 + 0xc5 * 8,
+            value: ORIGINAL,
+        };
+        // SAFETY: a test alias: nothing is mapped anywhere.
+        unsafe { Alias::new(ALIAS_VA, slot) }
+    }
+
+    fn touches() -> [Touch; 2] {
+        plan(Pattern::PtWrite).touches().try_into().unwrap()
+    }
+
+    #[test]
+    fn alias_is_inside_the_padding_after_the_boot_stack() {
+        // Page tables at 0x217000, 4 of them: the stack is 0x21b000, the padding
+        // 0x21c000 to 0x29c000 at least.
+        assert_eq!(alias_va(0x21_7000, 4), 0x25_c000);
+        let va = alias_va(0x21_7000, 4);
+        assert!(va >= 0x21_c000 && va + PAGE_SIZE as u64 <= 0x21_c000 + BOOT_PADDING);
+        assert_eq!(va % PAGE_SIZE as u64, 0);
+    }
+
+    #[test]
+    fn both_routes_map_write_unmap_then_restore() {
+        let fake = Fake::new();
+        let mut events = Vec::new();
+        let result = run(&fake, &mut &fake, &alias(), TARGET, touches(), |e| {
+            events.push(e);
+        });
+        assert_eq!(result, Ok(()));
+        let pte = kernel_rw_pte(TARGET);
+        assert_eq!(
+            *fake.log.borrow(),
+            [
+                "vm_assist 2".to_string(),
+                "update_va_mapping 0x0".into(),
+                format!("store {pte:#x}"),
+                "write 0x100=6".into(),
+                "store 0x0".into(),
+                "invlpg".into(),
+                format!("mmu_update {pte:#x}"),
+                "write 0x200=6".into(),
+                "mmu_update 0x0".into(),
+                "invlpg".into(),
+                format!("update_va_mapping {ORIGINAL:#x}"),
+            ]
+        );
+        let [t0, t1] = touches();
+        assert_eq!(
+            events,
+            [
+                Event::Mapped(Route::Emulated),
+                Event::Touched(t0),
+                Event::Mapped(Route::MmuUpdate),
+                Event::Touched(t1)
+            ]
+        );
+        assert_eq!(fake.entry.get(), ORIGINAL);
+    }
+
+    #[test]
+    fn an_emulated_store_that_did_not_land_is_a_failure() {
+        let fake = Fake {
+            emulation_ignored: true,
+            ..Fake::new()
+        };
+        let mut events = Vec::new();
+        let result = run(&fake, &mut &fake, &alias(), TARGET, touches(), |e| {
+            events.push(e);
+        });
+        assert_eq!(
+            result,
+            Err(PtError {
+                what: "pt-write: emulated map check",
+                error: XenError::EINVAL
+            })
+        );
+        assert!(events.is_empty(), "nothing written through a wrong mapping");
+    }
+
+    #[test]
+    fn xen_errors_stop_the_pattern() {
+        struct Refuses;
+        impl Hypervisor for Refuses {
+            unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+                if call.nr == HypercallNr::VM_ASSIST {
+                    -22
+                } else {
+                    0
+                }
+            }
+        }
+        let fake = Fake::new();
+        let result = run(&Refuses, &mut &fake, &alias(), TARGET, touches(), |_| {
+            panic!("no event")
+        });
+        assert_eq!(
+            result,
+            Err(PtError {
+                what: "pt-write: vm_assist writable_pagetables",
+                error: XenError::EINVAL
+            })
+        );
+        assert!(fake.log.borrow().is_empty());
+    }
+
+    #[test]
+    fn pt_write_line() {
+        let mut out = Vec::new();
+        write_pt_write(&mut out, Route::MmuUpdate, &alias());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "PT-WRITE mmu_update l1-pfn=0x21b slot=197 va=0x2c5000"
+        );
+        assert_eq!(Route::Emulated.name(), "emulated");
+    }
+}
