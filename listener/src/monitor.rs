@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use libxc::evtchn::Evtchn;
 use libxc::memory::{set_mem_access, AccessTarget};
-use libxc::monitor::{domain_is_hvm, monitor_disable, monitor_enable, RingMapping};
+use libxc::monitor::{
+    domain_is_hvm, domain_pause, domain_unpause, monitor_disable, monitor_enable, RingMapping,
+};
 use libxc::p2m::{P2m, ReverseP2m};
 use libxc::privcmd::Privcmd;
 use libxc::ring::{BackRing, VmEvent, VM_EVENT_REASON_MEM_ACCESS};
@@ -378,6 +380,10 @@ impl Session {
         let gone = stop == Some(Stop::DomainGone);
         let mut first_error = None;
         if !gone {
+            // The guest is stopped for the teardown: a vCPU that faulted between our last
+            // drain and disabling would put a request nobody answers and stay paused for
+            // good (Xen's vm_event_disable does not release vCPUs waiting for answers).
+            let paused = domain_pause(&self.privcmd, self.domid);
             // Answer what is pending, so no vCPU stays paused.
             if let Err(error) = self.drain() {
                 first_error.get_or_insert(error);
@@ -393,6 +399,16 @@ impl Session {
             ];
             for step in steps {
                 if let Err(error) = step {
+                    first_error.get_or_insert(error);
+                }
+            }
+            match paused {
+                Ok(()) => {
+                    if let Err(error) = domain_unpause(&self.privcmd, self.domid) {
+                        first_error.get_or_insert(error);
+                    }
+                }
+                Err(error) => {
                     first_error.get_or_insert(error);
                 }
             }
