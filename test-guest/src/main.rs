@@ -34,8 +34,9 @@
 //!    `SCHEDOP_shutdown` reason poweroff (crash on any failure).
 //!
 //! Words of the command line (`test_guest::cmdline`) add modes: `p2m` prints the P2M
-//! before the workload; `ring-probe ring=0x<mfn>` tries, after `DONE`, to map machine
-//! frame `<mfn>` (the monitor ring Xen owns) through every route of
+//! before the workload; `pattern=<name>` replaces steps 5 and 6 by an access
+//! pattern (see "Access patterns" below); `ring-probe ring=0x<mfn>` tries, after
+//! `DONE`, to map machine frame `<mfn>` (the monitor ring Xen owns) through every route of
 //! `test_guest::probe`, one `PROBE` line each, then `PROBES DONE`; `heartbeat` then
 //! repeats the workload until the domain is destroyed instead of powering off.
 //!
@@ -70,8 +71,8 @@
 //!
 //! `DONE`'s checksum equals `test_guest::pattern::expected_checksum()` when every
 //! byte read back as written. `<n>` counts vCPUs that exist, up or down (only vCPU
-//! 0 runs this kernel). The buffer's gfns are fixed by `guest.ld` (virtual =
-//! pseudo-physical). On failure the last line is one of
+//! 0 runs this kernel, except in the `multi-vcpu` pattern). The buffer's gfns are
+//! fixed by `guest.ld` (virtual = pseudo-physical). On failure the last line is one of
 //!
 //! ```text
 //! TEST-GUEST FAIL page=<p> offset=<o> expected=0x<hex> got=0x<hex>
@@ -91,11 +92,60 @@
 //! last `TEST-GUEST FAIL console lost=<bytes>` goes to Xen's console only and a
 //! would-be poweroff becomes a crash.
 //!
+//! # Access patterns (`pattern=<name>`)
+//!
+//! After `P2M-PUBLISHED` (and the `p2m` mode's lines), instead of the workload, `DONE`,
+//! `ring-probe` and `heartbeat` (all skipped: pattern mode has no `DONE` line), the
+//! kernel runs one pattern of `test_guest::patterns` (which has the table of what each
+//! touches) and powers off:
+//!
+//! 1. `READY go-pfn=0x<pfn>`: the pfn of the go page, a page-aligned page of `.bss`
+//!    (not in the buffer). The kernel polls its first `u64` (volatile reads,
+//!    `SCHEDOP_yield` between polls) until dom0 writes `0x4f47` ("GO" little-endian),
+//!    for at most 10 minutes of Xen system time (`test_guest::handshake`).
+//! 2. The pattern's touches, each access done first, then its line, in the plan's
+//!    order (`test_guest::patterns::plan`, shared with the host tests). Accesses are
+//!    single volatile accesses of one byte, except `exec`'s copy (one 8-byte write) and
+//!    `xen-copy`'s read-back (two 8-byte reads); a write stores the page index. `va` is
+//!    the address used: the buffer's, or the alias's in `pt-write`.
+//! 3. `PATTERN-DONE <name> touches=<number of TOUCH lines, of every vCPU>`, then
+//!    poweroff as usual.
+//!
+//! ```text
+//! TEST-GUEST READY go-pfn=0x<hex>
+//! TEST-GUEST TOUCH <r|w|x> page=<0..15> offset=0x<hex> va=0x<hex>
+//! TEST-GUEST TOUCH w page=<0..15> offset=0x<hex> va=0x<hex> vcpu=<0|1>      (multi-vcpu)
+//! TEST-GUEST PT-WRITE <emulated|mmu_update> l1-pfn=0x<hex> slot=<index> va=0x<alias>
+//! TEST-GUEST XEN-COPY rc=<rc> page=7 offset=0x40 text=<up to 16 characters>
+//! TEST-GUEST VCPU 1 up
+//! TEST-GUEST BALLOON pfn=0x<hex> old-mfn=0x<hex> new-mfn=0x<hex>
+//! TEST-GUEST PATTERN-DONE <name> touches=<n>
+//! ```
+//!
+//! - `pt-write` (`test_guest::pt_write`): per route, `PT-WRITE` once the alias maps
+//!   buffer page 6 (`slot` is the entry's index in the L1 table, decimal), then the
+//!   write's `TOUCH` with the alias address; the alias is unmapped after each route.
+//! - `xen-copy`: `XEN-COPY` (`rc` the raw result of `xen_version(XENVER_extraversion)`
+//!   into page 7 at 0x40, 0 or e.g. -14; `text` what the page then holds up to its
+//!   first NUL, non-printables as `?`), then the two read-back `TOUCH r` lines, then
+//!   `TOUCH w page=7 offset=0x80`. A failed copy is not a FAIL.
+//! - `multi-vcpu` (needs `vcpus=2`): `VCPU 1 up` from vCPU 1 itself, then both vCPUs'
+//!   `TOUCH ... vcpu=<n>` lines interleaved as they happen (each vCPU's own lines in
+//!   plan order; lines are whole, a lock serialises them); vCPU 1 then goes down.
+//! - `balloon` (`test_guest::balloon`): one `BALLOON` line per page 12 to 15 once it is
+//!   mapped on its new frame (`new-mfn` may equal `old-mfn`), then the writes.
+//!
+//! Pattern FAILs: `FAIL unknown pattern <name> error=22`, `FAIL pattern needs more
+//! vcpus error=2`, `FAIL no GO on the go page error=110`, `FAIL exec returned=0x<hex>
+//! expected=0x1234`, and `FAIL <step> error=<errno>` for a step of `pt-write`,
+//! `multi-vcpu` or `balloon` that Xen refused or that did not take effect.
+//!
 //! # Races and timing
 //!
 //! The kernel does not wait for anyone before its workload: it runs straight
 //! through in well under a second. A mem_access listener must therefore be in
-//! place before the domain runs (`xl create -p`, set up, `xl unpause`).
+//! place before the domain runs (`xl create -p`, set up, `xl unpause`), or the
+//! scenario uses a pattern, which waits for dom0's go.
 //! xenconsoled reads the ring
 //! asynchronously; the final flush waits for it (bounded), and anything it has not
 //! read when the domain dies may be lost from the guest log (the `console_io`
@@ -104,9 +154,11 @@
 //! # Boot state it relies on (libxenguest `xg_dom_x86.c`, `vcpu_x86_64`)
 //!
 //! `rip` = `XEN_ELFNOTE_ENTRY`, `rsi` = `start_info` (virtual), `rsp` = top of the
-//! builder's boot stack, event upcalls masked in `shared_info` (so no event
-//! callback is registered and none may be unmasked: the kernel never uses
-//! `SCHEDOP_block`), no trap table (any fault crashes the domain, which Xen logs).
+//! builder's boot stack, event upcalls masked in `shared_info` for every vCPU (so no
+//! event callback is registered and none may be unmasked: the kernel never uses
+//! `SCHEDOP_block`), no trap table (any fault crashes the domain, which Xen logs;
+//! the one fault the kernel makes on purpose, `pt-write`'s store to its read-only
+//! page table, Xen emulates without delivering it).
 //! The hypercall page is checked to have been overwritten by Xen (it is built as
 //! `int3` bytes); if not, the kernel executes `ud2` and the domain crashes.
 //!
@@ -139,6 +191,8 @@ mod kernel {
     use test_guest::probe;
     use test_guest::start_info::StartInfo;
     use test_guest::text::{LineBuf, Sink};
+
+    mod patterns;
 
     /// Most vCPU ids asked about when counting.
     const MAX_VCPUS: u32 = 1024;
@@ -327,15 +381,17 @@ mod kernel {
     ///
     /// # Invariants
     ///
-    /// `output` is only accessed inside [`Slot::with`] while `busy` is held.
+    /// `output` is only accessed inside [`Slot::with`] or [`Slot::with_wait`] while
+    /// `busy` is held: `busy` is the lock that serialises console output between vCPUs.
     struct Slot {
         busy: AtomicBool,
         output: UnsafeCell<Option<Output>>,
     }
 
-    // SAFETY: `with` hands out the contents to one user at a time (the `busy`
-    // flag), so even a panic inside `with` cannot create a second `&mut`. Only vCPU
-    // 0 ever runs this kernel and no events are delivered to it.
+    // SAFETY: `with` and `with_wait` hand out the contents to one user at a time (the
+    // `busy` flag, taken with Acquire and released with Release, so a vCPU sees what
+    // the previous holder wrote), so neither a second vCPU (`multi-vcpu`) nor a panic
+    // inside `with` can create a second `&mut`. No events are delivered to any vCPU.
     unsafe impl Sync for Slot {}
 
     impl Slot {
@@ -351,6 +407,23 @@ mod kernel {
             self.busy.store(false, Ordering::Release);
             Some(result)
         }
+
+        /// Runs `f` on the contents once no other vCPU uses them (a spin lock). Not
+        /// for the panic handler: a panic while this vCPU holds the lock would spin
+        /// forever.
+        fn with_wait<R>(&self, f: impl FnOnce(&mut Option<Output>) -> R) -> R {
+            while self
+                .busy
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                core::hint::spin_loop();
+            }
+            // SAFETY: `busy` was clear and is now ours, as in `with`.
+            let result = f(unsafe { &mut *self.output.get() });
+            self.busy.store(false, Ordering::Release);
+            result
+        }
     }
 
     static OUTPUT: Slot = Slot {
@@ -358,9 +431,10 @@ mod kernel {
         output: UnsafeCell::new(None),
     };
 
-    /// Prints one `TEST-GUEST ...` line; `body` writes what follows the prefix.
+    /// Prints one `TEST-GUEST ...` line; `body` writes what follows the prefix. Waits
+    /// while another vCPU prints, so lines never interleave.
     fn line(body: impl FnOnce(&mut Output)) {
-        OUTPUT.with(|output| {
+        OUTPUT.with_wait(|output| {
             if let Some(out) = output {
                 out.put_str("TEST-GUEST ");
                 body(out);
@@ -418,14 +492,19 @@ mod kernel {
         Some(unsafe { entry.read_volatile() })
     }
 
-    /// The guest's P2M list (pfn -> mfn), as the domain builder left it.
+    /// The guest's P2M list (pfn -> mfn), as the domain builder left it or as the
+    /// `balloon` pattern changed it.
+    ///
+    /// Only the `balloon` pattern writes the list (`patterns::balloon`, through raw
+    /// pointers), on vCPU 0 and while no slice from here is in use: every user takes
+    /// a fresh slice and none keeps one across that pattern's writes.
     fn p2m(si: &StartInfo) -> Option<&'static [u64]> {
         let p2m_ptr = si.mfn_list as *const u64;
         let p2m_len = usize::try_from(si.nr_pages).ok()?;
         // SAFETY: the builder maps the P2M list (`mfn_list`, one 8-byte entry per
         // page of the domain) read-write in the bootstrap region (xen.h,
         // "Start-of-day memory layout", item c) for the life of the domain; only
-        // this kernel writes it, and it does not.
+        // this kernel writes it, never while the slice is in use (see above).
         Some(unsafe { core::slice::from_raw_parts(p2m_ptr, p2m_len) })
     }
 
@@ -447,8 +526,8 @@ mod kernel {
     #[repr(C, align(4096))]
     struct PageBuffer(UnsafeCell<[u8; BUFFER_BYTES]>);
 
-    // SAFETY: only `kernel_main`, on vCPU 0, touches the buffer, through raw
-    // pointers.
+    // SAFETY: the buffer is only touched through raw pointers (`buffer_byte`), never
+    // through a reference; with two vCPUs (`multi-vcpu`) each writes its own pages.
     unsafe impl Sync for PageBuffer {}
 
     /// In its own section, which guest.ld puts at gfn `BUFFER_GFN` (`kernel_main`
@@ -534,6 +613,9 @@ mod kernel {
 
         if cmdline::has_word(start_info.cmdline(), cmdline::P2M) {
             print_p2m_runs(start_info);
+        }
+        if let Some(name) = cmdline::arg(start_info.cmdline(), cmdline::PATTERN) {
+            patterns::run(&hv, start_info, name, vcpus)
         }
         let sum = workload();
         line(|out| {
@@ -686,8 +768,9 @@ mod kernel {
     #[repr(C, align(4096))]
     struct BssPage(UnsafeCell<ListPage>);
 
-    // SAFETY: only `kernel_main`, on vCPU 0, touches these pages (in `publish_p2m`,
-    // once, through raw pointers); no events are delivered.
+    // SAFETY: these pages are only touched through raw pointers from vCPU 0: the P2M
+    // tree pages once, in `publish_p2m`; the shared_info page and the go page with
+    // volatile accesses (Xen and dom0 write them). No events are delivered.
     unsafe impl Sync for BssPage {}
 
     impl BssPage {

@@ -1,0 +1,193 @@
+//! Running `pattern=<name>`: the go-page handshake, then the pattern's touches (the
+//! plan of `test_guest::patterns`), each followed by its `TOUCH` line, then
+//! `PATTERN-DONE` and poweroff. Patterns that need more than plain accesses have a
+//! module each.
+
+use core::sync::atomic::{compiler_fence, Ordering};
+
+use test_guest::frames::Pfn;
+use test_guest::handshake::{self, GO, GO_TIMEOUT_NS, MAX_POLLS};
+use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
+use test_guest::pagewalk;
+use test_guest::patterns::{self as plan, Access, Pattern, Plan, Touch};
+use test_guest::start_info::StartInfo;
+use test_guest::text::Sink;
+
+use super::{buffer_byte, fail, l1_slot, line, p2m, shutdown, BssPage, SHARED_INFO};
+
+mod balloon;
+mod multi_vcpu;
+mod pt_write;
+
+/// The go page: dom0 writes [`GO`] into its first `u64`.
+static GO_PAGE: BssPage = BssPage::new();
+
+/// Runs the pattern called `name` and powers off; a name that is no pattern, or a
+/// domain with too few vCPUs for it, is a FAIL (before `READY`).
+pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -> ! {
+    let Some(pattern) = Pattern::from_name(name) else {
+        line(|out| {
+            out.put_str("FAIL unknown pattern ");
+            out.put_sanitized(name);
+            out.put_str(" error=");
+            out.put_dec(XenError::EINVAL.errno());
+        });
+        shutdown(ShutdownReason::Crash)
+    };
+    if vcpus < pattern.vcpus_needed() {
+        fail("pattern needs more vcpus", XenError::ENOENT);
+    }
+    let plan = plan::plan(pattern);
+    wait_for_go(hv);
+    let touches = match pattern {
+        Pattern::ReadSweep | Pattern::WriteSweep | Pattern::Stride | Pattern::Repeat => {
+            plan.touches().iter().for_each(touch_buffer);
+            plan.touches().len()
+        }
+        Pattern::Exec => exec(si, &plan),
+        Pattern::PtWrite => pt_write::run(hv, si, &plan),
+        Pattern::XenCopy => xen_copy(hv, &plan),
+        Pattern::MultiVcpu => multi_vcpu::run(hv, si, &plan),
+        Pattern::Balloon => balloon::run(hv, si, &plan),
+    };
+    line(|out| plan::write_pattern_done(out, pattern, touches));
+    shutdown(ShutdownReason::Poweroff)
+}
+
+/// Prints `READY go-pfn=...` and waits (bounded) for dom0's [`GO`]; FAIL on timeout.
+fn wait_for_go(hv: &HypercallPage) {
+    let go = GO_PAGE.virt();
+    line(|out| plan::write_ready(out, Pfn::from_virt(go)));
+    let waited = handshake::wait_until(
+        // SAFETY: `go` is GO_PAGE's first `u64`: aligned, in `.bss`, never referenced
+        // (only raw pointers); volatile because dom0 writes it.
+        || unsafe { (go as *const u64).read_volatile() } == GO,
+        now_ns,
+        || {
+            let _ = hypercall::sched_yield(hv);
+        },
+        GO_TIMEOUT_NS,
+        MAX_POLLS,
+    );
+    if waited.is_err() {
+        fail("no GO on the go page", XenError::ETIMEDOUT);
+    }
+}
+
+/// Xen's system time (nanoseconds since boot), from vCPU 0's `vcpu_time_info` in the
+/// `shared_info` page (mapped at SHARED_INFO by `publish_p2m`, before any pattern).
+fn now_ns() -> u64 {
+    let time = SHARED_INFO.virt() + handshake::vcpu_time_offset(0) as u64;
+    handshake::stable_read(
+        // SAFETY: `time` is vcpu_info[0].time inside the mapped 4 KiB shared_info
+        // page; `version` (offset 0) is an aligned u32 that Xen updates: volatile.
+        || unsafe { ((time + handshake::TIME_VERSION as u64) as *const u32).read_volatile() },
+        // SAFETY: as above; `system_time` (offset 16) is an aligned u64.
+        || unsafe { ((time + handshake::TIME_SYSTEM_TIME as u64) as *const u64).read_volatile() },
+    )
+}
+
+/// Does `touch` (a read or a write of 1 or 8 bytes) through the buffer's own address,
+/// then prints its `TOUCH` line. A write stores the page index in every byte.
+fn touch_buffer(touch: &Touch) {
+    let ptr = buffer_byte(touch.page, touch.offset);
+    // SAFETY: `touch` comes from the plan, whose touches lie inside one buffer page (a
+    // host test checks) and are 8-byte aligned when 8 bytes wide; the buffer is only
+    // touched through raw pointers. Volatile: the access must happen, exactly once,
+    // since mem_access watches it.
+    unsafe {
+        match (touch.access, touch.size) {
+            (Access::Read, 1) => {
+                let _ = ptr.read_volatile();
+            }
+            (Access::Read, 8) => {
+                let _ = ptr.cast::<u64>().read_volatile();
+            }
+            (Access::Write, 1) => ptr.write_volatile(touch.value()),
+            (Access::Write, 8) => ptr
+                .cast::<u64>()
+                .write_volatile(u64::from_ne_bytes([touch.value(); 8])),
+            _ => fail("touch: not a plain access", XenError::EINVAL),
+        }
+    }
+    print_touch(touch, ptr as u64);
+}
+
+/// Prints the `TOUCH` line of `touch`, made through address `va`.
+fn print_touch(touch: &Touch, va: u64) {
+    line(|out| plan::write_touch(out, touch, va));
+}
+
+/// The `exec` pattern: one 8-byte write of [`plan::EXEC_CODE`] into page 3, a call to
+/// it, the result checked.
+fn exec(si: &StartInfo, plan: &Plan) -> usize {
+    let [copy, call] = plan.touches() else {
+        fail("exec: plan", XenError::EINVAL)
+    };
+    let code = buffer_byte(copy.page, copy.offset);
+    let Some(p2m) = p2m(si) else {
+        fail("no P2M list", XenError::EINVAL)
+    };
+    if pagewalk::pte_nx(l1_slot(si, p2m, code as u64).value) {
+        fail("exec: buffer page mapped NX", XenError::EINVAL);
+    }
+    // SAFETY: the copy lies inside buffer page 3 and is 8-byte aligned (the plan's
+    // offset 0x100); the buffer is only touched through raw pointers.
+    unsafe {
+        code.cast::<u64>()
+            .write_volatile(u64::from_le_bytes(plan::EXEC_CODE));
+    }
+    print_touch(copy, code as u64);
+    // The code is in memory before the call (x86 keeps instruction fetches coherent
+    // with earlier stores to the same address; the compiler must not sink the store).
+    compiler_fence(Ordering::SeqCst);
+    // SAFETY: `code` (not null) now holds `mov eax, 0x1234; ret`, a complete function
+    // of the C ABI: no arguments, result in eax, nothing clobbered but rax, no stack
+    // use beyond its return address. The page is mapped and executable (NX checked
+    // above against the running page tables).
+    let function = unsafe { core::mem::transmute::<*mut u8, extern "C" fn() -> u32>(code) };
+    let got = function();
+    print_touch(call, code as u64);
+    if got != plan::EXEC_RESULT {
+        line(|out| {
+            out.put_str("FAIL exec returned=");
+            out.put_hex(u64::from(got));
+            out.put_str(" expected=");
+            out.put_hex(u64::from(plan::EXEC_RESULT));
+        });
+        shutdown(ShutdownReason::Crash)
+    }
+    plan.touches().len()
+}
+
+/// The `xen-copy` pattern: Xen copies its extra version string into page 7 at 0x40,
+/// the guest reads it back (two 8-byte reads), prints `XEN-COPY`, the two reads'
+/// `TOUCH` lines, then writes page 7 at 0x80. A failed copy is reported (its `rc`),
+/// not a FAIL: whether Xen's write goes through is what the test looks at.
+fn xen_copy(hv: &HypercallPage, plan: &Plan) -> usize {
+    let [first, second, write] = plan.touches() else {
+        fail("xen-copy: plan", XenError::EINVAL)
+    };
+    let dest = buffer_byte(plan::XEN_COPY_PAGE, plan::XEN_COPY_OFFSET);
+    // SAFETY: the 16 bytes at `dest` are inside buffer page 7, which nothing
+    // references (raw pointers only).
+    let rc = unsafe { hypercall::xen_version_extraversion(hv, dest) };
+    let read = |touch: &Touch| {
+        // SAFETY: the plan's reads are 8-byte aligned and inside page 7; volatile
+        // because Xen wrote the bytes.
+        unsafe {
+            buffer_byte(touch.page, touch.offset)
+                .cast::<u64>()
+                .read_volatile()
+        }
+    };
+    let mut text = [0u8; hypercall::XEN_EXTRAVERSION_LEN];
+    text[..8].copy_from_slice(&read(first).to_ne_bytes());
+    text[8..].copy_from_slice(&read(second).to_ne_bytes());
+    line(|out| plan::write_xen_copy(out, rc, &text));
+    for touch in [first, second] {
+        print_touch(touch, buffer_byte(touch.page, touch.offset) as u64);
+    }
+    touch_buffer(write);
+    plan.touches().len()
+}

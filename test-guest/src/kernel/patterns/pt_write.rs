@@ -1,0 +1,107 @@
+//! The `pt-write` pattern's glue: finds the alias (`test_guest::pt_write::alias_va`)
+//! and its L1 entry in the running page tables, checks it is the builder's mapping of
+//! an unused page, and gives `test_guest::pt_write::run` the kernel's memory.
+
+use test_guest::frames::{Mfn, Pfn};
+use test_guest::hypercall::{HypercallPage, XenError};
+use test_guest::pagewalk;
+use test_guest::pattern::BUFFER_GFN;
+use test_guest::patterns::{self as plan, Plan, Touch};
+use test_guest::pt_write::{self, Alias, Event};
+use test_guest::start_info::StartInfo;
+
+use super::super::{fail, l1_slot, line, p2m};
+
+/// Maps buffer page 6 at the alias by each route, writes through it, unmaps; returns
+/// the touches made.
+pub(super) fn run(hv: &HypercallPage, si: &StartInfo, plan: &Plan) -> usize {
+    let Ok(touches) = <[Touch; 2]>::try_from(plan.touches()) else {
+        fail("pt-write: plan", XenError::EINVAL)
+    };
+    let Some(p2m) = p2m(si) else {
+        fail("no P2M list", XenError::EINVAL)
+    };
+    let va = pt_write::alias_va(si.pt_base, si.nr_pt_frames);
+    let slot = l1_slot(si, p2m, va);
+    // The builder maps the bootstrap region 1:1: the alias's entry must map the
+    // alias's own pfn, which nothing uses (past the boot stack).
+    let own = usize::try_from(Pfn::from_virt(va).0)
+        .ok()
+        .and_then(|pfn| p2m.get(pfn));
+    if own != Some(&pagewalk::pte_mfn(slot.value).0) {
+        fail(
+            "pt-write: alias not in the bootstrap padding",
+            XenError::EINVAL,
+        );
+    }
+    let target = usize::try_from(BUFFER_GFN)
+        .ok()
+        .and_then(|first| p2m.get(first + plan::PT_WRITE_PAGE));
+    let Some(&target) = target else {
+        fail("pt-write: buffer page not in the P2M", XenError::EINVAL)
+    };
+    // SAFETY: the alias is a page of the builder's padding after the boot stack (just
+    // checked: its entry is the 1:1 bootstrap mapping of its pfn, and `alias_va` puts
+    // it past the page tables and the stack), which nothing in this kernel uses;
+    // `slot` was just read from the running page tables for `va`.
+    let alias = unsafe { Alias::new(va, slot) };
+    let mut env = AliasEnv {
+        l1e: slot.entry_virt as *mut u64,
+        alias: va as *mut u8,
+    };
+    let mut made = 0;
+    let done = pt_write::run(
+        hv,
+        &mut env,
+        &alias,
+        Mfn(target),
+        touches,
+        |event| match event {
+            Event::Mapped(route) => line(|out| pt_write::write_pt_write(out, route, &alias)),
+            Event::Touched(touch) => {
+                line(|out| plan::write_touch(out, &touch, alias.va() + touch.offset as u64));
+                made += 1;
+            }
+        },
+    );
+    if let Err(e) = done {
+        fail(e.what, e.error);
+    }
+    made
+}
+
+/// The kernel's memory as `pt_write::run` sees it.
+///
+/// # Invariants
+///
+/// `l1e` is the alias's L1 entry in a bootstrap page table (8-byte aligned, mapped
+/// read-only for the life of the domain); `alias` is the alias's page, which nothing
+/// Rust relies on uses.
+struct AliasEnv {
+    l1e: *mut u64,
+    alias: *mut u8,
+}
+
+impl pt_write::Env for AliasEnv {
+    fn store_l1e(&mut self, val: u64) {
+        // SAFETY: a plain, aligned 8-byte store to the L1 entry (type invariant). The
+        // page is read-only to the guest, so the store faults into Xen, which emulates
+        // it as a checked page-table update (`pt_write::run` turned on writable page
+        // tables first) and resumes after it; changing the entry only changes what the
+        // alias maps, which nothing relies on.
+        unsafe { self.l1e.write_volatile(val) }
+    }
+
+    fn read_l1e(&mut self) -> u64 {
+        // SAFETY: the entry is aligned and mapped read-only (type invariant); volatile
+        // because Xen writes it.
+        unsafe { self.l1e.read_volatile() }
+    }
+
+    fn write_alias(&mut self, offset: usize, value: u8) {
+        // SAFETY: `pt_write::run` calls this only while the alias maps the target page;
+        // `offset` is a plan offset inside the page; nothing references the alias or the
+        // buffer page behind it (raw pointers only). Volatile: mem_access watches it.
+        unsafe { self.alias.add(offset).write_volatile(value) }
+    }
+}
