@@ -105,9 +105,9 @@
 //!    for at most 10 minutes of Xen system time (`test_guest::handshake`).
 //! 2. The pattern's touches, each access done first, then its line, in the plan's
 //!    order (`test_guest::patterns::plan`, shared with the host tests). Accesses are
-//!    single volatile accesses of one byte, except `exec`'s copy (one 8-byte write) and
-//!    `xen-copy`'s read-back (two 8-byte reads); a write stores the page index. `va` is
-//!    the address used: the buffer's, or the alias's in `pt-write`.
+//!    single volatile accesses of one byte, except `exec`'s copy (one 8-byte write);
+//!    a write stores the page index. `va` is the address used: the buffer's, or the
+//!    alias's in `pt-write`.
 //! 3. `PATTERN-DONE <name> touches=<number of TOUCH lines, of every vCPU>`, then
 //!    poweroff as usual.
 //!
@@ -127,8 +127,9 @@
 //!   write's `TOUCH` with the alias address; the alias is unmapped after each route.
 //! - `xen-copy`: `XEN-COPY` (`rc` the raw result of `xen_version(XENVER_extraversion)`
 //!   into page 7 at 0x40, 0 or e.g. -14; `text` what the page then holds up to its
-//!   first NUL, non-printables as `?`), then the two read-back `TOUCH r` lines, then
-//!   `TOUCH w page=7 offset=0x80`. A failed copy is not a FAIL.
+//!   first NUL, non-printables as `?`, read back with two 8-byte reads at 0x40 and 0x48
+//!   that this line, not a `TOUCH` line, accounts for), then `TOUCH w page=7
+//!   offset=0x80`. A failed copy is not a FAIL.
 //! - `multi-vcpu` (needs `vcpus=2`): `VCPU 1 up` from vCPU 1 itself, then both vCPUs'
 //!   `TOUCH ... vcpu=<n>` lines interleaved as they happen (each vCPU's own lines in
 //!   plan order; lines are whole, a lock serialises them); vCPU 1 then goes down.

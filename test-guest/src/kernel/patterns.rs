@@ -87,27 +87,20 @@ fn now_ns() -> u64 {
     )
 }
 
-/// Does `touch` (a read or a write of 1 or 8 bytes) through the buffer's own address,
-/// then prints its `TOUCH` line. A write stores the page index in every byte.
+/// Does `touch` (a one-byte read or write) through the buffer's own address, then
+/// prints its `TOUCH` line. A write stores the page index.
 fn touch_buffer(touch: &Touch) {
     let ptr = buffer_byte(touch.page, touch.offset);
     // SAFETY: `touch` comes from the plan, whose touches lie inside one buffer page (a
-    // host test checks) and are 8-byte aligned when 8 bytes wide; the buffer is only
-    // touched through raw pointers. Volatile: the access must happen, exactly once,
+    // host test checks); the buffer is only touched through raw pointers. Volatile: the access must happen, exactly once,
     // since mem_access watches it.
     unsafe {
         match (touch.access, touch.size) {
             (Access::Read, 1) => {
                 let _ = ptr.read_volatile();
             }
-            (Access::Read, 8) => {
-                let _ = ptr.cast::<u64>().read_volatile();
-            }
             (Access::Write, 1) => ptr.write_volatile(touch.value()),
-            (Access::Write, 8) => ptr
-                .cast::<u64>()
-                .write_volatile(u64::from_ne_bytes([touch.value(); 8])),
-            _ => fail("touch: not a plain access", XenError::EINVAL),
+            _ => fail("touch: not a one-byte read or write", XenError::EINVAL),
         }
     }
     print_touch(touch, ptr as u64);
@@ -161,33 +154,23 @@ fn exec(si: &StartInfo, plan: &Plan) -> usize {
 }
 
 /// The `xen-copy` pattern: Xen copies its extra version string into page 7 at 0x40,
-/// the guest reads it back (two 8-byte reads), prints `XEN-COPY`, the two reads'
-/// `TOUCH` lines, then writes page 7 at 0x80. A failed copy is reported (its `rc`),
-/// not a FAIL: whether Xen's write goes through is what the test looks at.
+/// the guest reads it back (two 8-byte reads, accounted for by the `XEN-COPY` line),
+/// prints `XEN-COPY`, then makes the plan's write to page 7 at 0x80. A failed copy is
+/// reported (its `rc`), not a FAIL: whether Xen's write goes through is what the test
+/// looks at.
 fn xen_copy(hv: &HypercallPage, plan: &Plan) -> usize {
-    let [first, second, write] = plan.touches() else {
-        fail("xen-copy: plan", XenError::EINVAL)
-    };
     let dest = buffer_byte(plan::XEN_COPY_PAGE, plan::XEN_COPY_OFFSET);
     // SAFETY: the 16 bytes at `dest` are inside buffer page 7, which nothing
     // references (raw pointers only).
     let rc = unsafe { hypercall::xen_version_extraversion(hv, dest) };
-    let read = |touch: &Touch| {
-        // SAFETY: the plan's reads are 8-byte aligned and inside page 7; volatile
-        // because Xen wrote the bytes.
-        unsafe {
-            buffer_byte(touch.page, touch.offset)
-                .cast::<u64>()
-                .read_volatile()
-        }
-    };
     let mut text = [0u8; hypercall::XEN_EXTRAVERSION_LEN];
-    text[..8].copy_from_slice(&read(first).to_ne_bytes());
-    text[8..].copy_from_slice(&read(second).to_ne_bytes());
-    line(|out| plan::write_xen_copy(out, rc, &text));
-    for touch in [first, second] {
-        print_touch(touch, buffer_byte(touch.page, touch.offset) as u64);
+    for (chunk, offset) in text.chunks_exact_mut(8).zip(plan::XEN_COPY_READS) {
+        let word = buffer_byte(plan::XEN_COPY_PAGE, offset).cast::<u64>();
+        // SAFETY: 8-byte aligned (offsets 0x40 and 0x48 of a page) and inside page 7;
+        // volatile because Xen wrote the bytes.
+        chunk.copy_from_slice(&unsafe { word.read_volatile() }.to_ne_bytes());
     }
-    touch_buffer(write);
+    line(|out| plan::write_xen_copy(out, rc, &text));
+    plan.touches().iter().for_each(touch_buffer);
     plan.touches().len()
 }
