@@ -5,29 +5,32 @@
 //! forgotten while one it gains follows the default access. A test needs a guest whose
 //! pages change frames on command, telling which frames it lost and gained.
 //!
-//! The steps (those of Linux's balloon driver for a PV guest, `drivers/xen/balloon.c`),
-//! for all pages at once where Xen takes a list:
+//! The steps (those of Linux's balloon driver for a PV guest, `drivers/xen/balloon.c`,
+//! except that the new frames come before the old ones go), for all pages at once where
+//! Xen takes a list:
 //!
 //! 1. unmap each page: `update_va_mapping(va, 0, UVMF_INVLPG)`, so the old frame has no
 //!    mapping left (Xen would otherwise keep it until the last reference goes);
-//! 2. `XENMEM_decrease_reservation` with the old machine frames as the extent list
-//!    (order 0): a PV guest names frames by MFN (`guest_remove_page`,
-//!    `xen/common/memory.c`); the P2M entries become `INVALID_P2M_ENTRY` meanwhile;
-//! 3. `XENMEM_populate_physmap` with the pfns as the extent list: for a PV guest Xen
-//!    allocates frames, sets their M2P entries and writes each new MFN back into the
-//!    list (`populate_physmap`);
-//! 4. for each page: the P2M entry (the array `start_info.mfn_list` points to, whose
-//!    pages the guest published in `shared_info`, so dom0 sees the change), the M2P
+//! 2. `XENMEM_populate_physmap` with the pfns as the extent list (order 0): for a PV
+//!    guest Xen allocates frames, sets their M2P entries and writes each new MFN back
+//!    into the list (`populate_physmap`, `xen/common/memory.c`). The old frames are
+//!    still the guest's at that point, so every new frame differs from every old one (a
+//!    frame given back first could come straight back from Xen's allocator). This
+//!    needs room for 4 pages above the domain's current allocation: libxl sets
+//!    `max_pages` 1 MiB (`LIBXL_MAXMEM_CONSTANT`) above the target, which the guest
+//!    does not otherwise use;
+//! 3. for each page: the P2M entry (the array `start_info.mfn_list` points to, whose
+//!    pages the guest published in `shared_info`, so dom0 sees the change) and the M2P
 //!    entry (`mmu_update` with `MMU_MACHPHYS_UPDATE`; Xen already set it, the guest
-//!    states it as Linux does), the mapping (`update_va_mapping(va, new | PRESENT | RW,
+//!    states it as Linux does), so the P2M never names a frame the guest gave back;
+//! 4. `XENMEM_decrease_reservation` with the old machine frames as the extent list
+//!    (order 0): a PV guest names frames by MFN (`guest_remove_page`);
+//! 5. for each page: the mapping (`update_va_mapping(va, new | PRESENT | RW,
 //!    UVMF_INVLPG)`), then one line:
 //!
 //! ```text
 //! TEST-GUEST BALLOON pfn=0x<pfn> old-mfn=0x<hex> new-mfn=0x<hex>
 //! ```
-//!
-//! Xen's allocator may hand a just-freed frame back, so `new-mfn` can equal `old-mfn`;
-//! it is still a frame the guest freed and gained again.
 
 use crate::frames::{Mfn, Pfn};
 use crate::hypercall::{
@@ -40,8 +43,6 @@ use crate::text::Sink;
 pub const XENMEM_DECREASE_RESERVATION: u64 = 1;
 /// `#define XENMEM_populate_physmap 6` (`memory.h`).
 pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
-/// What a P2M entry holds while its pfn has no frame (Linux's `INVALID_P2M_ENTRY`).
-pub const INVALID_P2M_ENTRY: u64 = u64::MAX;
 /// The most pages one [`run`] exchanges.
 pub const MAX_PAGES: usize = 4;
 
@@ -128,7 +129,7 @@ pub fn populate_physmap<H: Hypervisor + ?Sized>(
 
 /// The guest's P2M array, which [`run`] updates.
 pub trait Env {
-    /// Sets the P2M entry of `pfn` to `mfn` (or [`INVALID_P2M_ENTRY`]).
+    /// Sets the P2M entry of `pfn` to `mfn`.
     fn set_p2m(&mut self, pfn: Pfn, mfn: u64);
 }
 
@@ -157,8 +158,8 @@ fn err(what: &'static str) -> impl FnOnce(XenError) -> BalloonError {
 }
 
 /// Exchanges the frames of `pages` (pfn and its current machine frame, at most
-/// [`MAX_PAGES`]), reporting each page once it is mapped again (see the module docs for
-/// the steps).
+/// [`MAX_PAGES`]), reporting each page once it is mapped again on its new frame (see the
+/// module docs for the steps).
 ///
 /// # Safety
 ///
@@ -181,39 +182,41 @@ pub unsafe fn run<H: Hypervisor + ?Sized, E: Env>(
             .map_err(err("balloon: unmap"))?;
     }
 
-    let mut list = [0u64; MAX_PAGES];
-    for (slot, &(_, mfn)) in list.iter_mut().zip(pages) {
+    let mut new = [0u64; MAX_PAGES];
+    for (slot, &(pfn, _)) in new.iter_mut().zip(pages) {
+        *slot = pfn.0;
+    }
+    let populated =
+        populate_physmap(hv, &mut new[..n]).map_err(err("balloon: populate_physmap"))?;
+    if populated != n as u64 {
+        return Err(err("balloon: populate_physmap partial")(XenError::EBUSY));
+    }
+
+    for (&mfn, &(pfn, _)) in new.iter().zip(pages) {
+        env.set_p2m(pfn, mfn);
+        let m2p = [MmuUpdate::machphys_update(mfn, pfn.0)];
+        // SAFETY: an M2P update of a frame just gained for `pfn`: no page-table entry
+        // changes.
+        unsafe { hypercall::mmu_update(hv, &m2p, DomId::SELF) }
+            .map_err(err("balloon: machphys update"))?;
+    }
+
+    let mut old = [0u64; MAX_PAGES];
+    for (slot, &(_, mfn)) in old.iter_mut().zip(pages) {
         *slot = mfn.0;
     }
-    // SAFETY: the frames are the pages' own, unmapped just above.
-    let freed = unsafe { decrease_reservation(hv, &list[..n]) }
+    // SAFETY: the frames are the pages' old ones, unmapped above and no longer in the
+    // P2M.
+    let freed = unsafe { decrease_reservation(hv, &old[..n]) }
         .map_err(err("balloon: decrease_reservation"))?;
     if freed != n as u64 {
         return Err(err("balloon: decrease_reservation partial")(
             XenError::EBUSY,
         ));
     }
-    for &(pfn, _) in pages {
-        env.set_p2m(pfn, INVALID_P2M_ENTRY);
-    }
 
-    for (slot, &(pfn, _)) in list.iter_mut().zip(pages) {
-        *slot = pfn.0;
-    }
-    let populated =
-        populate_physmap(hv, &mut list[..n]).map_err(err("balloon: populate_physmap"))?;
-    if populated != n as u64 {
-        return Err(err("balloon: populate_physmap partial")(XenError::EBUSY));
-    }
-
-    for (&new, &(pfn, old)) in list.iter().zip(pages) {
-        env.set_p2m(pfn, new);
-        let m2p = [MmuUpdate::machphys_update(new, pfn.0)];
-        // SAFETY: an M2P update of a frame just gained for `pfn`: no page-table entry
-        // changes.
-        unsafe { hypercall::mmu_update(hv, &m2p, DomId::SELF) }
-            .map_err(err("balloon: machphys update"))?;
-        let pte = pagewalk::kernel_rw_pte(Mfn(new));
+    for (&mfn, &(pfn, old)) in new.iter().zip(pages) {
+        let pte = pagewalk::kernel_rw_pte(Mfn(mfn));
         // SAFETY: maps the new frame where the page was; nothing relies on its contents
         // (this fn's contract).
         unsafe { hypercall::update_va_mapping(hv, pfn.to_virt(), pte, UVMF_INVLPG) }
@@ -221,7 +224,7 @@ pub unsafe fn run<H: Hypervisor + ?Sized, E: Env>(
         report(Exchange {
             pfn,
             old,
-            new: Mfn(new),
+            new: Mfn(mfn),
         });
     }
     Ok(())
@@ -262,16 +265,22 @@ mod tests {
         );
     }
 
-    /// Xen for a PV guest: frames owned, the M2P, mappings by virtual address, a log.
-    #[derive(Default)]
+    /// Xen for a PV guest: frames owned (at most `max_pages`), a LIFO free list (a
+    /// frame given back is the next one handed out), the M2P, mappings by virtual
+    /// address, a log.
     struct FakeXen {
         owned: RefCell<Vec<u64>>,
-        next_free: RefCell<u64>,
+        free: RefCell<Vec<u64>>,
+        max_pages: usize,
         m2p: RefCell<BTreeMap<u64, u64>>,
         mapped: RefCell<BTreeMap<u64, u64>>,
         log: RefCell<Vec<String>>,
-        /// Populate only this many (a partial result).
-        populate_limit: Option<u64>,
+    }
+
+    impl FakeXen {
+        fn log(&self, line: String) {
+            self.log.borrow_mut().push(line);
+        }
     }
 
     impl Hypervisor for FakeXen {
@@ -281,47 +290,40 @@ mod tests {
                     let (va, pte) = (call.args[0], call.args[1]);
                     assert_eq!(call.args[2], UVMF_INVLPG);
                     self.mapped.borrow_mut().insert(va, pte);
-                    self.log
-                        .borrow_mut()
-                        .push(format!("map {va:#x} {:#x}", pte >> 12));
+                    self.log(format!("map {va:#x} {:#x}", pte >> 12));
                 }
                 HypercallNr::MEMORY_OP => {
                     // SAFETY: the wrappers pass a live reservation and list.
                     let r = unsafe { *(call.args[1] as *const XenMemoryReservation) };
                     assert_eq!((r.extent_order, r.mem_flags, r.domid), (0, 0, 0x7FF0));
                     let list = r.extent_start as *mut u64;
-                    let n = r.nr_extents as usize;
                     let mut done = 0;
-                    for i in 0..n {
+                    for i in 0..r.nr_extents as usize {
                         // SAFETY: as above.
                         let entry = unsafe { list.add(i) };
+                        // SAFETY: as above.
+                        let value = unsafe { entry.read() };
                         if call.args[0] == XENMEM_DECREASE_RESERVATION {
-                            // SAFETY: as above.
-                            let mfn = unsafe { entry.read() };
                             let mut owned = self.owned.borrow_mut();
-                            let at = owned.iter().position(|&m| m == mfn).expect("own frame");
+                            let at = owned.iter().position(|&m| m == value).expect("own frame");
                             owned.remove(at);
-                            self.log.borrow_mut().push(format!("free {mfn:#x}"));
+                            self.free.borrow_mut().push(value);
+                            self.log(format!("free {value:#x}"));
                         } else {
                             assert_eq!(call.args[0], XENMEM_POPULATE_PHYSMAP);
-                            if self.populate_limit.is_some_and(|l| done >= l) {
-                                break;
+                            if self.owned.borrow().len() >= self.max_pages {
+                                return if done == 0 { -12 } else { done };
                             }
-                            // SAFETY: as above.
-                            let pfn = unsafe { entry.read() };
-                            let mfn = *self.next_free.borrow();
-                            *self.next_free.borrow_mut() += 1;
+                            let mfn = self.free.borrow_mut().pop().expect("free frame");
                             self.owned.borrow_mut().push(mfn);
-                            self.m2p.borrow_mut().insert(mfn, pfn);
+                            self.m2p.borrow_mut().insert(mfn, value);
                             // SAFETY: as above: Xen writes the MFN back for PV.
                             unsafe { entry.write(mfn) };
-                            self.log
-                                .borrow_mut()
-                                .push(format!("populate {pfn:#x} -> {mfn:#x}"));
+                            self.log(format!("populate {value:#x} -> {mfn:#x}"));
                         }
                         done += 1;
                     }
-                    return done as i64;
+                    return done;
                 }
                 HypercallNr::MMU_UPDATE => {
                     // SAFETY: the wrapper passes one live request and its `done`.
@@ -332,9 +334,7 @@ mod tests {
                     self.m2p.borrow_mut().insert(mfn, req.val);
                     // SAFETY: as above.
                     unsafe { *(call.args[2] as *mut u32) = 1 };
-                    self.log
-                        .borrow_mut()
-                        .push(format!("m2p {mfn:#x}={:#x}", req.val));
+                    self.log(format!("m2p {mfn:#x}={:#x}", req.val));
                 }
                 other => panic!("unexpected {other:?}"),
             }
@@ -342,14 +342,13 @@ mod tests {
         }
     }
 
-    struct P2m<'a>(&'a RefCell<Vec<String>>, BTreeMap<u64, u64>);
+    /// The guest's P2M; writes go to the same log as the fake Xen's.
+    struct P2m<'a>(&'a FakeXen, BTreeMap<u64, u64>);
 
     impl Env for P2m<'_> {
         fn set_p2m(&mut self, pfn: Pfn, mfn: u64) {
             self.1.insert(pfn.0, mfn);
-            self.0
-                .borrow_mut()
-                .push(format!("p2m {:#x}={mfn:#x}", pfn.0));
+            self.0.log(format!("p2m {:#x}={mfn:#x}", pfn.0));
         }
     }
 
@@ -359,55 +358,56 @@ mod tests {
             .collect()
     }
 
-    fn xen() -> FakeXen {
-        let xen = FakeXen::default();
-        xen.owned
-            .borrow_mut()
-            .extend(pages().iter().map(|p| p.1 .0));
-        *xen.next_free.borrow_mut() = 0x9_0000;
-        xen
+    /// A guest owning the four pages' frames, with `headroom` pages below `max_pages`.
+    fn xen(headroom: usize) -> FakeXen {
+        FakeXen {
+            owned: RefCell::new(pages().iter().map(|p| p.1 .0).collect()),
+            free: RefCell::new((0..4).rev().map(|i| 0x9_0000 + i).collect()),
+            max_pages: 4 + headroom,
+            m2p: RefCell::default(),
+            mapped: RefCell::default(),
+            log: RefCell::default(),
+        }
     }
 
     #[test]
-    fn pages_are_unmapped_freed_populated_recorded_and_mapped() {
-        let xen = xen();
-        let mut p2m = P2m(&xen.log, BTreeMap::new());
+    fn new_frames_come_before_the_old_ones_go() {
+        let xen = xen(4);
+        let mut p2m = P2m(&xen, BTreeMap::new());
         let mut seen = Vec::new();
         // SAFETY: a fake Xen: nothing is mapped.
         let result = unsafe { run(&xen, &mut p2m, &pages(), |e| seen.push(e)) };
         assert_eq!(result, Ok(()));
         let log = xen.log.borrow();
-        assert_eq!(
-            log[..4],
-            [
-                "map 0x20c000 0x0",
-                "map 0x20d000 0x0",
-                "map 0x20e000 0x0",
-                "map 0x20f000 0x0"
-            ],
-            "unmapped first"
-        );
-        assert_eq!(
-            log[4..8],
-            [
-                "free 0x5000c",
-                "free 0x5000d",
-                "free 0x5000e",
-                "free 0x5000f"
-            ]
-        );
-        assert_eq!(log[8], "p2m 0x20c=0xffffffffffffffff");
-        assert_eq!(log[12], "populate 0x20c -> 0x90000");
-        assert_eq!(
-            log[16..20],
-            [
-                "p2m 0x20c=0x90000",
-                "m2p 0x90000=0x20c",
-                "map 0x20c000 0x90000",
-                "p2m 0x20d=0x90001"
-            ]
-        );
-        assert_eq!(log.len(), 28);
+        let expected: Vec<String> = [
+            "map 0x20c000 0x0",
+            "map 0x20d000 0x0",
+            "map 0x20e000 0x0",
+            "map 0x20f000 0x0",
+            "populate 0x20c -> 0x90000",
+            "populate 0x20d -> 0x90001",
+            "populate 0x20e -> 0x90002",
+            "populate 0x20f -> 0x90003",
+            "p2m 0x20c=0x90000",
+            "m2p 0x90000=0x20c",
+            "p2m 0x20d=0x90001",
+            "m2p 0x90001=0x20d",
+            "p2m 0x20e=0x90002",
+            "m2p 0x90002=0x20e",
+            "p2m 0x20f=0x90003",
+            "m2p 0x90003=0x20f",
+            "free 0x5000c",
+            "free 0x5000d",
+            "free 0x5000e",
+            "free 0x5000f",
+            "map 0x20c000 0x90000",
+            "map 0x20d000 0x90001",
+            "map 0x20e000 0x90002",
+            "map 0x20f000 0x90003",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(*log, expected);
         assert_eq!(
             seen,
             (0..4)
@@ -431,12 +431,46 @@ mod tests {
     }
 
     #[test]
+    fn frames_differ_even_when_xen_reuses_the_last_frames_freed() {
+        // Xen's free list holds only what the guest gives back: with the old frames
+        // still owned during the populate, the allocator cannot hand them back.
+        let xen = xen(4);
+        xen.free.borrow_mut().clear();
+        xen.free
+            .borrow_mut()
+            .extend([0x7_0001, 0x7_0000, 0x6_0001, 0x6_0000]);
+        let mut p2m = P2m(&xen, BTreeMap::new());
+        let mut seen = Vec::new();
+        // SAFETY: a fake Xen: nothing is mapped.
+        let result = unsafe { run(&xen, &mut p2m, &pages(), |e| seen.push(e)) };
+        assert_eq!(result, Ok(()));
+        assert!(seen.iter().all(|e| e.new != e.old));
+        assert!(seen
+            .iter()
+            .all(|e| pages().iter().all(|&(_, old)| old != e.new)));
+    }
+
+    #[test]
+    fn without_headroom_populate_fails_before_anything_is_given_back() {
+        let xen = xen(0);
+        let mut p2m = P2m(&xen, BTreeMap::new());
+        // SAFETY: a fake Xen: nothing is mapped.
+        let result = unsafe { run(&xen, &mut p2m, &pages(), |_| panic!("no report")) };
+        assert_eq!(
+            result,
+            Err(BalloonError {
+                what: "balloon: populate_physmap",
+                error: XenError::check(-12).unwrap_err()
+            })
+        );
+        assert_eq!(xen.owned.borrow().len(), 4, "no frame given back");
+        assert!(p2m.1.is_empty(), "the P2M unchanged");
+    }
+
+    #[test]
     fn a_partial_populate_is_a_failure() {
-        let xen = FakeXen {
-            populate_limit: Some(2),
-            ..xen()
-        };
-        let mut p2m = P2m(&xen.log, BTreeMap::new());
+        let xen = xen(2);
+        let mut p2m = P2m(&xen, BTreeMap::new());
         // SAFETY: a fake Xen: nothing is mapped.
         let result = unsafe { run(&xen, &mut p2m, &pages(), |_| panic!("no report")) };
         assert_eq!(

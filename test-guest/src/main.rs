@@ -134,7 +134,9 @@
 //!   `TOUCH ... vcpu=<n>` lines interleaved as they happen (each vCPU's own lines in
 //!   plan order; lines are whole, a lock serialises them); vCPU 1 then goes down.
 //! - `balloon` (`test_guest::balloon`): one `BALLOON` line per page 12 to 15 once it is
-//!   mapped on its new frame (`new-mfn` may equal `old-mfn`), then the writes.
+//!   mapped on its new frame (always another frame than `old-mfn`: the new ones are
+//!   allocated before the old ones are given back, which needs 4 pages of room under
+//!   the domain's `max_pages`, as libxl leaves), then the writes.
 //!
 //! Pattern FAILs: `FAIL unknown pattern <name> error=22`, `FAIL pattern needs more
 //! vcpus error=2`, `FAIL no GO on the go page error=110`, `FAIL exec returned=0x<hex>
