@@ -149,7 +149,7 @@ pub struct Exchange {
 pub struct BalloonError {
     /// What failed.
     pub what: &'static str,
-    /// Xen's error, or `EBUSY` for a partial result.
+    /// Xen's error, or `ENOMEM` (populate) or `EBUSY` (decrease) for a partial result.
     pub error: XenError,
 }
 
@@ -189,7 +189,9 @@ pub unsafe fn run<H: Hypervisor + ?Sized, E: Env>(
     let populated =
         populate_physmap(hv, &mut new[..n]).map_err(err("balloon: populate_physmap"))?;
     if populated != n as u64 {
-        return Err(err("balloon: populate_physmap partial")(XenError::EBUSY));
+        // Xen stops at the first frame it cannot allocate and returns the count so far:
+        // no room under max_pages, or no free memory.
+        return Err(err("balloon: populate_physmap short")(XenError::ENOMEM));
     }
 
     for (&mfn, &(pfn, _)) in new.iter().zip(pages) {
@@ -312,7 +314,8 @@ mod tests {
                         } else {
                             assert_eq!(call.args[0], XENMEM_POPULATE_PHYSMAP);
                             if self.owned.borrow().len() >= self.max_pages {
-                                return if done == 0 { -12 } else { done };
+                                // As Xen: the count so far, not an error.
+                                return done;
                             }
                             let mfn = self.free.borrow_mut().pop().expect("free frame");
                             self.owned.borrow_mut().push(mfn);
@@ -459,8 +462,8 @@ mod tests {
         assert_eq!(
             result,
             Err(BalloonError {
-                what: "balloon: populate_physmap",
-                error: XenError::check(-12).unwrap_err()
+                what: "balloon: populate_physmap short",
+                error: XenError::ENOMEM
             })
         );
         assert_eq!(xen.owned.borrow().len(), 4, "no frame given back");
@@ -476,8 +479,8 @@ mod tests {
         assert_eq!(
             result,
             Err(BalloonError {
-                what: "balloon: populate_physmap partial",
-                error: XenError::EBUSY
+                what: "balloon: populate_physmap short",
+                error: XenError::ENOMEM
             })
         );
     }

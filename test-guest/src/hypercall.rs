@@ -208,6 +208,9 @@ impl XenError {
     pub const EPERM: Self = Self(-1);
     /// `XEN_ERRNO(ENOENT, 2)`: no such entry (for example no such vCPU).
     pub const ENOENT: Self = Self(-2);
+    /// `XEN_ERRNO(ENOMEM, 12)`: used by the guest itself when Xen allocated fewer
+    /// frames than asked (`populate_physmap` returns a count, not an error).
+    pub const ENOMEM: Self = Self(-12);
     /// `XEN_ERRNO(EFAULT, 14)`: bad address (Xen could not copy to or from the guest).
     pub const EFAULT: Self = Self(-14);
     /// `XEN_ERRNO(EBUSY, 16)`: for example a frame that may not be mapped
