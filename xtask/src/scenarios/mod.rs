@@ -7,6 +7,7 @@
 mod abi;
 mod boot;
 mod dom0;
+mod events;
 mod guest;
 mod listener;
 mod transcript;
@@ -28,6 +29,16 @@ pub const ALL: &[&Scenario] = &[
     &abi::destroy_while_monitored::SCENARIO,
     &abi::bad_input::SCENARIO,
     &listener::lifecycle::SCENARIO,
+    &events::READ_SWEEP,
+    &events::WRITE_SWEEP,
+    &events::EXEC,
+    &events::STRIDE,
+    &events::RX2RW,
+    &events::N2RWX,
+    &events::PT_WRITE,
+    &events::XEN_COPY_GRANTED,
+    &events::MULTI_VCPU,
+    &events::BALLOON,
 ];
 
 /// The dom0 half's verdict, in `<scenario>/result.json`.

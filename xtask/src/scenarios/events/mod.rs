@@ -1,0 +1,345 @@
+//! `events/*`: a PV test guest touches its pages in a known pattern (`test-guest` patterns)
+//! while `listener monitor` restricts them; Xen's shadow code raises the events, the listener
+//! answers, the guest goes on.
+//!
+//! Each trace is checked twice: against the guest's own account (its `TOUCH` lines: which
+//! accesses must have raised an event, on which page, at which address, by which vCPU; and
+//! the machine frame of each against the guest's `FRAMES` line), and against a committed
+//! snapshot (`snapshot.rs`) with machine frames and instruction pointers left out.
+//!
+//! Every case restricts only the 16 buffer pages (gfn 0x200..0x20f) unless it says so, so
+//! the guest's stack, code and console raise nothing and traces stay the same from build to
+//! build.
+
+mod run;
+mod snapshot;
+mod trace;
+
+use std::collections::HashMap;
+
+use anyhow::{ensure, Result};
+use hypervisor_patch::access::{AccessKind, Outcome, PageAccess};
+
+use run::PatternRun;
+use trace::{Account, Expected, Trace, BUFFER_PFN};
+
+use crate::scenarios::{Dom0, HostView, Scenario};
+
+/// One `events/*` case.
+struct Case {
+    /// The scenario's name; the part after `events/` names the guest and the snapshot.
+    name: &'static str,
+    /// The guest's command line.
+    cmdline: &'static str,
+    vcpus: u32,
+    /// The default access while monitoring.
+    default: &'static str,
+    /// Buffer pages given their own access: (first page, count, access).
+    pages: &'static [(u64, u64, &'static str)],
+    /// `relax` (rwx after each event) or `keep`.
+    on_event: &'static str,
+    /// Whether only each vCPU's own order is guaranteed.
+    per_vcpu_order: bool,
+    /// Pages whose machine frame the guest replaced during the run.
+    new_pages: &'static [u64],
+    /// A page whose access is read back after the run, and what it must be.
+    access_after: Option<(u64, &'static str)>,
+    /// Whether the events are reported without pausing the vCPU (n2rwx).
+    asynchronous: bool,
+    /// Further checks on the host.
+    check: fn(&Account, &Trace) -> Result<()>,
+}
+
+impl Case {
+    /// `listener monitor` options.
+    fn listener(&self) -> Vec<String> {
+        let mut options = vec![
+            "--default-access".to_string(),
+            self.default.to_string(),
+            "--on-event".to_string(),
+            self.on_event.to_string(),
+        ];
+        for &(first, count, access) in self.pages {
+            for page in first..first + count {
+                options.push("--access".to_string());
+                options.push(format!("{:#x}={access}", BUFFER_PFN + page));
+            }
+        }
+        options
+    }
+
+    /// Whether only buffer pages are restricted (otherwise the guest's other pages raise
+    /// events too, which are not compared and not in the snapshot: they change with the
+    /// guest's build).
+    fn buffer_only(&self) -> bool {
+        self.default != "rwx"
+    }
+
+    /// The access a buffer page starts with.
+    fn access_of(&self, page: u64) -> PageAccess {
+        let name = self
+            .pages
+            .iter()
+            .find(|(first, count, _)| (*first..first + count).contains(&page))
+            .map_or(self.default, |(_, _, access)| access);
+        page_access(name)
+    }
+
+    /// The events the guest's account predicts: each touch, in its vCPU's order, against
+    /// its page's access as Xen's decision table (`hypervisor_patch::access`) changes it,
+    /// and as the listener's answer does (`relax`: rwx).
+    fn expected(&self, account: &Account) -> Vec<Expected> {
+        let mut access: HashMap<u64, PageAccess> = HashMap::new();
+        let mut expected = Vec::new();
+        for touch in &account.touches {
+            let now = *access
+                .entry(touch.page)
+                .or_insert_with(|| self.access_of(touch.page));
+            let kind = match touch.access {
+                'r' => AccessKind::Read,
+                'w' => AccessKind::Write,
+                _ => AccessKind::Fetch,
+            };
+            let decision = now.decide(kind);
+            let after = match decision.outcome {
+                Outcome::Allowed => now,
+                Outcome::SilentConversion => decision.access_after,
+                Outcome::SyncViolation | Outcome::AsyncViolation => {
+                    expected.push(Expected::from(touch));
+                    if self.on_event == "relax" {
+                        PageAccess::Rwx
+                    } else {
+                        decision.access_after
+                    }
+                }
+            };
+            access.insert(touch.page, after);
+        }
+        expected
+    }
+}
+
+/// A `xenmem_access_t` name as the listener takes it.
+fn page_access(name: &str) -> PageAccess {
+    match name {
+        "n" => PageAccess::N,
+        "r" => PageAccess::R,
+        "rw" => PageAccess::Rw,
+        "rx" => PageAccess::Rx,
+        "rwx" => PageAccess::Rwx,
+        "rx2rw" => PageAccess::Rx2rw,
+        "n2rwx" => PageAccess::N2rwx,
+        other => panic!("{other} is not an access a PV case uses"),
+    }
+}
+
+fn nothing_more(_: &Account, _: &Trace) -> Result<()> {
+    Ok(())
+}
+
+/// Defaults for the fields most cases share.
+const CASE: Case = Case {
+    name: "",
+    cmdline: "",
+    vcpus: 1,
+    default: "rwx",
+    pages: &[],
+    on_event: "relax",
+    per_vcpu_order: false,
+    new_pages: &[],
+    access_after: None,
+    asynchronous: false,
+    check: nothing_more,
+};
+
+const CASES: &[Case] = &[
+    Case {
+        name: "events/read-sweep",
+        cmdline: "pattern=read-sweep",
+        pages: &[(0, 16, "n")],
+        ..CASE
+    },
+    Case {
+        name: "events/write-sweep",
+        cmdline: "pattern=write-sweep",
+        pages: &[(0, 16, "rx")],
+        ..CASE
+    },
+    Case {
+        name: "events/exec",
+        cmdline: "pattern=exec",
+        // The copy of the function into the page is a write, allowed; the call is not.
+        pages: &[(3, 1, "rw")],
+        ..CASE
+    },
+    Case {
+        name: "events/stride",
+        cmdline: "pattern=stride",
+        pages: &[(0, 16, "r")],
+        ..CASE
+    },
+    Case {
+        name: "events/rx2rw",
+        cmdline: "pattern=repeat",
+        pages: &[(5, 1, "rx2rw")],
+        on_event: "keep",
+        access_after: Some((5, "rw")),
+        ..CASE
+    },
+    Case {
+        name: "events/n2rwx",
+        cmdline: "pattern=write-sweep",
+        pages: &[(0, 16, "n2rwx")],
+        on_event: "keep",
+        access_after: Some((0, "rwx")),
+        asynchronous: true,
+        ..CASE
+    },
+    Case {
+        name: "events/pt-write",
+        cmdline: "pattern=pt-write",
+        // The write through the alias the guest mapped by an emulated page-table write is
+        // reported (the new mapping carries the page's rights); the listener relaxes the
+        // page, so the write through the mmu_update alias is not.
+        pages: &[(6, 1, "r")],
+        check: |account, _| {
+            ensure!(
+                account.console.contains("TEST-GUEST PT-WRITE emulated")
+                    && account.console.contains("TEST-GUEST PT-WRITE mmu_update"),
+                "the guest did not map its alias both ways"
+            );
+            Ok(())
+        },
+        ..CASE
+    },
+    Case {
+        name: "events/xen-copy-granted",
+        cmdline: "pattern=xen-copy",
+        // Xen's copy into the read-only page is granted and not reported; the guest reads
+        // it (allowed), then writes it (reported).
+        pages: &[(7, 1, "r")],
+        check: |account, _| {
+            ensure!(
+                account.field("XEN-COPY", "rc") == Some("0")
+                    && account.field("XEN-COPY", "text") == Some(crate::layout::XEN_EXTRA_VERSION),
+                "Xen's copy did not land: {:?}",
+                account
+                    .console
+                    .lines()
+                    .find(|line| line.contains("XEN-COPY"))
+            );
+            Ok(())
+        },
+        ..CASE
+    },
+    Case {
+        name: "events/multi-vcpu",
+        cmdline: "pattern=multi-vcpu",
+        vcpus: 2,
+        // n2rwx does not pause, so both vCPUs fill the 8-slot ring as fast as they can:
+        // each page's first write is reported exactly once.
+        pages: &[(0, 16, "n2rwx")],
+        on_event: "keep",
+        per_vcpu_order: true,
+        asynchronous: true,
+        ..CASE
+    },
+    Case {
+        name: "events/balloon",
+        cmdline: "pattern=balloon",
+        // The default applies to frames the guest gains: pages 12-15 get new frames, which
+        // start at the default (rx) and are written.
+        default: "rx",
+        pages: &[(0, 12, "rwx")],
+        new_pages: &[12, 13, 14, 15],
+        ..CASE
+    },
+];
+
+macro_rules! scenario {
+    ($scenario:ident, $index:expr) => {
+        pub const $scenario: Scenario = Scenario {
+            name: CASES[$index].name,
+            in_dom0: |dom0| in_dom0(&CASES[$index], dom0),
+            on_host: |view| on_host(&CASES[$index], view),
+        };
+    };
+}
+
+scenario!(READ_SWEEP, 0);
+scenario!(WRITE_SWEEP, 1);
+scenario!(EXEC, 2);
+scenario!(STRIDE, 3);
+scenario!(RX2RW, 4);
+scenario!(N2RWX, 5);
+scenario!(PT_WRITE, 6);
+scenario!(XEN_COPY_GRANTED, 7);
+scenario!(MULTI_VCPU, 8);
+scenario!(BALLOON, 9);
+
+fn short_name(case: &Case) -> &'static str {
+    case.name.trim_start_matches("events/")
+}
+
+fn in_dom0(case: &Case, dom0: &Dom0) -> Result<()> {
+    let listener = case.listener();
+    let listener: Vec<&str> = listener.iter().map(String::as_str).collect();
+    let run = PatternRun {
+        guest: short_name(case),
+        cmdline: case.cmdline,
+        vcpus: case.vcpus,
+        listener: &listener,
+        expect_crash: false,
+    };
+    run::run(dom0, &run, |guest| {
+        let Some((page, _)) = case.access_after else {
+            return Ok(());
+        };
+        let pfn = format!("{:#x}", BUFFER_PFN + page);
+        let access = dom0.run(
+            "listener",
+            &["get-access", "--domain", &guest.name, "--pfn", &pfn],
+        )?;
+        dom0.save("access-after.txt", access)
+    })
+}
+
+fn on_host(case: &Case, view: &HostView) -> Result<()> {
+    let account = Account::parse(&view.read("guest-console.log")?)?;
+    ensure!(account.done, "the guest did not finish its pattern");
+    let trace = Trace::parse(&view.read("trace.jsonl")?)?;
+    let seen = trace::observed(&trace, case.buffer_only())?;
+    trace::compare(&case.expected(&account), &seen, case.per_vcpu_order)?;
+    for event in &trace.events {
+        let paused = event.flags.iter().any(|flag| flag == "vcpu_paused");
+        ensure!(
+            paused != case.asynchronous,
+            "{} event (vcpu_paused {}): {event:?}",
+            if case.asynchronous {
+                "an n2rwx"
+            } else {
+                "a sync"
+            },
+            if paused { "set" } else { "clear" }
+        );
+    }
+    trace::check_frames(&trace, &account, case.new_pages)?;
+    if let Some((page, access)) = case.access_after {
+        let got = view.read("access-after.txt")?;
+        ensure!(
+            got.split_whitespace().last() == Some(access),
+            "page {page} reads `{}` after the run, expected {access}",
+            got.trim()
+        );
+    }
+    (case.check)(&account, &trace)?;
+    let exit = view.read("listener.txt")?;
+    ensure!(
+        exit.trim() == "exit=3",
+        "listener monitor (stopped by SIGTERM): {exit}"
+    );
+    snapshot::check(
+        short_name(case),
+        &trace::render(&trace, case.per_vcpu_order, case.buffer_only()),
+    )
+}

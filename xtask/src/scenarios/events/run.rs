@@ -1,0 +1,158 @@
+//! The dom0 half shared by the `events/*` scenarios: a test guest runs one access pattern
+//! while `listener monitor` restricts its pages.
+//!
+//! The guest prints `READY go-pfn=…` and waits; the listener is started and its trace header
+//! awaited (it is written only once every requested access is in force); then dom0 writes
+//! "GO" into the guest's go page through a foreign mapping, and the guest runs its pattern
+//! up to `PATTERN-DONE` (or is crashed). The listener is stopped with SIGTERM, and the trace,
+//! the guest's console and the listener's exit status are saved for the host half.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libxc::monitor::ForeignMapping;
+use libxc::p2m::P2m;
+use libxc::privcmd::Privcmd;
+use libxc::xenstore::resolve_domain;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::scenarios::dom0::GuestConfig;
+use crate::scenarios::guest::Guest;
+use crate::scenarios::Dom0;
+
+/// The value the guest waits for in its go page ("GO", little-endian).
+const GO: u64 = 0x4f47;
+
+/// Where the listener writes its trace in dom0.
+const TRACE: &str = "/tmp/trace.jsonl";
+
+/// One run of a pattern under the listener.
+pub struct PatternRun<'a> {
+    /// The guest's name, also the domain the listener monitors.
+    pub guest: &'a str,
+    /// The guest's command line (`pattern=<name>` and any options).
+    pub cmdline: &'a str,
+    pub vcpus: u32,
+    /// `listener monitor` arguments after `--domain` and `--output`.
+    pub listener: &'a [&'a str],
+    /// Whether the guest is expected to crash instead of finishing its pattern.
+    pub expect_crash: bool,
+}
+
+/// Runs the pattern; leaves `trace.jsonl`, `guest-console.log`, `listener.txt` (the exit
+/// status) and, for a crash, `shutdown.txt` in the scenario's output. `during` runs after the pattern finished, while the
+/// listener still monitors (to read access rights back, say).
+pub fn run(dom0: &Dom0, run: &PatternRun, during: impl FnOnce(&Guest) -> Result<()>) -> Result<()> {
+    let guest = dom0.create_guest(&GuestConfig {
+        name: run.guest,
+        memory_mib: 64,
+        vcpus: run.vcpus,
+        cmdline: run.cmdline,
+    })?;
+    let result = run_with(dom0, &guest, run, during);
+    let saved = guest.save_console();
+    let destroyed = guest.destroy(Duration::from_secs(30));
+    result.and(saved).and(destroyed)
+}
+
+fn run_with(
+    dom0: &Dom0,
+    guest: &Guest,
+    run: &PatternRun,
+    during: impl FnOnce(&Guest) -> Result<()>,
+) -> Result<()> {
+    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
+    let go_pfn = parse_go_pfn(&ready)?;
+    let _ = std::fs::remove_file(TRACE);
+    let mut listener = Command::new("listener")
+        .args(["monitor", "--domain", run.guest, "--output", TRACE])
+        .args(run.listener)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting listener monitor")?;
+    let outcome = drive(dom0, guest, run, go_pfn, &mut listener, during);
+    // Whatever happened, stop the listener: its teardown leaves the guest unmonitored.
+    let _ = kill(Pid::from_raw(listener.id() as i32), Signal::SIGTERM);
+    let status = wait(&mut listener, Duration::from_secs(60));
+    if let Ok(trace) = std::fs::read(TRACE) {
+        dom0.save("trace.jsonl", trace)?;
+    }
+    dom0.save(
+        "listener.txt",
+        format!("exit={}\n", status.as_ref().map_or(-1, |s| *s)),
+    )?;
+    outcome.and(status.map(drop))
+}
+
+fn drive(
+    dom0: &Dom0,
+    guest: &Guest,
+    run: &PatternRun,
+    go_pfn: u64,
+    listener: &mut Child,
+    during: impl FnOnce(&Guest) -> Result<()>,
+) -> Result<()> {
+    wait_for_header(listener)?;
+    release(run.guest, go_pfn)?;
+    if run.expect_crash {
+        let shutdown = guest.wait_for_shutdown(Duration::from_secs(120))?;
+        return dom0.save("shutdown.txt", shutdown.as_str());
+    }
+    guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(180))?;
+    during(guest)
+}
+
+fn parse_go_pfn(line: &str) -> Result<u64> {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("go-pfn=0x"))
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .with_context(|| format!("no go-pfn in {line:?}"))
+}
+
+/// Waits for the trace's header line: the listener has applied every access.
+fn wait_for_header(listener: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::fs::read_to_string(TRACE).is_ok_and(|text| text.contains("\"type\":\"header\"")) {
+            return Ok(());
+        }
+        if let Some(status) = listener.try_wait()? {
+            bail!("listener monitor exited ({status}) before writing its trace header");
+        }
+        if Instant::now() > deadline {
+            bail!("listener monitor wrote no trace header within 60s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Lets the guest go: writes GO into its go page, found through its P2M.
+fn release(guest: &str, go_pfn: u64) -> Result<()> {
+    let privcmd = Privcmd::open()?;
+    let domain = resolve_domain(guest)?;
+    let mfn = P2m::read(&privcmd, domain)?
+        .mfn(go_pfn)
+        .with_context(|| format!("go pfn {go_pfn:#x} has no machine frame in the P2M"))?;
+    let page = ForeignMapping::map(&privcmd, domain, &[mfn], true)?;
+    // SAFETY: the mapping is one writable page, live until `page` drops; the guest polls
+    // this u64 with volatile reads, and an aligned u64 store is atomic on x86.
+    unsafe { page.as_ptr().cast::<u64>().write_volatile(GO) };
+    Ok(())
+}
+
+/// Waits for the listener to exit; its status.
+fn wait(child: &mut Child, limit: Duration) -> Result<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.code().unwrap_or(-1));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("listener monitor did not stop within {}s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,362 @@
+//! The host half shared by the `events/*` scenarios: the listener's trace and the guest's own
+//! account of what it touched, parsed; the two compared; and the trace rendered for its
+//! snapshot with what differs between runs (machine frames, instruction pointers) left out.
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
+
+/// The first guest frame of the test guest's 16-page buffer (`TEST-GUEST BUFFER gfn=0x200`).
+pub const BUFFER_PFN: u64 = 0x200;
+pub const BUFFER_PAGES: u64 = 16;
+
+/// One `event` record of the trace (format 1; see listener/src/trace.rs).
+#[derive(Debug, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub vcpu: u32,
+    pub reason: serde_json::Value,
+    pub access: String,
+    pub pfn: Option<u64>,
+    pub mfn: Option<u64>,
+    pub gla: Option<String>,
+    pub offset: Option<u64>,
+    pub flags: Vec<String>,
+    pub response: String,
+}
+
+/// A parsed trace: the header, the events in ring order, the end record.
+pub struct Trace {
+    pub header: serde_json::Value,
+    pub events: Vec<Event>,
+    pub end: serde_json::Value,
+}
+
+impl Trace {
+    pub fn parse(text: &str) -> Result<Trace> {
+        let mut header = None;
+        let mut events: Vec<Event> = Vec::new();
+        let mut end = None;
+        for (number, line) in text.lines().enumerate() {
+            let record: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("trace line {} is not JSON: {line}", number + 1))?;
+            match record["type"].as_str() {
+                Some("header") => header = Some(record),
+                Some("event") => events.push(
+                    serde_json::from_value(record)
+                        .with_context(|| format!("trace line {}: {line}", number + 1))?,
+                ),
+                Some("end") => end = Some(record),
+                _ => bail!("trace line {}: unknown record {line}", number + 1),
+            }
+        }
+        let (Some(header), Some(end)) = (header, end) else {
+            bail!("the trace has no header or no end record:\n{text}");
+        };
+        for (index, event) in events.iter().enumerate() {
+            ensure!(
+                event.seq == index as u64 + 1,
+                "event {} has seq {}",
+                index + 1,
+                event.seq
+            );
+        }
+        ensure!(
+            end["events"].as_u64() == Some(events.len() as u64),
+            "the end record counts {} events, the trace holds {}",
+            end["events"],
+            events.len()
+        );
+        Ok(Trace {
+            header,
+            events,
+            end,
+        })
+    }
+}
+
+/// One access the guest reports (`TEST-GUEST TOUCH <r|w|x> page=… offset=… va=… [vcpu=…]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    pub access: char,
+    pub page: u64,
+    pub offset: u64,
+    pub va: u64,
+    pub vcpu: u32,
+}
+
+/// What the guest said about its run.
+pub struct Account {
+    pub touches: Vec<Touch>,
+    /// The machine frames of the buffer pages at start (`TEST-GUEST FRAMES`).
+    pub frames: Vec<u64>,
+    pub done: bool,
+    pub console: String,
+}
+
+impl Account {
+    pub fn parse(console: &str) -> Result<Account> {
+        let mut touches = Vec::new();
+        let mut frames = Vec::new();
+        let mut done = false;
+        for line in console.lines() {
+            let Some(rest) = line.trim().strip_prefix("TEST-GUEST ") else {
+                continue;
+            };
+            if let Some(touch) = rest.strip_prefix("TOUCH ") {
+                touches.push(parse_touch(touch).with_context(|| format!("in {line:?}"))?);
+            } else if let Some(list) = rest.strip_prefix("FRAMES ") {
+                frames = list.split_whitespace().map(hex).collect::<Result<_>>()?;
+            } else if rest.starts_with("PATTERN-DONE") {
+                done = true;
+            }
+        }
+        Ok(Account {
+            touches,
+            frames,
+            done,
+            console: console.to_string(),
+        })
+    }
+
+    /// The value of `key=` on the first console line starting with `TEST-GUEST <prefix>`.
+    pub fn field(&self, prefix: &str, key: &str) -> Option<&str> {
+        self.console
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("TEST-GUEST "))
+            .find(|rest| rest.starts_with(prefix))?
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+    }
+}
+
+fn parse_touch(text: &str) -> Result<Touch> {
+    let mut words = text.split_whitespace();
+    let access = words
+        .next()
+        .and_then(|word| word.chars().next())
+        .context("no access letter")?;
+    let mut touch = Touch {
+        access,
+        page: u64::MAX,
+        offset: 0,
+        va: 0,
+        vcpu: 0,
+    };
+    for word in words {
+        let (key, value) = word.split_once('=').context("not key=value")?;
+        match key {
+            "page" => touch.page = value.parse()?,
+            "offset" => touch.offset = hex(value)?,
+            "va" => touch.va = hex(value)?,
+            "vcpu" => touch.vcpu = value.parse()?,
+            _ => {}
+        }
+    }
+    ensure!(touch.page != u64::MAX, "no page");
+    Ok(touch)
+}
+
+pub fn hex(text: &str) -> Result<u64> {
+    u64::from_str_radix(text.trim_start_matches("0x"), 16)
+        .with_context(|| format!("{text:?} is not a hexadecimal number"))
+}
+
+/// An event the guest's account predicts: who, what, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub vcpu: u32,
+    pub access: char,
+    pub page: u64,
+    pub offset: u64,
+    pub va: u64,
+}
+
+impl From<&Touch> for Expected {
+    fn from(touch: &Touch) -> Expected {
+        Expected {
+            vcpu: touch.vcpu,
+            access: touch.access,
+            page: touch.page,
+            offset: touch.offset,
+            va: touch.va,
+        }
+    }
+}
+
+/// The events of `trace` that are about the buffer, as the guest would describe them. Events
+/// on other pages are an error unless `others_allowed`.
+pub fn observed(trace: &Trace, others_allowed: bool) -> Result<Vec<Expected>> {
+    let mut seen = Vec::new();
+    for event in &trace.events {
+        let page = event
+            .pfn
+            .filter(|pfn| (BUFFER_PFN..BUFFER_PFN + BUFFER_PAGES).contains(pfn))
+            .map(|pfn| pfn - BUFFER_PFN);
+        let Some(page) = page else {
+            ensure!(others_allowed, "event outside the buffer: {event:?}");
+            continue;
+        };
+        let va = hex(event.gla.as_deref().unwrap_or("0"))?;
+        seen.push(Expected {
+            vcpu: event.vcpu,
+            access: event.access.chars().next().unwrap_or('?'),
+            page,
+            offset: event.offset.unwrap_or(u64::MAX),
+            va,
+        });
+    }
+    Ok(seen)
+}
+
+/// Compares what the trace says with what the guest's account predicts. With
+/// `per_vcpu_order`, only each vCPU's own order is compared (Xen orders requests per vCPU;
+/// two vCPUs race for the ring).
+pub fn compare(expected: &[Expected], seen: &[Expected], per_vcpu_order: bool) -> Result<()> {
+    let arrange = |list: &[Expected]| {
+        let mut list = list.to_vec();
+        if per_vcpu_order {
+            list.sort_by_key(|e| e.vcpu);
+        }
+        list
+    };
+    let (expected, seen) = (arrange(expected), arrange(seen));
+    if expected != seen {
+        let show = |list: &[Expected]| {
+            list.iter()
+                .map(|e| {
+                    format!(
+                        "  vcpu{} {} page {} +{:#x} va {:#x}",
+                        e.vcpu, e.access, e.page, e.offset, e.va
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        bail!(
+            "the trace does not match the guest's account\nexpected ({}):\n{}\nin the trace ({}):\n{}",
+            expected.len(),
+            show(&expected),
+            seen.len(),
+            show(&seen)
+        );
+    }
+    Ok(())
+}
+
+/// Checks the machine frame of every buffer event against the guest's FRAMES line, except
+/// for `new_pages` (frames the guest replaced), whose frames must differ from the old ones.
+pub fn check_frames(trace: &Trace, account: &Account, new_pages: &[u64]) -> Result<()> {
+    for event in &trace.events {
+        let Some(page) = event.pfn.and_then(|pfn| pfn.checked_sub(BUFFER_PFN)) else {
+            continue;
+        };
+        let Some(&old) = account.frames.get(page as usize) else {
+            continue;
+        };
+        let mfn = event.mfn.context("a PV event without an mfn")?;
+        if new_pages.contains(&page) {
+            ensure!(mfn != old, "page {page} kept its frame {old:#x}: {event:?}");
+        } else {
+            ensure!(
+                mfn == old,
+                "page {page}: the event names mfn {mfn:#x}, the guest's FRAMES {old:#x}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How a page is named in a snapshot: by its buffer index, else by pfn (stable for a given
+/// guest build; machine frames are not).
+fn page_name(pfn: Option<u64>) -> String {
+    match pfn {
+        Some(pfn) if (BUFFER_PFN..BUFFER_PFN + BUFFER_PAGES).contains(&pfn) => {
+            format!("page {}", pfn - BUFFER_PFN)
+        }
+        Some(pfn) => format!("pfn {pfn:#x}"),
+        None => "pfn ?".to_string(),
+    }
+}
+
+/// The name of the buffer page after `name` ("page 3" -> "page 4").
+fn next_page(name: &str) -> Option<String> {
+    let page: u64 = name.strip_prefix("page ")?.parse().ok()?;
+    Some(format!("page {}", page + 1))
+}
+
+/// The trace as its snapshot holds it: options, events (per vCPU when `per_vcpu_order`),
+/// the end. Machine frames and instruction pointers are left out (they change with every
+/// run and every build); sequence numbers are kept within a vCPU.
+///
+/// With `buffer_only`, events outside the buffer and the total count are left out too.
+pub fn render(trace: &Trace, per_vcpu_order: bool, buffer_only: bool) -> String {
+    let options = &trace.header["options"];
+    let mut out = String::new();
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    out += &format!(
+        "monitor: default {}, on event {}\n",
+        text(&options["default_access"]),
+        text(&options["on_event"]),
+    );
+    // Runs of pages with the same access, on one line each.
+    let mut runs: Vec<(String, String, String)> = Vec::new();
+    for access in options["access"].as_array().into_iter().flatten() {
+        let (name, what) = (page_name(access["pfn"].as_u64()), text(&access["access"]));
+        match runs.last_mut() {
+            Some((_, last, run_access))
+                if *run_access == what && next_page(last).as_deref() == Some(&name) =>
+            {
+                *last = name
+            }
+            _ => runs.push((name.clone(), name, what)),
+        }
+    }
+    for (first, last, access) in runs {
+        if first == last {
+            out += &format!("  {first}: {access}\n");
+        } else {
+            let last = last.trim_start_matches("page ");
+            out += &format!("  {first}-{last}: {access}\n");
+        }
+    }
+    let in_buffer = |event: &&Event| {
+        event
+            .pfn
+            .is_some_and(|pfn| (BUFFER_PFN..BUFFER_PFN + BUFFER_PAGES).contains(&pfn))
+    };
+    let mut events: Vec<&Event> = trace
+        .events
+        .iter()
+        .filter(|event| !buffer_only || in_buffer(event))
+        .collect();
+    if per_vcpu_order {
+        events.sort_by_key(|event| event.vcpu);
+    }
+    for event in events {
+        let reason = text(&event.reason);
+        out += &format!(
+            "vcpu{} {} {} {} +{:#x} gla {} [{}] -> {}\n",
+            event.vcpu,
+            reason,
+            event.access,
+            page_name(event.pfn),
+            event.offset.unwrap_or(0),
+            event.gla.as_deref().unwrap_or("?"),
+            event.flags.join(" "),
+            event.response,
+        );
+    }
+    if buffer_only {
+        out += &format!("end: {}\n", text(&trace.end["reason"]));
+    } else {
+        out += &format!(
+            "end: {}, {} events\n",
+            text(&trace.end["reason"]),
+            trace.end["events"]
+        );
+    }
+    out
+}
