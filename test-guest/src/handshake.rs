@@ -8,6 +8,12 @@
 //! [`GO`]. Dom0 finds the page's machine frame through the P2M the guest published,
 //! maps it and writes [`GO`] once.
 //!
+//! A pattern with a second phase (`generation`, see `crate::patterns`) hands over
+//! again on the same page: it prints `TEST-GUEST READY go-pfn=0x<same pfn> phase=2`
+//! and waits the same way for [`GO2`], which dom0 writes over [`GO`] once it has done
+//! its part (changed the listener's default access). [`go_value`] maps a phase to its
+//! value.
+//!
 //! Between polls the guest yields (`SCHEDOP_yield`, which keeps event delivery masked,
 //! unlike `SCHEDOP_block`). It gives up after [`GO_TIMEOUT_NS`] of Xen system time, read
 //! from its `vcpu_time_info` in `shared_info` ([`VcpuTimeInfo`]; Xen refreshes it when
@@ -21,7 +27,21 @@ use core::sync::atomic::{fence, Ordering};
 /// The go value: `"GO"` as a little-endian `u64` (`b'G'` = 0x47 first).
 pub const GO: u64 = u16::from_le_bytes(*b"GO") as u64;
 
-/// How long the guest waits for [`GO`]: 10 minutes, in nanoseconds.
+/// The go value of phase 2: `"GO2"` as a little-endian `u64` (0x324f47).
+pub const GO2: u64 = u32::from_le_bytes(*b"GO2\0") as u64;
+
+/// The value the go page must hold before phase `phase` of a pattern starts: [`GO`]
+/// for phase 1, [`GO2`] for phase 2; `None` for any other phase (no pattern has one).
+pub const fn go_value(phase: u32) -> Option<u64> {
+    match phase {
+        1 => Some(GO),
+        2 => Some(GO2),
+        _ => None,
+    }
+}
+
+/// How long the guest waits for [`GO`] (and for [`GO2`], counted again from the
+/// `phase=2` line): 10 minutes, in nanoseconds.
 pub const GO_TIMEOUT_NS: u64 = 600 * NS_PER_SEC;
 
 /// Nanoseconds per second.
@@ -132,6 +152,17 @@ mod tests {
     fn go_is_go_little_endian() {
         assert_eq!(GO, 0x4f47);
         assert_eq!(&GO.to_le_bytes()[..3], b"GO\0");
+    }
+
+    #[test]
+    fn go2_is_go2_little_endian() {
+        assert_eq!(GO2, 0x324f47);
+        assert_eq!(&GO2.to_le_bytes()[..4], b"GO2\0");
+        assert_eq!(go_value(1), Some(GO));
+        assert_eq!(go_value(2), Some(GO2));
+        assert_eq!(go_value(0), None);
+        assert_eq!(go_value(3), None);
+        assert_ne!(GO, GO2, "phase 2 must not start on phase 1's value");
     }
 
     /// Offsets printed by a C program including Xen 4.17's `xen.h` for x86_64.

@@ -107,13 +107,18 @@
 //!    order (`test_guest::patterns::plan`, shared with the host tests). Accesses are
 //!    single volatile accesses of one byte, except `exec`'s copy (one 8-byte write);
 //!    a write stores the page index. `va` is the address used: the buffer's, or the
-//!    alias's in `pt-write`.
-//! 3. `PATTERN-DONE <name> touches=<number of TOUCH lines, of every vCPU>`, then
-//!    poweroff as usual.
+//!    alias's in `pt-write`. `generation` has two phases: its phase-1 touches, then
+//!    `READY go-pfn=0x<same pfn> phase=2` and the same bounded wait (10 minutes again,
+//!    from that line) for the go page's first `u64` to become `0x324f47` ("GO2"
+//!    little-endian, written by dom0 once it changed the listener's default access),
+//!    then its phase-2 touches.
+//! 3. `PATTERN-DONE <name> touches=<number of TOUCH lines, of every vCPU and phase>`,
+//!    then poweroff as usual.
 //!
 //! ```text
 //! TEST-GUEST READY go-pfn=0x<hex>
 //! TEST-GUEST TOUCH <r|w|x> page=<0..15> offset=0x<hex> va=0x<hex>
+//! TEST-GUEST READY go-pfn=0x<same hex> phase=2                              (generation)
 //! TEST-GUEST TOUCH w page=<0..15> offset=0x<hex> va=0x<hex> vcpu=<0|1>      (multi-vcpu)
 //! TEST-GUEST PT-WRITE <emulated|mmu_update> l1-pfn=0x<hex> slot=<index> va=0x<alias>
 //! TEST-GUEST XEN-COPY rc=<rc> page=7 offset=0x40 text=<up to 16 characters>
@@ -137,10 +142,14 @@
 //!   mapped on its new frame (always another frame than `old-mfn`: the new ones are
 //!   allocated before the old ones are given back, which needs 4 pages of room under
 //!   the domain's `max_pages`, as libxl leaves), then the writes.
+//! - `generation`: phase 1 writes pages 0 to 15 in order at offset `0x10 * page`
+//!   (the lines of `write-sweep`), then `READY go-pfn=0x<same pfn> phase=2`; once dom0
+//!   wrote `GO2`, phase 2 writes pages 0 to 15 in order at offset `0x800 + 0x10 *
+//!   page`; then `PATTERN-DONE generation touches=32`.
 //!
 //! Pattern FAILs: `FAIL unknown pattern <name> error=22`, `FAIL pattern needs more
-//! vcpus error=2`, `FAIL no GO on the go page error=110`, `FAIL exec returned=0x<hex>
-//! expected=0x1234`, and `FAIL <step> error=<errno>` for a step of `pt-write`,
+//! vcpus error=2`, `FAIL no GO on the go page error=110`, `FAIL no GO2 on the go page
+//! error=110` (`generation`'s phase 2), `FAIL exec returned=0x<hex> expected=0x1234`, and `FAIL <step> error=<errno>` for a step of `pt-write`,
 //! `multi-vcpu` or `balloon` that Xen refused or that did not take effect.
 //!
 //! # Races and timing

@@ -28,6 +28,23 @@
 //! the hypercall) to print them in its `XEN-COPY` line; that line accounts for them. A
 //! test that restricts reads of page 7 must expect them from the `XEN-COPY` line.
 //!
+//! # Phases
+//!
+//! Every pattern starts with the go-page handshake ([`crate::handshake`]): `READY
+//! go-pfn=0x<pfn>`, then the guest waits for [`GO`](crate::handshake::GO). That opens
+//! phase 1. A pattern with more phases ([`Pattern::phases`]; only `generation`, two)
+//! makes its phase-1 touches, then hands over again on the same go page before each
+//! further phase `n`:
+//!
+//! ```text
+//! TEST-GUEST READY go-pfn=0x<same pfn> phase=<n>
+//! ```
+//!
+//! and waits, by the same rules, for the go page's first `u64` to become
+//! [`handshake::go_value(n)`](crate::handshake::go_value) (`"GO2"` for phase 2), which
+//! dom0 writes once it has changed what it wanted to change (for `generation`: the
+//! listener's default access). [`Touch::phase`] says which phase a touch belongs to.
+//!
 //! # Patterns
 //!
 //! | name | touches |
@@ -41,6 +58,7 @@
 //! | `xen-copy` | (Xen writes page 7 offset 0x40..0x4f; the guest reads it back for the `XEN-COPY` line, see above) w page 7 offset 0x80 |
 //! | `multi-vcpu` | vCPU 0: w pages 0..7, vCPU 1: w pages 8..15 at the same time, each page at offset 0 then 0x800 |
 //! | `balloon` | (pages 12..15 get new machine frames, [`crate::balloon`]) w pages 12..15, offset `0x10 * page` |
+//! | `generation` | phase 1: w pages 0..15 in order, offset `0x10 * page` (as `write-sweep`); `READY ... phase=2`, wait for `"GO2"`; phase 2: w pages 0..15 in order, offset `0x800 + 0x10 * page` ([`GENERATION_PHASE2_OFFSET`]) |
 
 use crate::frames::{Pfn, PAGE_SIZE};
 use crate::pattern::{BUFFER_GFN, BUFFER_PAGES};
@@ -67,11 +85,14 @@ pub enum Pattern {
     MultiVcpu,
     /// Give four pages back to Xen, get new frames for them, write them.
     Balloon,
+    /// Write every page, hand over to dom0 a second time (it changes the default
+    /// access), write every page again.
+    Generation,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the table above.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::ReadSweep,
         Self::WriteSweep,
         Self::Exec,
@@ -81,6 +102,7 @@ impl Pattern {
         Self::XenCopy,
         Self::MultiVcpu,
         Self::Balloon,
+        Self::Generation,
     ];
 
     /// The name in `pattern=<name>` and in `PATTERN-DONE`.
@@ -95,6 +117,7 @@ impl Pattern {
             Self::XenCopy => "xen-copy",
             Self::MultiVcpu => "multi-vcpu",
             Self::Balloon => "balloon",
+            Self::Generation => "generation",
         }
     }
 
@@ -109,6 +132,15 @@ impl Pattern {
     pub const fn vcpus_needed(self) -> u32 {
         match self {
             Self::MultiVcpu => 2,
+            _ => 1,
+        }
+    }
+
+    /// How many phases the pattern has, each opened by a go-page handshake (see
+    /// "Phases" above): 2 for `generation`, 1 for the others.
+    pub const fn phases(self) -> u32 {
+        match self {
+            Self::Generation => 2,
             _ => 1,
         }
     }
@@ -160,6 +192,10 @@ pub struct Touch {
     pub via: Via,
     /// The vCPU that does it, in `multi-vcpu` (printed as `vcpu=`); `None` otherwise.
     pub vcpu: Option<u32>,
+    /// The phase it belongs to (see "Phases" above): 1, or 2 for `generation`'s
+    /// touches after `READY ... phase=2`. Not printed: a touch's phase is told by the
+    /// `READY` line before it.
+    pub phase: u32,
 }
 
 impl Touch {
@@ -171,6 +207,7 @@ impl Touch {
             size: 1,
             via: Via::Buffer,
             vcpu: None,
+            phase: 1,
         }
     }
 
@@ -196,7 +233,8 @@ pub const fn buffer_va(page: usize, offset: usize) -> u64 {
     Pfn(BUFFER_GFN).to_virt() + (page * PAGE_SIZE + offset) as u64
 }
 
-/// The most touches a pattern makes (`multi-vcpu`: 2 vCPUs x 8 pages x 2).
+/// The most touches a pattern makes (`multi-vcpu`: 2 vCPUs x 8 pages x 2;
+/// `generation`: 2 phases x 16 pages).
 pub const MAX_TOUCHES: usize = 32;
 
 /// `exec`'s page and offset.
@@ -226,6 +264,9 @@ pub const REPEAT_PAGE: usize = 5;
 pub const BALLOON_PAGES: [usize; 4] = [12, 13, 14, 15];
 /// `multi-vcpu`'s offsets, written in this order in each page.
 pub const MULTI_VCPU_OFFSETS: [usize; 2] = [0, 0x800];
+/// Where `generation`'s phase-2 writes start in each page: page `p` is written at
+/// `0x800 + 0x10 * p`, clear of its phase-1 byte at `0x10 * p`.
+pub const GENERATION_PHASE2_OFFSET: usize = 0x800;
 
 /// The touches of one pattern, in the order they happen (per vCPU for `multi-vcpu`,
 /// whose two vCPUs run at the same time: vCPU 0's come first here).
@@ -260,6 +301,14 @@ impl Plan {
         self.touches()
             .iter()
             .filter(move |touch| touch.vcpu.unwrap_or(0) == vcpu)
+    }
+
+    /// The touches of phase `phase`, in order (all of them for a one-phase pattern
+    /// and phase 1).
+    pub fn of_phase(&self, phase: u32) -> impl Iterator<Item = &Touch> {
+        self.touches()
+            .iter()
+            .filter(move |touch| touch.phase == phase)
     }
 }
 
@@ -309,14 +358,26 @@ pub fn plan(pattern: Pattern) -> Plan {
         Pattern::Balloon => BALLOON_PAGES
             .into_iter()
             .for_each(|p| plan.push(Touch::new(Write, p, 0x10 * p))),
+        Pattern::Generation => {
+            (0..BUFFER_PAGES).for_each(|p| plan.push(Touch::new(Write, p, 0x10 * p)));
+            for p in 0..BUFFER_PAGES {
+                let touch = Touch::new(Write, p, GENERATION_PHASE2_OFFSET + 0x10 * p);
+                plan.push(Touch { phase: 2, ..touch });
+            }
+        }
     }
     plan
 }
 
-/// `READY go-pfn=0x<pfn>` (after the `TEST-GUEST ` prefix).
-pub fn write_ready(out: &mut (impl Sink + ?Sized), go_pfn: Pfn) {
+/// `READY go-pfn=0x<pfn>` (after the `TEST-GUEST ` prefix) for the handshake that
+/// opens phase 1, `READY go-pfn=0x<pfn> phase=<n>` for a later phase `n`.
+pub fn write_ready(out: &mut (impl Sink + ?Sized), go_pfn: Pfn, phase: u32) {
     out.put_str("READY go-pfn=");
     out.put_hex(go_pfn.0);
+    if phase > 1 {
+        out.put_str(" phase=");
+        out.put_dec(u64::from(phase));
+    }
 }
 
 /// `TOUCH <r|w|x> page=<p> offset=0x<o> va=0x<va>[ vcpu=<n>]`: `va` is the address
@@ -402,7 +463,8 @@ mod tests {
                 "pt-write",
                 "xen-copy",
                 "multi-vcpu",
-                "balloon"
+                "balloon",
+                "generation"
             ]
         );
         for pattern in Pattern::ALL {
@@ -415,11 +477,14 @@ mod tests {
             b"read_sweep",
             b"sweep",
             b"multi-vcpus",
+            b"generation ",
+            b"generations",
         ] {
             assert_eq!(Pattern::from_name(bad), None);
         }
         assert_eq!(Pattern::MultiVcpu.vcpus_needed(), 2);
         assert_eq!(Pattern::Balloon.vcpus_needed(), 1);
+        assert_eq!(Pattern::Generation.vcpus_needed(), 1);
     }
 
     #[test]
@@ -518,6 +583,66 @@ mod tests {
     }
 
     #[test]
+    fn generation_writes_every_page_in_each_of_two_phases() {
+        assert_eq!(Pattern::Generation.phases(), 2);
+        let plan = plan(Pattern::Generation);
+        assert_eq!(plan.touches().len(), 32);
+        assert!(plan.touches().len() <= MAX_TOUCHES);
+        let of = |phase| -> Vec<(&str, usize, usize)> {
+            plan.of_phase(phase)
+                .map(|t| (t.access.letter(), t.page, t.offset))
+                .collect()
+        };
+        // Phase 1 is write-sweep's touches, exactly.
+        assert_eq!(of(1), shape(Pattern::WriteSweep));
+        let phase1: Vec<Touch> = plan.of_phase(1).copied().collect();
+        assert_eq!(phase1, super::plan(Pattern::WriteSweep).touches());
+        let expected2: Vec<_> = (0..16).map(|p| ("w", p, 0x800 + 0x10 * p)).collect();
+        assert_eq!(of(2), expected2);
+        assert_eq!(of(2)[0], ("w", 0, 0x800));
+        assert_eq!(of(2)[15], ("w", 15, 0x8f0));
+        assert_eq!(plan.of_phase(3).count(), 0);
+        // All of phase 1 comes before phase 2, in the plan's order.
+        let phases: Vec<u32> = plan.touches().iter().map(|t| t.phase).collect();
+        let expected: Vec<u32> = [1; 16].into_iter().chain([2; 16]).collect();
+        assert_eq!(phases, expected);
+        for t in plan.touches() {
+            assert_eq!(t.value(), t.page as u8, "value = page index");
+            assert_eq!((t.size, t.via, t.vcpu), (1, Via::Buffer, None));
+        }
+        // The phase-2 byte of a page is never its phase-1 byte.
+        for p in 0..BUFFER_PAGES {
+            let [one, two] = [1, 2].map(|phase| {
+                let t = plan.of_phase(phase).nth(p).unwrap();
+                assert_eq!(t.page, p);
+                t.offset
+            });
+            assert_ne!(one, two);
+        }
+        let t = plan.of_phase(2).nth(3).unwrap();
+        assert_eq!(t.buffer_va(), 0x20_3830);
+    }
+
+    #[test]
+    fn every_phase_of_every_pattern_has_touches() {
+        for pattern in Pattern::ALL {
+            let plan = plan(pattern);
+            for phase in 1..=pattern.phases() {
+                assert!(plan.of_phase(phase).count() > 0, "{pattern:?} {phase}");
+            }
+            assert!(
+                plan.touches()
+                    .iter()
+                    .all(|t| (1..=pattern.phases()).contains(&t.phase)),
+                "{pattern:?}"
+            );
+            if pattern != Pattern::Generation {
+                assert_eq!(pattern.phases(), 1, "{pattern:?}");
+            }
+        }
+    }
+
+    #[test]
     fn one_vcpu_patterns_are_all_vcpu_0_and_stay_in_the_buffer() {
         for pattern in Pattern::ALL {
             let plan = plan(pattern);
@@ -545,8 +670,22 @@ mod tests {
     #[test]
     fn line_formats() {
         let mut out = String::new();
-        write_ready(&mut out, Pfn(0x1f3));
+        write_ready(&mut out, Pfn(0x1f3), 1);
         assert_eq!(out, "READY go-pfn=0x1f3");
+
+        let mut out = String::new();
+        write_ready(&mut out, Pfn(0x1f3), 2);
+        assert_eq!(out, "READY go-pfn=0x1f3 phase=2");
+
+        let touches = plan(Pattern::Generation);
+        let t = touches.of_phase(2).nth(15).unwrap();
+        let mut out = String::new();
+        write_touch(&mut out, t, t.buffer_va());
+        assert_eq!(out, "TOUCH w page=15 offset=0x8f0 va=0x20f8f0");
+
+        let mut out = String::new();
+        write_pattern_done(&mut out, Pattern::Generation, 32);
+        assert_eq!(out, "PATTERN-DONE generation touches=32");
 
         let touches = plan(Pattern::ReadSweep);
         let t = &touches.touches()[2];

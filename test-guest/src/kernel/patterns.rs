@@ -1,12 +1,13 @@
 //! Running `pattern=<name>`: the go-page handshake, then the pattern's touches (the
 //! plan of `test_guest::patterns`), each followed by its `TOUCH` line, then
-//! `PATTERN-DONE` and poweroff. Patterns that need more than plain accesses have a
-//! module each.
+//! `PATTERN-DONE` and poweroff. A pattern with two phases (`generation`) makes its
+//! phase-1 touches, hands over again (`READY ... phase=2`, wait for `GO2`), then makes
+//! its phase-2 touches. Patterns that need more than plain accesses have a module each.
 
 use core::sync::atomic::{compiler_fence, Ordering};
 
 use test_guest::frames::Pfn;
-use test_guest::handshake::{self, GO, GO_TIMEOUT_NS, MAX_POLLS};
+use test_guest::handshake::{self, GO_TIMEOUT_NS, MAX_POLLS};
 use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
 use test_guest::pagewalk;
 use test_guest::patterns::{self as plan, Access, Pattern, Plan, Touch};
@@ -19,7 +20,8 @@ mod balloon;
 mod multi_vcpu;
 mod pt_write;
 
-/// The go page: dom0 writes [`GO`] into its first `u64`.
+/// The go page: dom0 writes [`handshake::GO`] into its first `u64` (then
+/// [`handshake::GO2`] for a pattern's phase 2).
 static GO_PAGE: BssPage = BssPage::new();
 
 /// Runs the pattern called `name` and powers off; a name that is no pattern, or a
@@ -38,10 +40,19 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         fail("pattern needs more vcpus", XenError::ENOENT);
     }
     let plan = plan::plan(pattern);
-    wait_for_go(hv);
+    wait_for_go(hv, 1);
     let touches = match pattern {
-        Pattern::ReadSweep | Pattern::WriteSweep | Pattern::Stride | Pattern::Repeat => {
-            plan.touches().iter().for_each(touch_buffer);
+        Pattern::ReadSweep
+        | Pattern::WriteSweep
+        | Pattern::Stride
+        | Pattern::Repeat
+        | Pattern::Generation => {
+            for phase in 1..=pattern.phases() {
+                if phase > 1 {
+                    wait_for_go(hv, phase);
+                }
+                plan.of_phase(phase).for_each(touch_buffer);
+            }
             plan.touches().len()
         }
         Pattern::Exec => exec(si, &plan),
@@ -54,14 +65,19 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
     shutdown(ShutdownReason::Poweroff)
 }
 
-/// Prints `READY go-pfn=...` and waits (bounded) for dom0's [`GO`]; FAIL on timeout.
-fn wait_for_go(hv: &HypercallPage) {
+/// Prints `READY go-pfn=...` (with ` phase=<n>` after phase 1) and waits (bounded)
+/// for dom0's go value of `phase` ([`handshake::go_value`]: `GO`, then `GO2`); FAIL on
+/// timeout.
+fn wait_for_go(hv: &HypercallPage, phase: u32) {
+    let Some(expected) = handshake::go_value(phase) else {
+        fail("no go value for this phase", XenError::EINVAL)
+    };
     let go = GO_PAGE.virt();
-    line(|out| plan::write_ready(out, Pfn::from_virt(go)));
+    line(|out| plan::write_ready(out, Pfn::from_virt(go), phase));
     let waited = handshake::wait_until(
         // SAFETY: `go` is GO_PAGE's first `u64`: aligned, in `.bss`, never referenced
         // (only raw pointers); volatile because dom0 writes it.
-        || unsafe { (go as *const u64).read_volatile() } == GO,
+        || unsafe { (go as *const u64).read_volatile() } == expected,
         now_ns,
         || {
             let _ = hypercall::sched_yield(hv);
@@ -70,7 +86,11 @@ fn wait_for_go(hv: &HypercallPage) {
         MAX_POLLS,
     );
     if waited.is_err() {
-        fail("no GO on the go page", XenError::ETIMEDOUT);
+        let what = match phase {
+            1 => "no GO on the go page",
+            _ => "no GO2 on the go page",
+        };
+        fail(what, XenError::ETIMEDOUT);
     }
 }
 
