@@ -66,6 +66,11 @@ impl TrackerState {
         }
     }
 
+    /// How many MFNs have an access of their own since the last default.
+    pub fn live(&mut self) -> u32 {
+        self.tracker().map_or(0, |tracker| tracker.live())
+    }
+
     /// A new default: every per-frame access is superseded, in O(1).
     pub fn set_default(&mut self) {
         if let Ok(mut tracker) = self.tracker() {

@@ -136,6 +136,12 @@ pub extern "C" fn pvma_tracker_set_default(tracker: *mut TrackerState) {
     }
 }
 
+/// How many machine frames have an access of their own since the last default.
+#[no_mangle]
+pub extern "C" fn pvma_tracker_live(tracker: *mut TrackerState) -> u32 {
+    state(tracker).map_or(0, |state| state.live())
+}
+
 /// Frees the tracker's table.
 #[no_mangle]
 pub extern "C" fn pvma_tracker_destroy(tracker: *mut TrackerState) {

@@ -14,7 +14,7 @@ mod transcript;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub use dom0::Dom0;
@@ -38,7 +38,9 @@ pub const ALL: &[&Scenario] = &[
     &events::PT_WRITE,
     &events::XEN_COPY_GRANTED,
     &events::MULTI_VCPU,
+    &events::DEFAULT_GENERATION,
     &events::BALLOON,
+    &events::access_required::SCENARIO,
 ];
 
 /// The dom0 half's verdict, in `<scenario>/result.json`.
@@ -66,6 +68,13 @@ impl HostView {
 
     pub fn serial(&self) -> Result<String> {
         read(&self.serial_log)
+    }
+
+    /// Keeps a finding of the host half next to the scenario's results (measurements that
+    /// are reported, not asserted).
+    pub fn save_note(&self, file: &str, text: &str) -> Result<()> {
+        let path = self.dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     }
 }
 

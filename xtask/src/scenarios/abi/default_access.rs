@@ -40,6 +40,9 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     for (index, frame) in [&f0, &f1, &f2].into_iter().enumerate() {
         t.name(frame, &format!("<f{index}>"));
     }
+    // Nobody answers events here: the guest stays paused while its pages are restricted,
+    // else its next write would wait for an answer for good (as an HVM guest would).
+    dom0.run("xl", &["pause", GUEST])?;
     let result = (|| -> Result<()> {
         t.listener(&["enable"])?;
         t.listener(&["set-access", "--default", "rx"])?;
@@ -68,9 +71,11 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         t.listener(&["disable"])?;
         Ok(())
     })();
+    let unpaused = dom0.run("xl", &["unpause", GUEST]);
+    guest.wait_for_heartbeat(guest.heartbeat(), Duration::from_secs(60))?;
     t.save()?;
     guest.save_console()?;
-    result
+    result.and(unpaused.map(drop))
 }
 
 fn on_host(view: &HostView) -> Result<()> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use libxc::memory::{get_mem_access, set_mem_access, set_mem_access_multi, AccessTarget};
-use libxc::monitor::{monitor_disable, monitor_enable};
+use libxc::monitor::{domain_pause, domain_unpause, monitor_disable, monitor_enable};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 use libxc::Access;
@@ -48,6 +48,9 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     let privcmd = Privcmd::open()?;
     let domid = resolve_domain(GUEST)?;
     let beat = guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
+    // Nobody answers events here: the guest stays paused while its pages are restricted,
+    // else its next write would wait for an answer for good (as an HVM guest would).
+    domain_pause(&privcmd, domid)?;
     monitor_enable(&privcmd, domid)?;
     let accesses: Vec<Access> = (0..frames.len())
         .map(|i| PATTERN[i % PATTERN.len()])
@@ -70,6 +73,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     }
     set_mem_access(&privcmd, domid, AccessTarget::Default, Access::Rwx)?;
     monitor_disable(&privcmd, domid)?;
+    domain_unpause(&privcmd, domid)?;
     let beat_after = guest.wait_for_heartbeat(beat, Duration::from_secs(60))?;
     let defaults = after_default.iter().filter(|a| **a == Access::Rx).count();
     dom0.save(

@@ -11,6 +11,7 @@
 //! the guest's stack, code and console raise nothing and traces stay the same from build to
 //! build.
 
+pub mod access_required;
 mod run;
 mod snapshot;
 mod trace;
@@ -48,6 +49,9 @@ struct Case {
     asynchronous: bool,
     /// Further checks on the host.
     check: fn(&Account, &Trace) -> Result<()>,
+    /// For a two-phase pattern: the default access set between the phases (it supersedes
+    /// every page's own access, relaxed ones included).
+    new_default: Option<&'static str>,
 }
 
 impl Case {
@@ -72,7 +76,7 @@ impl Case {
     /// events too, which are not compared and not in the snapshot: they change with the
     /// guest's build).
     fn buffer_only(&self) -> bool {
-        self.default != "rwx"
+        self.default != "rwx" || self.new_default.is_some_and(|access| access != "rwx")
     }
 
     /// The access a buffer page starts with.
@@ -91,7 +95,15 @@ impl Case {
     fn expected(&self, account: &Account) -> Vec<Expected> {
         let mut access: HashMap<u64, PageAccess> = HashMap::new();
         let mut expected = Vec::new();
-        for touch in &account.touches {
+        for (index, touch) in account.touches.iter().enumerate() {
+            if let (Some(default), Some(at)) = (self.new_default, account.phase2_at) {
+                if index == at {
+                    let default = page_access(default);
+                    for page in 0..trace::BUFFER_PAGES {
+                        access.insert(page, default);
+                    }
+                }
+            }
             let now = *access
                 .entry(touch.page)
                 .or_insert_with(|| self.access_of(touch.page));
@@ -150,6 +162,7 @@ const CASE: Case = Case {
     access_after: None,
     asynchronous: false,
     check: nothing_more,
+    new_default: None,
 };
 
 const CASES: &[Case] = &[
@@ -245,6 +258,17 @@ const CASES: &[Case] = &[
         ..CASE
     },
     Case {
+        name: "events/default-generation",
+        cmdline: "pattern=generation",
+        // Phase 1 writes the read-only pages, each relaxed to rwx after its event; then the
+        // default becomes r, which supersedes every page's own access in O(1), so phase 2
+        // raises the same events again. The new default restricts the whole guest: only
+        // the buffer part of the trace is kept.
+        pages: &[(0, 16, "r")],
+        new_default: Some("r"),
+        ..CASE
+    },
+    Case {
         name: "events/balloon",
         cmdline: "pattern=balloon",
         // The default applies to frames the guest gains: pages 12-15 get new frames, which
@@ -275,7 +299,8 @@ scenario!(N2RWX, 5);
 scenario!(PT_WRITE, 6);
 scenario!(XEN_COPY_GRANTED, 7);
 scenario!(MULTI_VCPU, 8);
-scenario!(BALLOON, 9);
+scenario!(DEFAULT_GENERATION, 9);
+scenario!(BALLOON, 10);
 
 fn short_name(case: &Case) -> &'static str {
     case.name.trim_start_matches("events/")
@@ -284,12 +309,16 @@ fn short_name(case: &Case) -> &'static str {
 fn in_dom0(case: &Case, dom0: &Dom0) -> Result<()> {
     let listener = case.listener();
     let listener: Vec<&str> = listener.iter().map(String::as_str).collect();
+    let between: Option<[&str; 3]> = case
+        .new_default
+        .map(|access| ["set-access", "--default", access]);
     let run = PatternRun {
         guest: short_name(case),
         cmdline: case.cmdline,
         vcpus: case.vcpus,
         listener: &listener,
         expect_crash: false,
+        between_phases: between.as_ref().map(|command| command.as_slice()),
     };
     run::run(dom0, &run, |guest| {
         let Some((page, _)) = case.access_after else {
@@ -333,6 +362,7 @@ fn on_host(case: &Case, view: &HostView) -> Result<()> {
         );
     }
     (case.check)(&account, &trace)?;
+    check_fault_counts(case, view, &trace)?;
     let exit = view.read("listener.txt")?;
     ensure!(
         exit.trim() == "exit=3",
@@ -342,4 +372,31 @@ fn on_host(case: &Case, view: &HostView) -> Result<()> {
         short_name(case),
         &trace::render(&trace, case.per_vcpu_order, case.buffer_only()),
     )
+}
+
+/// Xen's own count of what its fault path did for the guest (printed when the ring goes):
+/// as many reports as the trace has events, and no spurious fault with one vCPU.
+fn check_fault_counts(case: &Case, view: &HostView, trace: &Trace) -> Result<()> {
+    let domid = view.read("domid.txt")?;
+    let prefix = format!("pv-mem-access: d{} faults: ", domid.trim());
+    let serial = view.serial()?;
+    let Some(line) = serial.lines().find_map(|line| line.split_once(&prefix)) else {
+        anyhow::bail!("no `{prefix}` line on the serial log");
+    };
+    let counts = line.1.trim();
+    let count = |what: &str| -> Option<u64> {
+        counts
+            .split(", ")
+            .find_map(|part| part.strip_suffix(what)?.trim().parse().ok())
+    };
+    view.save_note("fault-counts.txt", counts)?;
+    ensure!(
+        count(" reported") == Some(trace.events.len() as u64),
+        "Xen reported `{counts}`, the trace holds {} events",
+        trace.events.len()
+    );
+    if case.vcpus == 1 {
+        ensure!(count(" spurious") == Some(0), "spurious faults: {counts}");
+    }
+    Ok(())
 }

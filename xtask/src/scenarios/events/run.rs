@@ -23,7 +23,9 @@ use crate::scenarios::guest::Guest;
 use crate::scenarios::Dom0;
 
 /// The value the guest waits for in its go page ("GO", little-endian).
-const GO: u64 = 0x4f47;
+pub const GO: u64 = 0x4f47;
+/// The value it waits for before the second phase of a two-phase pattern ("GO2").
+const GO2: u64 = 0x324f47;
 
 /// Where the listener writes its trace in dom0.
 const TRACE: &str = "/tmp/trace.jsonl";
@@ -39,6 +41,9 @@ pub struct PatternRun<'a> {
     pub listener: &'a [&'a str],
     /// Whether the guest is expected to crash instead of finishing its pattern.
     pub expect_crash: bool,
+    /// A `listener` command (after `--domain`) run between the two phases of a two-phase
+    /// pattern, before the guest is let go again with GO2.
+    pub between_phases: Option<&'a [&'a str]>,
 }
 
 /// Runs the pattern; leaves `trace.jsonl`, `guest-console.log`, `listener.txt` (the exit
@@ -65,6 +70,7 @@ fn run_with(
 ) -> Result<()> {
     let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
     let go_pfn = parse_go_pfn(&ready)?;
+    dom0.save("domid.txt", resolve_domain(run.guest)?.0.to_string())?;
     let _ = std::fs::remove_file(TRACE);
     let mut listener = Command::new("listener")
         .args(["monitor", "--domain", run.guest, "--output", TRACE])
@@ -95,7 +101,14 @@ fn drive(
     during: impl FnOnce(&Guest) -> Result<()>,
 ) -> Result<()> {
     wait_for_header(listener)?;
-    release(run.guest, go_pfn)?;
+    release(run.guest, go_pfn, GO)?;
+    if let Some(command) = run.between_phases {
+        guest.wait_for_line("phase=2", Duration::from_secs(180))?;
+        let mut args = command.to_vec();
+        args.extend(["--domain", run.guest]);
+        dom0.run("listener", &args)?;
+        release(run.guest, go_pfn, GO2)?;
+    }
     if run.expect_crash {
         let shutdown = guest.wait_for_shutdown(Duration::from_secs(120))?;
         return dom0.save("shutdown.txt", shutdown.as_str());
@@ -104,7 +117,7 @@ fn drive(
     during(guest)
 }
 
-fn parse_go_pfn(line: &str) -> Result<u64> {
+pub fn parse_go_pfn(line: &str) -> Result<u64> {
     line.split_whitespace()
         .find_map(|word| word.strip_prefix("go-pfn=0x"))
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
@@ -128,8 +141,8 @@ fn wait_for_header(listener: &mut Child) -> Result<()> {
     }
 }
 
-/// Lets the guest go: writes GO into its go page, found through its P2M.
-fn release(guest: &str, go_pfn: u64) -> Result<()> {
+/// Lets the guest go: writes `value` into its go page, found through its P2M.
+pub fn release(guest: &str, go_pfn: u64, value: u64) -> Result<()> {
     let privcmd = Privcmd::open()?;
     let domain = resolve_domain(guest)?;
     let mfn = P2m::read(&privcmd, domain)?
@@ -138,7 +151,7 @@ fn release(guest: &str, go_pfn: u64) -> Result<()> {
     let page = ForeignMapping::map(&privcmd, domain, &[mfn], true)?;
     // SAFETY: the mapping is one writable page, live until `page` drops; the guest polls
     // this u64 with volatile reads, and an aligned u64 store is atomic on x86.
-    unsafe { page.as_ptr().cast::<u64>().write_volatile(GO) };
+    unsafe { page.as_ptr().cast::<u64>().write_volatile(value) };
     Ok(())
 }
 

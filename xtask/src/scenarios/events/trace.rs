@@ -91,6 +91,8 @@ pub struct Account {
     pub frames: Vec<u64>,
     pub done: bool,
     pub console: String,
+    /// How many touches came before the second phase of a two-phase pattern.
+    pub phase2_at: Option<usize>,
 }
 
 impl Account {
@@ -98,6 +100,7 @@ impl Account {
         let mut touches = Vec::new();
         let mut frames = Vec::new();
         let mut done = false;
+        let mut phase2_at = None;
         for line in console.lines() {
             let Some(rest) = line.trim().strip_prefix("TEST-GUEST ") else {
                 continue;
@@ -108,6 +111,8 @@ impl Account {
                 frames = list.split_whitespace().map(hex).collect::<Result<_>>()?;
             } else if rest.starts_with("PATTERN-DONE") {
                 done = true;
+            } else if rest.starts_with("READY ") && rest.ends_with(" phase=2") {
+                phase2_at = Some(touches.len());
             }
         }
         Ok(Account {
@@ -115,6 +120,7 @@ impl Account {
             frames,
             done,
             console: console.to_string(),
+            phase2_at,
         })
     }
 
