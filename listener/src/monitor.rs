@@ -119,10 +119,19 @@ struct Session {
     /// Whether a failed P2M read was reported already (once is enough).
     p2m_warned: bool,
     seq: u64,
+    /// The most requests one look at the ring found (8: it was full).
+    most_pending: u64,
     on_event: OnEvent,
 }
 
 pub fn run(options: Options) -> Result<Stop> {
+    // Signals are caught from the start: one that arrives while monitoring is being set up
+    // must still end in the teardown, not kill the process with the guest monitored.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Error::invalid("starting the event loop", error.to_string()))?;
+    let mut signals = runtime.block_on(async { Signals::catch() })?;
     let privcmd = Privcmd::open()?;
     let domid = resolve_domain(&options.domain)?;
     // Everything that can refuse the command line, before the guest is touched.
@@ -168,6 +177,7 @@ pub fn run(options: Options) -> Result<Stop> {
         names,
         p2m_warned,
         seq: 0,
+        most_pending: 0,
         on_event: options.on_event,
     };
     let header = Record::Header(trace::Header {
@@ -188,7 +198,15 @@ pub fn run(options: Options) -> Result<Stop> {
     let result = session
         .apply_access(options.default_access, &pages)
         .and_then(|()| session.write(&header))
-        .and_then(|()| event_loop(&mut session, options.count, options.timeout));
+        .and_then(|()| {
+            event_loop(
+                &runtime,
+                &mut signals,
+                &mut session,
+                options.count,
+                options.timeout,
+            )
+        });
     let stop = session.teardown(result.as_ref().ok().copied());
     let stop = result.and_then(|reason| stop.map(|()| reason))?;
     Ok(stop)
@@ -241,23 +259,40 @@ fn open_trace(path: Option<&std::path::Path>) -> Result<Box<dyn Write>> {
     }
 }
 
+/// SIGINT (Ctrl-C) and SIGTERM, caught for the whole run.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the runtime); signals from now on are kept until read.
+    fn catch() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let catch = |kind, name: &str| {
+            signal(kind)
+                .map_err(|error| Error::invalid(format!("catching {name}"), error.to_string()))
+        };
+        Ok(Signals {
+            interrupt: catch(SignalKind::interrupt(), "SIGINT")?,
+            terminate: catch(SignalKind::terminate(), "SIGTERM")?,
+        })
+    }
+}
+
 fn event_loop(
+    runtime: &tokio::runtime::Runtime,
+    signals: &mut Signals,
     session: &mut Session,
     count: Option<u64>,
     timeout: Option<Duration>,
 ) -> Result<Stop> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| Error::invalid("starting the event loop", error.to_string()))?;
     runtime.block_on(async {
         let raw = session.evtchn.as_fd().as_raw_fd();
         // SAFETY: `raw` is the event channel device's descriptor, which `session` keeps open
         // (and unchanged) until after this runtime, and so this AsyncFd, is gone.
         let fd = unsafe { AsyncFd::register_with_interest(raw, Interest::READABLE) }
             .map_err(|error| Error::invalid("watching the event channel", error.to_string()))?;
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|error| Error::invalid("catching SIGTERM", error.to_string()))?;
         let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(u64::MAX / 4)));
         tokio::pin!(deadline);
         let mut liveness = tokio::time::interval(Duration::from_millis(500));
@@ -276,8 +311,8 @@ fn event_loop(
                     guard.clear_ready();
                     session.drain()?;
                 }
-                _ = tokio::signal::ctrl_c() => return Ok(Stop::Signal),
-                _ = terminate.recv() => return Ok(Stop::Signal),
+                _ = signals.interrupt.recv() => return Ok(Stop::Signal),
+                _ = signals.terminate.recv() => return Ok(Stop::Signal),
                 () = &mut deadline => return Ok(Stop::Timeout),
                 _ = liveness.tick() => {
                     // getdomaininfo fails once the domain is gone.
@@ -337,9 +372,12 @@ impl Session {
     /// Answers every request on the ring, then tells Xen.
     fn drain(&mut self) -> Result<()> {
         loop {
+            let mut pending = 0;
             while let Some(request) = self.ring.take_request() {
+                pending += 1;
                 self.answer(&request)?;
             }
+            self.most_pending = self.most_pending.max(pending);
             if self.ring.push_responses() {
                 self.evtchn.notify(self.local_port)?;
             }
@@ -421,6 +459,7 @@ impl Session {
         let end = Record::End(trace::End {
             reason: stop.map(Stop::as_str).unwrap_or("error"),
             events: self.seq,
+            most_pending: self.most_pending,
         });
         if let Err(error) = self.write(&end) {
             first_error.get_or_insert(error);

@@ -16,7 +16,7 @@
 //!  "mfn":4660,"gla":"0x205010","offset":16,
 //!  "flags":["w","gla_valid","fault_with_gla","vcpu_paused"],
 //!  "rip":"0xffffffff81000000","response":"relax"}
-//! {"type":"end","reason":"timeout","events":1}
+//! {"type":"end","reason":"timeout","events":1,"most_pending":1}
 //! ```
 //!
 //! (each record on one line). The header is written once the default access and every
@@ -134,6 +134,9 @@ pub struct End {
     pub reason: &'static str,
     /// How many events were answered.
     pub events: u64,
+    /// The most requests found waiting on the ring at once (the ring holds 8: 8 means it
+    /// was full and vCPUs had to wait for room).
+    pub most_pending: u64,
 }
 
 /// `VM_EVENT_REASON_*`: by name for mem_access, the only one the listener asks for, by number
@@ -311,9 +314,10 @@ fn text(record: &Record) -> String {
                 other => other,
             };
             format!(
-                "stopped by {cause} after {} {}",
+                "stopped by {cause} after {} {} (at most {} pending at once)",
                 end.events,
-                plural(end.events, "event")
+                plural(end.events, "event"),
+                end.most_pending
             )
         }
     }
@@ -497,22 +501,28 @@ mod tests {
 
     #[test]
     fn end_in_both_formats() {
-        let end = |reason, events| Record::End(End { reason, events });
+        let end = |reason, events| {
+            Record::End(End {
+                reason,
+                events,
+                most_pending: events.min(8),
+            })
+        };
         assert_eq!(
             render(&end("timeout", 12), Format::Jsonl),
-            r#"{"type":"end","reason":"timeout","events":12}"#
+            r#"{"type":"end","reason":"timeout","events":12,"most_pending":8}"#
         );
         assert_eq!(
             render(&end("timeout", 12), Format::Text),
-            "stopped by the timeout after 12 events"
+            "stopped by the timeout after 12 events (at most 8 pending at once)"
         );
         assert_eq!(
             render(&end("domain-gone", 1), Format::Text),
-            "stopped by the domain's end after 1 event"
+            "stopped by the domain's end after 1 event (at most 1 pending at once)"
         );
         assert_eq!(
             render(&end("error", 0), Format::Text),
-            "stopped by an error after 0 events"
+            "stopped by an error after 0 events (at most 0 pending at once)"
         );
     }
 }

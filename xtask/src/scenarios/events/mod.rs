@@ -52,6 +52,9 @@ struct Case {
     /// For a two-phase pattern: the default access set between the phases (it supersedes
     /// every page's own access, relaxed ones included).
     new_default: Option<&'static str>,
+    /// Whether the listener is stopped while the guest starts, so the ring fills (it holds
+    /// 8 requests) and the vCPUs wait for room.
+    fill_ring: bool,
 }
 
 impl Case {
@@ -163,6 +166,7 @@ const CASE: Case = Case {
     asynchronous: false,
     check: nothing_more,
     new_default: None,
+    fill_ring: false,
 };
 
 const CASES: &[Case] = &[
@@ -249,12 +253,14 @@ const CASES: &[Case] = &[
         name: "events/multi-vcpu",
         cmdline: "pattern=multi-vcpu",
         vcpus: 2,
-        // n2rwx does not pause, so both vCPUs fill the 8-slot ring as fast as they can:
-        // each page's first write is reported exactly once.
+        // n2rwx does not pause, and the listener is stopped while the guest starts: both
+        // vCPUs fill the 8-slot ring and wait for room. Each page's first write is still
+        // reported exactly once, in order per vCPU, and both vCPUs finish.
         pages: &[(0, 16, "n2rwx")],
         on_event: "keep",
         per_vcpu_order: true,
         asynchronous: true,
+        fill_ring: true,
         ..CASE
     },
     Case {
@@ -319,6 +325,7 @@ fn in_dom0(case: &Case, dom0: &Dom0) -> Result<()> {
         listener: &listener,
         expect_crash: false,
         between_phases: between.as_ref().map(|command| command.as_slice()),
+        stall_listener: case.fill_ring.then_some(std::time::Duration::from_secs(5)),
     };
     run::run(dom0, &run, |guest| {
         let Some((page, _)) = case.access_after else {
@@ -363,6 +370,13 @@ fn on_host(case: &Case, view: &HostView) -> Result<()> {
     }
     (case.check)(&account, &trace)?;
     check_fault_counts(case, view, &trace)?;
+    let most_pending = trace.end["most_pending"].as_u64().unwrap_or(0);
+    if case.fill_ring {
+        ensure!(
+            most_pending == 8,
+            "the ring never filled: at most {most_pending} requests were pending at once"
+        );
+    }
     let exit = view.read("listener.txt")?;
     ensure!(
         exit.trim() == "exit=3",

@@ -44,6 +44,9 @@ pub struct PatternRun<'a> {
     /// A `listener` command (after `--domain`) run between the two phases of a two-phase
     /// pattern, before the guest is let go again with GO2.
     pub between_phases: Option<&'a [&'a str]>,
+    /// Stop the listener (SIGSTOP) for this long once the guest is let go, so its requests
+    /// fill the ring and its vCPUs must wait for room.
+    pub stall_listener: Option<Duration>,
 }
 
 /// Runs the pattern; leaves `trace.jsonl`, `guest-console.log`, `listener.txt` (the exit
@@ -101,7 +104,15 @@ fn drive(
     during: impl FnOnce(&Guest) -> Result<()>,
 ) -> Result<()> {
     wait_for_header(listener)?;
+    let pid = Pid::from_raw(listener.id() as i32);
+    if run.stall_listener.is_some() {
+        kill(pid, Signal::SIGSTOP)?;
+    }
     release(run.guest, go_pfn, GO)?;
+    if let Some(stall) = run.stall_listener {
+        std::thread::sleep(stall);
+        kill(pid, Signal::SIGCONT)?;
+    }
     if let Some(command) = run.between_phases {
         guest.wait_for_line("phase=2", Duration::from_secs(180))?;
         let mut args = command.to_vec();
