@@ -99,7 +99,8 @@
 //! kernel runs one pattern of `test_guest::patterns` (which has the table of what each
 //! touches) and powers off:
 //!
-//! 1. `READY go-pfn=0x<pfn>`: the pfn of the go page, a page-aligned page of `.bss`
+//! 1. `READY go-pfn=0x<pfn>` (`pt-write` prints its `PT-SLOT` line first, see
+//!    below): the pfn of the go page, a page-aligned page of `.bss`
 //!    (not in the buffer). The kernel polls its first `u64` (volatile reads,
 //!    `SCHEDOP_yield` between polls) until dom0 writes `0x4f47` ("GO" little-endian),
 //!    for at most 10 minutes of Xen system time (`test_guest::handshake`).
@@ -116,6 +117,7 @@
 //!    then poweroff as usual.
 //!
 //! ```text
+//! TEST-GUEST PT-SLOT l1-pfn=0x<hex> slot=<index> va=0x<alias> pte-va=0x<hex>   (pt-write, before READY)
 //! TEST-GUEST READY go-pfn=0x<hex>
 //! TEST-GUEST TOUCH <r|w|x> page=<0..15> offset=0x<hex> va=0x<hex>
 //! TEST-GUEST READY go-pfn=0x<same hex> phase=2                              (generation)
@@ -127,9 +129,16 @@
 //! TEST-GUEST PATTERN-DONE <name> touches=<n>
 //! ```
 //!
-//! - `pt-write` (`test_guest::pt_write`): per route, `PT-WRITE` once the alias maps
-//!   buffer page 6 (`slot` is the entry's index in the L1 table, decimal), then the
+//! - `pt-write` (`test_guest::pt_write`): before the handshake, the kernel chooses the
+//!   alias and walks its page tables to the alias's L1 entry, then prints `PT-SLOT`,
+//!   then `READY`: `l1-pfn` is the pfn of the L1 page-table page, `slot` the entry's
+//!   index in it (decimal), `va` the alias, `pte-va` the entry's guest-virtual address
+//!   (where the emulated route's plain store writes), so a test can restrict the L1
+//!   page itself before it writes `GO`. After `GO`, per route, `PT-WRITE` (the same
+//!   `l1-pfn`, `slot` and `va`) once the alias maps the route's buffer page, then the
 //!   write's `TOUCH` with the alias address; the alias is unmapped after each route.
+//!   The emulated route maps page 6 (`TOUCH w page=6 offset=0x100 va=<alias + 0x100>`),
+//!   `mmu_update` page 9 (`TOUCH w page=9 offset=0x200 va=<alias + 0x200>`).
 //! - `xen-copy`: `XEN-COPY` (`rc` the raw result of `xen_version(XENVER_extraversion)`
 //!   into page 7 at 0x40, 0 or e.g. -14; `text` what the page then holds up to its
 //!   first NUL, non-printables as `?`, read back with two 8-byte reads at 0x40 and 0x48
@@ -148,7 +157,8 @@
 //!   page`; then `PATTERN-DONE generation touches=32`.
 //!
 //! Pattern FAILs: `FAIL unknown pattern <name> error=22`, `FAIL pattern needs more
-//! vcpus error=2`, `FAIL no GO on the go page error=110`, `FAIL no GO2 on the go page
+//! vcpus error=2` (both before `READY`, as are `pt-write`'s FAILs in choosing its
+//! alias), `FAIL no GO on the go page error=110`, `FAIL no GO2 on the go page
 //! error=110` (`generation`'s phase 2), `FAIL exec returned=0x<hex> expected=0x1234`, and `FAIL <step> error=<errno>` for a step of `pt-write`,
 //! `multi-vcpu` or `balloon` that Xen refused or that did not take effect.
 //!

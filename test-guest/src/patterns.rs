@@ -54,7 +54,7 @@
 //! | `exec` | w page 3 offset 0x100 (the copy of [`EXEC_CODE`]), x page 3 offset 0x100 |
 //! | `stride` | w pages 0, 2, .. 14, the i-th at offset `0x100 * i` |
 //! | `repeat` | w page 5 eight times, offsets 0, 8, .. 56 |
-//! | `pt-write` | w page 6 offset 0x100 through an alias mapped by an emulated PTE write, w page 6 offset 0x200 through the alias mapped by `mmu_update` ([`crate::pt_write`]) |
+//! | `pt-write` | w page 6 offset 0x100 through an alias mapped by an emulated PTE write, w page 9 offset 0x200 through the alias mapped by `mmu_update` ([`crate::pt_write`]; the alias is chosen, and its `PT-SLOT` line printed, before `READY`) |
 //! | `xen-copy` | (Xen writes page 7 offset 0x40..0x4f; the guest reads it back for the `XEN-COPY` line, see above) w page 7 offset 0x80 |
 //! | `multi-vcpu` | vCPU 0: w pages 0..7, vCPU 1: w pages 8..15 at the same time, each page at offset 0 then 0x800 |
 //! | `balloon` | (pages 12..15 get new machine frames, [`crate::balloon`]) w pages 12..15, offset `0x10 * page` |
@@ -249,8 +249,11 @@ pub const EXEC_CODE_LEN: usize = 6;
 /// What the function returns.
 pub const EXEC_RESULT: u32 = 0x1234;
 
-/// `pt-write`'s page.
-pub const PT_WRITE_PAGE: usize = 6;
+/// `pt-write`'s pages, one per route in [`crate::pt_write::Route::ALL`]'s order: the
+/// emulated route maps page 6, the `mmu_update` route page 9.
+pub const PT_WRITE_PAGES: [usize; 2] = [6, 9];
+/// `pt-write`'s offsets, one per route as [`PT_WRITE_PAGES`].
+pub const PT_WRITE_OFFSETS: [usize; 2] = [0x100, 0x200];
 /// `xen-copy`'s page.
 pub const XEN_COPY_PAGE: usize = 7;
 /// Where Xen copies its extra version string in `xen-copy`'s page.
@@ -332,8 +335,8 @@ pub fn plan(pattern: Pattern) -> Plan {
         }
         Pattern::Repeat => (0..8).for_each(|i| plan.push(Touch::new(Write, REPEAT_PAGE, 8 * i))),
         Pattern::PtWrite => {
-            for offset in [0x100, 0x200] {
-                let touch = Touch::new(Write, PT_WRITE_PAGE, offset);
+            for (page, offset) in PT_WRITE_PAGES.into_iter().zip(PT_WRITE_OFFSETS) {
+                let touch = Touch::new(Write, page, offset);
                 plan.push(Touch {
                     via: Via::Alias,
                     ..touch
@@ -536,11 +539,19 @@ mod tests {
 
     #[test]
     fn pt_write_goes_through_the_alias() {
-        assert_eq!(shape(Pattern::PtWrite), [("w", 6, 0x100), ("w", 6, 0x200)]);
+        assert_eq!(shape(Pattern::PtWrite), [("w", 6, 0x100), ("w", 9, 0x200)]);
         assert!(plan(Pattern::PtWrite)
             .touches()
             .iter()
             .all(|t| t.via == Via::Alias));
+        // Each route writes its own page: the emulated route page 6, mmu_update page 9.
+        let values: Vec<u8> = plan(Pattern::PtWrite)
+            .touches()
+            .iter()
+            .map(Touch::value)
+            .collect();
+        assert_eq!(values, [6, 9]);
+        assert_eq!(PT_WRITE_PAGES, [6, 9]);
     }
 
     #[test]
@@ -710,6 +721,12 @@ mod tests {
         let mut out = String::new();
         write_touch(&mut out, t, 0x2c_5100);
         assert_eq!(out, "TOUCH w page=6 offset=0x100 va=0x2c5100");
+
+        let t = plan(Pattern::PtWrite).touches()[1];
+        let t = &t;
+        let mut out = String::new();
+        write_touch(&mut out, t, 0x2c_5200);
+        assert_eq!(out, "TOUCH w page=9 offset=0x200 va=0x2c5200");
 
         let mut out = String::new();
         write_pattern_done(&mut out, Pattern::MultiVcpu, 32);

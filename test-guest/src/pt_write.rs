@@ -1,6 +1,7 @@
 //! The `pt-write` pattern: the guest maps a buffer page at a second ("alias") virtual
 //! address by writing its own page table, in the two ways a PV kernel can, and writes
-//! the page through the alias.
+//! the page through the alias: page 6 by the emulated route, page 9 by `mmu_update`
+//! ([`crate::patterns::PT_WRITE_PAGES`]).
 //!
 //! Why: mem_access on PV runs the guest on shadow page tables, so a guest that changes
 //! its own page tables must not slip past the access checks: a write through a mapping
@@ -19,6 +20,17 @@
 //! L1 entry (`update_va_mapping` to 0), so each route maps a non-present slot and
 //! unmaps it again, and puts the original entry back at the end.
 //!
+//! The guest chooses the alias (and walks its page tables to the L1 entry) before the
+//! go-page handshake and prints, before `READY`,
+//!
+//! ```text
+//! TEST-GUEST PT-SLOT l1-pfn=0x<pfn of the L1 table> slot=<index> va=0x<alias> pte-va=0x<entry's address>
+//! ```
+//!
+//! ([`write_pt_slot`]): `pte-va` is the guest-virtual address of the alias's L1 entry,
+//! the address the emulated route's plain store writes to. A test can thus restrict the
+//! L1 page-table page itself before it lets the pattern run; [`run`] starts after `GO`.
+//!
 //! # The routes, each: map, `PT-WRITE` line, write through the alias, `TOUCH` line, unmap
 //!
 //! 1. `emulated`: a plain 8-byte store of the new entry through the kernel's own
@@ -29,6 +41,8 @@
 //!    trap table, and the domain crashes (Xen logs it).
 //! 2. `mmu_update`: `HYPERVISOR_mmu_update` with `MMU_NORMAL_PT_UPDATE` at the entry's
 //!    machine address.
+//!
+//! Each route maps its own target frame: the frame of its touch's buffer page.
 //!
 //! Unmapping writes 0 the same way, then flushes the alias from the TLB
 //! (`MMUEXT_INVLPG_LOCAL`: Xen does not flush for a PV guest's own page-table writes).
@@ -119,6 +133,12 @@ impl Alias {
     pub const fn l1_pfn(&self) -> Pfn {
         Pfn::from_virt(self.slot.entry_virt)
     }
+
+    /// The guest-virtual address of the L1 entry (in the kernel's read-only mapping of
+    /// the table): where the emulated route's plain store goes.
+    pub const fn pte_va(&self) -> u64 {
+        self.slot.entry_virt
+    }
 }
 
 /// What [`run`] needs from the kernel's memory.
@@ -164,14 +184,15 @@ fn check(ok: bool, what: &'static str) -> Result<(), PtError> {
     })
 }
 
-/// Runs the pattern: maps machine frame `target` at the alias by each [`Route`] in
-/// turn, writes `touches[i]` through it for route `i`, unmaps it; then puts the alias's
-/// original entry back. `report` sees each [`Event`] right after it happened.
+/// Runs the pattern: for each [`Route`] `i` in turn, maps machine frame `targets[i]`
+/// (the frame of `touches[i]`'s buffer page) at the alias, writes `touches[i]` through
+/// it, unmaps it; then puts the alias's original entry back. `report` sees each
+/// [`Event`] right after it happened.
 pub fn run<H: Hypervisor + ?Sized, E: Env>(
     hv: &H,
     env: &mut E,
     alias: &Alias,
-    target: Mfn,
+    targets: [Mfn; 2],
     touches: [Touch; 2],
     mut report: impl FnMut(Event),
 ) -> Result<(), PtError> {
@@ -186,8 +207,8 @@ pub fn run<H: Hypervisor + ?Sized, E: Env>(
         "pt-write: alias still mapped",
     )?;
 
-    let pte = pagewalk::kernel_rw_pte(target);
-    for (route, touch) in Route::ALL.into_iter().zip(touches) {
+    for ((route, touch), target) in Route::ALL.into_iter().zip(touches).zip(targets) {
+        let pte = pagewalk::kernel_rw_pte(target);
         set_l1e(hv, env, alias, route, pte)?;
         let now = env.read_l1e();
         check(
@@ -246,10 +267,25 @@ fn set_l1e<H: Hypervisor + ?Sized, E: Env>(
     }
 }
 
+/// `PT-SLOT l1-pfn=0x<pfn> slot=<index> va=0x<alias> pte-va=0x<entry>` (after
+/// `TEST-GUEST `), printed before `READY`: the alias [`run`] will use and where its L1
+/// entry is.
+pub fn write_pt_slot(out: &mut (impl Sink + ?Sized), alias: &Alias) {
+    out.put_str("PT-SLOT");
+    write_slot_fields(out, alias);
+    out.put_str(" pte-va=");
+    out.put_hex(alias.pte_va());
+}
+
 /// `PT-WRITE <route> l1-pfn=0x<pfn> slot=<index> va=0x<alias>` (after `TEST-GUEST `).
 pub fn write_pt_write(out: &mut (impl Sink + ?Sized), route: Route, alias: &Alias) {
     out.put_str("PT-WRITE ");
     out.put_str(route.name());
+    write_slot_fields(out, alias);
+}
+
+/// ` l1-pfn=0x<pfn> slot=<index> va=0x<alias>`, shared by `PT-SLOT` and `PT-WRITE`.
+fn write_slot_fields(out: &mut (impl Sink + ?Sized), alias: &Alias) {
     out.put_str(" l1-pfn=");
     out.put_hex(alias.l1_pfn().0);
     out.put_str(" slot=");
@@ -270,7 +306,9 @@ mod tests {
 
     const ALIAS_VA: u64 = 0x2c_5000;
     const L1_MFN: u64 = 0x7_7001;
-    const TARGET: Mfn = Mfn(0x4_2006);
+    /// The buffer's frames in the fake: page `p` is machine frame `0x42000 + p`.
+    const BUFFER_MFN: u64 = 0x4_2000;
+    const TARGETS: [Mfn; 2] = [Mfn(BUFFER_MFN + 6), Mfn(BUFFER_MFN + 9)];
     const ORIGINAL: u64 = (0x3_32c5 << 12) | 0x67 | PTE_USER;
 
     /// One L1 entry, written by the three ways of the pattern; a log of everything.
@@ -351,7 +389,11 @@ mod tests {
         }
 
         fn write_alias(&mut self, offset: usize, value: u8) {
-            assert_eq!(pagewalk::pte_mfn(self.entry.get()), TARGET);
+            // A write stores the page index: the alias must map that page's frame.
+            assert_eq!(
+                pagewalk::pte_mfn(self.entry.get()),
+                Mfn(BUFFER_MFN + u64::from(value))
+            );
             self.log(format!("write {offset:#x}={value}"));
         }
     }
@@ -385,22 +427,22 @@ mod tests {
     fn both_routes_map_write_unmap_then_restore() {
         let fake = Fake::new();
         let mut events = Vec::new();
-        let result = run(&fake, &mut &fake, &alias(), TARGET, touches(), |e| {
+        let result = run(&fake, &mut &fake, &alias(), TARGETS, touches(), |e| {
             events.push(e);
         });
         assert_eq!(result, Ok(()));
-        let pte = kernel_rw_pte(TARGET);
+        let [pte6, pte9] = TARGETS.map(kernel_rw_pte);
         assert_eq!(
             *fake.log.borrow(),
             [
                 "vm_assist 2".to_string(),
                 "update_va_mapping 0x0".into(),
-                format!("store {pte:#x}"),
+                format!("store {pte6:#x}"),
                 "write 0x100=6".into(),
                 "store 0x0".into(),
                 "invlpg".into(),
-                format!("mmu_update {pte:#x}"),
-                "write 0x200=6".into(),
+                format!("mmu_update {pte9:#x}"),
+                "write 0x200=9".into(),
                 "mmu_update 0x0".into(),
                 "invlpg".into(),
                 format!("update_va_mapping {ORIGINAL:#x}"),
@@ -426,7 +468,7 @@ mod tests {
             ..Fake::new()
         };
         let mut events = Vec::new();
-        let result = run(&fake, &mut &fake, &alias(), TARGET, touches(), |e| {
+        let result = run(&fake, &mut &fake, &alias(), TARGETS, touches(), |e| {
             events.push(e);
         });
         assert_eq!(
@@ -452,7 +494,7 @@ mod tests {
             }
         }
         let fake = Fake::new();
-        let result = run(&Refuses, &mut &fake, &alias(), TARGET, touches(), |_| {
+        let result = run(&Refuses, &mut &fake, &alias(), TARGETS, touches(), |_| {
             panic!("no event")
         });
         assert_eq!(
@@ -474,5 +516,16 @@ mod tests {
             "PT-WRITE mmu_update l1-pfn=0x21b slot=197 va=0x2c5000"
         );
         assert_eq!(Route::Emulated.name(), "emulated");
+    }
+
+    #[test]
+    fn pt_slot_line() {
+        let mut out = Vec::new();
+        write_pt_slot(&mut out, &alias());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "PT-SLOT l1-pfn=0x21b slot=197 va=0x2c5000 pte-va=0x21b628"
+        );
+        assert_eq!(alias().pte_va(), 0x21_b628);
     }
 }

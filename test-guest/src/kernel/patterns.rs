@@ -25,7 +25,8 @@ mod pt_write;
 static GO_PAGE: BssPage = BssPage::new();
 
 /// Runs the pattern called `name` and powers off; a name that is no pattern, or a
-/// domain with too few vCPUs for it, is a FAIL (before `READY`).
+/// domain with too few vCPUs for it, is a FAIL (before `READY`), as is a `pt-write`
+/// alias that cannot be chosen (its `PT-SLOT` line comes before `READY`).
 pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -> ! {
     let Some(pattern) = Pattern::from_name(name) else {
         line(|out| {
@@ -40,6 +41,8 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         fail("pattern needs more vcpus", XenError::ENOENT);
     }
     let plan = plan::plan(pattern);
+    // `pt-write` chooses its alias (and prints `PT-SLOT`) before the handshake.
+    let pt_write = (pattern == Pattern::PtWrite).then(|| pt_write::choose(si, &plan));
     wait_for_go(hv, 1);
     let touches = match pattern {
         Pattern::ReadSweep
@@ -56,7 +59,10 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
             plan.touches().len()
         }
         Pattern::Exec => exec(si, &plan),
-        Pattern::PtWrite => pt_write::run(hv, si, &plan),
+        Pattern::PtWrite => match &pt_write {
+            Some(chosen) => pt_write::run(hv, chosen),
+            None => fail("pt-write: no alias", XenError::EINVAL),
+        },
         Pattern::XenCopy => xen_copy(hv, &plan),
         Pattern::MultiVcpu => multi_vcpu::run(hv, si, &plan),
         Pattern::Balloon => balloon::run(hv, si, &plan),

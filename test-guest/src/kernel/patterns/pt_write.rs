@@ -1,6 +1,8 @@
-//! The `pt-write` pattern's glue: finds the alias (`test_guest::pt_write::alias_va`)
-//! and its L1 entry in the running page tables, checks it is the builder's mapping of
-//! an unused page, and gives `test_guest::pt_write::run` the kernel's memory.
+//! The `pt-write` pattern's glue: before the handshake, [`choose`] finds the alias
+//! (`test_guest::pt_write::alias_va`) and its L1 entry in the running page tables,
+//! checks it is the builder's mapping of an unused page, finds the target frames and
+//! prints `PT-SLOT`; after `GO`, [`run`] gives `test_guest::pt_write::run` the kernel's
+//! memory.
 
 use test_guest::frames::{Mfn, Pfn};
 use test_guest::hypercall::{HypercallPage, XenError};
@@ -12,9 +14,18 @@ use test_guest::start_info::StartInfo;
 
 use super::super::{fail, l1_slot, line, p2m};
 
-/// Maps buffer page 6 at the alias by each route, writes through it, unmaps; returns
-/// the touches made.
-pub(super) fn run(hv: &HypercallPage, si: &StartInfo, plan: &Plan) -> usize {
+/// The alias chosen before the handshake, and what each route writes through it.
+pub(super) struct Chosen {
+    alias: Alias,
+    /// The machine frame of each touch's buffer page.
+    targets: [Mfn; 2],
+    touches: [Touch; 2],
+}
+
+/// Chooses the alias and its L1 entry, finds the frames of the plan's pages (6 for the
+/// emulated route, 9 for `mmu_update`) and prints `PT-SLOT`; FAIL if any of it cannot
+/// be done. Runs before `READY`.
+pub(super) fn choose(si: &StartInfo, plan: &Plan) -> Chosen {
     let Ok(touches) = <[Touch; 2]>::try_from(plan.touches()) else {
         fail("pt-write: plan", XenError::EINVAL)
     };
@@ -34,27 +45,46 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, plan: &Plan) -> usize {
             XenError::EINVAL,
         );
     }
-    let target = usize::try_from(BUFFER_GFN)
-        .ok()
-        .and_then(|first| p2m.get(first + plan::PT_WRITE_PAGE));
-    let Some(&target) = target else {
-        fail("pt-write: buffer page not in the P2M", XenError::EINVAL)
-    };
+    let targets = touches.map(|touch| {
+        let target = usize::try_from(BUFFER_GFN)
+            .ok()
+            .and_then(|first| p2m.get(first + touch.page));
+        let Some(&target) = target else {
+            fail("pt-write: buffer page not in the P2M", XenError::EINVAL)
+        };
+        Mfn(target)
+    });
     // SAFETY: the alias is a page of the builder's padding after the boot stack (just
     // checked: its entry is the 1:1 bootstrap mapping of its pfn, and `alias_va` puts
     // it past the page tables and the stack), which nothing in this kernel uses;
     // `slot` was just read from the running page tables for `va`.
     let alias = unsafe { Alias::new(va, slot) };
+    line(|out| pt_write::write_pt_slot(out, &alias));
+    Chosen {
+        alias,
+        targets,
+        touches,
+    }
+}
+
+/// Maps each route's buffer page at the alias `choose` chose, writes through it,
+/// unmaps; returns the touches made. Runs after `GO`.
+pub(super) fn run(hv: &HypercallPage, chosen: &Chosen) -> usize {
+    let Chosen {
+        alias,
+        targets,
+        touches,
+    } = *chosen;
     let mut env = AliasEnv {
-        l1e: slot.entry_virt as *mut u64,
-        alias: va as *mut u8,
+        l1e: alias.pte_va() as *mut u64,
+        alias: alias.va() as *mut u8,
     };
     let mut made = 0;
     let done = pt_write::run(
         hv,
         &mut env,
         &alias,
-        Mfn(target),
+        targets,
         touches,
         |event| match event {
             Event::Mapped(route) => line(|out| pt_write::write_pt_write(out, route, &alias)),
