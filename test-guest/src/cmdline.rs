@@ -56,6 +56,28 @@ pub fn hex_arg(cmdline: &[u8], key: &[u8]) -> Option<u64> {
     })
 }
 
+/// The value of the first word `<key>=...` if that word is exactly `<key>=<decimal>`: 1 to
+/// 20 ASCII digits, nothing else (no sign, no `0x`), that fit 64 bits. `None` when no word
+/// has the key, or when the first one that has it is malformed or too big (as
+/// [`hex_arg`]: a later word with the same key does not make up for it).
+///
+/// ```
+/// use test_guest::cmdline::dec_arg;
+///
+/// assert_eq!(dec_arg(b"pattern=bench rounds=1024", b"rounds"), Some(1024));
+/// assert_eq!(dec_arg(b"pattern=bench rounds=0x10", b"rounds"), None);
+/// ```
+pub fn dec_arg(cmdline: &[u8], key: &[u8]) -> Option<u64> {
+    let digits = arg(cmdline, key)?;
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &byte| {
+        let digit = char::from(byte).to_digit(10)?;
+        acc.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
 /// After the boot workload, keep rewriting the buffer and print `TEST-GUEST HEARTBEAT <n>`
 /// now and then instead of powering off, so a scenario can watch the guest run (for example
 /// while monitoring is switched on and off). The guest runs until it is destroyed.
@@ -72,6 +94,10 @@ pub const P2M: &[u8] = b"p2m";
 /// per access, then `TEST-GUEST PATTERN-DONE <name> touches=<n>` and power off. Read with
 /// [`arg`].
 pub const PATTERN: &[u8] = b"pattern";
+
+/// `rounds=<decimal>`: how many rounds of writes the `bench` pattern times (see
+/// [`crate::bench`]: default 256, 1 to 65536). Read with [`dec_arg`].
+pub const ROUNDS: &[u8] = b"rounds";
 
 /// After the workload's `DONE` line, try to map the machine frame named by [`RING`] through
 /// every route of [`crate::probe`], print one `TEST-GUEST PROBE ...` line per route and
@@ -168,6 +194,46 @@ mod tests {
         );
         assert_eq!(arg(b"xpattern=a patterns=b", PATTERN), None);
         assert_eq!(arg(b"", PATTERN), None);
+    }
+
+    #[test]
+    fn dec_arg_parses_plain_decimal() {
+        assert_eq!(dec_arg(b"pattern=bench rounds=256", ROUNDS), Some(256));
+        assert_eq!(dec_arg(b"rounds=0\0\0", ROUNDS), Some(0));
+        assert_eq!(dec_arg(b"rounds=007", ROUNDS), Some(7), "leading zeros");
+        assert_eq!(
+            dec_arg(b"rounds=18446744073709551615", ROUNDS),
+            Some(u64::MAX),
+            "20 digits that fit"
+        );
+        assert_eq!(dec_arg(b"rounds=1 rounds=2", ROUNDS), Some(1));
+        assert_eq!(dec_arg(b"pattern=bench", ROUNDS), None, "no such word");
+        assert_eq!(dec_arg(b"xrounds=5 roundsx=5", ROUNDS), None);
+    }
+
+    #[test]
+    fn dec_arg_rejects_malformed_values() {
+        for bad in [
+            b"rounds=".as_slice(),
+            b"rounds=0x10",
+            b"rounds=-1",
+            b"rounds=+1",
+            b"rounds=1e3",
+            b"rounds=12a",
+            b"rounds= ",
+            b"rounds=1_000",
+            b"rounds=18446744073709551616",
+            b"rounds=000000000000000000001",
+            b"rounds=bad rounds=5",
+        ] {
+            let cmdline = [b"pattern=bench ".as_slice(), bad].concat();
+            assert_eq!(
+                dec_arg(&cmdline, ROUNDS),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,10 @@
 //! timeout is accurate to a second or so), or after [`MAX_POLLS`] polls should that
 //! clock never move. The same [`wait_until`] bounds the waits between vCPUs in
 //! `multi-vcpu`.
+//!
+//! The `bench` pattern times its writes with the same record, interpolated with the
+//! TSC as `xen.h` prescribes ([`VcpuTimeInfo::system_time_at`]), since `system_time`
+//! alone moves only when Xen updates it.
 
 use core::sync::atomic::{fence, Ordering};
 
@@ -90,6 +94,30 @@ pub struct VcpuTimeInfo {
 pub const TIME_VERSION: usize = 0;
 /// `offsetof(struct vcpu_time_info, system_time)`.
 pub const TIME_SYSTEM_TIME: usize = 16;
+
+impl VcpuTimeInfo {
+    /// Xen's system time (nanoseconds since boot) at TSC value `tsc`, interpolated as
+    /// `xen.h` says: `system_time + ((tsc - tsc_timestamp) << tsc_shift) *
+    /// tsc_to_system_mul >> 32` (a negative shift shifts right). Unlike
+    /// [`system_time`](Self::system_time) alone, which only moves when Xen updates the
+    /// record (about once a second), this is as fine as the TSC.
+    ///
+    /// Read `tsc` inside the same [`stable_read`] as the record. A `tsc` before
+    /// `tsc_timestamp` (a record newer than the reading) gives `system_time`; the
+    /// arithmetic saturates instead of wrapping.
+    pub fn system_time_at(&self, tsc: u64) -> u64 {
+        let delta = u128::from(tsc.saturating_sub(self.tsc_timestamp));
+        let shift = i32::from(self.tsc_shift);
+        let shifted = if shift >= 0 {
+            delta.checked_shl(shift.unsigned_abs()).unwrap_or(u128::MAX)
+        } else {
+            delta.checked_shr(shift.unsigned_abs()).unwrap_or(0)
+        };
+        let scaled = shifted.saturating_mul(u128::from(self.tsc_to_system_mul)) >> 32;
+        self.system_time
+            .saturating_add(u64::try_from(scaled).unwrap_or(u64::MAX))
+    }
+}
 
 /// Reads a value Xen updates under a seqlock: `version()` before and after `body()`,
 /// retrying while the version is odd (update in progress) or changed.
@@ -176,6 +204,50 @@ mod tests {
         assert_eq!(offset_of!(VcpuTimeInfo, tsc_shift), 28);
         assert_eq!(vcpu_time_offset(0), 32);
         assert_eq!(vcpu_time_offset(1), 96);
+    }
+
+    fn time(tsc_timestamp: u64, system_time: u64, mul: u32, shift: i8) -> VcpuTimeInfo {
+        VcpuTimeInfo {
+            tsc_timestamp,
+            system_time,
+            tsc_to_system_mul: mul,
+            tsc_shift: shift,
+            ..VcpuTimeInfo::default()
+        }
+    }
+
+    #[test]
+    fn system_time_at_scales_the_tsc_delta() {
+        // mul 0x8000_0000 is 0.5 in 32.32 fixed point.
+        let half = time(5_000, 1_000, 0x8000_0000, 0);
+        assert_eq!(half.system_time_at(5_000), 1_000, "no TSC delta");
+        assert_eq!(half.system_time_at(7_000), 2_000, "2000 ticks * 0.5");
+        let left = time(5_000, 1_000, 0x8000_0000, 1);
+        assert_eq!(left.system_time_at(7_000), 3_000, "shift 1 doubles first");
+        let right = time(5_000, 1_000, 0x8000_0000, -1);
+        assert_eq!(right.system_time_at(7_000), 1_500, "shift -1 halves first");
+        // A 3 GHz TSC as Xen encodes it (shift -1, mul 2/3 * 2^32): 3e9 ticks are one
+        // second, truncated to the nanosecond below.
+        let ghz3 = time(0, 0, 0xaaaa_aaaa, -1);
+        assert_eq!(ghz3.system_time_at(3_000_000_000), 999_999_999);
+        assert_eq!(
+            ghz3.system_time_at(3_000_000_000 + 3),
+            999_999_999 + 1,
+            "3 ticks: 1 ns"
+        );
+    }
+
+    #[test]
+    fn system_time_at_saturates_instead_of_wrapping() {
+        let t = time(10_000, 77, 0x8000_0000, 0);
+        assert_eq!(t.system_time_at(9_000), 77, "TSC before the record's");
+        assert_eq!(t.system_time_at(0), 77);
+        let wide = time(0, 5, u32::MAX, 127);
+        assert_eq!(wide.system_time_at(u64::MAX), u64::MAX);
+        let narrow = time(0, 5, u32::MAX, -128);
+        assert_eq!(narrow.system_time_at(u64::MAX), 5, "shifted out entirely");
+        let late = time(0, u64::MAX - 1, u32::MAX, 0);
+        assert_eq!(late.system_time_at(1 << 40), u64::MAX);
     }
 
     #[test]

@@ -35,13 +35,15 @@
 //! - [`pattern`]: the page workload and its FNV-1a checksum (also used by xtask).
 //! - [`patterns`]: the access patterns of `pattern=<name>`: their touches and lines.
 //! - [`text`]: number and string output without `core::fmt`.
+//! - [`bench`](mod@bench): the `bench` pattern's rounds (`rounds=<decimal>`) and its `BENCH` line.
 //! - [`balloon`]: the `balloon` pattern's frame exchange (decrease, populate, P2M, M2P).
 //! - [`vcpu_up`]: starting a second vCPU (`vcpu_guest_context`, `VCPUOP_*`).
-//! - [`cmdline`]: the command line's mode words and `key=0x<hex>` values.
+//! - [`cmdline`]: the command line's mode words and `key=0x<hex>`, `key=<decimal>` values.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
 pub mod balloon;
+pub mod bench;
 pub mod cmdline;
 pub mod console;
 pub mod frames;

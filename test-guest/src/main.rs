@@ -35,7 +35,8 @@
 //!
 //! Words of the command line (`test_guest::cmdline`) add modes: `p2m` prints the P2M
 //! before the workload; `pattern=<name>` replaces steps 5 and 6 by an access
-//! pattern (see "Access patterns" below); `ring-probe ring=0x<mfn>` tries, after
+//! pattern (see "Access patterns" below; `rounds=<decimal>` goes with `pattern=bench`);
+//! `ring-probe ring=0x<mfn>` tries, after
 //! `DONE`, to map machine frame `<mfn>` (the monitor ring Xen owns) through every route of
 //! `test_guest::probe`, one `PROBE` line each, then `PROBES DONE`; `heartbeat` then
 //! repeats the workload until the domain is destroyed instead of powering off.
@@ -112,9 +113,10 @@
 //!    `READY go-pfn=0x<same pfn> phase=2` and the same bounded wait (10 minutes again,
 //!    from that line) for the go page's first `u64` to become `0x324f47` ("GO2"
 //!    little-endian, written by dom0 once it changed the listener's default access),
-//!    then its phase-2 touches.
-//! 3. `PATTERN-DONE <name> touches=<number of TOUCH lines, of every vCPU and phase>`,
-//!    then poweroff as usual.
+//!    then its phase-2 touches. `bench` prints no `TOUCH` lines: its writes are
+//!    repeated and timed, and one `BENCH` line reports them (see below).
+//! 3. `PATTERN-DONE <name> touches=<number of TOUCH lines, of every vCPU and phase>`
+//!    (for `bench`, the number of writes, rounds x 16), then poweroff as usual.
 //!
 //! ```text
 //! TEST-GUEST PT-SLOT l1-pfn=0x<hex> slot=<index> va=0x<alias> pte-va=0x<hex>   (pt-write, before READY)
@@ -126,6 +128,7 @@
 //! TEST-GUEST XEN-COPY rc=<rc> page=7 offset=0x40 text=<up to 16 characters>
 //! TEST-GUEST VCPU 1 up
 //! TEST-GUEST BALLOON pfn=0x<hex> old-mfn=0x<hex> new-mfn=0x<hex>
+//! TEST-GUEST BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed nanoseconds>   (bench)
 //! TEST-GUEST PATTERN-DONE <name> touches=<n>
 //! ```
 //!
@@ -155,11 +158,23 @@
 //!   (the lines of `write-sweep`), then `READY go-pfn=0x<same pfn> phase=2`; once dom0
 //!   wrote `GO2`, phase 2 writes pages 0 to 15 in order at offset `0x800 + 0x10 *
 //!   page`; then `PATTERN-DONE generation touches=32`.
+//! - `bench` (`test_guest::bench`), a benchmark of the guest's page writes, to be run
+//!   unmonitored, monitored without restrictions and monitored with events: after
+//!   `GO`, one volatile byte write to each buffer page 0 to 15 in order at offset
+//!   `0x10 * page` (the bytes of `write-sweep`, storing the page index), repeated `R`
+//!   times, `R` from the command line word `rounds=<decimal>` (default 256, 1 to
+//!   65536), with no `TOUCH` lines. The loop is timed with Xen's system time from vCPU 0's
+//!   `vcpu_time_info` in `shared_info` (the handshake's clock), interpolated with the
+//!   TSC (`lfence; rdtsc`, read inside the record's seqlock) to the nanosecond, read
+//!   just before the first write and just after the last. Then
+//!   `BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed>` and `PATTERN-DONE bench
+//!   touches=<R*16>`.
 //!
 //! Pattern FAILs: `FAIL unknown pattern <name> error=22`, `FAIL pattern needs more
 //! vcpus error=2` (both before `READY`, as are `pt-write`'s FAILs in choosing its
 //! alias), `FAIL no GO on the go page error=110`, `FAIL no GO2 on the go page
-//! error=110` (`generation`'s phase 2), `FAIL exec returned=0x<hex> expected=0x1234`, and `FAIL <step> error=<errno>` for a step of `pt-write`,
+//! error=110` (`generation`'s phase 2), `FAIL bench needs rounds=<1..65536> error=22`
+//! (a `rounds=` that is not a decimal from 1 to 65536, before `READY`), `FAIL exec returned=0x<hex> expected=0x1234`, and `FAIL <step> error=<errno>` for a step of `pt-write`,
 //! `multi-vcpu` or `balloon` that Xen refused or that did not take effect.
 //!
 //! # Races and timing

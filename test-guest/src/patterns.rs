@@ -7,6 +7,8 @@
 //! run one pattern and compares the listener's event trace with the guest's own
 //! account. That account must therefore be exact: [`plan`] is the one list of touches,
 //! used by the kernel to do them and by the tests (and the harness) to know them.
+//! (`bench` is the exception: it repeats its plan, one round, many times and prints
+//! no `TOUCH` lines; see [`crate::bench`].)
 //!
 //! # Touches
 //!
@@ -59,6 +61,7 @@
 //! | `multi-vcpu` | vCPU 0: w pages 0..7, vCPU 1: w pages 8..15 at the same time, each page at offset 0 then 0x800 |
 //! | `balloon` | (pages 12..15 get new machine frames, [`crate::balloon`]) w pages 12..15, offset `0x10 * page` |
 //! | `generation` | phase 1: w pages 0..15 in order, offset `0x10 * page` (as `write-sweep`); `READY ... phase=2`, wait for `"GO2"`; phase 2: w pages 0..15 in order, offset `0x800 + 0x10 * page` ([`GENERATION_PHASE2_OFFSET`]) |
+//! | `bench` | w pages 0..15 in order, offset `0x10 * page` (as `write-sweep`), repeated `rounds=<R>` times (default 256), timed, **without** `TOUCH` lines: its plan is one round; a `BENCH` line gives the time ([`crate::bench`]) and `PATTERN-DONE bench touches=<R*16>` counts the writes |
 
 use crate::frames::{Pfn, PAGE_SIZE};
 use crate::pattern::{BUFFER_GFN, BUFFER_PAGES};
@@ -88,11 +91,14 @@ pub enum Pattern {
     /// Write every page, hand over to dom0 a second time (it changes the default
     /// access), write every page again.
     Generation,
+    /// Write every page in order, many rounds, timed; no `TOUCH` lines
+    /// ([`crate::bench`]).
+    Bench,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the table above.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::ReadSweep,
         Self::WriteSweep,
         Self::Exec,
@@ -103,6 +109,7 @@ impl Pattern {
         Self::MultiVcpu,
         Self::Balloon,
         Self::Generation,
+        Self::Bench,
     ];
 
     /// The name in `pattern=<name>` and in `PATTERN-DONE`.
@@ -118,6 +125,7 @@ impl Pattern {
             Self::MultiVcpu => "multi-vcpu",
             Self::Balloon => "balloon",
             Self::Generation => "generation",
+            Self::Bench => "bench",
         }
     }
 
@@ -323,7 +331,7 @@ pub fn plan(pattern: Pattern) -> Plan {
         Pattern::ReadSweep => {
             (0..BUFFER_PAGES).for_each(|p| plan.push(Touch::new(Read, p, 0x10 * p)))
         }
-        Pattern::WriteSweep => {
+        Pattern::WriteSweep | Pattern::Bench => {
             (0..BUFFER_PAGES).for_each(|p| plan.push(Touch::new(Write, p, 0x10 * p)));
         }
         Pattern::Exec => {
@@ -401,7 +409,7 @@ pub fn write_touch(out: &mut (impl Sink + ?Sized), touch: &Touch, va: u64) {
 }
 
 /// `PATTERN-DONE <name> touches=<n>`: `n` counts the `TOUCH` lines printed (of every
-/// vCPU).
+/// vCPU); for `bench`, which prints none, the writes it made (rounds x 16).
 pub fn write_pattern_done(out: &mut (impl Sink + ?Sized), pattern: Pattern, touches: usize) {
     out.put_str("PATTERN-DONE ");
     out.put_str(pattern.name());
@@ -467,7 +475,8 @@ mod tests {
                 "xen-copy",
                 "multi-vcpu",
                 "balloon",
-                "generation"
+                "generation",
+                "bench"
             ]
         );
         for pattern in Pattern::ALL {
@@ -482,12 +491,37 @@ mod tests {
             b"multi-vcpus",
             b"generation ",
             b"generations",
+            b"Bench",
+            b"benchmark",
+            b"bench rounds=5",
         ] {
             assert_eq!(Pattern::from_name(bad), None);
         }
         assert_eq!(Pattern::MultiVcpu.vcpus_needed(), 2);
         assert_eq!(Pattern::Balloon.vcpus_needed(), 1);
         assert_eq!(Pattern::Generation.vcpus_needed(), 1);
+        assert_eq!(Pattern::Bench.vcpus_needed(), 1);
+        assert_eq!(Pattern::Bench.phases(), 1);
+    }
+
+    #[test]
+    fn bench_plan_is_one_round_of_write_sweep() {
+        let round = plan(Pattern::Bench);
+        assert_eq!(round, plan(Pattern::WriteSweep));
+        assert_eq!(
+            shape(Pattern::Bench),
+            (0..16).map(|p| ("w", p, 0x10 * p)).collect::<Vec<_>>()
+        );
+        for t in round.touches() {
+            assert_eq!(
+                (t.access, t.size, t.via, t.vcpu, t.phase),
+                (Access::Write, 1, Via::Buffer, None, 1),
+                "the kernel's timed loop does one-byte buffer writes only"
+            );
+        }
+        let mut out = String::new();
+        write_pattern_done(&mut out, Pattern::Bench, 256 * 16);
+        assert_eq!(out, "PATTERN-DONE bench touches=4096");
     }
 
     #[test]

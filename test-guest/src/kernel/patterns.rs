@@ -2,7 +2,9 @@
 //! plan of `test_guest::patterns`), each followed by its `TOUCH` line, then
 //! `PATTERN-DONE` and poweroff. A pattern with two phases (`generation`) makes its
 //! phase-1 touches, hands over again (`READY ... phase=2`, wait for `GO2`), then makes
-//! its phase-2 touches. Patterns that need more than plain accesses have a module each.
+//! its phase-2 touches. `bench` repeats its plan (one round) without `TOUCH` lines and
+//! prints one `BENCH` line instead. Patterns that need more than plain accesses have a
+//! module each.
 
 use core::sync::atomic::{compiler_fence, Ordering};
 
@@ -17,6 +19,7 @@ use test_guest::text::Sink;
 use super::{buffer_byte, fail, l1_slot, line, p2m, shutdown, BssPage, SHARED_INFO};
 
 mod balloon;
+mod bench;
 mod multi_vcpu;
 mod pt_write;
 
@@ -26,7 +29,8 @@ static GO_PAGE: BssPage = BssPage::new();
 
 /// Runs the pattern called `name` and powers off; a name that is no pattern, or a
 /// domain with too few vCPUs for it, is a FAIL (before `READY`), as is a `pt-write`
-/// alias that cannot be chosen (its `PT-SLOT` line comes before `READY`).
+/// alias that cannot be chosen (its `PT-SLOT` line comes before `READY`), or a `bench`
+/// with a bad `rounds=`.
 pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -> ! {
     let Some(pattern) = Pattern::from_name(name) else {
         line(|out| {
@@ -41,8 +45,10 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         fail("pattern needs more vcpus", XenError::ENOENT);
     }
     let plan = plan::plan(pattern);
-    // `pt-write` chooses its alias (and prints `PT-SLOT`) before the handshake.
+    // `pt-write` chooses its alias (and prints `PT-SLOT`) before the handshake;
+    // `bench` reads its rounds (a bad `rounds=` is a FAIL before `READY`).
     let pt_write = (pattern == Pattern::PtWrite).then(|| pt_write::choose(si, &plan));
+    let bench_rounds = (pattern == Pattern::Bench).then(|| bench::rounds(si, &plan));
     wait_for_go(hv, 1);
     let touches = match pattern {
         Pattern::ReadSweep
@@ -66,6 +72,10 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         Pattern::XenCopy => xen_copy(hv, &plan),
         Pattern::MultiVcpu => multi_vcpu::run(hv, si, &plan),
         Pattern::Balloon => balloon::run(hv, si, &plan),
+        Pattern::Bench => match bench_rounds {
+            Some(rounds) => bench::run(&plan, rounds),
+            None => fail("bench: no rounds", XenError::EINVAL),
+        },
     };
     line(|out| plan::write_pattern_done(out, pattern, touches));
     shutdown(ShutdownReason::Poweroff)

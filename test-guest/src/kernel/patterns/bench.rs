@@ -1,0 +1,101 @@
+//! The `bench` pattern (`test_guest::bench`): after `GO`, `rounds` rounds of one-byte
+//! writes to the 16 buffer pages (the plan, one round, in order), timed with Xen's
+//! system time interpolated with the TSC, no `TOUCH` lines; then the `BENCH` line. The
+//! dispatcher prints `PATTERN-DONE bench touches=<rounds * 16>`.
+
+use core::sync::atomic::{compiler_fence, Ordering};
+
+use test_guest::bench;
+use test_guest::handshake::{self, VcpuTimeInfo};
+use test_guest::hypercall::XenError;
+use test_guest::pattern::BUFFER_PAGES;
+use test_guest::patterns::{Access, Plan, Via};
+use test_guest::start_info::StartInfo;
+
+use super::super::{buffer_byte, fail, line, SHARED_INFO};
+
+/// The rounds asked for by the command line (`rounds=<decimal>`, default 256); a bad
+/// value is a FAIL. Also checks that `plan` (one round) is what the timed loop can do:
+/// 16 one-byte writes through the buffer's own address. Called before `READY`.
+pub(super) fn rounds(si: &StartInfo, plan: &Plan) -> u32 {
+    let writes_only = plan
+        .touches()
+        .iter()
+        .all(|t| t.access == Access::Write && t.size == 1 && t.via == Via::Buffer);
+    if !writes_only || plan.touches().len() != BUFFER_PAGES {
+        fail("bench: plan", XenError::EINVAL);
+    }
+    match bench::rounds(si.cmdline()) {
+        Ok(rounds) => rounds,
+        Err(bench::BadRounds) => fail("bench needs rounds=<1..65536>", XenError::EINVAL),
+    }
+}
+
+/// Makes the `rounds` rounds of writes of `plan`, timed, and prints the `BENCH` line;
+/// returns the writes made (for `PATTERN-DONE`).
+pub(super) fn run(plan: &Plan, rounds: u32) -> usize {
+    // The 16 (address, byte) pairs, worked out before the clock starts.
+    let mut writes = [(core::ptr::null_mut::<u8>(), 0u8); BUFFER_PAGES];
+    for (slot, touch) in writes.iter_mut().zip(plan.touches()) {
+        *slot = (buffer_byte(touch.page, touch.offset), touch.value());
+    }
+    let start = now_ns();
+    compiler_fence(Ordering::SeqCst);
+    for _ in 0..rounds {
+        for &(ptr, value) in &writes {
+            // SAFETY: `ptr` is a touch of the plan, checked by `rounds` to be a
+            // one-byte buffer write, inside one buffer page (a host test checks); the
+            // buffer is only touched through raw pointers. Volatile: every write must
+            // reach memory, each round (it is what mem_access watches and what is
+            // timed).
+            unsafe { ptr.write_volatile(value) };
+        }
+    }
+    compiler_fence(Ordering::SeqCst);
+    let ns = now_ns().saturating_sub(start);
+    line(|out| bench::write_bench(out, rounds, ns));
+    // At most 65536 * 16 writes: fits any usize this kernel runs with.
+    usize::try_from(bench::writes(rounds)).unwrap_or(usize::MAX)
+}
+
+/// Xen's system time (nanoseconds since boot) now, finer than the handshake's
+/// `now_ns`: vCPU 0's `vcpu_time_info` (in `shared_info`, mapped at SHARED_INFO by
+/// `publish_p2m`) interpolated with a TSC reading taken inside the same seqlock read
+/// ([`VcpuTimeInfo::system_time_at`]). Only vCPU 0 runs this pattern.
+fn now_ns() -> u64 {
+    let time = SHARED_INFO.virt() + handshake::vcpu_time_offset(0) as u64;
+    handshake::stable_read(
+        // SAFETY: `time` is vcpu_info[0].time inside the mapped 4 KiB shared_info
+        // page; `version` (offset 0) is an aligned u32 that Xen updates: volatile.
+        || unsafe { ((time + handshake::TIME_VERSION as u64) as *const u32).read_volatile() },
+        || {
+            // SAFETY: as above; the whole 32-byte record is inside the page and 8-byte
+            // aligned (offset 32 of a page), plain integers whatever Xen wrote; the
+            // seqlock retries a torn read.
+            let info = unsafe { (time as *const VcpuTimeInfo).read_volatile() };
+            info.system_time_at(rdtsc())
+        },
+    )
+}
+
+/// The TSC, read once every earlier instruction completed (`lfence; rdtsc`, as
+/// Linux's `rdtsc_ordered`), so the reading does not float into the timed writes.
+/// Inline asm rather than `core::arch`'s `_mm_lfence`: this target has SSE disabled,
+/// so that intrinsic would not inline; without `nomem` the asm is also a compiler
+/// barrier for memory accesses.
+fn rdtsc() -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: `lfence` and `rdtsc` exist on every x86_64 CPU; they only order
+    // instructions and read the time-stamp counter into edx:eax (a PV guest's rdtsc
+    // may be emulated by Xen, which is also fine). No stack, flags untouched.
+    unsafe {
+        core::arch::asm!(
+            "lfence",
+            "rdtsc",
+            out("eax") low,
+            out("edx") high,
+            options(nostack, preserves_flags),
+        );
+    }
+    (u64::from(high) << 32) | u64::from(low)
+}
