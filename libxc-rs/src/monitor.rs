@@ -174,6 +174,41 @@ pub fn set_access_required(privcmd: &Privcmd, domain: DomId, required: bool) -> 
     domctl::call(privcmd, "XEN_DOMCTL_set_access_required", domctl).map(drop)
 }
 
+/// `#define XEN_DOMCTL_monitor_op 77`
+const DOMCTL_MONITOR_OP: u32 = 77;
+/// `#define XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES 2`
+const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
+/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0015): the domain raises
+/// mem_access events for the rights set with `XENMEM_access_op`. A capability only.
+pub const MONITOR_EVENT_MEM_ACCESS: u32 = 13;
+
+/// `struct xen_domctl_monitor_op` (public/domctl.h): op, event, then a 16-byte union.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct MonitorOp {
+    op: u32,
+    event: u32,
+    union: [u64; 2],
+}
+// SAFETY: integers only, no padding (4 + 4 + 16 bytes).
+unsafe impl Plain for MonitorOp {}
+
+/// `xc_monitor_get_capabilities`: the `XEN_DOMCTL_MONITOR_EVENT_*` bits the domain supports
+/// (1 << event each). For a PV domain on our Xen: [`MONITOR_EVENT_MEM_ACCESS`].
+pub fn monitor_get_capabilities(privcmd: &Privcmd, domain: DomId) -> Result<u32> {
+    let request = MonitorOp {
+        op: MONITOR_OP_GET_CAPABILITIES,
+        ..MonitorOp::default()
+    };
+    let domctl = Domctl::new(DOMCTL_MONITOR_OP, domain, &request);
+    let done = domctl::call(
+        privcmd,
+        "XEN_DOMCTL_monitor_op(GET_CAPABILITIES)",
+        domctl,
+    )?;
+    Ok(done.payload::<MonitorOp>().event)
+}
+
 /// `xc_domain_pause`.
 pub fn domain_pause(privcmd: &Privcmd, domain: DomId) -> Result<()> {
     let domctl = Domctl::new(DOMCTL_PAUSEDOMAIN, domain, &[0u64; 0]);
@@ -346,5 +381,9 @@ mod tests {
         assert_eq!(size_of::<ShadowOp>(), 40);
         assert_eq!(offset_of!(ShadowOp, mb), 8);
         assert_eq!(offset_of!(ShadowOp, dirty_bitmap), 16);
+        // struct xen_domctl_monitor_op: op, event, then a union of at most 16 bytes (the
+        // mov_to_msr and mov_to_cr members: u32 + u8 + pad, u8 x3 + pad + u64).
+        assert_eq!(size_of::<MonitorOp>(), 24);
+        assert_eq!(offset_of!(MonitorOp, event), 4);
     }
 }

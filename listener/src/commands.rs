@@ -3,8 +3,8 @@
 use libxc::evtchn::Evtchn;
 use libxc::memory::{get_mem_access, set_mem_access, AccessTarget};
 use libxc::monitor::{
-    domain_is_hvm, monitor_disable, monitor_enable, set_access_required, shadow_allocation_mib,
-    RingMapping,
+    domain_is_hvm, monitor_disable, monitor_enable, monitor_get_capabilities, set_access_required,
+    shadow_allocation_mib, RingMapping,
 };
 use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
@@ -77,7 +77,42 @@ pub fn status(domain: &str) -> Result<()> {
             domid.0
         ),
     }
+    let capabilities = monitor_get_capabilities(&privcmd, domid)?;
+    println!("monitor events: {}", capability_names(capabilities));
     Ok(())
+}
+
+/// `XEN_DOMCTL_MONITOR_EVENT_*` bits by name (public/domctl.h), `none` for none.
+fn capability_names(capabilities: u32) -> String {
+    const NAMES: [&str; 14] = [
+        "write_ctrlreg",
+        "mov_to_msr",
+        "singlestep",
+        "software_breakpoint",
+        "guest_request",
+        "debug_exception",
+        "cpuid",
+        "privileged_call",
+        "interrupt",
+        "desc_access",
+        "emul_unimplemented",
+        "inguest_pagefault",
+        "vmexit",
+        "mem_access",
+    ];
+    let names: Vec<String> = (0..32)
+        .filter(|bit| capabilities & (1 << bit) != 0)
+        .map(|bit| {
+            NAMES
+                .get(bit as usize)
+                .map_or_else(|| format!("event{bit}"), |name| name.to_string())
+        })
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(" ")
+    }
 }
 
 /// The frames a command names.
@@ -171,4 +206,19 @@ pub fn access_required(domain: &str, required: bool) -> Result<()> {
     let state = if required { "on" } else { "off" };
     println!("domain {}: access_required {state}", domid.0);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capability_names;
+
+    #[test]
+    fn capabilities_are_named_by_bit() {
+        assert_eq!(capability_names(0), "none");
+        assert_eq!(capability_names(1 << 13), "mem_access");
+        assert_eq!(
+            capability_names(1 | 1 << 4 | 1 << 20),
+            "write_ctrlreg guest_request event20"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! line in the list below.
 
 mod abi;
+mod bench;
 mod boot;
 mod dom0;
 mod events;
@@ -41,6 +42,7 @@ pub const ALL: &[&Scenario] = &[
     &events::DEFAULT_GENERATION,
     &events::BALLOON,
     &events::access_required::SCENARIO,
+    &bench::SCENARIO,
 ];
 
 /// The dom0 half's verdict, in `<scenario>/result.json`.

@@ -281,7 +281,21 @@ fn unmonitored(privcmd: &Privcmd, guest: DomId, table: &mut Table) {
             Err(errno) => Err(*errno),
         }
     });
-    // HVM-only: monitor_domctl, arch_monitor_get_capabilities is 0 for PV.
+    // monitor_domctl GET_CAPABILITIES: a PV domain reports mem_access (patch 0015) and
+    // nothing else.
+    table.row(
+        "monitor_op get_capabilities on PV is mem_access only",
+        0,
+        match libxc::monitor::monitor_get_capabilities(privcmd, guest) {
+            Ok(capabilities) if capabilities == 1 << libxc::monitor::MONITOR_EVENT_MEM_ACCESS => {
+                Ok(())
+            }
+            // A wrong mask cannot pass as 0: report it as -1.
+            Ok(_) => Err(-1),
+            Err(error) => Err(error.errno.unwrap_or(-1)),
+        },
+    );
+    // HVM-only: monitor_domctl refuses events outside arch_monitor_get_capabilities.
     table.row(
         "monitor_op enable write_ctrlreg on PV",
         EOPNOTSUPP,

@@ -55,7 +55,12 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
 fn on_host(view: &HostView) -> Result<()> {
     let transcript = view.read("transcript.txt")?;
     let mut lines = Lines::new(&transcript);
-    lines.expect(&["$ listener status", "monitoring off", "shadow pool: 0 MiB"])?;
+    lines.expect(&[
+        "$ listener status",
+        "monitoring off",
+        "shadow pool: 0 MiB",
+        "monitor events: mem_access",
+    ])?;
     for cycle in 1..=CYCLES {
         let cycle_checks = |lines: &mut Lines| -> Result<()> {
             lines.expect(&["$ listener enable"])?;
@@ -77,6 +82,7 @@ fn on_host(view: &HostView) -> Result<()> {
                 "a monitored PV guest runs on shadows, but `{pool}`"
             );
             lines.expect(&[
+                "monitor events: mem_access",
                 "$ listener disable",
                 "monitoring disabled",
                 "$ listener disable",
@@ -84,6 +90,7 @@ fn on_host(view: &HostView) -> Result<()> {
                 "$ listener status",
                 "monitoring off",
                 "shadow pool: 0 MiB",
+                "monitor events: mem_access",
             ])
         };
         cycle_checks(&mut lines).with_context(|| format!("cycle {cycle}"))?;

@@ -18,6 +18,7 @@ use libxc::xenstore::resolve_domain;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use super::trace::PtSlot;
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::guest::Guest;
 use crate::scenarios::Dom0;
@@ -28,7 +29,7 @@ pub const GO: u64 = 0x4f47;
 const GO2: u64 = 0x324f47;
 
 /// Where the listener writes its trace in dom0.
-const TRACE: &str = "/tmp/trace.jsonl";
+pub const TRACE: &str = "/tmp/trace.jsonl";
 
 /// One run of a pattern under the listener.
 pub struct PatternRun<'a> {
@@ -47,6 +48,8 @@ pub struct PatternRun<'a> {
     /// Stop the listener (SIGSTOP) for this long once the guest is let go, so its requests
     /// fill the ring and its vCPUs must wait for room.
     pub stall_listener: Option<Duration>,
+    /// Make the L1 page table named by the guest's `PT-SLOT` line read-only too.
+    pub restrict_page_table: bool,
 }
 
 /// Runs the pattern; leaves `trace.jsonl`, `guest-console.log`, `listener.txt` (the exit
@@ -74,10 +77,16 @@ fn run_with(
     let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
     let go_pfn = parse_go_pfn(&ready)?;
     dom0.save("domid.txt", resolve_domain(run.guest)?.0.to_string())?;
+    let mut options: Vec<String> = run.listener.iter().map(|s| s.to_string()).collect();
+    if run.restrict_page_table {
+        let console = guest.console();
+        let slot = PtSlot::parse(&console).context("no PT-SLOT line before READY")?;
+        options.extend(["--access".to_string(), format!("{:#x}=r", slot.l1_pfn)]);
+    }
     let _ = std::fs::remove_file(TRACE);
     let mut listener = Command::new("listener")
         .args(["monitor", "--domain", run.guest, "--output", TRACE])
-        .args(run.listener)
+        .args(&options)
         .stdout(Stdio::null())
         .spawn()
         .context("starting listener monitor")?;
@@ -136,7 +145,7 @@ pub fn parse_go_pfn(line: &str) -> Result<u64> {
 }
 
 /// Waits for the trace's header line: the listener has applied every access.
-fn wait_for_header(listener: &mut Child) -> Result<()> {
+pub fn wait_for_header(listener: &mut Child) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if std::fs::read_to_string(TRACE).is_ok_and(|text| text.contains("\"type\":\"header\"")) {
@@ -167,7 +176,7 @@ pub fn release(guest: &str, go_pfn: u64, value: u64) -> Result<()> {
 }
 
 /// Waits for the listener to exit; its status.
-fn wait(child: &mut Child, limit: Duration) -> Result<i32> {
+pub fn wait(child: &mut Child, limit: Duration) -> Result<i32> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait()? {

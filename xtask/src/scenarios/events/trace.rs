@@ -95,6 +95,30 @@ pub struct Account {
     pub phase2_at: Option<usize>,
 }
 
+/// The page-table slot of the pt-write pattern (`TEST-GUEST PT-SLOT`): the guest frame of the
+/// L1 page table and the address through which the guest writes the entry.
+pub struct PtSlot {
+    pub l1_pfn: u64,
+    pub pte_va: u64,
+}
+
+impl PtSlot {
+    pub fn parse(console: &str) -> Option<PtSlot> {
+        let line = console
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("TEST-GUEST PT-SLOT "))?;
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|value| hex(value).ok())
+        };
+        Some(PtSlot {
+            l1_pfn: field("l1-pfn")?,
+            pte_va: field("pte-va")?,
+        })
+    }
+}
+
 impl Account {
     pub fn parse(console: &str) -> Result<Account> {
         let mut touches = Vec::new();
@@ -167,12 +191,12 @@ pub fn hex(text: &str) -> Result<u64> {
         .with_context(|| format!("{text:?} is not a hexadecimal number"))
 }
 
-/// An event the guest's account predicts: who, what, where.
+/// An event the guest's account predicts: who, what, where (the guest frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
     pub vcpu: u32,
     pub access: char,
-    pub page: u64,
+    pub pfn: u64,
     pub offset: u64,
     pub va: u64,
 }
@@ -182,33 +206,28 @@ impl From<&Touch> for Expected {
         Expected {
             vcpu: touch.vcpu,
             access: touch.access,
-            page: touch.page,
+            pfn: BUFFER_PFN + touch.page,
             offset: touch.offset,
             va: touch.va,
         }
     }
 }
 
-/// The events of `trace` that are about the buffer, as the guest would describe them. Events
-/// on other pages are an error unless `others_allowed`.
-pub fn observed(trace: &Trace, others_allowed: bool) -> Result<Vec<Expected>> {
+/// The events of `trace` as the guest would describe them; with `buffer_only`, only those
+/// about the buffer.
+pub fn observed(trace: &Trace, buffer_only: bool) -> Result<Vec<Expected>> {
     let mut seen = Vec::new();
     for event in &trace.events {
-        let page = event
-            .pfn
-            .filter(|pfn| (BUFFER_PFN..BUFFER_PFN + BUFFER_PAGES).contains(pfn))
-            .map(|pfn| pfn - BUFFER_PFN);
-        let Some(page) = page else {
-            ensure!(others_allowed, "event outside the buffer: {event:?}");
+        let pfn = event.pfn.context("an event without a pfn")?;
+        if buffer_only && !(BUFFER_PFN..BUFFER_PFN + BUFFER_PAGES).contains(&pfn) {
             continue;
-        };
-        let va = hex(event.gla.as_deref().unwrap_or("0"))?;
+        }
         seen.push(Expected {
             vcpu: event.vcpu,
             access: event.access.chars().next().unwrap_or('?'),
-            page,
+            pfn,
             offset: event.offset.unwrap_or(u64::MAX),
-            va,
+            va: hex(event.gla.as_deref().unwrap_or("0"))?,
         });
     }
     Ok(seen)
@@ -231,8 +250,12 @@ pub fn compare(expected: &[Expected], seen: &[Expected], per_vcpu_order: bool) -
             list.iter()
                 .map(|e| {
                     format!(
-                        "  vcpu{} {} page {} +{:#x} va {:#x}",
-                        e.vcpu, e.access, e.page, e.offset, e.va
+                        "  vcpu{} {} {} +{:#x} va {:#x}",
+                        e.vcpu,
+                        e.access,
+                        page_name(Some(e.pfn)),
+                        e.offset,
+                        e.va
                     )
                 })
                 .collect::<Vec<_>>()

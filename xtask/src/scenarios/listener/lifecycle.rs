@@ -113,10 +113,12 @@ fn on_host(view: &HostView) -> Result<()> {
         "timeout exit=0",
         "monitoring off",
         "shadow pool: 0 MiB",
+        "monitor events: mem_access",
         "heartbeat goes on",
         "signal exit=3",
         "monitoring off",
         "shadow pool: 0 MiB",
+        "monitor events: mem_access",
         "heartbeat goes on",
         "domain-gone exit=4",
     ];

@@ -1,0 +1,184 @@
+//! `bench/costs`: what monitoring costs, as figures printed in one run (ratios, never timed
+//! assertions). Nested under QEMU's TCG the absolute times mean little; the ratios between
+//! runs on the same machine in the same boot are the point.
+//!
+//! 1. The guest's write loop (`pattern=bench`: 16 pages, ROUNDS rounds, timed by the guest
+//!    with Xen's system time) three times: unmonitored; monitored with every page rwx (the
+//!    cost of running on shadow page tables); monitored with the 16 pages read-only and the
+//!    listener relaxing each after its event (16 events in the first round).
+//! 2. `XENMEM_access_op` from dom0, timed there, REPEAT times each: a new default (which
+//!    rebuilds the guest's shadows), a frame relaxed (which does not), a frame restricted
+//!    (which does) — the choice patch 0014 made, measured.
+//!
+//! Host checks: only that every figure was measured; the figures go to `bench.txt` and the
+//! run's output.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use libxc::memory::{set_mem_access, AccessTarget};
+use libxc::monitor::{monitor_disable, monitor_enable};
+use libxc::privcmd::Privcmd;
+use libxc::xenstore::resolve_domain;
+use libxc::Access;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::events::run::{parse_go_pfn, release, wait, wait_for_header, GO, TRACE};
+use crate::scenarios::dom0::GuestConfig;
+use crate::scenarios::{Dom0, HostView, Scenario};
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "bench/costs",
+    in_dom0,
+    on_host,
+};
+
+const ROUNDS: u32 = 256;
+const REPEAT: u32 = 50;
+
+/// One run of the guest's write loop; the nanoseconds it reports.
+fn write_loop(dom0: &Dom0, name: &str, listener: Option<&[&str]>) -> Result<u64> {
+    let cmdline = format!("pattern=bench rounds={ROUNDS}");
+    let guest = dom0.create_guest(&GuestConfig {
+        name,
+        memory_mib: 64,
+        vcpus: 1,
+        cmdline: &cmdline,
+    })?;
+    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
+    let go_pfn = parse_go_pfn(&ready)?;
+    let mut child = match listener {
+        Some(options) => {
+            let _ = std::fs::remove_file(TRACE);
+            let mut child = Command::new("listener")
+                .args(["monitor", "--domain", name, "--output", TRACE])
+                .args(options)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting listener monitor")?;
+            wait_for_header(&mut child)?;
+            Some(child)
+        }
+        None => None,
+    };
+    release(name, go_pfn, GO)?;
+    let line = guest.wait_for_line("TEST-GUEST BENCH ", Duration::from_secs(300));
+    if let Some(child) = child.as_mut() {
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        wait(child, Duration::from_secs(60))?;
+    }
+    dom0.save(&format!("{name}-console.log"), guest.console())?;
+    guest.destroy(Duration::from_secs(30))?;
+    let line = line?;
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("ns="))
+        .and_then(|ns| ns.parse().ok())
+        .with_context(|| format!("no ns= in {line:?}"))
+}
+
+/// Mean microseconds of `REPEAT` calls of `call`, each after an untimed `prepare`.
+fn mean_us(
+    mut prepare: impl FnMut() -> Result<()>,
+    mut call: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    let mut total = Duration::ZERO;
+    for _ in 0..REPEAT {
+        prepare()?;
+        let start = Instant::now();
+        call()?;
+        total += start.elapsed();
+    }
+    Ok(total.as_secs_f64() * 1e6 / f64::from(REPEAT))
+}
+
+/// The cost of `XENMEM_access_op` calls, on a guest that runs (so shadows exist).
+fn access_op_costs(dom0: &Dom0) -> Result<String> {
+    const NAME: &str = "bench-access-op";
+    let guest = dom0.create_guest(&GuestConfig::heartbeat(NAME))?;
+    let frames = guest.frames()?;
+    guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
+    let privcmd = Privcmd::open()?;
+    let domain = resolve_domain(NAME)?;
+    monitor_enable(&privcmd, domain)?;
+    let frame = AccessTarget::Frames {
+        first: frames[0],
+        count: 1,
+    };
+    let set =
+        |target, access| -> Result<()> { Ok(set_mem_access(&privcmd, domain, target, access)?) };
+    let nothing = || Ok(());
+    // A new default always rebuilds the shadows (it supersedes every frame's access).
+    let default = mean_us(nothing, || set(AccessTarget::Default, Access::Rwx));
+    // r -> rwx only adds rights: no rebuild. rwx -> r takes write away: rebuild.
+    let relax = mean_us(|| set(frame, Access::R), || set(frame, Access::Rwx));
+    let restrict = mean_us(|| set(frame, Access::Rwx), || set(frame, Access::R));
+    let _ = set(AccessTarget::Default, Access::Rwx);
+    let _ = monitor_disable(&privcmd, domain);
+    guest.destroy(Duration::from_secs(30))?;
+    Ok(format!(
+        "access_op_default_us={:.1}\naccess_op_relax_us={:.1}\naccess_op_restrict_us={:.1}\n",
+        default?, relax?, restrict?
+    ))
+}
+
+fn in_dom0(dom0: &Dom0) -> Result<()> {
+    let pages: Vec<String> = (0..16)
+        .flat_map(|page| ["--access".to_string(), format!("{:#x}=r", 0x200 + page)])
+        .collect();
+    let mut restricted = vec!["--default-access", "rwx"];
+    restricted.extend(pages.iter().map(String::as_str));
+    let plain = write_loop(dom0, "bench-plain", None)?;
+    let shadowed = write_loop(dom0, "bench-rwx", Some(&["--default-access", "rwx"]))?;
+    let events = write_loop(dom0, "bench-events", Some(&restricted))?;
+    let costs = access_op_costs(dom0)?;
+    dom0.save(
+        "bench.txt",
+        format!(
+            "rounds={ROUNDS}\nwrites={}\nplain_ns={plain}\nmonitored_rwx_ns={shadowed}\n\
+             monitored_16_events_ns={events}\n{costs}",
+            ROUNDS * 16
+        ),
+    )
+}
+
+fn on_host(view: &HostView) -> Result<()> {
+    let text = view.read("bench.txt")?;
+    let value = |key: &str| -> Result<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
+            .with_context(|| format!("no {key} in bench.txt:\n{text}"))
+    };
+    let (plain, rwx, events) = (
+        value("plain_ns")?,
+        value("monitored_rwx_ns")?,
+        value("monitored_16_events_ns")?,
+    );
+    let writes = value("writes")?;
+    ensure!(
+        plain > 0.0 && rwx > 0.0 && events > 0.0,
+        "a run took no time:\n{text}"
+    );
+    let (default, relax, restrict) = (
+        value("access_op_default_us")?,
+        value("access_op_relax_us")?,
+        value("access_op_restrict_us")?,
+    );
+    let report = format!(
+        "guest write loop, {writes} writes: unmonitored {:.1} ns/write; monitored, all rwx {:.1} \
+         ns/write ({:.2}x); monitored, 16 pages read-only, relaxed after their event: \
+         {:.0} us more in all, {:.0} us per event\n\
+         XENMEM_access_op from dom0: new default {default:.1} us, frame relaxed {relax:.1} us, \
+         frame restricted {restrict:.1} us (restricting / relaxing {:.2}x)\n",
+        plain / writes,
+        rwx / writes,
+        rwx / plain,
+        (events - rwx) / 1e3,
+        (events - rwx) / 1e3 / 16.0,
+        restrict / relax,
+    );
+    print!("{report}");
+    view.save_note("figures.txt", &report)
+}
