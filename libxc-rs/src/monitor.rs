@@ -201,11 +201,7 @@ pub fn monitor_get_capabilities(privcmd: &Privcmd, domain: DomId) -> Result<u32>
         ..MonitorOp::default()
     };
     let domctl = Domctl::new(DOMCTL_MONITOR_OP, domain, &request);
-    let done = domctl::call(
-        privcmd,
-        "XEN_DOMCTL_monitor_op(GET_CAPABILITIES)",
-        domctl,
-    )?;
+    let done = domctl::call(privcmd, "XEN_DOMCTL_monitor_op(GET_CAPABILITIES)", domctl)?;
     Ok(done.payload::<MonitorOp>().event)
 }
 
