@@ -98,7 +98,7 @@ pub fn build_system(sh: &Shell, layout: &Layout, phases: &mut Phases) -> Result<
             problems.join("\n  ")
         );
     }
-    let xen = xen_build::build(sh, layout, &rust_object)?;
+    let xen = xen_build::build(sh, layout, &rust_object, &xen_build::BOOTED)?;
     phases.build_xen = phase.finish();
 
     let phase = Phase::start("build_dom0", "test guest, listener, dom0 initramfs");

@@ -50,6 +50,8 @@ enum Command {
         /// An object to check instead of building the module.
         object: Option<PathBuf>,
     },
+    /// Build the hypervisor without HVM (PV mem_access needs none of it); `ci` runs it too.
+    BuildXenWithoutHvm,
     /// Internal: the init process of the nested dom0 (never run this on the host).
     #[command(hide = true)]
     Dom0Agent,
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Vm(args) => vm::run(args.script, &args.add, args.timeout),
         Command::Ci => ci::run(),
         Command::CheckHvObject { object } => hv_module::check_command(object.as_deref()),
+        Command::BuildXenWithoutHvm => ci::build_xen_without_hvm().map(|()| ExitCode::SUCCESS),
         Command::Dom0Agent => agent::run(),
     };
     match result {

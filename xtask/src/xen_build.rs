@@ -18,8 +18,19 @@ use crate::debian::refresh_package_lists;
 use crate::layout::{Layout, XEN_DEB_VERSION, XEN_VENDOR_VERSION};
 use crate::progress::{quietly, step};
 
-/// Our configuration on top of Debian's `debian/xen-kconfig`.
-const CONFIG_FRAGMENT: &str = "\
+/// A hypervisor configuration we build: our options on top of Debian's
+/// `debian/xen-kconfig`, in a build tree of its own under `target/xtask/<dir>/`.
+pub struct Variant {
+    /// The directory under `target/xtask/`.
+    pub dir: &'static str,
+    /// Our options; `=n` lines must come out as `# CONFIG_... is not set`.
+    pub fragment: &'static str,
+}
+
+/// The hypervisor the scenarios boot: Debian's, with HVM, PV and PV mem_access.
+pub const BOOTED: Variant = Variant {
+    dir: "xen",
+    fragment: "\
 CONFIG_DEBUG=y
 CONFIG_DEBUG_INFO=y
 CONFIG_SHADOW_PAGING=y
@@ -27,7 +38,22 @@ CONFIG_PV=y
 CONFIG_HVM=y
 CONFIG_MEM_ACCESS=y
 CONFIG_PV_MEM_ACCESS=y
-";
+",
+};
+
+/// PV mem_access needs nothing of HVM (patch 0016): the same hypervisor without HVM must
+/// build. Built by `cargo xtask ci`, never booted.
+pub const WITHOUT_HVM: Variant = Variant {
+    dir: "xen-without-hvm",
+    fragment: "\
+CONFIG_DEBUG=y
+CONFIG_SHADOW_PAGING=y
+CONFIG_PV=y
+CONFIG_HVM=n
+CONFIG_MEM_ACCESS=y
+CONFIG_PV_MEM_ACCESS=y
+",
+};
 
 /// Where the first patch of our series links the Rust module's object from.
 const RUST_OBJECT_IN_TREE: &str = "xen/arch/x86/mm/pv-mem-access/rust.o";
@@ -38,9 +64,16 @@ pub struct XenImage {
     pub multiboot_elf: PathBuf,
 }
 
-/// Builds Xen with our series and the Rust module's object `rust_object`.
-pub fn build(sh: &Shell, layout: &Layout, rust_object: &Path) -> Result<XenImage> {
-    let dir = layout.xen();
+/// Builds Xen with our series and the Rust module's object `rust_object`, configured as
+/// `variant` says.
+pub fn build(
+    sh: &Shell,
+    layout: &Layout,
+    rust_object: &Path,
+    variant: &Variant,
+) -> Result<XenImage> {
+    let dir = layout.cache().join(variant.dir);
+    let fragment = variant.fragment;
     let tree = dir.join("tree");
     let image = XenImage {
         multiboot_elf: dir.join("xen.elf"),
@@ -51,9 +84,7 @@ pub fn build(sh: &Shell, layout: &Layout, rust_object: &Path) -> Result<XenImage
     let object =
         std::fs::read(rust_object).with_context(|| format!("reading {}", rust_object.display()))?;
     let mut build_key = Sha256::new();
-    build_key.update(format!(
-        "{source_key}\n{CONFIG_FRAGMENT}\n{XEN_VENDOR_VERSION}\n"
-    ));
+    build_key.update(format!("{source_key}\n{fragment}\n{XEN_VENDOR_VERSION}\n"));
     build_key.update(&object);
     let build_key = hex(&build_key.finalize());
     let built_stamp = dir.join("built.key");
@@ -68,8 +99,11 @@ pub fn build(sh: &Shell, layout: &Layout, rust_object: &Path) -> Result<XenImage
     if std::fs::read_to_string(&source_stamp).ok().as_deref() != Some(source_key.as_str())
         || !tree.exists()
     {
-        let dsc = download_source(sh, &dir.join("download"))?;
+        // One download for every variant.
+        let dsc = download_source(sh, &layout.xen().join("download"))?;
         let staging = dir.join("staging");
+        // dpkg-source puts the upstream tarballs next to the tree it unpacks.
+        std::fs::create_dir_all(&dir)?;
         if staging.exists() {
             std::fs::remove_dir_all(&staging)?;
         }
@@ -91,7 +125,7 @@ pub fn build(sh: &Shell, layout: &Layout, rust_object: &Path) -> Result<XenImage
         let _ = std::fs::remove_file(dir.join("config.key"));
     }
 
-    configure(sh, &tree, &dir.join("config.key"))?;
+    configure(sh, &tree, &dir.join("config.key"), fragment)?;
     // Only a changed object is copied, so make relinks only when the module changed.
     let in_tree = tree.join(RUST_OBJECT_IN_TREE);
     if std::fs::read(&in_tree).ok().as_deref() != Some(object.as_slice()) {
@@ -291,19 +325,19 @@ fn sync_tree(staging: &Path, tree: &Path) -> Result<usize> {
 
 /// Debian's hypervisor configuration with our options, resolved by Kconfig; fails when
 /// Kconfig refuses one of our options (a dependency we did not satisfy).
-fn configure(sh: &Shell, tree: &Path, stamp: &Path) -> Result<()> {
-    let key = hex(&Sha256::digest(CONFIG_FRAGMENT.as_bytes()));
+fn configure(sh: &Shell, tree: &Path, stamp: &Path, fragment: &str) -> Result<()> {
+    let key = hex(&Sha256::digest(fragment.as_bytes()));
     let config = tree.join("xen/.config");
     if config.exists() && std::fs::read_to_string(stamp).ok().as_deref() == Some(key.as_str()) {
         return Ok(());
     }
     let debian = std::fs::read_to_string(tree.join("debian/xen-kconfig"))?;
-    std::fs::write(&config, format!("{debian}\n{CONFIG_FRAGMENT}"))?;
+    std::fs::write(&config, format!("{debian}\n{fragment}"))?;
     let _tree = sh.push_dir(tree);
     quietly(cmd!(sh, "make -C xen olddefconfig")).context("configuring Xen")?;
     let resolved = std::fs::read_to_string(&config)?;
-    for wanted in CONFIG_FRAGMENT.lines() {
-        if !resolved.lines().any(|line| line == wanted) {
+    for wanted in fragment.lines() {
+        if !resolved.lines().any(|line| line == kconfig_line(wanted)) {
             bail!(
                 "Xen's Kconfig did not keep {wanted} (see {})",
                 config.display()
@@ -312,4 +346,33 @@ fn configure(sh: &Shell, tree: &Path, stamp: &Path) -> Result<()> {
     }
     std::fs::write(stamp, key)?;
     Ok(())
+}
+
+/// How Kconfig writes an option into `.config`: `CONFIG_X=n` as `# CONFIG_X is not set`.
+fn kconfig_line(option: &str) -> String {
+    match option.strip_suffix("=n") {
+        Some(name) => format!("# {name} is not set"),
+        None => option.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_options_are_checked_as_kconfig_writes_them() {
+        assert_eq!(kconfig_line("CONFIG_HVM=n"), "# CONFIG_HVM is not set");
+        assert_eq!(kconfig_line("CONFIG_PV=y"), "CONFIG_PV=y");
+    }
+
+    #[test]
+    fn both_variants_build_pv_mem_access_and_differ_only_in_hvm() {
+        for variant in [&BOOTED, &WITHOUT_HVM] {
+            assert!(variant.fragment.contains("CONFIG_PV_MEM_ACCESS=y\n"));
+        }
+        assert!(BOOTED.fragment.contains("CONFIG_HVM=y\n"));
+        assert!(WITHOUT_HVM.fragment.contains("CONFIG_HVM=n\n"));
+        assert_ne!(BOOTED.dir, WITHOUT_HVM.dir);
+    }
 }
