@@ -12,7 +12,7 @@
 //! and the statuses.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::{kill, Signal};
@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 
 use crate::layout::XEN_EXTRA_VERSION;
 use crate::scenarios::dom0::GuestConfig;
+use crate::scenarios::events::run::wait;
 use crate::scenarios::{Dom0, HostView, Scenario};
 
 pub const SCENARIO: Scenario = Scenario {
@@ -40,21 +41,6 @@ fn start(trace: &str, extra: &[&str]) -> Result<std::process::Child> {
         .stdout(Stdio::null())
         .spawn()
         .context("starting listener monitor")
-}
-
-/// Waits for the listener to exit; its status.
-fn wait(child: &mut std::process::Child, limit: Duration) -> Result<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status.code().unwrap_or(-1));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("listener monitor did not stop within {}s", limit.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
