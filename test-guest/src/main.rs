@@ -128,7 +128,7 @@
 //! TEST-GUEST XEN-COPY rc=<rc> page=7 offset=0x40 text=<up to 16 characters>
 //! TEST-GUEST VCPU 1 up
 //! TEST-GUEST BALLOON pfn=0x<hex> old-mfn=0x<hex> new-mfn=0x<hex>
-//! TEST-GUEST BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed nanoseconds>   (bench)
+//! TEST-GUEST BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed nanoseconds> tsc=<TSC ticks>   (bench)
 //! TEST-GUEST PATTERN-DONE <name> touches=<n>
 //! ```
 //!
@@ -167,7 +167,7 @@
 //!   `vcpu_time_info` in `shared_info` (the handshake's clock), interpolated with the
 //!   TSC (`lfence; rdtsc`, read inside the record's seqlock) to the nanosecond, read
 //!   just before the first write and just after the last. Then
-//!   `BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed>` and `PATTERN-DONE bench
+//!   `BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed> tsc=<ticks>` and `PATTERN-DONE bench
 //!   touches=<R*16>`.
 //!
 //! Pattern FAILs: `FAIL unknown pattern <name> error=22`, `FAIL pattern needs more

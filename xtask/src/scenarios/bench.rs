@@ -3,9 +3,10 @@
 //! runs on the same machine in the same boot are the point.
 //!
 //! 1. The guest's write loop (`pattern=bench`: 16 pages, ROUNDS rounds, timed by the guest
-//!    with Xen's system time) three times: unmonitored; monitored with every page rwx (the
-//!    cost of running on shadow page tables); monitored with the 16 pages read-only and the
-//!    listener relaxing each after its event (16 events in the first round).
+//!    in TSC ticks; the fastest of RUNS runs, each in a new guest) three ways: unmonitored;
+//!    monitored with every page rwx (the cost of running on shadow page tables); monitored
+//!    with the 16 pages read-only and the listener relaxing each after its event (16 events
+//!    in the first round).
 //! 2. `XENMEM_access_op` from dom0, timed there, REPEAT times each: a new default (which
 //!    rebuilds the guest's shadows), a frame relaxed (which does not), a frame restricted
 //!    (which does) — the choice patch 0014 made, measured.
@@ -35,10 +36,16 @@ pub const SCENARIO: Scenario = Scenario {
     on_host,
 };
 
-const ROUNDS: u32 = 256;
+/// 131072 writes: long enough for the guest's clock, short under TCG.
+const ROUNDS: u32 = 8192;
+/// Each configuration runs this many times (each in a new guest); the fastest counts, the
+/// usual way to keep a benchmark's noise out.
+const RUNS: u32 = 2;
 const REPEAT: u32 = 50;
 
-/// One run of the guest's write loop; the nanoseconds it reports.
+/// One run of the guest's write loop; the TSC ticks it reports (the guest's own clock:
+/// Xen's interpolated system time is not monotonic enough nested under TCG to time a
+/// short loop).
 fn write_loop(dom0: &Dom0, name: &str, listener: Option<&[&str]>) -> Result<u64> {
     let cmdline = format!("pattern=bench rounds={ROUNDS}");
     let guest = dom0.create_guest(&GuestConfig {
@@ -73,9 +80,9 @@ fn write_loop(dom0: &Dom0, name: &str, listener: Option<&[&str]>) -> Result<u64>
     guest.destroy(Duration::from_secs(30))?;
     let line = line?;
     line.split_whitespace()
-        .find_map(|word| word.strip_prefix("ns="))
-        .and_then(|ns| ns.parse().ok())
-        .with_context(|| format!("no ns= in {line:?}"))
+        .find_map(|word| word.strip_prefix("tsc="))
+        .and_then(|tsc| tsc.parse().ok())
+        .with_context(|| format!("no tsc= in {line:?}"))
 }
 
 /// Mean microseconds of `REPEAT` calls of `call`, each after an untimed `prepare`.
@@ -129,15 +136,22 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         .collect();
     let mut restricted = vec!["--default-access", "rwx"];
     restricted.extend(pages.iter().map(String::as_str));
-    let plain = write_loop(dom0, "bench-plain", None)?;
-    let shadowed = write_loop(dom0, "bench-rwx", Some(&["--default-access", "rwx"]))?;
-    let events = write_loop(dom0, "bench-events", Some(&restricted))?;
+    let fastest = |name: &str, listener: Option<&[&str]>| -> Result<u64> {
+        let mut best = u64::MAX;
+        for run in 1..=RUNS {
+            best = best.min(write_loop(dom0, &format!("{name}-{run}"), listener)?);
+        }
+        Ok(best)
+    };
+    let plain = fastest("bench-plain", None)?;
+    let shadowed = fastest("bench-rwx", Some(&["--default-access", "rwx"]))?;
+    let events = fastest("bench-events", Some(&restricted))?;
     let costs = access_op_costs(dom0)?;
     dom0.save(
         "bench.txt",
         format!(
-            "rounds={ROUNDS}\nwrites={}\nplain_ns={plain}\nmonitored_rwx_ns={shadowed}\n\
-             monitored_16_events_ns={events}\n{costs}",
+            "rounds={ROUNDS}\nwrites={}\nplain_tsc={plain}\nmonitored_rwx_tsc={shadowed}\n\
+             monitored_16_events_tsc={events}\n{costs}",
             ROUNDS * 16
         ),
     )
@@ -152,9 +166,9 @@ fn on_host(view: &HostView) -> Result<()> {
             .with_context(|| format!("no {key} in bench.txt:\n{text}"))
     };
     let (plain, rwx, events) = (
-        value("plain_ns")?,
-        value("monitored_rwx_ns")?,
-        value("monitored_16_events_ns")?,
+        value("plain_tsc")?,
+        value("monitored_rwx_tsc")?,
+        value("monitored_16_events_tsc")?,
     );
     let writes = value("writes")?;
     ensure!(
@@ -167,16 +181,17 @@ fn on_host(view: &HostView) -> Result<()> {
         value("access_op_restrict_us")?,
     );
     let report = format!(
-        "guest write loop, {writes} writes: unmonitored {:.1} ns/write; monitored, all rwx {:.1} \
-         ns/write ({:.2}x); monitored, 16 pages read-only, relaxed after their event: \
-         {:.0} us more in all, {:.0} us per event\n\
+        "guest write loop, {writes} writes, in TSC ticks: unmonitored {:.1} per write; \
+         monitored, all rwx {:.1} per write ({:.2}x); monitored, 16 pages read-only, relaxed \
+         after their event: {:.0} ticks more in all, {:.0} per event ({:.0} writes' worth)\n\
          XENMEM_access_op from dom0: new default {default:.1} us, frame relaxed {relax:.1} us, \
          frame restricted {restrict:.1} us (restricting / relaxing {:.2}x)\n",
         plain / writes,
         rwx / writes,
         rwx / plain,
-        (events - rwx) / 1e3,
-        (events - rwx) / 1e3 / 16.0,
+        events - rwx,
+        (events - rwx) / 16.0,
+        (events - rwx) / 16.0 / (rwx / writes),
         restrict / relax,
     );
     print!("{report}");

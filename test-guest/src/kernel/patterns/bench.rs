@@ -40,6 +40,7 @@ pub(super) fn run(plan: &Plan, rounds: u32) -> usize {
         *slot = (buffer_byte(touch.page, touch.offset), touch.value());
     }
     let start = now_ns();
+    let start_tsc = rdtsc();
     compiler_fence(Ordering::SeqCst);
     for _ in 0..rounds {
         for &(ptr, value) in &writes {
@@ -52,8 +53,9 @@ pub(super) fn run(plan: &Plan, rounds: u32) -> usize {
         }
     }
     compiler_fence(Ordering::SeqCst);
+    let tsc = rdtsc().wrapping_sub(start_tsc);
     let ns = now_ns().saturating_sub(start);
-    line(|out| bench::write_bench(out, rounds, ns));
+    line(|out| bench::write_bench(out, rounds, ns, tsc));
     // At most 65536 * 16 writes: fits any usize this kernel runs with.
     usize::try_from(bench::writes(rounds)).unwrap_or(usize::MAX)
 }

@@ -68,6 +68,11 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     guest.wait_for_heartbeat(guest.heartbeat(), Duration::from_secs(60))?;
     report += "heartbeat goes on\n";
 
+    // The same in words: `--format text`.
+    let mut child = start("/tmp/text.txt", &["--timeout", "3", "--format", "text"])?;
+    report += &format!("text exit={}\n", wait(&mut child, Duration::from_secs(30))?);
+    dom0.save("text.txt", std::fs::read("/tmp/text.txt")?)?;
+
     let mut child = start("/tmp/gone.jsonl", &[])?;
     std::thread::sleep(Duration::from_secs(3));
     guest.destroy(Duration::from_secs(30))?;
@@ -86,6 +91,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
 }
 
 fn on_host(view: &HostView) -> Result<()> {
+    check_text_trace(&view.read("text.txt")?)?;
     let report = view.read("report.txt")?;
     let lines: Vec<&str> = report
         .lines()
@@ -106,6 +112,7 @@ fn on_host(view: &HostView) -> Result<()> {
         "shadow pool: 0 MiB",
         "monitor events: mem_access",
         "heartbeat goes on",
+        "text exit=0",
         "domain-gone exit=4",
     ];
     ensure!(lines == expected, "expected {expected:?}, got {lines:?}");
@@ -143,5 +150,37 @@ fn on_host(view: &HostView) -> Result<()> {
             "{file}: no events from a guest writing rx pages"
         );
     }
+    Ok(())
+}
+
+/// `--format text`: a header sentence, one `#N vcpuV ...` line per event, an end sentence.
+fn check_text_trace(text: &str) -> Result<()> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
+        bail!("the text trace is empty");
+    };
+    ensure!(
+        first.starts_with("domain ")
+            && first.contains(&format!(
+                " monitored on Xen 4.17{XEN_EXTRA_VERSION}: mode write"
+            )),
+        "text header: {first}"
+    );
+    let events = &lines[1..lines.len() - 1];
+    ensure!(!events.is_empty(), "no events in the text trace:\n{text}");
+    for (index, line) in events.iter().enumerate() {
+        ensure!(
+            line.starts_with(&format!("#{} vcpu0 w pfn=0x", index + 1))
+                && line.ends_with("-> relax"),
+            "text event: {line}"
+        );
+    }
+    ensure!(
+        last.starts_with(&format!(
+            "stopped by the timeout after {} events",
+            events.len()
+        )),
+        "text end: {last}"
+    );
     Ok(())
 }
