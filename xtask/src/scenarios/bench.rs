@@ -14,7 +14,6 @@
 //! Host checks: only that every figure was measured; the figures go to `bench.txt` and the
 //! run's output.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -26,7 +25,7 @@ use libxc::Access;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::events::run::{parse_go_pfn, release, wait, wait_for_header, GO, TRACE};
+use super::events::run::{parse_go_pfn, release, start_listener, wait, wait_for_header, GO, TRACE};
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::{Dom0, HostView, Scenario};
 
@@ -59,12 +58,7 @@ fn write_loop(dom0: &Dom0, name: &str, listener: Option<&[&str]>) -> Result<u64>
     let mut child = match listener {
         Some(options) => {
             let _ = std::fs::remove_file(TRACE);
-            let mut child = Command::new("listener")
-                .args(["monitor", "--domain", name, "--output", TRACE])
-                .args(options)
-                .stdout(Stdio::null())
-                .spawn()
-                .context("starting listener monitor")?;
+            let mut child = start_listener(name, TRACE, options)?;
             wait_for_header(&mut child)?;
             Some(child)
         }

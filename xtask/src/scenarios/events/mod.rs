@@ -149,18 +149,13 @@ impl Case {
     }
 }
 
-/// A `xenmem_access_t` name as the listener takes it.
+/// A `xenmem_access_t` name as the listener takes it (libxc-rs parses it), as the decision
+/// table's access: `xenmem_access_t` and `p2m_access_t` number n .. n2rwx alike.
 fn page_access(name: &str) -> PageAccess {
-    match name {
-        "n" => PageAccess::N,
-        "r" => PageAccess::R,
-        "rw" => PageAccess::Rw,
-        "rx" => PageAccess::Rx,
-        "rwx" => PageAccess::Rwx,
-        "rx2rw" => PageAccess::Rx2rw,
-        "n2rwx" => PageAccess::N2rwx,
-        other => panic!("{other} is not an access a PV case uses"),
-    }
+    name.parse::<libxc::Access>()
+        .ok()
+        .and_then(|access| PageAccess::from_p2m(u32::from(access as u8)))
+        .unwrap_or_else(|| panic!("{name} is not an access a page can hold"))
 }
 
 fn nothing_more(_: &Account, _: &Trace) -> Result<()> {

@@ -84,12 +84,7 @@ fn run_with(
         options.extend(["--access".to_string(), format!("{:#x}=r", slot.l1_pfn)]);
     }
     let _ = std::fs::remove_file(TRACE);
-    let mut listener = Command::new("listener")
-        .args(["monitor", "--domain", run.guest, "--output", TRACE])
-        .args(&options)
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting listener monitor")?;
+    let mut listener = start_listener(run.guest, TRACE, &options)?;
     let outcome = drive(dom0, guest, run, go_pfn, &mut listener, during);
     // Whatever happened, stop the listener: its teardown leaves the guest unmonitored.
     let _ = kill(Pid::from_raw(listener.id() as i32), Signal::SIGTERM);
@@ -142,6 +137,20 @@ pub fn parse_go_pfn(line: &str) -> Result<u64> {
         .find_map(|word| word.strip_prefix("go-pfn=0x"))
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
         .with_context(|| format!("no go-pfn in {line:?}"))
+}
+
+/// Starts `listener monitor` on `domain`, its trace going to `output`, with `options`.
+pub fn start_listener(
+    domain: &str,
+    output: &str,
+    options: &[impl AsRef<std::ffi::OsStr>],
+) -> Result<Child> {
+    Command::new("listener")
+        .args(["monitor", "--domain", domain, "--output", output])
+        .args(options)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting listener monitor")
 }
 
 /// Waits for the trace's header line: the listener has applied every access.

@@ -11,7 +11,6 @@
 //! and end line (reason, as many events as the trace holds, at least one) of each trace,
 //! and the statuses.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -20,7 +19,7 @@ use nix::unistd::Pid;
 
 use crate::layout::XEN_EXTRA_VERSION;
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::events::run::wait;
+use crate::scenarios::events::run::{start_listener, wait};
 use crate::scenarios::{Dom0, HostView, Scenario};
 
 pub const SCENARIO: Scenario = Scenario {
@@ -31,16 +30,11 @@ pub const SCENARIO: Scenario = Scenario {
 
 const GUEST: &str = "lifecycle";
 
-/// Starts `listener monitor` writing its trace to `trace`.
+/// Starts `listener monitor --mode write` writing its trace to `trace`.
 fn start(trace: &str, extra: &[&str]) -> Result<std::process::Child> {
-    Command::new("listener")
-        .args([
-            "monitor", "--domain", GUEST, "--mode", "write", "--output", trace,
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting listener monitor")
+    let mut options = vec!["--mode", "write"];
+    options.extend(extra);
+    start_listener(GUEST, trace, &options)
 }
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
