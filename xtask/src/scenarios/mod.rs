@@ -11,6 +11,7 @@ mod dom0;
 mod events;
 mod guest;
 mod listener;
+pub mod robust;
 mod transcript;
 
 use std::path::{Path, PathBuf};
