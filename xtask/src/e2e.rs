@@ -29,6 +29,10 @@ pub struct Options {
     /// Wall-clock limit for the nested run (boot and scenarios), in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT)]
     timeout: u64,
+    /// The seed of `robust/fuzz`'s random calls, to replay a run (default: a new one,
+    /// printed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
 }
 
 /// Boot takes about a minute under TCG; the rest is for the scenarios.
@@ -39,6 +43,7 @@ impl Default for Options {
         Options {
             patterns: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            seed: None,
         }
     }
 }
@@ -180,7 +185,16 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         timeout: Some(Duration::from_secs(options.timeout)),
         interactive: false,
     };
-    let job = Job::Scenarios { names };
+    let fuzz_seed = options.seed.unwrap_or_else(fresh_seed);
+    if names.iter().any(|name| name == "robust/fuzz") {
+        step(&format!(
+            "robust/fuzz seed {fuzz_seed} (replay: cargo xtask e2e --scenario robust/fuzz --seed {fuzz_seed})"
+        ));
+    }
+    let job = Job::Scenarios {
+        names,
+        fuzz_seed: Some(fuzz_seed),
+    };
     let mut toolstack_at = None;
     let mut attempt = 1;
     let boot = loop {
@@ -280,6 +294,14 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A seed for a fuzz run nobody asked to replay: the clock's nanoseconds.
+fn fresh_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// Shows the agent's progress lines as they come, with the time since QEMU started.

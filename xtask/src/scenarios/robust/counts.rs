@@ -50,10 +50,6 @@ impl RobustCounts {
     }
 
     /// The file's text.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by the robust scenarios next")
-    )]
     pub fn to_json(self) -> String {
         serde_json::to_string_pretty(&self).unwrap_or_default() + "\n"
     }
