@@ -85,7 +85,7 @@ pub struct VmEventOp {
 // SAFETY: integers only.
 unsafe impl Plain for VmEventOp {}
 
-/// Any domctl: `Ok` with the union's first 32-bit word (a port, a version, capabilities).
+/// Any domctl: `Ok` with the union's first 32-bit word.
 pub fn domctl<T: Plain>(privcmd: &Privcmd, cmd: u32, domain: DomId, payload: &T) -> Outcome {
     domctl_envelope(privcmd, Domctl::new(cmd, domain, payload))
 }
@@ -100,7 +100,10 @@ pub fn domctl_envelope(privcmd: &Privcmd, envelope: Domctl) -> Outcome {
 /// `XEN_DOMCTL_vm_event_op`: `Ok` with the port (ENABLE, ATTACH) or the version.
 pub fn vm_event(privcmd: &Privcmd, domain: DomId, op: u32, mode: u32) -> Outcome {
     let payload = VmEventOp { op, mode, port: 0 };
-    domctl(privcmd, domctl::VM_EVENT_OP, domain, &payload)
+    let envelope = Domctl::new(domctl::VM_EVENT_OP, domain, &payload);
+    domctl::call(privcmd, "vm_event_op", envelope)
+        .map(|done| u64::from(done.payload::<VmEventOp>().port))
+        .map_err(|error| error.errno.unwrap_or(-1))
 }
 
 /// `XEN_DOMCTL_monitor_op`: `Ok` with the `event` field (the capabilities for
