@@ -157,6 +157,12 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    // Xen is alive and still answers the first question any listener asks.
+    let version = r::vm_event(&privcmd, r::DOMID_INVALID, r::GET_VERSION, r::MONITOR);
+    ensure!(
+        version == Ok(7),
+        "vm_event GET_VERSION after the calls: {version:?}"
+    );
 
     restore(&privcmd, domid)?;
     let shadow = shadow_allocation_mib(&privcmd, domid)?;
@@ -217,6 +223,16 @@ fn on_host(view: &HostView) -> Result<()> {
     let report = view.read("outcomes.txt")?;
     let first = report.lines().next().unwrap_or_default();
     ensure!(first.contains(&format!("calls={CALLS}")), "{first}");
+    // Every call has its outcome line: the counts add up to the calls.
+    let counted: u64 = report
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.rsplit("count=").next()?.parse::<u64>().ok())
+        .sum();
+    ensure!(
+        counted == CALLS,
+        "the outcomes count {counted} calls, not {CALLS}"
+    );
     let console = view.read("guest-console.log")?;
     ensure!(
         console.contains("PATTERN-DONE write-sweep"),
