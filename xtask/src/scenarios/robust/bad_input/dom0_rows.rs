@@ -535,3 +535,27 @@ pub fn monitored(c: &mut Checker, guest: DomId, other: DomId, frames: &Frames) {
         |p| r::access_op(p, op(r::SET_ACCESS, other, !0, 0, 5), None, 0),
     );
 }
+
+/// Reads after the ring went (the guest was monitored, its default set back to rwx).
+pub fn after_the_ring(c: &mut Checker, guest: DomId, frame: u64) {
+    // mem_access_memop: no ring, -ENODEV. FIXME: 0 (rwx) once the lead's change lets
+    // get_access answer without a ring.
+    c.row_where(
+        "get default access after the ring went",
+        &[r::ENODEV, 0],
+        |p| r::access_op(p, op(r::GET_ACCESS, guest, !0, 0, 0), None, 0),
+        |access| access == 7,
+    );
+    c.row_where(
+        "get access of the guest's frame after the ring went",
+        &[r::ENODEV, 0],
+        |p| r::access_op(p, op(r::GET_ACCESS, guest, frame, 0, 0), None, 0),
+        |access| access == 7,
+    );
+    // Setting still needs a ring.
+    c.row(
+        "set default access after the ring went",
+        &[r::ENODEV],
+        |p| r::access_op(p, op(r::SET_ACCESS, guest, !0, 0, 5), None, 0),
+    );
+}

@@ -128,6 +128,13 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     );
     drop(ring);
 
+    // Rights stay in force without a ring (patch 0015), and shadows with them: the frame
+    // set to r goes back to the default rwx first.
+    set_mem_access(&privcmd, domid, AccessTarget::Default, Access::Rwx)?;
+    monitor_disable(&privcmd, domid)?;
+    let shadow = shadow_allocation_mib(&privcmd, domid)?;
+    dom0_rows::after_the_ring(&mut c, domid, own_frame);
+
     let mut table = c.table;
     table.rows.extend(guest_rows);
     dom0.save(CALLS_FILE, table.text())?;
@@ -136,12 +143,6 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         ..RobustCounts::default()
     };
     dom0.save(ROBUST_FILE, counts.to_json())?;
-
-    // Rights stay in force without a ring (patch 0015), and shadows with them: the frame
-    // set to r goes back to the default rwx first.
-    set_mem_access(&privcmd, domid, AccessTarget::Default, Access::Rwx)?;
-    monitor_disable(&privcmd, domid)?;
-    let shadow = shadow_allocation_mib(&privcmd, domid)?;
     ensure!(
         shadow == 0,
         "the shadow pool is {shadow} MiB after disabling"
