@@ -178,7 +178,7 @@ pub fn set_access_required(privcmd: &Privcmd, domain: DomId, required: bool) -> 
 const DOMCTL_MONITOR_OP: u32 = 77;
 /// `#define XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES 2`
 const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
-/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0015): the domain raises
+/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0017): the domain raises
 /// mem_access events for the rights set with `XENMEM_access_op`. A capability only.
 pub const MONITOR_EVENT_MEM_ACCESS: u32 = 13;
 
@@ -255,6 +255,22 @@ impl RingMapping {
             ));
         };
         let mapping = ForeignMapping::map(privcmd, DomId::XEN, &[frame], true)?;
+        // Xen hands out the frame without a reference for the caller: a ring disabled (and
+        // another one enabled, for any domain) between the two calls could leave us mapping
+        // a page that is no longer this domain's ring. The mapping holds the page now; if it
+        // is still the ring, it stays the page we talk to.
+        let now = acquire_resource_frames(
+            privcmd,
+            domain,
+            RESOURCE_VM_EVENT_RING,
+            VM_EVENT_MODE_MONITOR,
+        )?;
+        if now[..] != [frame] {
+            return Err(Error::invalid(
+                "XENMEM_acquire_resource(vm_event ring)",
+                "the ring changed while it was being mapped (disabled by someone else?)",
+            ));
+        }
         Ok(RingMapping { mapping, frame })
     }
 

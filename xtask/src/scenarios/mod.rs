@@ -44,6 +44,7 @@ pub const ALL: &[&Scenario] = &[
     &events::DEFAULT_GENERATION,
     &events::BALLOON,
     &events::access_required::SCENARIO,
+    &events::emulate_refused::SCENARIO,
     &bench::SCENARIO,
 ];
 
