@@ -114,19 +114,28 @@ pub fn special_domains(c: &mut Checker) {
 
 /// Wrong calls against the test guest while it has no ring, and against the other guest.
 pub fn unmonitored(c: &mut Checker, guest: DomId, frame: u64) {
-    // mem_access_memop: !vm_event_check_ring(d->vm_event_monitor) gives -ENODEV.
-    // FIXME: the lead's change makes get_access answer without a ring (the default always,
-    // a frame once the domain was monitored): 0 then.
-    c.row("get default access, no ring", &[r::ENODEV, 0], |p| {
-        r::access_op(p, op(r::GET_ACCESS, guest, !0, 0, 0), None, 0)
-    });
-    // FIXME: as above, except that a never-monitored domain has no tracker yet
-    // (pv_mem_access_get_access: -ENODEV) unless the lead's change covers it.
-    c.row(
-        "get access of the guest's frame, no ring",
-        &[r::ENODEV, 0],
-        |p| r::access_op(p, op(r::GET_ACCESS, guest, frame, 0, 0), None, 0),
+    // mem_access_memop answers get_access for a PV domain without a ring (patch 0015),
+    // pv_mem_access_get_access: the default; a never-monitored domain's own frame has the
+    // default too (rwx).
+    c.row_where(
+        "get default access, no ring, is rwx",
+        &[0],
+        |p| r::access_op(p, op(r::GET_ACCESS, guest, !0, 0, 0), None, 0),
+        |access| access == 7,
     );
+    c.row_where(
+        "get access of the guest's frame, never monitored, is rwx",
+        &[0],
+        |p| r::access_op(p, op(r::GET_ACCESS, guest, frame, 0, 0), None, 0),
+        |access| access == 7,
+    );
+    // get_owned_frame, without a ring as with one.
+    c.row(
+        "get access of a frame beyond RAM, no ring",
+        &[r::EINVAL],
+        |p| r::access_op(p, op(r::GET_ACCESS, guest, 1 << 40, 0, 0), None, 0),
+    );
+    // Every other op still needs a ring: !vm_event_check_ring gives -ENODEV.
     c.row("set default access rx, no ring", &[r::ENODEV], |p| {
         r::access_op(p, op(r::SET_ACCESS, guest, !0, 0, 5), None, 0)
     });
@@ -139,8 +148,7 @@ pub fn unmonitored(c: &mut Checker, guest: DomId, frame: u64) {
         let lists = Lists::Entries(&[(frame, 1)]);
         r::access_op(p, op(r::SET_ACCESS_MULTI, guest, 0, 1, 0), Some(lists), 0)
     });
-    // FIXME: -ENOSYS if the lead's change moves the ring check into the operations.
-    c.row("access op 99, no ring", &[r::ENODEV, r::ENOSYS], |p| {
+    c.row("access op 99, no ring", &[r::ENODEV], |p| {
         r::access_op(p, op(99, guest, 0, 0, 0), None, 0)
     });
     // vm_event_domctl MONITOR/DISABLE: no ring, rc stays -EINVAL.
@@ -538,21 +546,21 @@ pub fn monitored(c: &mut Checker, guest: DomId, other: DomId, frames: &Frames) {
 
 /// Reads after the ring went (the guest was monitored, its default set back to rwx).
 pub fn after_the_ring(c: &mut Checker, guest: DomId, frame: u64) {
-    // mem_access_memop: no ring, -ENODEV. FIXME: 0 (rwx) once the lead's change lets
-    // get_access answer without a ring.
+    // get_access answers without a ring (patch 0015): the default set back to rwx, which
+    // superseded the frame's r.
     c.row_where(
         "get default access after the ring went",
-        &[r::ENODEV, 0],
+        &[0],
         |p| r::access_op(p, op(r::GET_ACCESS, guest, !0, 0, 0), None, 0),
         |access| access == 7,
     );
     c.row_where(
         "get access of the guest's frame after the ring went",
-        &[r::ENODEV, 0],
+        &[0],
         |p| r::access_op(p, op(r::GET_ACCESS, guest, frame, 0, 0), None, 0),
         |access| access == 7,
     );
-    // Setting still needs a ring.
+    // Setting still needs a ring: -ENODEV.
     c.row(
         "set default access after the ring went",
         &[r::ENODEV],
