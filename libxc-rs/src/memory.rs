@@ -21,7 +21,7 @@ pub const RESOURCE_VM_EVENT_RING: u16 = 4;
 
 /// `struct xen_mem_access_op`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemAccessOp {
     /// `uint8_t op`
     pub op: u8,
@@ -44,7 +44,7 @@ unsafe impl Plain for MemAccessOp {}
 
 /// `struct xen_mem_acquire_resource`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemAcquireResource {
     /// `domid_t domid`
     pub domid: u16,

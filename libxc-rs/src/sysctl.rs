@@ -54,6 +54,8 @@ pub struct PhysInfo {
     pub free_pages: u64,
     /// Pages freed but not yet scrubbed (free once scrubbed).
     pub scrub_pages: u64,
+    /// The highest machine frame number.
+    pub max_mfn: u64,
 }
 
 /// `xc_physinfo`.
@@ -77,6 +79,7 @@ pub fn physinfo(privcmd: &Privcmd) -> Result<PhysInfo> {
         total_pages: raw.total_pages,
         free_pages: raw.free_pages,
         scrub_pages: raw.scrub_pages,
+        max_mfn: raw.max_mfn,
     })
 }
 

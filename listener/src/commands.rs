@@ -4,7 +4,7 @@ use libxc::evtchn::Evtchn;
 use libxc::memory::{get_mem_access, set_mem_access, AccessTarget};
 use libxc::monitor::{
     domain_is_hvm, monitor_disable, monitor_enable, monitor_get_capabilities, set_access_required,
-    shadow_allocation_mib, RingMapping,
+    shadow_allocation_mib, vm_event_op_raw, RingMapping, VM_EVENT_MODE_MONITOR,
 };
 use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
@@ -20,13 +20,21 @@ fn open(domain: &str) -> Result<(Privcmd, DomId)> {
     Ok((privcmd, resolve_domain(domain)?))
 }
 
-/// Whether the domain has a monitor ring: its default access answers only then.
+/// `#define XEN_VM_EVENT_ATTACH 4` (Xen patch 0004): changes nothing; `-ENODEV` when the
+/// domain has no ring, `-EBUSY` when a listener is bound to it, else the ring's port.
+const VM_EVENT_ATTACH: u32 = 4;
+
+/// The domain's default access if it has a monitor ring, `None` if not. A PV domain's
+/// access answers without a ring too (patch 0015), so the ring is asked about with
+/// XEN_VM_EVENT_ATTACH, which changes nothing.
 fn monitored(privcmd: &Privcmd, domain: DomId) -> Result<Option<Access>> {
-    match get_mem_access(privcmd, domain, None) {
-        Ok(access) => Ok(Some(access)),
-        Err(error) if error.errno == Some(ENODEV) => Ok(None),
-        Err(error) => Err(error),
+    match vm_event_op_raw(privcmd, domain, VM_EVENT_ATTACH, VM_EVENT_MODE_MONITOR) {
+        Ok(_) => {}
+        Err(error) if error.errno == Some(EBUSY) => {}
+        Err(error) if error.errno == Some(ENODEV) => return Ok(None),
+        Err(error) => return Err(error),
     }
+    get_mem_access(privcmd, domain, None).map(Some)
 }
 
 pub fn enable(domain: &str) -> Result<()> {

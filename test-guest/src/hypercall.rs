@@ -54,6 +54,9 @@ impl HypercallNr {
     pub const SCHED_OP: Self = Self(29);
     /// `#define __HYPERVISOR_event_channel_op     32`
     pub const EVENT_CHANNEL_OP: Self = Self(32);
+    /// `#define __HYPERVISOR_domctl               36` (refused to an unprivileged guest;
+    /// the `hostile-calls` pattern checks that).
+    pub const DOMCTL: Self = Self(36);
 
     /// The raw number, as Xen's `rax`.
     pub const fn get(self) -> u32 {

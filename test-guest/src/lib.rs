@@ -32,6 +32,7 @@
 //! - [`pt_write`]: the `pt-write` pattern's alias mapping, by emulated store and `mmu_update`.
 //! - [`console`]: the PV console ring writer (`xencons_interface`).
 //! - [`handshake`]: the go page a pattern waits on, and bounded waits.
+//! - [`hostile`]: the `hostile-calls` pattern: control-interface calls an unprivileged guest makes.
 //! - [`pattern`]: the page workload and its FNV-1a checksum (also used by xtask).
 //! - [`patterns`]: the access patterns of `pattern=<name>`: their touches and lines.
 //! - [`text`]: number and string output without `core::fmt`.
@@ -48,6 +49,7 @@ pub mod cmdline;
 pub mod console;
 pub mod frames;
 pub mod handshake;
+pub mod hostile;
 pub mod hypercall;
 pub mod p2m_tree;
 pub mod pagewalk;

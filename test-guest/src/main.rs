@@ -129,8 +129,17 @@
 //! TEST-GUEST VCPU 1 up
 //! TEST-GUEST BALLOON pfn=0x<hex> old-mfn=0x<hex> new-mfn=0x<hex>
 //! TEST-GUEST BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed nanoseconds> tsc=<TSC ticks>   (bench)
+//! TEST-GUEST HOSTILE <call> <target|-> rc=<rc>                          (hostile-calls)
+//! TEST-GUEST HOSTILE-DONE calls=<n>                                     (hostile-calls)
 //! TEST-GUEST PATTERN-DONE <name> touches=<n>
 //! ```
+//!
+//! - `hostile-calls` (`test_guest::hostile`): dom0 writes the guest's own domain id, another
+//!   guest's and a frame of it into go-page words 1 to 3 before `GO`; the guest then asks
+//!   Xen for the mem_access control interface (access ops, vm_event and monitor domctls,
+//!   acquire_resource) against itself, `DOMID_SELF`, dom0, the other guest and a domain no
+//!   one has, one `HOSTILE` line per call with Xen's raw result, then `HOSTILE-DONE`, then
+//!   its one touch (w page 0 offset 0).
 //!
 //! - `pt-write` (`test_guest::pt_write`): before the handshake, the kernel chooses the
 //!   alias and walks its page tables to the alias's L1 entry, then prints `PT-SLOT`,

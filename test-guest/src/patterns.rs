@@ -61,6 +61,7 @@
 //! | `multi-vcpu` | vCPU 0: w pages 0..7, vCPU 1: w pages 8..15 at the same time, each page at offset 0 then 0x800 |
 //! | `balloon` | (pages 12..15 get new machine frames, [`crate::balloon`]) w pages 12..15, offset `0x10 * page` |
 //! | `generation` | phase 1: w pages 0..15 in order, offset `0x10 * page` (as `write-sweep`); `READY ... phase=2`, wait for `"GO2"`; phase 2: w pages 0..15 in order, offset `0x800 + 0x10 * page` ([`GENERATION_PHASE2_OFFSET`]) |
+//! | `hostile-calls` | (after `GO`: the calls of [`crate::hostile`], one `HOSTILE` line each, then `HOSTILE-DONE calls=<n>`) w page 0 offset 0 |
 //! | `bench` | w pages 0..15 in order, offset `0x10 * page` (as `write-sweep`), repeated `rounds=<R>` times (default 256), timed, **without** `TOUCH` lines: its plan is one round; a `BENCH` line gives the time ([`crate::bench`]) and `PATTERN-DONE bench touches=<R*16>` counts the writes |
 
 use crate::frames::{Pfn, PAGE_SIZE};
@@ -94,11 +95,14 @@ pub enum Pattern {
     /// Write every page in order, many rounds, timed; no `TOUCH` lines
     /// ([`crate::bench`]).
     Bench,
+    /// Ask Xen for the control interface an unprivileged guest may not use, one
+    /// `HOSTILE` line per call ([`crate::hostile`]), then write page 0.
+    HostileCalls,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the table above.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::ReadSweep,
         Self::WriteSweep,
         Self::Exec,
@@ -110,6 +114,7 @@ impl Pattern {
         Self::Balloon,
         Self::Generation,
         Self::Bench,
+        Self::HostileCalls,
     ];
 
     /// The name in `pattern=<name>` and in `PATTERN-DONE`.
@@ -126,6 +131,7 @@ impl Pattern {
             Self::Balloon => "balloon",
             Self::Generation => "generation",
             Self::Bench => "bench",
+            Self::HostileCalls => "hostile-calls",
         }
     }
 
@@ -352,6 +358,7 @@ pub fn plan(pattern: Pattern) -> Plan {
             }
         }
         Pattern::XenCopy => plan.push(Touch::new(Write, XEN_COPY_PAGE, 0x80)),
+        Pattern::HostileCalls => plan.push(Touch::new(Write, 0, 0)),
         Pattern::MultiVcpu => {
             for vcpu in [0, 1] {
                 let pages = BUFFER_PAGES / 2;
@@ -476,7 +483,8 @@ mod tests {
                 "multi-vcpu",
                 "balloon",
                 "generation",
-                "bench"
+                "bench",
+                "hostile-calls"
             ]
         );
         for pattern in Pattern::ALL {

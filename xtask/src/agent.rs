@@ -171,7 +171,10 @@ fn start_toolstack() -> Result<()> {
 
 fn run_job(job: &Job) -> Result<Option<i32>> {
     match job {
-        Job::Scenarios { names } => {
+        Job::Scenarios { names, fuzz_seed } => {
+            if let Some(seed) = fuzz_seed {
+                std::env::set_var(exchange::FUZZ_SEED_VARIABLE, seed.to_string());
+            }
             for name in names {
                 run_scenario(name);
             }

@@ -16,8 +16,9 @@ use crate::host::{self, BARE_METAL_TARGET};
 use crate::layout::Layout;
 use crate::progress::{step, Phase};
 use crate::qemu::{Ending, Machine};
+use crate::scenarios::robust::counts::{RobustCounts, ROBUST_FILE};
 use crate::scenarios::{self, HostView, Scenario, ScenarioResult, Status, RESULT_FILE};
-use crate::{debian, hv_check, hv_module, xen_build};
+use crate::{debian, hv_check, hv_module, xen_build, xen_log};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -28,16 +29,22 @@ pub struct Options {
     /// Wall-clock limit for the nested run (boot and scenarios), in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT)]
     timeout: u64,
+    /// The seed of `robust/fuzz`'s random calls, to replay a run (default: a new one,
+    /// printed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
 }
 
-/// Boot takes about a minute under TCG; the rest is for the scenarios.
-const DEFAULT_TIMEOUT: u64 = 900;
+/// Boot takes about a minute under TCG; the rest is for the scenarios: about 8 minutes on an
+/// idle 2-core machine, 15 when it is shared (seen with a load average of 8).
+const DEFAULT_TIMEOUT: u64 = 1800;
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             patterns: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            seed: None,
         }
     }
 }
@@ -49,6 +56,8 @@ struct Summary {
     failed: usize,
     scenarios: Vec<ScenarioSummary>,
     phases: Phases,
+    /// Summed from each scenario's `robust.json`, plus the log check's alarm lines.
+    robust: RobustCounts,
 }
 
 #[derive(Serialize)]
@@ -177,7 +186,16 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         timeout: Some(Duration::from_secs(options.timeout)),
         interactive: false,
     };
-    let job = Job::Scenarios { names };
+    let fuzz_seed = options.seed.unwrap_or_else(fresh_seed);
+    if names.iter().any(|name| name == "robust/fuzz") {
+        step(&format!(
+            "robust/fuzz seed {fuzz_seed} (replay: cargo xtask e2e --scenario robust/fuzz --seed {fuzz_seed})"
+        ));
+    }
+    let job = Job::Scenarios {
+        names,
+        fuzz_seed: Some(fuzz_seed),
+    };
     let mut toolstack_at = None;
     let mut attempt = 1;
     let boot = loop {
@@ -219,9 +237,21 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         move_scenario_dirs(&dom0_out, &results, &selected)?;
     }
     let serial = results.join("serial.log");
+    let serial_text = String::from_utf8_lossy(&std::fs::read(&serial)?).into_owned();
+    let mut robust = RobustCounts::default();
     let summaries: Vec<ScenarioSummary> = selected
         .iter()
-        .map(|scenario| judge(scenario, &results, &serial, ending_reason.as_deref()))
+        .map(|scenario| {
+            let (summary, counts) = judge(
+                scenario,
+                &results,
+                &serial,
+                &serial_text,
+                ending_reason.as_deref(),
+            );
+            robust.add(&counts);
+            summary
+        })
         .collect();
 
     let passed = summaries
@@ -235,6 +265,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         failed,
         scenarios: summaries,
         phases,
+        robust,
     };
     std::fs::write(
         results.join("summary.json"),
@@ -266,6 +297,14 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     })
 }
 
+/// A seed for a fuzz run nobody asked to replay: the clock's nanoseconds.
+fn fresh_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// Shows the agent's progress lines as they come, with the time since QEMU started.
 fn show_progress(line: &str, start: std::time::Instant, toolstack_at: &mut Option<f64>) {
     let Some(at) = line.find("E2E-") else {
@@ -293,13 +332,57 @@ fn move_scenario_dirs(dom0_out: &Path, results: &Path, selected: &[&Scenario]) -
     Ok(())
 }
 
+/// A scenario's verdict and its robustness figures. Beyond its own halves' verdicts, a
+/// scenario fails when Xen printed an alarm line while it ran (`xen_log`), or when its
+/// `robust.json` cannot be read.
 fn judge(
     scenario: &Scenario,
     results: &Path,
     serial: &Path,
+    serial_text: &str,
+    ending: Option<&str>,
+) -> (ScenarioSummary, RobustCounts) {
+    let dir = results.join(scenario.name);
+    let alarms = xen_log::scenario_alarms(serial_text, scenario.name);
+    let mut counts = RobustCounts {
+        assert_lines: alarms.len() as u64,
+        ..RobustCounts::default()
+    };
+    let mut summary = judge_halves(scenario, &dir, serial, ending);
+    let mut problems = Vec::new();
+    if !alarms.is_empty() {
+        let _ = std::fs::write(dir.join("xen-alarms.log"), alarms.join("\n") + "\n");
+        problems.push(format!(
+            "Xen printed {} ASSERT/WARN/BUG line(s) while it ran, first: {}",
+            alarms.len(),
+            alarms[0].trim()
+        ));
+    }
+    match std::fs::read_to_string(dir.join(ROBUST_FILE)) {
+        Ok(text) => match RobustCounts::parse(&text) {
+            Ok(own) => counts.add(&own),
+            Err(error) => problems.push(format!("{}: {error:#}", dir.join(ROBUST_FILE).display())),
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => problems.push(format!("{}: {error}", dir.join(ROBUST_FILE).display())),
+    }
+    if !problems.is_empty() {
+        if summary.status == Status::Fail {
+            problems.insert(0, summary.reason.clone());
+        }
+        summary.status = Status::Fail;
+        summary.reason = problems.join("; ");
+    }
+    (summary, counts)
+}
+
+fn judge_halves(
+    scenario: &Scenario,
+    dir: &Path,
+    serial: &Path,
     ending: Option<&str>,
 ) -> ScenarioSummary {
-    let dir = results.join(scenario.name);
+    let dir = dir.to_path_buf();
     let fail = |seconds, reason: String| ScenarioSummary {
         name: scenario.name.into(),
         status: Status::Fail,

@@ -22,13 +22,21 @@ pub const AGENT_MEMBER: &str = "agent.json";
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(rename_all = "kebab-case", tag = "mode")]
 pub enum Job {
-    /// Run these scenarios, in this order.
-    Scenarios { names: Vec<String> },
+    /// Run these scenarios, in this order. `fuzz_seed` replays a `robust/fuzz` run (the
+    /// agent hands it over as [`FUZZ_SEED_VARIABLE`]).
+    Scenarios {
+        names: Vec<String>,
+        #[serde(default)]
+        fuzz_seed: Option<u64>,
+    },
     /// Give the console an interactive shell.
     Shell,
     /// Run this shell script (a path in dom0) and report its exit status.
     Script { path: String },
 }
+
+/// The environment variable that carries `cargo xtask e2e --seed` to `robust/fuzz` in dom0.
+pub const FUZZ_SEED_VARIABLE: &str = "PV_MEM_ACCESS_FUZZ_SEED";
 
 /// How the agent ended, written first into the results.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

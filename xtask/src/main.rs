@@ -21,6 +21,7 @@ mod qemu;
 mod scenarios;
 mod vm;
 mod xen_build;
+mod xen_log;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -10,6 +10,7 @@ use core::sync::atomic::{compiler_fence, Ordering};
 
 use test_guest::frames::Pfn;
 use test_guest::handshake::{self, GO_TIMEOUT_NS, MAX_POLLS};
+use test_guest::hostile;
 use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
 use test_guest::pagewalk;
 use test_guest::patterns::{self as plan, Access, Pattern, Plan, Touch};
@@ -72,6 +73,7 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         Pattern::XenCopy => xen_copy(hv, &plan),
         Pattern::MultiVcpu => multi_vcpu::run(hv, si, &plan),
         Pattern::Balloon => balloon::run(hv, si, &plan),
+        Pattern::HostileCalls => hostile_calls(hv, &plan),
         Pattern::Bench => match bench_rounds {
             Some(rounds) => bench::run(&plan, rounds),
             None => fail("bench: no rounds", XenError::EINVAL),
@@ -140,6 +142,31 @@ fn touch_buffer(touch: &Touch) {
         }
     }
     print_touch(touch, ptr as u64);
+}
+
+/// The `hostile-calls` pattern: reads dom0's words from the go page, makes the calls of
+/// `test_guest::hostile` (one `HOSTILE` line each, then `HOSTILE-DONE`), then its one
+/// touch.
+fn hostile_calls(hv: &HypercallPage, plan: &Plan) -> usize {
+    let go = GO_PAGE.virt() as *const u64;
+    // SAFETY: words 0 to 3 of GO_PAGE, aligned, in `.bss`, only read through raw pointers;
+    // dom0 wrote them before `GO` (volatile: written behind the compiler's back).
+    let words = core::array::from_fn(|index| unsafe { go.add(index).read_volatile() });
+    let Some(setup) = hostile::Setup::from_go_page(words) else {
+        fail(
+            "hostile-calls: no domain ids on the go page",
+            XenError::EINVAL,
+        )
+    };
+    let calls = hostile::run(hv, &setup, |call, target, rc| {
+        line(|out| hostile::write_line(out, call, target, rc));
+    });
+    line(|out| {
+        out.put_str("HOSTILE-DONE calls=");
+        out.put_dec(calls as u64);
+    });
+    plan.touches().iter().for_each(touch_buffer);
+    plan.touches().len()
 }
 
 /// Prints the `TOUCH` line of `touch`, made through address `va`.

@@ -153,6 +153,12 @@ impl<'a> Guest<'a> {
     /// guest prints them when its command line has `p2m`, before its DONE line).
     pub fn all_frames(&self) -> Result<Vec<u64>> {
         self.wait_for_line("TEST-GUEST DONE", Duration::from_secs(120))?;
+        self.p2m_frames()
+    }
+
+    /// The frames of the `TEST-GUEST P2M` lines printed so far (a guest running a pattern
+    /// prints them before its `READY` line, and never a `DONE`).
+    pub fn p2m_frames(&self) -> Result<Vec<u64>> {
         let mut frames = Vec::new();
         for line in self.console().lines() {
             let Some(run) = line.strip_prefix("TEST-GUEST P2M ") else {

@@ -11,6 +11,7 @@ mod dom0;
 mod events;
 mod guest;
 mod listener;
+pub mod robust;
 mod transcript;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,8 @@ pub const ALL: &[&Scenario] = &[
     &abi::set_multi::SCENARIO,
     &abi::ring_unreachable::SCENARIO,
     &abi::destroy_while_monitored::SCENARIO,
-    &abi::bad_input::SCENARIO,
+    &robust::bad_input::SCENARIO,
+    &robust::fuzz::SCENARIO,
     &listener::lifecycle::SCENARIO,
     &events::READ_SWEEP,
     &events::WRITE_SWEEP,

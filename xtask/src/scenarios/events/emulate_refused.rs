@@ -88,7 +88,10 @@ fn on_host(view: &HostView) -> Result<()> {
         );
     }
     let domid = view.read("domid.txt")?;
-    let refusal = format!("d{}v0: vm_event response flags 0x4 not supported for PV", domid.trim());
+    let refusal = format!(
+        "d{}v0: vm_event response flags 0x4 not supported for PV",
+        domid.trim()
+    );
     let logged = view.serial()?.matches(&refusal).count();
     ensure!(
         logged == 1,

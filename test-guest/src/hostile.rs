@@ -1,0 +1,565 @@
+//! The `hostile-calls` pattern: an unprivileged guest asks Xen for the mem_access control
+//! interface, which only a privileged domain may use, and reports each answer.
+//!
+//! After `GO` the guest reads, from the go page (`u64` words after `GO`'s): its own domain
+//! id (word 1), another guest's (word 2) and one machine frame of that guest (word 3), all
+//! written by dom0 before `GO`. It then makes every [`Call`] against every [`Target`], in
+//! the order of [`Call::ALL`] and [`Target::ALL`], then the [`Extra`] calls, printing one
+//! line each,
+//!
+//! ```text
+//! TEST-GUEST HOSTILE <call> <target> rc=<decimal result, 0 or a negative errno>
+//! TEST-GUEST HOSTILE <extra> - rc=<rc>
+//! ```
+//!
+//! then `HOSTILE-DONE calls=<n>`, and the pattern's one touch (a write to buffer page 0):
+//! the guest is still running normally.
+//!
+//! # What Xen 4.17 answers (dummy XSM policy; the host half holds the same table)
+//!
+//! - `XENMEM_access_op` (`mem_access_memop`): `rcu_lock_live_remote_domain_by_id` gives
+//!   `-ESRCH` for ids the domain hash does not hold (`DOMID_SELF` included: only a few
+//!   hypercalls translate it) and `-EPERM` for the caller's own id; for dom0 and the other
+//!   guest `xsm_mem_access(XSM_DM_PRIV)` gives `-EPERM` (the guest is neither their device
+//!   model nor the control domain). Nothing of the operation is looked at before.
+//! - Domctls (`do_domctl`): the argument is copied (`-EFAULT`), its interface version checked
+//!   (`-EACCES`), the domain looked up (`-ESRCH`), then `xsm_domctl(XSM_PRIV)` refuses
+//!   (`-EPERM`) whatever the command. `XEN_DOMCTL_vm_event_op` with `DOMID_INVALID` skips
+//!   the lookup, and the XSM check refuses it too.
+//! - `XENMEM_acquire_resource` (`acquire_resource`): a PV caller passes
+//!   `arch_acquire_resource_check`; the argument is copied (`-EFAULT`);
+//!   `rcu_lock_remote_domain_by_id` as for access_op; `xsm_domain_resource_map(XSM_DM_PRIV)`
+//!   gives `-EPERM`.
+
+use crate::hypercall::{DomId, Hypercall, HypercallNr, Hypervisor};
+use crate::text::Sink;
+
+/// `#define __HYPERVISOR_domctl 36` (`xen.h`).
+pub const DOMCTL: HypercallNr = HypercallNr::DOMCTL;
+/// `#define XENMEM_access_op 21` (`memory.h`).
+pub const XENMEM_ACCESS_OP: u64 = 21;
+/// `#define XENMEM_acquire_resource 28` (`memory.h`).
+pub const XENMEM_ACQUIRE_RESOURCE: u64 = 28;
+/// `#define XEN_DOMCTL_INTERFACE_VERSION 0x00000015` (`domctl.h`, Xen 4.17).
+pub const DOMCTL_INTERFACE_VERSION: u32 = 0x15;
+/// `#define DOMID_INVALID xen_mk_uint(0x7FF4)` (`xen.h`).
+pub const DOMID_INVALID: DomId = DomId(0x7FF4);
+/// A domain id no one has.
+pub const NOBODY: DomId = DomId(999);
+/// An address no guest may pass: the start of Xen's own virtual range for 64-bit PV guests
+/// (`HYPERVISOR_VIRT_START`), which Xen's guest-copy checks refuse.
+pub const XEN_ADDRESS: u64 = 0xffff_8000_0000_0000;
+
+/// `struct xen_mem_access_op` (`memory.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemAccessOp {
+    /// `XENMEM_access_op_*`.
+    pub op: u8,
+    /// A `xenmem_access_t`.
+    pub access: u8,
+    /// The domain.
+    pub domid: u16,
+    /// How many frames.
+    pub nr: u32,
+    /// The first frame, `~0` for the default.
+    pub pfn: u64,
+    /// `set_access_multi`'s frames.
+    pub pfn_list: u64,
+    /// `set_access_multi`'s accesses.
+    pub access_list: u64,
+}
+
+/// `struct xen_domctl` (`domctl.h`): command, version, domain, a 128-byte union.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Domctl {
+    /// `XEN_DOMCTL_*`.
+    pub cmd: u32,
+    /// [`DOMCTL_INTERFACE_VERSION`].
+    pub interface_version: u32,
+    /// The domain.
+    pub domain: u16,
+    /// Padding.
+    pub pad: [u16; 3],
+    /// The union, as 32-bit words.
+    pub payload: [u32; 32],
+}
+
+impl Domctl {
+    /// A domctl `cmd` for `domain` whose union starts with `words`.
+    pub fn new(cmd: u32, domain: DomId, words: &[u32]) -> Self {
+        let mut payload = [0; 32];
+        payload[..words.len()].copy_from_slice(words);
+        Self {
+            cmd,
+            interface_version: DOMCTL_INTERFACE_VERSION,
+            domain: domain.0,
+            pad: [0; 3],
+            payload,
+        }
+    }
+}
+
+/// `struct xen_mem_acquire_resource` (`memory.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemAcquireResource {
+    /// The domain.
+    pub domid: u16,
+    /// `XENMEM_resource_*` (4: the vm_event ring, patch 0007).
+    pub kind: u16,
+    /// The ring's mode (2: monitor).
+    pub id: u32,
+    /// Frames asked.
+    pub nr_frames: u32,
+    /// Must be 0.
+    pub pad: u32,
+    /// First frame.
+    pub frame: u64,
+    /// Where Xen writes the frames.
+    pub frame_list: u64,
+}
+
+/// Who a call names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The guest itself, by its domain id.
+    OwnId,
+    /// The guest itself, as `DOMID_SELF`.
+    DomidSelf,
+    /// dom0.
+    Dom0,
+    /// Another guest (monitored by dom0).
+    Other,
+    /// [`NOBODY`].
+    Nobody,
+}
+
+impl Target {
+    /// Every target, in the order they are tried.
+    pub const ALL: [Self; 5] = [
+        Self::OwnId,
+        Self::DomidSelf,
+        Self::Dom0,
+        Self::Other,
+        Self::Nobody,
+    ];
+
+    /// The name in `HOSTILE` lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::OwnId => "own-id",
+            Self::DomidSelf => "domid-self",
+            Self::Dom0 => "dom0",
+            Self::Other => "other",
+            Self::Nobody => "nobody",
+        }
+    }
+}
+
+/// One call made against each target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `XENMEM_access_op_get_access` of the default.
+    GetDefault,
+    /// `XENMEM_access_op_set_access` of the default to `rx`.
+    SetDefault,
+    /// `XENMEM_access_op_set_access` of the other guest's frame to `r`.
+    SetFrame,
+    /// `XENMEM_access_op_set_access_multi` of the other guest's frame to `n`.
+    SetMulti,
+    /// `XENMEM_access_op` op 99.
+    AccessOp99,
+    /// `XEN_DOMCTL_vm_event_op` ENABLE, monitor.
+    VmEventEnable,
+    /// `XEN_DOMCTL_vm_event_op` DISABLE, monitor.
+    VmEventDisable,
+    /// `XEN_DOMCTL_vm_event_op` ATTACH, monitor.
+    VmEventAttach,
+    /// `XEN_DOMCTL_vm_event_op` GET_VERSION.
+    VmEventVersion,
+    /// `XEN_DOMCTL_monitor_op` GET_CAPABILITIES.
+    MonitorCapabilities,
+    /// `XEN_DOMCTL_set_access_required` 0.
+    SetAccessRequired,
+    /// `XENMEM_acquire_resource` of the monitor ring.
+    AcquireRing,
+}
+
+impl Call {
+    /// Every call, in the order they are made.
+    pub const ALL: [Self; 12] = [
+        Self::GetDefault,
+        Self::SetDefault,
+        Self::SetFrame,
+        Self::SetMulti,
+        Self::AccessOp99,
+        Self::VmEventEnable,
+        Self::VmEventDisable,
+        Self::VmEventAttach,
+        Self::VmEventVersion,
+        Self::MonitorCapabilities,
+        Self::SetAccessRequired,
+        Self::AcquireRing,
+    ];
+
+    /// The name in `HOSTILE` lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::GetDefault => "get-default",
+            Self::SetDefault => "set-default",
+            Self::SetFrame => "set-frame",
+            Self::SetMulti => "set-multi",
+            Self::AccessOp99 => "access-op-99",
+            Self::VmEventEnable => "vm-event-enable",
+            Self::VmEventDisable => "vm-event-disable",
+            Self::VmEventAttach => "vm-event-attach",
+            Self::VmEventVersion => "vm-event-version",
+            Self::MonitorCapabilities => "monitor-capabilities",
+            Self::SetAccessRequired => "set-access-required",
+            Self::AcquireRing => "acquire-ring",
+        }
+    }
+}
+
+/// Calls that name no target, or a special one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extra {
+    /// A vm_event_op domctl with interface version 0x14.
+    DomctlOldVersion,
+    /// A domctl whose argument is at [`XEN_ADDRESS`].
+    DomctlBadPointer,
+    /// `XENMEM_access_op` whose argument is at [`XEN_ADDRESS`].
+    AccessOpBadPointer,
+    /// `XENMEM_acquire_resource` whose argument is at [`XEN_ADDRESS`].
+    AcquireBadPointer,
+    /// vm_event GET_VERSION with `DOMID_INVALID`.
+    VersionDomidInvalid,
+    /// vm_event ENABLE with `DOMID_INVALID` (dom0's same call crashes Xen: `d` is NULL).
+    EnableDomidInvalid,
+}
+
+impl Extra {
+    /// Every extra call, in order.
+    pub const ALL: [Self; 6] = [
+        Self::DomctlOldVersion,
+        Self::DomctlBadPointer,
+        Self::AccessOpBadPointer,
+        Self::AcquireBadPointer,
+        Self::VersionDomidInvalid,
+        Self::EnableDomidInvalid,
+    ];
+
+    /// The name in `HOSTILE` lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::DomctlOldVersion => "domctl-old-version",
+            Self::DomctlBadPointer => "domctl-bad-pointer",
+            Self::AccessOpBadPointer => "access-op-bad-pointer",
+            Self::AcquireBadPointer => "acquire-bad-pointer",
+            Self::VersionDomidInvalid => "vm-event-version-domid-invalid",
+            Self::EnableDomidInvalid => "vm-event-enable-domid-invalid",
+        }
+    }
+}
+
+/// What dom0 told the guest on the go page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// The guest's own domain id.
+    pub own: DomId,
+    /// The other guest.
+    pub other: DomId,
+    /// A machine frame of the other guest.
+    pub other_frame: u64,
+}
+
+impl Setup {
+    /// Reads words 1 to 3 of the go page; `None` when a domain id does not fit 16 bits.
+    pub fn from_go_page(words: [u64; 4]) -> Option<Self> {
+        Some(Self {
+            own: DomId(u16::try_from(words[1]).ok()?),
+            other: DomId(u16::try_from(words[2]).ok()?),
+            other_frame: words[3],
+        })
+    }
+
+    fn domain(&self, target: Target) -> DomId {
+        match target {
+            Target::OwnId => self.own,
+            Target::DomidSelf => DomId::SELF,
+            Target::Dom0 => DomId::DOM0,
+            Target::Other => self.other,
+            Target::Nobody => NOBODY,
+        }
+    }
+}
+
+// XEN_DOMCTL_* commands and sub-operations (`domctl.h`).
+const DOMCTL_VM_EVENT_OP: u32 = 56;
+const DOMCTL_SET_ACCESS_REQUIRED: u32 = 64;
+const DOMCTL_MONITOR_OP: u32 = 77;
+const VM_EVENT_ENABLE: u32 = 0;
+const VM_EVENT_DISABLE: u32 = 1;
+const VM_EVENT_GET_VERSION: u32 = 3;
+const VM_EVENT_ATTACH: u32 = 4;
+const VM_EVENT_MODE_MONITOR: u32 = 2;
+const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
+
+fn raw<H: Hypervisor + ?Sized>(hv: &H, nr: HypercallNr, args: [u64; 5]) -> i64 {
+    // SAFETY: every caller passes pointers to live locals of the right type (or
+    // XEN_ADDRESS, which Xen refuses to touch); Xen only reads them, or writes the OUT
+    // fields of the same structure, whose locals the caller owns for the call.
+    unsafe { hv.hypercall(Hypercall::new(nr, args)) }
+}
+
+fn domctl<H: Hypervisor + ?Sized>(hv: &H, mut op: Domctl) -> i64 {
+    raw(
+        hv,
+        DOMCTL,
+        [core::ptr::from_mut(&mut op) as u64, 0, 0, 0, 0],
+    )
+}
+
+fn access_op<H: Hypervisor + ?Sized>(hv: &H, mut op: MemAccessOp) -> i64 {
+    let op_ptr = core::ptr::from_mut(&mut op) as u64;
+    raw(
+        hv,
+        HypercallNr::MEMORY_OP,
+        [XENMEM_ACCESS_OP, op_ptr, 0, 0, 0],
+    )
+}
+
+/// Makes `call` against `target`; Xen's raw result.
+pub fn make<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, call: Call, target: Target) -> i64 {
+    let domain = setup.domain(target);
+    let access = |op: u8, pfn: u64, nr: u32, access: u8| MemAccessOp {
+        op,
+        access,
+        domid: domain.0,
+        nr,
+        pfn,
+        ..MemAccessOp::default()
+    };
+    let vm_event = |op: u32| Domctl::new(DOMCTL_VM_EVENT_OP, domain, &[op, VM_EVENT_MODE_MONITOR]);
+    match call {
+        Call::GetDefault => access_op(hv, access(1, !0, 0, 0)),
+        Call::SetDefault => access_op(hv, access(0, !0, 0, 5)),
+        Call::SetFrame => access_op(hv, access(0, setup.other_frame, 1, 1)),
+        Call::SetMulti => {
+            let frames = [setup.other_frame];
+            let accesses = [0u8];
+            let mut op = access(4, 0, 1, 0);
+            op.pfn_list = frames.as_ptr() as u64;
+            op.access_list = accesses.as_ptr() as u64;
+            access_op(hv, op)
+        }
+        Call::AccessOp99 => access_op(hv, access(99, 0, 0, 0)),
+        Call::VmEventEnable => domctl(hv, vm_event(VM_EVENT_ENABLE)),
+        Call::VmEventDisable => domctl(hv, vm_event(VM_EVENT_DISABLE)),
+        Call::VmEventAttach => domctl(hv, vm_event(VM_EVENT_ATTACH)),
+        Call::VmEventVersion => domctl(hv, vm_event(VM_EVENT_GET_VERSION)),
+        Call::MonitorCapabilities => domctl(
+            hv,
+            Domctl::new(DOMCTL_MONITOR_OP, domain, &[MONITOR_OP_GET_CAPABILITIES]),
+        ),
+        Call::SetAccessRequired => {
+            domctl(hv, Domctl::new(DOMCTL_SET_ACCESS_REQUIRED, domain, &[0]))
+        }
+        Call::AcquireRing => {
+            let mut frames = [0u64; 1];
+            let mut request = MemAcquireResource {
+                domid: domain.0,
+                kind: 4,
+                id: VM_EVENT_MODE_MONITOR,
+                nr_frames: 1,
+                frame_list: frames.as_mut_ptr() as u64,
+                ..MemAcquireResource::default()
+            };
+            let request_ptr = core::ptr::from_mut(&mut request) as u64;
+            raw(
+                hv,
+                HypercallNr::MEMORY_OP,
+                [XENMEM_ACQUIRE_RESOURCE, request_ptr, 0, 0, 0],
+            )
+        }
+    }
+}
+
+/// Makes one extra call; Xen's raw result.
+pub fn make_extra<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, extra: Extra) -> i64 {
+    match extra {
+        Extra::DomctlOldVersion => {
+            let mut op = Domctl::new(DOMCTL_VM_EVENT_OP, setup.other, &[VM_EVENT_ENABLE, 2]);
+            op.interface_version = 0x14;
+            domctl(hv, op)
+        }
+        Extra::DomctlBadPointer => raw(hv, DOMCTL, [XEN_ADDRESS, 0, 0, 0, 0]),
+        Extra::AccessOpBadPointer => raw(
+            hv,
+            HypercallNr::MEMORY_OP,
+            [XENMEM_ACCESS_OP, XEN_ADDRESS, 0, 0, 0],
+        ),
+        Extra::AcquireBadPointer => raw(
+            hv,
+            HypercallNr::MEMORY_OP,
+            [XENMEM_ACQUIRE_RESOURCE, XEN_ADDRESS, 0, 0, 0],
+        ),
+        Extra::VersionDomidInvalid => domctl(
+            hv,
+            Domctl::new(
+                DOMCTL_VM_EVENT_OP,
+                DOMID_INVALID,
+                &[VM_EVENT_GET_VERSION, 2],
+            ),
+        ),
+        Extra::EnableDomidInvalid => domctl(
+            hv,
+            Domctl::new(DOMCTL_VM_EVENT_OP, DOMID_INVALID, &[VM_EVENT_ENABLE, 2]),
+        ),
+    }
+}
+
+/// Writes `HOSTILE <call> <target> rc=<rc>` (target `-` for an extra call), without the
+/// `TEST-GUEST ` prefix.
+pub fn write_line(out: &mut impl Sink, call: &str, target: &str, rc: i64) {
+    out.put_str("HOSTILE ");
+    out.put_str(call);
+    out.put_str(" ");
+    out.put_str(target);
+    out.put_str(" rc=");
+    out.put_i64(rc);
+}
+
+/// Makes every call, one line each through `line`; returns how many.
+pub fn run<H: Hypervisor + ?Sized>(
+    hv: &H,
+    setup: &Setup,
+    mut line: impl FnMut(&str, &str, i64),
+) -> usize {
+    let mut count = 0;
+    for call in Call::ALL {
+        for target in Target::ALL {
+            line(call.name(), target.name(), make(hv, setup, call, target));
+            count += 1;
+        }
+    }
+    for extra in Extra::ALL {
+        line(extra.name(), "-", make_extra(hv, setup, extra));
+        count += 1;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::RefCell;
+    use core::mem::{offset_of, size_of};
+
+    struct Recorder(RefCell<Vec<(Hypercall, Vec<u8>)>>);
+
+    impl Hypervisor for Recorder {
+        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+            // Keep the argument structure's bytes, read as Xen would.
+            let (pointer, size) = match call.nr {
+                HypercallNr::DOMCTL => (call.args[0], size_of::<Domctl>()),
+                _ => (call.args[1], 32),
+            };
+            let bytes = if pointer == XEN_ADDRESS {
+                Vec::new()
+            } else {
+                // SAFETY: the wrappers pass live structures of at least `size` bytes.
+                unsafe { core::slice::from_raw_parts(pointer as *const u8, size).to_vec() }
+            };
+            self.0.borrow_mut().push((call, bytes));
+            -1
+        }
+    }
+
+    fn setup() -> Setup {
+        Setup::from_go_page([0x4f47, 7, 6, 0x4_1a00]).unwrap()
+    }
+
+    #[test]
+    fn layouts_match_xen_headers() {
+        // offsetof/sizeof from gcc with Xen 4.17's memory.h and domctl.h.
+        assert_eq!(size_of::<MemAccessOp>(), 32);
+        assert_eq!(offset_of!(MemAccessOp, domid), 2);
+        assert_eq!(offset_of!(MemAccessOp, pfn), 8);
+        assert_eq!(offset_of!(MemAccessOp, access_list), 24);
+        assert_eq!(size_of::<Domctl>(), 144);
+        assert_eq!(offset_of!(Domctl, domain), 8);
+        assert_eq!(offset_of!(Domctl, payload), 16);
+        assert_eq!(size_of::<MemAcquireResource>(), 32);
+        assert_eq!(offset_of!(MemAcquireResource, frame), 16);
+        assert_eq!(offset_of!(MemAcquireResource, frame_list), 24);
+        assert_eq!(DOMCTL.get(), 36);
+    }
+
+    #[test]
+    fn the_go_page_gives_the_domains() {
+        let s = setup();
+        assert_eq!(
+            (s.own, s.other, s.other_frame),
+            (DomId(7), DomId(6), 0x4_1a00)
+        );
+        assert_eq!(Setup::from_go_page([0, 1 << 16, 6, 0]), None);
+        assert_eq!(s.domain(Target::DomidSelf), DomId(0x7ff0));
+        assert_eq!(s.domain(Target::Nobody), DomId(999));
+    }
+
+    #[test]
+    fn every_call_reaches_xen_with_its_domain() {
+        let hv = Recorder(RefCell::new(Vec::new()));
+        let mut lines = Vec::new();
+        let n = run(&hv, &setup(), |call, target, rc| {
+            lines.push(format!("{call} {target} {rc}"));
+        });
+        assert_eq!(n, 12 * 5 + 6);
+        assert_eq!(lines.len(), n);
+        assert_eq!(lines[0], "get-default own-id -1");
+        assert_eq!(lines[n - 1], "vm-event-enable-domid-invalid - -1");
+        let calls = hv.0.borrow();
+        // get-default against own id: access op 1, domid 7, pfn ~0.
+        let (call, bytes) = &calls[0];
+        assert_eq!(call.nr, HypercallNr::MEMORY_OP);
+        assert_eq!(call.args[0], XENMEM_ACCESS_OP);
+        assert_eq!(bytes[0], 1);
+        assert_eq!(u16::from_le_bytes([bytes[2], bytes[3]]), 7);
+        assert_eq!(&bytes[8..16], &[0xff; 8]);
+        // vm-event-enable against dom0 (call 5, target 2): domctl 56, version 0x15.
+        let (call, bytes) = &calls[5 * 5 + 2];
+        assert_eq!(call.nr, DOMCTL);
+        assert_eq!(&bytes[0..4], &56u32.to_le_bytes());
+        assert_eq!(&bytes[4..8], &0x15u32.to_le_bytes());
+        assert_eq!(&bytes[8..10], &0u16.to_le_bytes());
+        assert_eq!(&bytes[16..24], &[0, 0, 0, 0, 2, 0, 0, 0]);
+        // acquire-ring against domid-self: type 4, id 2, one frame.
+        let (call, bytes) = &calls[11 * 5 + 1];
+        assert_eq!(call.args[0], XENMEM_ACQUIRE_RESOURCE);
+        assert_eq!(&bytes[0..8], &[0xf0, 0x7f, 4, 0, 2, 0, 0, 0]);
+        // The bad pointers are passed as they are.
+        let (call, _) = &calls[60 + 1];
+        assert_eq!(call.args[0], XEN_ADDRESS);
+        let (call, _) = &calls[60 + 3];
+        assert_eq!(call.args, [XENMEM_ACQUIRE_RESOURCE, XEN_ADDRESS, 0, 0, 0]);
+    }
+
+    #[test]
+    fn lines_carry_negative_results() {
+        struct Out(Vec<u8>);
+        impl Sink for Out {
+            fn put(&mut self, bytes: &[u8]) {
+                self.0.extend_from_slice(bytes);
+            }
+        }
+        let mut out = Out(Vec::new());
+        write_line(&mut out, "acquire-ring", "dom0", -1);
+        assert_eq!(out.0, b"HOSTILE acquire-ring dom0 rc=-1");
+        let mut out = Out(Vec::new());
+        write_line(&mut out, "domctl-bad-pointer", "-", 0);
+        assert_eq!(out.0, b"HOSTILE domctl-bad-pointer - rc=0");
+    }
+}
