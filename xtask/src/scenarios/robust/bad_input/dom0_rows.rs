@@ -1,11 +1,10 @@
 //! The wrong calls dom0 makes, each with the errno read from Xen 4.17's source with our
 //! patches (the deciding function is named in each row's comment).
 //!
-//! Not made: `XEN_DOMCTL_vm_event_op` other than GET_VERSION with `DOMID_INVALID`. For that
-//! domain `do_domctl` passes `d = NULL` (so that GET_VERSION needs no domain), the dummy
-//! XSM policy lets the control domain through, and `vm_event_domctl` then reads
-//! `d->is_dying`: Xen takes a fatal page fault at address 0x140 (found by this scenario,
-//! reported to the lead; the row can come back once Xen refuses it).
+//! `XEN_DOMCTL_vm_event_op` other than GET_VERSION with `DOMID_INVALID`: `do_domctl` passes
+//! `d = NULL` for that domain (so that GET_VERSION needs no domain) and the dummy XSM policy
+//! lets the control domain through; Debian's 4.17 then read `d->is_dying` and took a fatal
+//! page fault (found by this scenario). Patch 0001 backports upstream's fix: -ESRCH.
 
 use libxc::memory::{MemAccessOp, MemAcquireResource};
 use libxc::DomId;
@@ -87,10 +86,8 @@ pub fn special_domains(c: &mut Checker) {
         c.row(&format!("set access_required, {name}"), &[monitor], |p| {
             r::set_access_required(p, domain, 1)
         });
-        if domain == r::DOMID_INVALID {
-            continue; // see the module's comment: Xen dereferences NULL
-        }
-        // vm_event_domctl: d == current->domain gives -EINVAL; do_domctl -ESRCH.
+        // vm_event_domctl: d == current->domain gives -EINVAL; do_domctl -ESRCH; no
+        // domain at all (DOMID_INVALID) -ESRCH (patch 0001, see the module's comment).
         for (op_name, vm_op) in [
             ("enable", r::ENABLE),
             ("disable", r::DISABLE),
