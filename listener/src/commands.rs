@@ -9,31 +9,20 @@ use libxc::monitor::{
 use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
-use libxc::{Access, DomId, Error, Result};
+use libxc::{Access, DomId, Errno, Error, Result};
 
-const EBUSY: i32 = 16;
-const EINVAL: i32 = 22;
-const ENODEV: i32 = 19;
+use crate::ring_state::RingState;
 
 fn open(domain: &str) -> Result<(Privcmd, DomId)> {
     let privcmd = Privcmd::open()?;
     Ok((privcmd, resolve_domain(domain)?))
 }
 
-/// Whether the domain has a monitor ring: its default access answers only then.
-fn monitored(privcmd: &Privcmd, domain: DomId) -> Result<Option<Access>> {
-    match get_mem_access(privcmd, domain, None) {
-        Ok(access) => Ok(Some(access)),
-        Err(error) if error.errno == Some(ENODEV) => Ok(None),
-        Err(error) => Err(error),
-    }
-}
-
 pub fn enable(domain: &str) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     let port = match monitor_enable(&privcmd, domid) {
         Ok(port) => port,
-        Err(error) if error.errno == Some(EBUSY) => {
+        Err(error) if error.is(Errno::EBUSY) => {
             println!("domain {}: monitoring already enabled", domid.0);
             return Ok(());
         }
@@ -56,7 +45,9 @@ pub fn disable(domain: &str) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     match monitor_disable(&privcmd, domid) {
         Ok(()) => println!("domain {}: monitoring disabled", domid.0),
-        Err(error) if error.errno == Some(EINVAL) && monitored(&privcmd, domid)?.is_none() => {
+        Err(error)
+            if error.is(Errno::EINVAL) && RingState::of(&privcmd, domid)? == RingState::None =>
+        {
             println!("domain {}: monitoring already disabled", domid.0)
         }
         Err(error) => return Err(error),
@@ -67,11 +58,15 @@ pub fn disable(domain: &str) -> Result<()> {
 pub fn status(domain: &str) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     let shadow = shadow_allocation_mib(&privcmd, domid)?;
-    match monitored(&privcmd, domid)? {
-        Some(default) => println!(
-            "domain {}: monitoring on\ndefault access: {default}\nshadow pool: {shadow} MiB",
-            domid.0
-        ),
+    match RingState::of(&privcmd, domid)?.describe() {
+        Some(listener) => {
+            let default = get_mem_access(&privcmd, domid, None)?;
+            println!(
+                "domain {}: monitoring on\n{listener}\ndefault access: {default}\n\
+                 shadow pool: {shadow} MiB",
+                domid.0
+            )
+        }
         None => println!(
             "domain {}: monitoring off\nshadow pool: {shadow} MiB",
             domid.0

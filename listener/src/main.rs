@@ -11,6 +11,7 @@ mod commands;
 mod frames;
 mod monitor;
 mod pages;
+mod ring_state;
 mod trace;
 
 use std::process::ExitCode;

@@ -18,7 +18,7 @@ use libxc::memory::{self, set_mem_access_raw, AccessTarget, MemAccessOp, MemAcqu
 use libxc::monitor::{monitor_disable, monitor_enable, vm_event_op_raw, RingMapping};
 use libxc::privcmd::{hypercall, Plain, Privcmd};
 use libxc::xenstore::resolve_domain;
-use libxc::DomId;
+use libxc::{DomId, Errno};
 
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::{Dom0, HostView, Scenario};
@@ -33,17 +33,21 @@ const GUEST: &str = "bad-input";
 const NOBODY: DomId = DomId(999);
 const DOM0: DomId = DomId(0);
 
-// errno values (xen/include/public/errno.h, as Linux passes them through).
-const EPERM: i32 = 1;
-const ESRCH: i32 = 3;
-const EACCES: i32 = 13;
-const EFAULT: i32 = 14;
-const EBUSY: i32 = 16;
-const ENODEV: i32 = 19;
-const EINVAL: i32 = 22;
-const ENOSYS: i32 = 38;
-const ENOENT: i32 = 2;
-const EOPNOTSUPP: i32 = 95;
+/// What a call must do: succeed ([`SUCCEEDS`]) or fail with this errno (Xen's
+/// xen/include/public/errno.h values, which Linux passes through and libxc-rs reads as
+/// `Errno`).
+type Expected = Option<Errno>;
+const SUCCEEDS: Expected = None;
+const EPERM: Expected = Some(Errno::EPERM);
+const ESRCH: Expected = Some(Errno::ESRCH);
+const EACCES: Expected = Some(Errno::EACCES);
+const EFAULT: Expected = Some(Errno::EFAULT);
+const EBUSY: Expected = Some(Errno::EBUSY);
+const ENODEV: Expected = Some(Errno::ENODEV);
+const EINVAL: Expected = Some(Errno::EINVAL);
+const ENOSYS: Expected = Some(Errno::ENOSYS);
+const ENOENT: Expected = Some(Errno::ENOENT);
+const EOPNOTSUPP: Expected = Some(Errno::EOPNOTSUPP);
 
 // XEN_VM_EVENT_* and XEN_DOMCTL_VM_EVENT_OP_* (public/domctl.h).
 const ENABLE: u32 = 0;
@@ -56,9 +60,25 @@ const PAGING: u32 = 1;
 /// A page no process maps: Xen's copy from it fails.
 const UNMAPPED: u64 = 0x1000;
 
-/// The outcome of one call: `Ok` or the positive errno.
-fn errno<T>(result: libxc::Result<T>) -> Result<(), i32> {
-    result.map(drop).map_err(|error| error.errno.unwrap_or(-1))
+/// How a call failed: with an errno, or otherwise (no errno, or a wrong answer), which no
+/// expected outcome matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    Errno(Errno),
+    Otherwise,
+}
+
+impl From<&libxc::Error> for Failed {
+    fn from(error: &libxc::Error) -> Failed {
+        error.errno.map_or(Failed::Otherwise, Failed::Errno)
+    }
+}
+
+/// The outcome of one call.
+type Outcome = Result<(), Failed>;
+
+fn errno<T>(result: libxc::Result<T>) -> Outcome {
+    result.map(drop).map_err(|error| Failed::from(&error))
 }
 
 struct Table {
@@ -67,10 +87,17 @@ struct Table {
 }
 
 impl Table {
-    fn row(&mut self, name: &str, expected: i32, got: Result<(), i32>) {
+    /// Records a call; `expected` and `got` are written as `ok` or the errno's name
+    /// (`wrong` for a failure without one), so the host compares words.
+    fn row(&mut self, name: &str, expected: Expected, got: Outcome) {
+        let expected = match expected {
+            None => "ok".to_string(),
+            Some(errno) => format!("{errno:?}"),
+        };
         let got = match got {
-            Ok(()) => 0,
-            Err(errno) => errno,
+            Ok(()) => "ok".to_string(),
+            Err(Failed::Errno(errno)) => format!("{errno:?}"),
+            Err(Failed::Otherwise) => "wrong".to_string(),
         };
         self.count += 1;
         self.rows.push_str(&format!(
@@ -114,12 +141,7 @@ struct HvmParam {
 // SAFETY: integers only.
 unsafe impl Plain for HvmParam {}
 
-fn domctl_call<T: Plain>(
-    privcmd: &Privcmd,
-    cmd: u32,
-    domain: DomId,
-    payload: &T,
-) -> Result<(), i32> {
+fn domctl_call<T: Plain>(privcmd: &Privcmd, cmd: u32, domain: DomId, payload: &T) -> Outcome {
     errno(domctl::call(
         privcmd,
         "domctl",
@@ -127,16 +149,16 @@ fn domctl_call<T: Plain>(
     ))
 }
 
-fn access_op(privcmd: &Privcmd, op: MemAccessOp) -> Result<(), i32> {
-    let mut buffer = privcmd.buffer(1).map_err(|_| -1)?;
+fn access_op(privcmd: &Privcmd, op: MemAccessOp) -> Outcome {
+    let mut buffer = privcmd.buffer(1).map_err(|_| Failed::Otherwise)?;
     buffer.write(&op);
     // SAFETY: the buffer holds a whole xen_mem_access_op; list handles are 0 or point into
     // the same buffer.
     errno(unsafe { memory::memory_op(privcmd, "access_op", memory::ACCESS_OP, buffer.address()) })
 }
 
-fn acquire(privcmd: &Privcmd, request: MemAcquireResource, list: bool) -> Result<(), i32> {
-    let mut buffer = privcmd.buffer(1).map_err(|_| -1)?;
+fn acquire(privcmd: &Privcmd, request: MemAcquireResource, list: bool) -> Outcome {
+    let mut buffer = privcmd.buffer(1).map_err(|_| Failed::Otherwise)?;
     let mut request = request;
     if list {
         request.frame_list = buffer.address_at(2048);
@@ -267,7 +289,7 @@ fn unmonitored(privcmd: &Privcmd, guest: DomId, table: &mut Table) {
     );
     // HVM-only: hvm.c hvmop_get_param refuses a PV domain.
     table.row("HVMOP_get_param on PV", EINVAL, {
-        let mut buffer = privcmd.buffer(1).map_err(|_| -1);
+        let mut buffer = privcmd.buffer(1).map_err(|_| Failed::Otherwise);
         match &mut buffer {
             Ok(buffer) => {
                 buffer.write(&HvmParam {
@@ -285,14 +307,14 @@ fn unmonitored(privcmd: &Privcmd, guest: DomId, table: &mut Table) {
     // nothing else.
     table.row(
         "monitor_op get_capabilities on PV is mem_access only",
-        0,
+        SUCCEEDS,
         match libxc::monitor::monitor_get_capabilities(privcmd, guest) {
             Ok(capabilities) if capabilities == 1 << libxc::monitor::MONITOR_EVENT_MEM_ACCESS => {
                 Ok(())
             }
-            // A wrong mask cannot pass as 0: report it as -1.
-            Ok(_) => Err(-1),
-            Err(error) => Err(error.errno.unwrap_or(-1)),
+            // A wrong mask cannot pass as a success.
+            Ok(_) => Err(Failed::Otherwise),
+            Err(error) => Err(Failed::from(&error)),
         },
     );
     // HVM-only: monitor_domctl refuses events outside arch_monitor_get_capabilities.
@@ -334,8 +356,8 @@ struct Frames {
 }
 
 /// XENMEM_access_op_set_access_multi of one (frame, access), or with lists Xen cannot read.
-fn multi(privcmd: &Privcmd, guest: DomId, entry: Option<(u64, u8)>) -> Result<(), i32> {
-    let mut buffer = privcmd.buffer(1).map_err(|_| -1)?;
+fn multi(privcmd: &Privcmd, guest: DomId, entry: Option<(u64, u8)>) -> Outcome {
+    let mut buffer = privcmd.buffer(1).map_err(|_| Failed::Otherwise)?;
     let (pfn_list, access_list) = match entry {
         Some((frame, access)) => {
             buffer.write_at(1024, &frame);
@@ -576,11 +598,11 @@ fn monitored(privcmd: &Privcmd, guest: DomId, frames: &Frames, table: &mut Table
     // Not an error: the version every listener checks first.
     table.row(
         "vm_event get_version is 7",
-        0,
+        SUCCEEDS,
         match vm_event_op_raw(privcmd, DomId(0x7ff4), GET_VERSION, MONITOR) {
             Ok(7) => Ok(()),
-            Ok(_) => Err(-1),
-            Err(error) => Err(error.errno.unwrap_or(-1)),
+            Ok(_) => Err(Failed::Otherwise),
+            Err(error) => Err(Failed::from(&error)),
         },
     );
 }
