@@ -11,6 +11,7 @@ mod dom0;
 mod events;
 mod guest;
 mod listener;
+mod robust;
 mod transcript;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,9 @@ pub const ALL: &[&Scenario] = &[
     &events::DEFAULT_GENERATION,
     &events::BALLOON,
     &events::access_required::SCENARIO,
+    &robust::get_access::SCENARIO,
+    &robust::cycles::SCENARIO,
+    &robust::listener_kill::SCENARIO,
     &bench::SCENARIO,
 ];
 

@@ -14,7 +14,7 @@
 pub mod access_required;
 pub mod run;
 mod snapshot;
-mod trace;
+pub mod trace;
 
 use std::collections::HashMap;
 

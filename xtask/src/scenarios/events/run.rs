@@ -165,9 +165,14 @@ pub fn start_listener(
 
 /// Waits for the trace's header line: the listener has applied every access.
 pub fn wait_for_header(listener: &mut Child) -> Result<()> {
+    wait_for_header_in(listener, TRACE)
+}
+
+/// Waits for the header line of the trace at `path`.
+pub fn wait_for_header_in(listener: &mut Child, path: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if std::fs::read_to_string(TRACE).is_ok_and(|text| text.contains("\"type\":\"header\"")) {
+        if std::fs::read_to_string(path).is_ok_and(|text| text.contains("\"type\":\"header\"")) {
             return Ok(());
         }
         if let Some(status) = listener.try_wait()? {
