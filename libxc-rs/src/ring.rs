@@ -75,11 +75,16 @@ pub const VM_EVENT_FLAG_RESET_VMTRACE: u32 = 1 << 13;
 pub const VM_EVENT_FLAG_RESET_FORK_STATE: u32 = 1 << 14;
 /// `#define VM_EVENT_FLAG_RESET_FORK_MEMORY (1 << 15)`: in a response, reset a fork's memory.
 pub const VM_EVENT_FLAG_RESET_FORK_MEMORY: u32 = 1 << 15;
+/// `#define VM_EVENT_FLAG_RESPONSE_REFUSED (1 << 16)` (our patch 0011): in a request, the
+/// vCPU's previous response asked for something Xen cannot do for this domain (for PV:
+/// EMULATE and its variants, SET_REGISTERS, singlestep, altp2m, next interrupt, vmtrace);
+/// the vCPU resumed without it, so this request may report the same access again.
+pub const VM_EVENT_FLAG_RESPONSE_REFUSED: u32 = 1 << 16;
 
 /// Every `VM_EVENT_FLAG_*` of Xen 4.17 with its name in the header, lower case and without
 /// the prefix (`vcpu_paused`), in bit order: so traces and messages name flags the way
-/// `vm_event.h` does, from one table.
-pub const VM_EVENT_FLAG_NAMES: [(u32, &str); 16] = [
+/// `vm_event.h` does, from one table (with our patches' flags).
+pub const VM_EVENT_FLAG_NAMES: [(u32, &str); 17] = [
     (VM_EVENT_FLAG_VCPU_PAUSED, "vcpu_paused"),
     (VM_EVENT_FLAG_FOREIGN, "foreign"),
     (VM_EVENT_FLAG_EMULATE, "emulate"),
@@ -96,6 +101,7 @@ pub const VM_EVENT_FLAG_NAMES: [(u32, &str); 16] = [
     (VM_EVENT_FLAG_RESET_VMTRACE, "reset_vmtrace"),
     (VM_EVENT_FLAG_RESET_FORK_STATE, "reset_fork_state"),
     (VM_EVENT_FLAG_RESET_FORK_MEMORY, "reset_fork_memory"),
+    (VM_EVENT_FLAG_RESPONSE_REFUSED, "response_refused"),
 ];
 
 /// `#define VM_EVENT_REASON_MEM_ACCESS 1`: a memory access violation.

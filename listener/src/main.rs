@@ -104,7 +104,9 @@ struct MonitorArgs {
     /// The trace: JSON lines (for programs) or text (one line of words per record).
     #[arg(long, value_enum, default_value = "jsonl")]
     format: trace::Format,
-    /// After an event: give the page rwx (relax, as xen-access does) or leave it (keep).
+    /// After an event: give the page rwx (relax, as xen-access does), leave it (keep), or
+    /// ask Xen to emulate the access once (emulate; for PV, Xen refuses it and the same
+    /// access comes back flagged response_refused, which is then relaxed).
     #[arg(long, value_enum, default_value = "relax")]
     on_event: monitor::OnEvent,
     /// Stop after this many events.

@@ -8,7 +8,8 @@
 //! written, so whoever waits for it knows the guest is monitored with the rights asked for.
 //! A tokio loop then waits on the event channel, answers every request at once (`relax`: the
 //! frame becomes rwx first, as xen-access does; `keep`: resumed as is, so Xen's rx2rw/n2rwx
-//! conversions decide) and writes one trace line per event. It stops on `--count`,
+//! conversions decide; `emulate`: Xen is asked to emulate the access once, and when it says
+//! it refused, the page is relaxed) and writes one trace line per event. It stops on `--count`,
 //! `--timeout`, Ctrl-C or SIGTERM, or when the domain goes ([`Liveness`]: it no longer
 //! exists, is dying or has shut down; a failed look is only a warning). Teardown, whatever
 //! the reason (an error after enabling included): pending requests answered, the default
@@ -35,7 +36,10 @@ use libxc::monitor::{
 };
 use libxc::p2m::{P2m, ReverseP2m};
 use libxc::privcmd::Privcmd;
-use libxc::ring::{BackRing, VmEvent, VM_EVENT_REASON_MEM_ACCESS};
+use libxc::ring::{
+    BackRing, VmEvent, VM_EVENT_FLAG_EMULATE, VM_EVENT_FLAG_RESPONSE_REFUSED,
+    VM_EVENT_REASON_MEM_ACCESS,
+};
 use libxc::version::xen_version;
 use libxc::xenstore::resolve_domain;
 use libxc::{Access, DomId, Errno, Error, Result};
@@ -53,6 +57,10 @@ pub enum OnEvent {
     Relax,
     /// Resume without changing the page: Xen's rx2rw / n2rwx rules apply.
     Keep,
+    /// Ask Xen to emulate the access once (`VM_EVENT_FLAG_EMULATE`), the page unchanged.
+    /// Xen cannot do that for a PV vCPU: it resumes the vCPU without it and the same access
+    /// comes back flagged `response_refused`; that one is relaxed.
+    Emulate,
 }
 
 impl OnEvent {
@@ -60,6 +68,17 @@ impl OnEvent {
         match self {
             OnEvent::Relax => "relax",
             OnEvent::Keep => "keep",
+            OnEvent::Emulate => "emulate",
+        }
+    }
+
+    /// What is done with this request: an emulation Xen refused falls back to relax.
+    fn for_request(self, request: &VmEvent) -> OnEvent {
+        match self {
+            OnEvent::Emulate if request.flags & VM_EVENT_FLAG_RESPONSE_REFUSED != 0 => {
+                OnEvent::Relax
+            }
+            other => other,
         }
     }
 }
@@ -495,7 +514,8 @@ impl Session {
             true => self.frame(frame),
             false => Frame::default(),
         };
-        if mem_access && self.on_event == OnEvent::Relax {
+        let on_event = self.on_event.for_request(request);
+        if mem_access && on_event == OnEvent::Relax {
             // By the frame Xen named (for PV the mfn), known to the reverse P2M or not: that
             // is the frame Xen accepts, and the vCPU must not fault on it again.
             let target = AccessTarget::Frames {
@@ -504,7 +524,10 @@ impl Session {
             };
             set_mem_access(&self.privcmd, self.domid, target, Access::Rwx)?;
         }
-        let response = request.response();
+        let mut response = request.response();
+        if mem_access && on_event == OnEvent::Emulate {
+            response.flags |= VM_EVENT_FLAG_EMULATE;
+        }
         self.ring
             .put_response(&response)
             .map_err(|_| Error::invalid("answering an event", "the ring has no room for it"))?;
@@ -512,7 +535,7 @@ impl Session {
             self.seq,
             request,
             names,
-            self.on_event.name(),
+            on_event.name(),
             recovered,
         ))
     }

@@ -41,7 +41,7 @@ CONFIG_PV_MEM_ACCESS=y
 ",
 };
 
-/// PV mem_access needs nothing of HVM (patch 0016): the same hypervisor without HVM must
+/// PV mem_access needs nothing of HVM (the series' last patch): the same hypervisor without HVM must
 /// build. Built by `cargo xtask ci`, never booted.
 pub const WITHOUT_HVM: Variant = Variant {
     dir: "xen-without-hvm",

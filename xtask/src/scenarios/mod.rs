@@ -43,6 +43,7 @@ pub const ALL: &[&Scenario] = &[
     &events::DEFAULT_GENERATION,
     &events::BALLOON,
     &events::access_required::SCENARIO,
+    &events::emulate_refused::SCENARIO,
     &robust::get_access::SCENARIO,
     &robust::cycles::SCENARIO,
     &robust::listener_kill::SCENARIO,

@@ -12,6 +12,7 @@
 //! build.
 
 pub mod access_required;
+pub mod emulate_refused;
 pub mod run;
 mod snapshot;
 pub mod trace;
