@@ -37,7 +37,7 @@ const SHADOW_OP_GET_ALLOCATION: u32 = 30;
 const VM_EVENT_ENABLE: u32 = 0;
 /// `#define XEN_VM_EVENT_DISABLE 1`
 const VM_EVENT_DISABLE: u32 = 1;
-/// `#define XEN_VM_EVENT_ATTACH 4` (our patch 0002)
+/// `#define XEN_VM_EVENT_ATTACH 4` (our patch 0004)
 const VM_EVENT_ATTACH: u32 = 4;
 /// `#define XEN_DOMCTL_VM_EVENT_OP_MONITOR 2`
 pub const VM_EVENT_MODE_MONITOR: u32 = 2;
@@ -122,7 +122,7 @@ pub fn monitor_disable(privcmd: &Privcmd, domain: DomId) -> Result<()> {
     .map(drop)
 }
 
-/// `XEN_VM_EVENT_ATTACH` (our patch 0002): the port of a monitor ring whose listener went
+/// `XEN_VM_EVENT_ATTACH` (our patch 0004): the port of a monitor ring whose listener went
 /// away without disabling it (it crashed or was killed, so its end of the event channel
 /// closed), for a new listener to take it over: bind the port
 /// ([`crate::evtchn::Evtchn::bind_interdomain`]), map the ring ([`RingMapping::map`]) and

@@ -303,7 +303,7 @@ fn unmonitored(privcmd: &Privcmd, guest: DomId, table: &mut Table) {
             Err(errno) => Err(*errno),
         }
     });
-    // monitor_domctl GET_CAPABILITIES: a PV domain reports mem_access (patch 0015) and
+    // monitor_domctl GET_CAPABILITIES: a PV domain reports mem_access (patch 0017) and
     // nothing else.
     table.row(
         "monitor_op get_capabilities on PV is mem_access only",

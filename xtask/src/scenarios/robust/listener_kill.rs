@@ -27,11 +27,11 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use libxc::monitor::{shadow_allocation_mib, RingMapping};
+use libxc::monitor::{monitor_attach, shadow_allocation_mib, RingMapping};
 use libxc::privcmd::Privcmd;
 use libxc::ring::BackRing;
 use libxc::xenstore::resolve_domain;
-use libxc::DomId;
+use libxc::{DomId, Errno};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -111,14 +111,19 @@ fn events_in(path: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Requests on the domain's ring nobody answered: req_prod - rsp_prod.
-fn ring_pending(privcmd: &Privcmd, domid: DomId) -> Result<u32> {
+/// Requests on the domain's ring nobody answered: req_prod - rsp_prod; `None` when the ring
+/// is gone (the listener was killed in its own teardown, the guest having finished).
+fn ring_pending(privcmd: &Privcmd, domid: DomId) -> Result<Option<u32>> {
+    match monitor_attach(privcmd, domid) {
+        Err(error) if error.is(Errno::ENODEV) => return Ok(None),
+        _ => {}
+    }
     let mapping = RingMapping::map(privcmd, domid).context("mapping the ring after the kill")?;
     // SAFETY: the ring page is mapped read-write while `mapping` lives, longer than `ring`;
     // only its header is read here, and nothing else in this process touches the page.
     let ring = unsafe { BackRing::new(mapping.as_ptr()) };
     let header = ring.header();
-    Ok(header.req_prod.wrapping_sub(header.rsp_prod))
+    Ok(Some(header.req_prod.wrapping_sub(header.rsp_prod)))
 }
 
 /// Waits until the trace at `path` holds `events` events, or the guest finished, or 20 s.
@@ -227,13 +232,14 @@ fn one_run(
         let pending = ring_pending(privcmd, domid)?;
         log.push_str(&format!(
             "run {index} vcpus={vcpus} listener {segment}: killed after {events} events \
-             (waited for {target} more, then {} us), {pending} pending, then {then:?}\n",
-            jitter.as_micros()
+             (waited for {target} more, then {} us), {} pending, then {then:?}\n",
+            jitter.as_micros(),
+            pending.map_or("ring gone:".to_string(), |count| count.to_string())
         ));
         run.segments.push(Segment {
             trace: file,
             then,
-            pending_at_kill: Some(pending),
+            pending_at_kill: pending,
         });
         match then {
             Then::TakeOver => {
