@@ -4,8 +4,9 @@
 //! read from Xen 4.17's source (the function deciding it is named in the comment of each
 //! row): wrong, self (dom0) and special domains, HVM-only calls on a PV guest, invalid
 //! operations, modes and access values, bad counts, bad resource requests and buffers Xen
-//! cannot read. The first half runs against the test guest unmonitored, the second with its
-//! monitor ring enabled. The guest keeps running throughout.
+//! cannot read, `XEN_VM_EVENT_ATTACH` without a ring and with a listener bound. The first
+//! half runs against the test guest unmonitored, the second with its monitor ring enabled.
+//! The guest keeps running throughout.
 //!
 //! Host checks: every call failed with its errno, the guest's heartbeat went on, and Xen
 //! printed no warning.
@@ -14,8 +15,11 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use libxc::domctl::{self, Domctl};
+use libxc::evtchn::Evtchn;
 use libxc::memory::{self, set_mem_access_raw, AccessTarget, MemAccessOp, MemAcquireResource};
-use libxc::monitor::{monitor_disable, monitor_enable, vm_event_op_raw, RingMapping};
+use libxc::monitor::{
+    monitor_attach, monitor_disable, monitor_enable, vm_event_op_raw, RingMapping,
+};
 use libxc::privcmd::{hypercall, Plain, Privcmd};
 use libxc::xenstore::resolve_domain;
 use libxc::{DomId, Errno};
@@ -54,6 +58,7 @@ const ENABLE: u32 = 0;
 const DISABLE: u32 = 1;
 const RESUME: u32 = 2;
 const GET_VERSION: u32 = 3;
+const ATTACH: u32 = 4;
 const MONITOR: u32 = 2;
 const PAGING: u32 = 1;
 
@@ -255,10 +260,18 @@ fn unmonitored(privcmd: &Privcmd, guest: DomId, table: &mut Table) {
         ENODEV,
         set_default(guest, 7),
     );
+    // ... except reading a PV domain's rights, which needs no ring (patch 0015: they stay
+    // in force without one, as an HVM p2m's do).
     table.row(
-        "get default access, not monitored",
-        ENODEV,
+        "get default access, not monitored (PV: answered)",
+        SUCCEEDS,
         errno(memory::get_mem_access(privcmd, guest, None)),
+    );
+    // vm_event_attach: no ring to take over.
+    table.row(
+        "vm_event attach, not monitored",
+        ENODEV,
+        errno(vm_event_op_raw(privcmd, guest, ATTACH, MONITOR)),
     );
     // rcu_lock_remote_domain_by_id: own domain / none.
     table.row(
@@ -388,6 +401,28 @@ fn monitored(privcmd: &Privcmd, guest: DomId, frames: &Frames, table: &mut Table
         EBUSY,
         errno(monitor_enable(privcmd, guest)),
     );
+    // vm_event_attach: the ring's event channel has no listener bound (this scenario
+    // enabled the ring and bound nothing): its port, nothing changed.
+    table.row(
+        "vm_event attach, no listener bound",
+        SUCCEEDS,
+        errno(vm_event_op_raw(privcmd, guest, ATTACH, MONITOR)),
+    );
+    // ... and -EBUSY once a listener has bound it (closed again with the device).
+    let bound = Evtchn::open().and_then(|evtchn| {
+        let port = monitor_attach(privcmd, guest)?;
+        let local = evtchn.bind_interdomain(guest, port)?;
+        Ok((evtchn, local))
+    });
+    table.row(
+        "vm_event attach, a listener bound",
+        EBUSY,
+        match &bound {
+            Ok(_) => errno(vm_event_op_raw(privcmd, guest, ATTACH, MONITOR)),
+            Err(error) => Err(Failed::from(error)),
+        },
+    );
+    drop(bound);
     // pvma_check_access (XenmemAccess::from_raw): not an access value.
     table.row(
         "set default access 11",
