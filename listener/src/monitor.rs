@@ -479,9 +479,10 @@ impl Session {
             events.push(self.answer(&request, true)?);
         }
         self.most_pending = self.most_pending.max(events.len() as u64);
-        if self.ring.push_responses() {
-            self.evtchn.notify(self.local_port)?;
-        }
+        self.ring.push_responses();
+        // Always: the dead listener may have published answers without notifying Xen, and
+        // their vCPUs wait until Xen reads them.
+        self.evtchn.notify(self.local_port)?;
         Ok(events)
     }
 
