@@ -2,7 +2,8 @@
 //! monitors it, as HVM's rules give them (`p2m_get_mem_access`: the default for `~0`, else
 //! the frame's own access, else the default), through libxc-rs and `listener get-access`.
 //!
-//! One guest in its heartbeat mode, read at each step: never monitored (default rwx, a
+//! One guest in its heartbeat mode, paused while it is read (with no ring, Xen would relax
+//! each page it writes), at each step: never monitored (default rwx, a
 //! frame rwx); monitored, after default rx and one frame rw (that frame rw, another rx);
 //! after `listener disable` (rights stay in force without a ring: the same answers); after
 //! a new default r set while monitored again (it supersedes the frame's own access), and
@@ -122,6 +123,9 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         dom0.run("listener", &full)
     };
     let frame_arg = format!("{frame:#x}");
+    // Paused while the rights are read: a running guest would write its buffer, and with no
+    // ring Xen relaxes each page it writes to rwx (a right changed under the reading).
+    dom0.run("xl", &["pause", GUEST])?;
     let step = |reader: &mut Reader, name: &str| {
         for (target, mfn) in TARGETS.iter().zip([None, Some(frame), Some(other_frame)]) {
             reader.read(&format!("{name} {target}"), mfn);
@@ -141,7 +145,8 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     step(&mut reader, "new-default-disabled");
     reader.read("foreign frame", Some(foreign));
     reader.read("not-ram frame", Some(NOT_RAM));
-    // The guest still runs (its pages r now: Xen relaxes each it writes, with no ring).
+    dom0.run("xl", &["unpause", GUEST])?;
+    // The guest runs on (its pages r now: Xen relaxes each it writes, with no ring).
     beat = guest.wait_for_heartbeat(beat, Duration::from_secs(60))?;
     dom0.save("answers.txt", &reader.lines)?;
     dom0.save("heartbeat.txt", format!("{beat}\n"))?;
