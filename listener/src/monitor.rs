@@ -4,7 +4,8 @@
 //! for PV, its P2M (to translate `--access` pfns to the machine frames Xen names, and to name
 //! events' frames back, [`crate::frames`]); the trace file. Then the monitor ring is created
 //! (for PV, Xen allocates it and turns shadow paging on), mapped, its event channel bound,
-//! the default access set, then every `--access` page. Only then is the trace's header
+//! the default access set, then every `--access` page, with the guest paused meanwhile (a
+//! new default supersedes every page's access at once, the pages' own follow one by one). Only then is the trace's header
 //! written, so whoever waits for it knows the guest is monitored with the rights asked for.
 //! A tokio loop then waits on the event channel, answers every request at once (`relax`: the
 //! frame becomes rwx first, as xen-access does; `keep`: resumed as is, so Xen's rx2rw/n2rwx
@@ -225,7 +226,7 @@ pub fn run(options: Options) -> Result<Stop> {
     let result = session
         .recover(left_over)
         .and_then(|recovered| {
-            session.apply_access(options.default_access, &pages)?;
+            session.apply_access_paused(options.default_access, &pages)?;
             session.write(&header)?;
             recovered
                 .iter()
@@ -427,6 +428,16 @@ impl Session {
         writeln!(self.trace, "{}", trace::render(record, self.format))
             .and_then(|()| self.trace.flush())
             .map_err(|error| Error::invalid("writing the trace", error.to_string()))
+    }
+
+    /// [`Session::apply_access`] with the guest paused: the new default supersedes every
+    /// page's access at once and the pages' own come one by one after it, so a running guest
+    /// would write pages in between that are rwx for a moment, unreported.
+    fn apply_access_paused(&self, default: Access, pages: &[PageAccess]) -> Result<()> {
+        domain_pause(&self.privcmd, self.domid)?;
+        let applied = self.apply_access(default, pages);
+        let resumed = domain_unpause(&self.privcmd, self.domid);
+        applied.and(resumed)
     }
 
     /// Sets the default access, then each page's, in the order given (a later page wins);
