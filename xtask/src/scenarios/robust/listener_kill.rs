@@ -8,8 +8,10 @@
 //! a random number of events (and a random few microseconds more); the ring is read (what
 //! the dead listener left: req_prod - rsp_prod); then, alternately from kill to kill, a new
 //! `listener monitor` takes the ring over (it must answer what was left first, flagged
-//! recovered) or `listener disable` removes it (Xen releases the waiting vCPUs; the shadow
-//! pool must be back to 0 MiB). Each run has two kills, so the second is followed by a
+//! recovered) or `listener disable` removes it (Xen releases the waiting vCPUs). The rights
+//! stay in force without a ring (patch 0015), so the guest stays on shadows while they
+//! restrict anything: once it finished, the default is set to rwx and the shadow pool must
+//! be back to 0 MiB. Each run has two kills, so the second is followed by a
 //! disable and the guest then finishes unmonitored. The random choices come from one seed,
 //! printed (`ROBUST_SEED=<n>` at build time repeats a run's choices).
 //!
@@ -99,8 +101,14 @@ struct Run {
     /// The guest's console, among the scenario's files.
     console: String,
     segments: Vec<Segment>,
-    /// Shadow pool after each `listener disable` (MiB).
+    /// Shadow pool after each `listener disable` (MiB): still the domain's minimum while
+    /// its rights restrict anything (they stay in force without a ring, patch 0015).
     shadow_after_disable: Vec<u32>,
+    /// Shadow pool once the guest finished (every page it wrote relaxed), then once the
+    /// default is rwx again (it supersedes every frame's access: nothing restricted, so the
+    /// guest leaves shadow paging), in MiB.
+    shadow_after_finish: Option<u32>,
+    shadow_after_rwx_default: Option<u32>,
     kills: u64,
 }
 
@@ -189,6 +197,8 @@ fn one_run(
         console: format!("console-{index}.log"),
         segments: Vec::new(),
         shadow_after_disable: Vec::new(),
+        shadow_after_finish: None,
+        shadow_after_rwx_default: None,
         kills: 0,
     };
     let trace_path = |segment: usize| format!("/tmp/kill-{index}-{segment}.jsonl");
@@ -277,6 +287,12 @@ fn one_run(
     dom0.save(&run.console, guest.console())?;
     finished?;
     guest.wait_for_shutdown(Duration::from_secs(60))?;
+    run.shadow_after_finish = Some(shadow_allocation_mib(privcmd, domid)?);
+    dom0.run(
+        "listener",
+        &["set-access", "--domain", &name, "--default", "rwx"],
+    )?;
+    run.shadow_after_rwx_default = Some(shadow_allocation_mib(privcmd, domid)?);
     guest.destroy(Duration::from_secs(30))?;
     Ok(run)
 }
@@ -309,7 +325,10 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     println!("robust/listener-kill: seed {seed}");
     // A boot's first guests make Xen and dom0 grow tables they keep: one unmeasured first.
     {
-        let guest = dom0.create_guest(&GuestConfig::heartbeat("kill-warm-up"))?;
+        let guest = dom0.create_guest(&GuestConfig {
+            vcpus: 2,
+            ..GuestConfig::heartbeat("kill-warm-up")
+        })?;
         guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
         dom0.run("listener", &["enable", "--domain", "kill-warm-up"])?;
         dom0.run("listener", &["disable", "--domain", "kill-warm-up"])?;
@@ -361,10 +380,13 @@ fn on_host(view: &HostView) -> Result<()> {
         total.add(&tally);
         kills_by_vcpus[run.vcpus as usize - 1] += run.kills;
         ensure!(
-            run.shadow_after_disable.iter().all(|&mib| mib == 0),
-            "run {}: shadow pool after listener disable: {:?} MiB",
+            run.shadow_after_rwx_default == Some(0),
+            "run {}: shadow pool {:?} MiB after listener disable and a default of rwx (after \
+             the disable: {:?}, once the guest finished: {:?})",
             run.index,
-            run.shadow_after_disable
+            run.shadow_after_rwx_default,
+            run.shadow_after_disable,
+            run.shadow_after_finish
         );
     }
     let counters: serde_json::Value = serde_json::from_str(&view.read(Counters::FILE)?)?;
@@ -375,9 +397,21 @@ fn on_host(view: &HostView) -> Result<()> {
         .as_u64()
         .context("no leaked_pages")?;
     let memory = log.lines().last().unwrap_or("");
+    let shadows: Vec<String> = runs
+        .iter()
+        .map(|run| {
+            format!(
+                "{:?}/{}/{}",
+                run.shadow_after_disable,
+                run.shadow_after_finish.unwrap_or(u32::MAX),
+                run.shadow_after_rwx_default.unwrap_or(u32::MAX)
+            )
+        })
+        .collect();
     let summary = format!(
         "{kills} kills ({} with 1 vCPU, {} with 2) in {} runs; {} writes: {} reported ({} \
-         twice), {} after a relax, {} after a disable, {} lost; {} requests recovered; {memory}\n",
+         twice), {} after a relax, {} after a disable, {} lost; {} requests recovered; {memory}; \
+         shadow MiB per run after disable / guest finished / default rwx: {}\n",
         kills_by_vcpus[0],
         kills_by_vcpus[1],
         runs.len(),
@@ -387,7 +421,8 @@ fn on_host(view: &HostView) -> Result<()> {
         total.after_relax,
         total.after_disable,
         total.lost,
-        total.recovered
+        total.recovered,
+        shadows.join(" ")
     );
     view.save_note("summary.txt", &summary)?;
     ensure!(
