@@ -10,8 +10,8 @@
 //! `listener monitor` takes the ring over (it must answer what was left first, flagged
 //! recovered) or `listener disable` removes it (Xen releases the waiting vCPUs). The rights
 //! stay in force without a ring (patch 0015), so the guest stays on shadows while they
-//! restrict anything: once it finished, the default is set to rwx and the shadow pool must
-//! be back to 0 MiB. Each run has two kills, so the second is followed by a
+//! restrict anything: once it finished, the default is set to rwx (with a ring for the
+//! time: Xen changes rights only with one) and the shadow pool must be back to 0 MiB. Each run has two kills, so the second is followed by a
 //! disable and the guest then finishes unmonitored. The random choices come from one seed,
 //! printed (`ROBUST_SEED=<n>` at build time repeats a run's choices).
 //!
@@ -288,10 +288,17 @@ fn one_run(
     finished?;
     guest.wait_for_shutdown(Duration::from_secs(60))?;
     run.shadow_after_finish = Some(shadow_allocation_mib(privcmd, domid)?);
-    dom0.run(
-        "listener",
-        &["set-access", "--domain", &name, "--default", "rwx"],
-    )?;
+    // Rights can be changed only with a ring (set_access without one is -ENODEV): a ring
+    // for the time of the new default.
+    for command in [
+        &["enable"][..],
+        &["set-access", "--default", "rwx"],
+        &["disable"],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--domain", name.as_str()]);
+        dom0.run("listener", &args)?;
+    }
     run.shadow_after_rwx_default = Some(shadow_allocation_mib(privcmd, domid)?);
     guest.destroy(Duration::from_secs(30))?;
     Ok(run)
