@@ -331,6 +331,22 @@ impl RingMapping {
             ));
         };
         let mapping = ForeignMapping::map(privcmd, DomId::XEN, &[frame], true)?;
+        // Xen hands out the frame without a reference for the caller: a ring disabled (and
+        // another one enabled, for any domain) between the two calls could leave us mapping
+        // a page that is no longer this domain's ring. The mapping holds the page now; if it
+        // is still the ring, it stays the page we talk to.
+        let now = acquire_resource_frames(
+            privcmd,
+            domain,
+            RESOURCE_VM_EVENT_RING,
+            VM_EVENT_MODE_MONITOR,
+        )?;
+        if now[..] != [frame] {
+            return Err(Error::invalid(
+                "XENMEM_acquire_resource(vm_event ring)",
+                "the ring changed while it was being mapped (disabled by someone else?)",
+            ));
+        }
         Ok(RingMapping { mapping, frame })
     }
 
