@@ -29,10 +29,8 @@ impl Evtchn {
             .read(true)
             .write(true)
             .open("/dev/xen/evtchn")
-            .map_err(|error| Error {
-                operation: "open /dev/xen/evtchn".into(),
-                errno: error.raw_os_error(),
-                reason: format!("{error} (is xen-evtchn loaded?)"),
+            .map_err(|error| {
+                Error::from_io("open /dev/xen/evtchn", &error, " (is xen-evtchn loaded?)")
             })?;
         Ok(Evtchn { file })
     }
@@ -111,9 +109,5 @@ impl AsFd for Evtchn {
 }
 
 fn io_error(operation: &str, error: std::io::Error) -> Error {
-    Error {
-        operation: operation.into(),
-        errno: error.raw_os_error(),
-        reason: error.to_string(),
-    }
+    Error::from_io(operation, &error, "")
 }

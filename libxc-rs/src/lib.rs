@@ -11,12 +11,13 @@
 //! | --- | --- |
 //! | `xc_monitor_enable` (hypercall part) | [`monitor::monitor_enable`] |
 //! | `xc_monitor_disable` | [`monitor::monitor_disable`] |
+//! | (none: `XEN_VM_EVENT_ATTACH`, our patch 0005, takes over a ring whose listener died) | [`monitor::monitor_attach`] |
 //! | ring mapping (`HVM_PARAM_MONITOR_RING_PFN` + map; PV: acquire_resource) | [`monitor::RingMapping::map`] |
 //! | `xc_set_mem_access` | [`memory::set_mem_access`] |
 //! | `xc_get_mem_access` | [`memory::get_mem_access`] |
 //! | `xc_set_mem_access_multi` | [`memory::set_mem_access_multi`] |
 //! | `xc_domain_populate_physmap_exact` | [`memory::populate_physmap`] |
-//! | `xc_domain_getinfo` (HVM or PV) | [`monitor::domain_is_hvm`] |
+//! | `xc_domain_getinfo` (HVM or PV, dying, shut down) | [`monitor::domain_info`], [`monitor::domain_is_hvm`] |
 //! | `xenforeignmemory_map_resource` (frames) | [`memory::acquire_resource_frames`] |
 //! | `xc_domain_set_access_required` | [`monitor::set_access_required`] |
 //! | `xc_domain_pause` / `xc_domain_unpause` | [`monitor::domain_pause`] / [`monitor::domain_unpause`] |
@@ -47,6 +48,9 @@ pub mod xenstore;
 
 pub use access::Access;
 pub use error::{Error, Result};
+/// The errno an [`Error`] carries (nix's), so users compare with `Errno::EBUSY` and friends
+/// without depending on nix themselves.
+pub use nix::errno::Errno;
 
 /// A domain id (`domid_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -14,6 +14,7 @@ use std::num::NonZeroUsize;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 
+use nix::errno::Errno;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
 use crate::domctl::{self, Domctl};
@@ -36,6 +37,8 @@ const SHADOW_OP_GET_ALLOCATION: u32 = 30;
 const VM_EVENT_ENABLE: u32 = 0;
 /// `#define XEN_VM_EVENT_DISABLE 1`
 const VM_EVENT_DISABLE: u32 = 1;
+/// `#define XEN_VM_EVENT_ATTACH 4` (our patch 0005)
+const VM_EVENT_ATTACH: u32 = 4;
 /// `#define XEN_DOMCTL_VM_EVENT_OP_MONITOR 2`
 pub const VM_EVENT_MODE_MONITOR: u32 = 2;
 
@@ -119,10 +122,96 @@ pub fn monitor_disable(privcmd: &Privcmd, domain: DomId) -> Result<()> {
     .map(drop)
 }
 
+/// `XEN_VM_EVENT_ATTACH` (our patch 0005): the port of a monitor ring whose listener went
+/// away without disabling it (it crashed or was killed, so its end of the event channel
+/// closed), for a new listener to take it over: bind the port
+/// ([`crate::evtchn::Evtchn::bind_interdomain`]), map the ring ([`RingMapping::map`]) and
+/// answer the requests still on it ([`crate::ring::BackRing::new`] attaches at the shared
+/// `rsp_prod`, so they are the first it takes). Changes nothing in Xen.
+///
+/// Errors: `EBUSY` while a listener's event channel is bound to the ring (so this also
+/// tells whether a ring has a listener), `ENODEV` when there is no ring. Xen answers 0 for
+/// operations on a dying domain without doing them: a port 0 is taken as `ENODEV` here.
+///
+/// ```no_run
+/// use libxc::evtchn::Evtchn;
+/// use libxc::monitor::{monitor_attach, RingMapping};
+/// use libxc::privcmd::Privcmd;
+/// use libxc::DomId;
+///
+/// let privcmd = Privcmd::open()?;
+/// let domain = DomId(5);
+/// let port = monitor_attach(&privcmd, domain)?;
+/// let evtchn = Evtchn::open()?;
+/// let local = evtchn.bind_interdomain(domain, port)?;
+/// let ring = RingMapping::map(&privcmd, domain)?;
+/// # let _ = (local, ring);
+/// # Ok::<(), libxc::Error>(())
+/// ```
+pub fn monitor_attach(privcmd: &Privcmd, domain: DomId) -> Result<EvtchnPort> {
+    const NAME: &str = "XEN_DOMCTL_vm_event_op(ATTACH, MONITOR)";
+    let op = vm_event_op(privcmd, domain, VM_EVENT_ATTACH, NAME)?;
+    if op.port == 0 {
+        return Err(Error {
+            operation: format!("{NAME} on domain {}", domain.0),
+            errno: Some(Errno::ENODEV),
+            reason: "Xen gave no port (the domain is dying)".into(),
+        });
+    }
+    Ok(EvtchnPort(op.port))
+}
+
 /// `#define XEN_DOMCTL_getdomaininfo 5`
 const DOMCTL_GETDOMAININFO: u32 = 5;
+/// `#define XEN_DOMINF_dying (1U<<0)`
+const DOMINF_DYING: u32 = 1 << 0;
 /// `#define XEN_DOMINF_hvm_guest (1U<<1)`
 const DOMINF_HVM_GUEST: u32 = 1 << 1;
+/// `#define XEN_DOMINF_shutdown (1U<<2)`
+const DOMINF_SHUTDOWN: u32 = 1 << 2;
+
+/// What `XEN_DOMCTL_getdomaininfo` says of a domain (the fields a listener needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainInfo {
+    /// An HVM guest (frames are guest frames) rather than PV (machine frames).
+    pub hvm: bool,
+    /// Being destroyed (`XEN_DOMINF_dying`): it will never run again.
+    pub dying: bool,
+    /// Shut down (`XEN_DOMINF_shutdown`: powered off, crashed, ...), kept by the toolstack.
+    pub shutdown: bool,
+}
+
+/// `xc_domain_getinfo` for one domain. Xen answers with the first domain whose id is at
+/// least `domain`'s, so another id means `domain` does not exist: `ESRCH`, as when there
+/// is no domain from that id on.
+pub fn domain_info(privcmd: &Privcmd, domain: DomId) -> Result<DomainInfo> {
+    let domctl = domctl::call(
+        privcmd,
+        "XEN_DOMCTL_getdomaininfo",
+        Domctl::new(DOMCTL_GETDOMAININFO, domain, &[0u64; 0]),
+    )?;
+    let [id, flags]: [u32; 2] = domctl.payload();
+    DomainInfo::decode(domain, id, flags)
+}
+
+impl DomainInfo {
+    /// The answer's `domain` (its low 16 bits) and `flags` words, for a request about
+    /// `domain`.
+    fn decode(domain: DomId, id: u32, flags: u32) -> Result<DomainInfo> {
+        if id & 0xffff != u32::from(domain.0) {
+            return Err(Error {
+                operation: format!("XEN_DOMCTL_getdomaininfo on domain {}", domain.0),
+                errno: Some(Errno::ESRCH),
+                reason: format!("no domain {} (the next one is {})", domain.0, id & 0xffff),
+            });
+        }
+        Ok(DomainInfo {
+            hvm: flags & DOMINF_HVM_GUEST != 0,
+            dying: flags & DOMINF_DYING != 0,
+            shutdown: flags & DOMINF_SHUTDOWN != 0,
+        })
+    }
+}
 
 /// `offsetof(struct xen_domctl_getdomaininfo, shared_info_frame)` (gcc, Xen 4.17 headers).
 const GETDOMAININFO_SHARED_INFO_FRAME: usize = 48;
@@ -138,7 +227,7 @@ pub fn shared_info_frame(privcmd: &Privcmd, domain: DomId) -> Result<u64> {
     if info[0] as u16 != domain.0 {
         return Err(Error {
             operation: "XEN_DOMCTL_getdomaininfo".into(),
-            errno: Some(3),
+            errno: Some(Errno::ESRCH),
             reason: format!("no domain {}", domain.0),
         });
     }
@@ -148,20 +237,7 @@ pub fn shared_info_frame(privcmd: &Privcmd, domain: DomId) -> Result<u64> {
 /// Whether `domain` is an HVM guest (`xc_domain_getinfo`'s `hvm`): its frames are guest
 /// frames; a PV domain's are machine frames.
 pub fn domain_is_hvm(privcmd: &Privcmd, domain: DomId) -> Result<bool> {
-    let domctl = domctl::call(
-        privcmd,
-        "XEN_DOMCTL_getdomaininfo",
-        Domctl::new(DOMCTL_GETDOMAININFO, domain, &[0u64; 0]),
-    )?;
-    let [id, flags]: [u32; 2] = domctl.payload();
-    if id & 0xffff != u32::from(domain.0) {
-        return Err(Error {
-            operation: "XEN_DOMCTL_getdomaininfo".into(),
-            errno: Some(3),
-            reason: format!("no domain {} (the next one is {})", domain.0, id & 0xffff),
-        });
-    }
-    Ok(flags & DOMINF_HVM_GUEST != 0)
+    domain_info(privcmd, domain).map(|info| info.hvm)
 }
 
 /// `#define XEN_DOMCTL_set_access_required 64`
@@ -178,7 +254,7 @@ pub fn set_access_required(privcmd: &Privcmd, domain: DomId, required: bool) -> 
 const DOMCTL_MONITOR_OP: u32 = 77;
 /// `#define XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES 2`
 const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
-/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0017): the domain raises
+/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0018): the domain raises
 /// mem_access events for the rights set with `XENMEM_access_op`. A capability only.
 pub const MONITOR_EVENT_MEM_ACCESS: u32 = 13;
 
@@ -339,12 +415,12 @@ impl ForeignMapping {
             )
         };
         let failure = if result < 0 {
-            Some(nix::errno::Errno::last())
+            Some(Errno::last())
         } else {
             errors
                 .iter()
                 .find(|&&error| error != 0)
-                .map(|&error| nix::errno::Errno::from_raw(-error))
+                .map(|&error| Errno::from_raw(-error))
         };
         if let Some(errno) = failure {
             // SAFETY: the mapping made above, not yet handed out.
@@ -384,6 +460,36 @@ impl Drop for ForeignMapping {
 mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn domain_info_reads_flags_and_refuses_the_next_domain() {
+        // A PV domain, running (XEN_DOMINF_running = 1 << 5).
+        let info = DomainInfo::decode(DomId(5), 5, 1 << 5).unwrap();
+        assert_eq!(
+            info,
+            DomainInfo {
+                hvm: false,
+                dying: false,
+                shutdown: false
+            }
+        );
+        // Powered off (reason 0 in bits 16..) and preserved; then dying.
+        assert!(
+            DomainInfo::decode(DomId(5), 5, DOMINF_SHUTDOWN)
+                .unwrap()
+                .shutdown
+        );
+        assert!(DomainInfo::decode(DomId(5), 5, DOMINF_DYING).unwrap().dying);
+        assert!(
+            DomainInfo::decode(DomId(5), 5, DOMINF_HVM_GUEST)
+                .unwrap()
+                .hvm
+        );
+        // Xen answered about the next domain: this one is gone.
+        let error = DomainInfo::decode(DomId(5), 7, 0).unwrap_err();
+        assert_eq!(error.errno, Some(Errno::ESRCH));
+        assert!(error.reason.contains("the next one is 7"), "{error}");
+    }
 
     #[test]
     fn layouts_match_xen_4_17() {

@@ -39,10 +39,12 @@ impl Privcmd {
                 .read(true)
                 .write(true)
                 .open(path)
-                .map_err(|error| Error {
-                    operation: format!("open {path}"),
-                    errno: error.raw_os_error(),
-                    reason: format!("{error} (is this dom0 with xen-privcmd loaded?)"),
+                .map_err(|error| {
+                    Error::from_io(
+                        format!("open {path}"),
+                        &error,
+                        " (is this dom0 with xen-privcmd loaded?)",
+                    )
                 })
         };
         Ok(Privcmd {

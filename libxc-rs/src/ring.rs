@@ -75,7 +75,7 @@ pub const VM_EVENT_FLAG_RESET_VMTRACE: u32 = 1 << 13;
 pub const VM_EVENT_FLAG_RESET_FORK_STATE: u32 = 1 << 14;
 /// `#define VM_EVENT_FLAG_RESET_FORK_MEMORY (1 << 15)`: in a response, reset a fork's memory.
 pub const VM_EVENT_FLAG_RESET_FORK_MEMORY: u32 = 1 << 15;
-/// `#define VM_EVENT_FLAG_RESPONSE_REFUSED (1 << 16)` (our patch 0011): in a request, the
+/// `#define VM_EVENT_FLAG_RESPONSE_REFUSED (1 << 16)` (our patch 0012): in a request, the
 /// vCPU's previous response asked for something Xen cannot do for this domain (for PV:
 /// EMULATE and its variants, SET_REGISTERS, singlestep, altp2m, next interrupt, vmtrace);
 /// the vCPU resumed without it, so this request may report the same access again.

@@ -20,11 +20,7 @@ fn request(kind: u32, path: &str) -> Result<Option<Vec<u8>>> {
         "xenstore {}",
         if kind == XS_READ { "read" } else { "directory" }
     );
-    let io = |error: std::io::Error| Error {
-        operation: format!("{operation} {path}"),
-        errno: error.raw_os_error(),
-        reason: error.to_string(),
-    };
+    let io = |error: std::io::Error| Error::from_io(format!("{operation} {path}"), &error, "");
     let mut bus = OpenOptions::new()
         .read(true)
         .write(true)

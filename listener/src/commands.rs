@@ -4,44 +4,25 @@ use libxc::evtchn::Evtchn;
 use libxc::memory::{get_mem_access, set_mem_access, AccessTarget};
 use libxc::monitor::{
     domain_is_hvm, monitor_disable, monitor_enable, monitor_get_capabilities, set_access_required,
-    shadow_allocation_mib, vm_event_op_raw, RingMapping, VM_EVENT_MODE_MONITOR,
+    shadow_allocation_mib, RingMapping,
 };
 use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
-use libxc::{Access, DomId, Error, Result};
+use libxc::{Access, DomId, Errno, Error, Result};
 
-const EBUSY: i32 = 16;
-const EINVAL: i32 = 22;
-const ENODEV: i32 = 19;
+use crate::ring_state::RingState;
 
 fn open(domain: &str) -> Result<(Privcmd, DomId)> {
     let privcmd = Privcmd::open()?;
     Ok((privcmd, resolve_domain(domain)?))
 }
 
-/// `#define XEN_VM_EVENT_ATTACH 4` (Xen patch 0004): changes nothing; `-ENODEV` when the
-/// domain has no ring, `-EBUSY` when a listener is bound to it, else the ring's port.
-const VM_EVENT_ATTACH: u32 = 4;
-
-/// The domain's default access if it has a monitor ring, `None` if not. A PV domain's
-/// access answers without a ring too (patch 0015), so the ring is asked about with
-/// XEN_VM_EVENT_ATTACH, which changes nothing.
-fn monitored(privcmd: &Privcmd, domain: DomId) -> Result<Option<Access>> {
-    match vm_event_op_raw(privcmd, domain, VM_EVENT_ATTACH, VM_EVENT_MODE_MONITOR) {
-        Ok(_) => {}
-        Err(error) if error.errno == Some(EBUSY) => {}
-        Err(error) if error.errno == Some(ENODEV) => return Ok(None),
-        Err(error) => return Err(error),
-    }
-    get_mem_access(privcmd, domain, None).map(Some)
-}
-
 pub fn enable(domain: &str) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     let port = match monitor_enable(&privcmd, domid) {
         Ok(port) => port,
-        Err(error) if error.errno == Some(EBUSY) => {
+        Err(error) if error.is(Errno::EBUSY) => {
             println!("domain {}: monitoring already enabled", domid.0);
             return Ok(());
         }
@@ -64,7 +45,9 @@ pub fn disable(domain: &str) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     match monitor_disable(&privcmd, domid) {
         Ok(()) => println!("domain {}: monitoring disabled", domid.0),
-        Err(error) if error.errno == Some(EINVAL) && monitored(&privcmd, domid)?.is_none() => {
+        Err(error)
+            if error.is(Errno::EINVAL) && RingState::of(&privcmd, domid)? == RingState::None =>
+        {
             println!("domain {}: monitoring already disabled", domid.0)
         }
         Err(error) => return Err(error),
@@ -75,11 +58,15 @@ pub fn disable(domain: &str) -> Result<()> {
 pub fn status(domain: &str) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     let shadow = shadow_allocation_mib(&privcmd, domid)?;
-    match monitored(&privcmd, domid)? {
-        Some(default) => println!(
-            "domain {}: monitoring on\ndefault access: {default}\nshadow pool: {shadow} MiB",
-            domid.0
-        ),
+    match RingState::of(&privcmd, domid)?.describe() {
+        Some(listener) => {
+            let default = get_mem_access(&privcmd, domid, None)?;
+            println!(
+                "domain {}: monitoring on\n{listener}\ndefault access: {default}\n\
+                 shadow pool: {shadow} MiB",
+                domid.0
+            )
+        }
         None => println!(
             "domain {}: monitoring off\nshadow pool: {shadow} MiB",
             domid.0

@@ -5,12 +5,14 @@
 //! write them as a trace.
 //!
 //! Exit status: 0 done (also when the domain already was in the state asked for), 1 Xen or
-//! the kernel refused (the message names the operation and the errno), 2 bad command line.
+//! the kernel refused (the message names the operation and the errno), 2 bad command line;
+//! `monitor` also 3 (stopped by a signal) and 4 (the domain went).
 
 mod commands;
 mod frames;
 mod monitor;
 mod pages;
+mod ring_state;
 mod trace;
 
 use std::process::ExitCode;
@@ -45,7 +47,8 @@ enum Command {
     /// Switch monitoring off: the ring goes and a PV guest leaves shadow paging (unless
     /// log-dirty still needs it).
     Disable(DomainArg),
-    /// Show whether the domain is monitored, its default access and its shadow pool.
+    /// Show whether the domain is monitored, whether a listener is attached to its ring, its
+    /// default access and its shadow pool.
     Status(DomainArg),
     /// Set an access right: for the domain's default, or for guest frames.
     SetAccess(SetAccessArgs),
@@ -56,7 +59,8 @@ enum Command {
     AccessRequired(AccessRequiredArgs),
     /// Monitor the domain: answer its mem_access events and write them as a trace (JSON lines
     /// or text), until --count, --timeout, Ctrl-C / SIGTERM or the domain's end; then leave it
-    /// unmonitored.
+    /// unmonitored. A ring whose listener died is taken over (the requests it left answered
+    /// first, flagged recovered).
     Monitor(MonitorArgs),
 }
 

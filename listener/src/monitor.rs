@@ -4,16 +4,20 @@
 //! for PV, its P2M (to translate `--access` pfns to the machine frames Xen names, and to name
 //! events' frames back, [`crate::frames`]); the trace file. Then the monitor ring is created
 //! (for PV, Xen allocates it and turns shadow paging on), mapped, its event channel bound,
-//! the default access set, then every `--access` page. Only then is the trace's header
+//! the default access set, then every `--access` page, with the guest paused meanwhile (a
+//! new default supersedes every page's access at once, the pages' own follow one by one). Only then is the trace's header
 //! written, so whoever waits for it knows the guest is monitored with the rights asked for.
 //! A tokio loop then waits on the event channel, answers every request at once (`relax`: the
 //! frame becomes rwx first, as xen-access does; `keep`: resumed as is, so Xen's rx2rw/n2rwx
 //! conversions decide; `emulate`: Xen is asked to emulate the access once, and when it says
 //! it refused, the page is relaxed) and writes one trace line per event. It stops on `--count`,
-//! `--timeout`, Ctrl-C or SIGTERM, or when the domain goes. Teardown, whatever the reason
-//! (an error after enabling included): pending requests answered, the default access back
-//! to rwx, monitoring disabled, the event channel closed, so the guest is never left paused
-//! or monitored.
+//! `--timeout`, Ctrl-C or SIGTERM, or when the domain goes ([`Liveness`]: it no longer
+//! exists, is dying or has shut down; a failed look is only a warning). Teardown, whatever
+//! the reason (an error after enabling included): pending requests answered, the default
+//! access back to rwx, monitoring disabled, the event channel closed, so the guest is never
+//! left paused or monitored. A domain that has shut down only has its ring answered and
+//! disabled (it never runs again; its rights are left for whoever inspects it); nothing is
+//! asked of Xen for a domain that no longer exists or is dying.
 //!
 //! The trace (JSON lines, format version 1, or text): a `header` record, one `event` record
 //! per request, an `end` record; [`crate::trace`] documents the schema.
@@ -25,10 +29,11 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use libxc::evtchn::Evtchn;
+use libxc::evtchn::{Evtchn, EvtchnPort};
 use libxc::memory::{set_mem_access, AccessTarget};
 use libxc::monitor::{
-    domain_is_hvm, domain_pause, domain_unpause, monitor_disable, monitor_enable, RingMapping,
+    domain_info, domain_is_hvm, domain_pause, domain_unpause, monitor_attach, monitor_disable,
+    monitor_enable, RingMapping,
 };
 use libxc::p2m::{P2m, ReverseP2m};
 use libxc::privcmd::Privcmd;
@@ -38,7 +43,7 @@ use libxc::ring::{
 };
 use libxc::version::xen_version;
 use libxc::xenstore::resolve_domain;
-use libxc::{Access, DomId, Error, Result};
+use libxc::{Access, DomId, Errno, Error, Result};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -157,26 +162,22 @@ pub fn run(options: Options) -> Result<Stop> {
     let hvm = domain_is_hvm(&privcmd, domid)?;
     let (pages, names, p2m_warned) = plan(&privcmd, domid, hvm, &options.pages)?;
     let trace = open_trace(options.output.as_deref())?;
-    let remote_port = match monitor_enable(&privcmd, domid) {
-        Err(error) if error.errno == Some(16) => {
-            return Err(Error::invalid(
-                format!("monitoring domain {}", domid.0),
-                "another listener monitors it (listener disable ends that)",
-            ))
-        }
-        other => other?,
-    };
+    let claim = claim_ring(&privcmd, domid)?;
     let setup = (|| {
         let mapping = RingMapping::map(&privcmd, domid)?;
         let evtchn = Evtchn::open()?;
-        let local_port = evtchn.bind_interdomain(domid, remote_port)?;
+        let local_port = evtchn.bind_interdomain(domid, claim.port())?;
         evtchn.set_nonblocking()?;
         Ok((mapping, evtchn, local_port))
     })();
     let (mapping, evtchn, local_port) = match setup {
         Ok(parts) => parts,
         Err(error) => {
-            let _ = monitor_disable(&privcmd, domid);
+            // A ring this listener made goes again; one it was taking over is left as it
+            // was found, for another try.
+            if let Claim::Enabled(_) = claim {
+                let _ = monitor_disable(&privcmd, domid);
+            }
             return Err(error);
         }
     };
@@ -184,6 +185,12 @@ pub fn run(options: Options) -> Result<Stop> {
     // session keeps next to the ring; Xen initialised it and nothing else in this process
     // touches it.
     let ring = unsafe { BackRing::new(mapping.as_ptr()) };
+    // The ring attaches at the shared rsp_prod: what is pending now was left by the dead
+    // listener (a fresh ring's requests are new ones).
+    let left_over = match claim {
+        Claim::TakenOver(_) => ring.pending_requests(),
+        Claim::Enabled(_) => 0,
+    };
     let mut session = Session {
         privcmd,
         domid,
@@ -212,11 +219,19 @@ pub fn run(options: Options) -> Result<Stop> {
             timeout_seconds: options.timeout.map(|t| t.as_secs_f64()),
         },
     });
-    // From here on every error still goes through the teardown. The header only once the
-    // access rights are in force: it tells a harness the guest is monitored as asked.
+    // From here on every error still goes through the teardown. The requests a dead
+    // listener left come first (their vCPUs have waited longest), then the access rights;
+    // the header only once those are in force: it tells a harness the guest is monitored
+    // as asked.
     let result = session
-        .apply_access(options.default_access, &pages)
-        .and_then(|()| session.write(&header))
+        .recover(left_over)
+        .and_then(|recovered| {
+            session.apply_access_paused(options.default_access, &pages)?;
+            session.write(&header)?;
+            recovered
+                .iter()
+                .try_for_each(|event| session.write(&Record::Event(event.clone())))
+        })
         .and_then(|()| {
             event_loop(
                 &runtime,
@@ -229,6 +244,68 @@ pub fn run(options: Options) -> Result<Stop> {
     let stop = session.teardown(result.as_ref().ok().copied());
     let stop = result.and_then(|reason| stop.map(|()| reason))?;
     Ok(stop)
+}
+
+/// How this listener came by the domain's monitor ring.
+#[derive(Debug, Clone, Copy)]
+enum Claim {
+    /// It made the ring (`XEN_VM_EVENT_ENABLE`).
+    Enabled(EvtchnPort),
+    /// It took over the ring of a listener that died (`XEN_VM_EVENT_ATTACH`).
+    TakenOver(EvtchnPort),
+}
+
+impl Claim {
+    /// Xen's end of the ring's event channel.
+    fn port(self) -> EvtchnPort {
+        match self {
+            Claim::Enabled(port) | Claim::TakenOver(port) => port,
+        }
+    }
+}
+
+/// Makes the domain's monitor ring, or takes over one whose listener died; refuses one
+/// with a live listener.
+fn claim_ring(privcmd: &Privcmd, domid: DomId) -> Result<Claim> {
+    match monitor_enable(privcmd, domid) {
+        Ok(port) => return Ok(Claim::Enabled(port)),
+        Err(error) if !error.is(Errno::EBUSY) => return Err(error),
+        Err(_) => {}
+    }
+    match monitor_attach(privcmd, domid) {
+        Ok(port) => Ok(Claim::TakenOver(port)),
+        Err(error) if error.is(Errno::EBUSY) => Err(Error::invalid(
+            format!("monitoring domain {}", domid.0),
+            "another listener monitors it (listener disable ends that)",
+        )),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether the monitored domain can still run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// It exists and has not shut down.
+    Running,
+    /// Shut down (powered off, crashed, ...) and kept by the toolstack: it never runs again,
+    /// but its ring is still there to disable.
+    ShutDown,
+    /// Destroyed or being destroyed: nothing is left to ask Xen about.
+    Gone,
+}
+
+impl Liveness {
+    /// Asks Xen. No domain with this id (`ESRCH`, also when Xen answers about the next
+    /// domain) is gone; any other failure is an error, not a verdict.
+    fn of(privcmd: &Privcmd, domid: DomId) -> Result<Liveness> {
+        match domain_info(privcmd, domid) {
+            Ok(info) if info.dying => Ok(Liveness::Gone),
+            Ok(info) if info.shutdown => Ok(Liveness::ShutDown),
+            Ok(_) => Ok(Liveness::Running),
+            Err(error) if error.is(Errno::ESRCH) => Ok(Liveness::Gone),
+            Err(error) => Err(error),
+        }
+    }
 }
 
 /// The `--access` pages as Xen will be told them, and how events' frames will be named.
@@ -334,9 +411,11 @@ fn event_loop(
                 _ = signals.terminate.recv() => return Ok(Stop::Signal),
                 () = &mut deadline => return Ok(Stop::Timeout),
                 _ = liveness.tick() => {
-                    // getdomaininfo fails once the domain is gone.
-                    if domain_is_hvm(&session.privcmd, session.domid).is_err() {
-                        return Ok(Stop::DomainGone);
+                    match Liveness::of(&session.privcmd, session.domid) {
+                        Ok(Liveness::Running) => {}
+                        Ok(Liveness::ShutDown | Liveness::Gone) => return Ok(Stop::DomainGone),
+                        // A failed look proves nothing: look again at the next tick.
+                        Err(error) => eprintln!("listener: warning: {error}"),
                     }
                 }
             }
@@ -349,6 +428,16 @@ impl Session {
         writeln!(self.trace, "{}", trace::render(record, self.format))
             .and_then(|()| self.trace.flush())
             .map_err(|error| Error::invalid("writing the trace", error.to_string()))
+    }
+
+    /// [`Session::apply_access`] with the guest paused: the new default supersedes every
+    /// page's access at once and the pages' own come one by one after it, so a running guest
+    /// would write pages in between that are rwx for a moment, unreported.
+    fn apply_access_paused(&self, default: Access, pages: &[PageAccess]) -> Result<()> {
+        domain_pause(&self.privcmd, self.domid)?;
+        let applied = self.apply_access(default, pages);
+        let resumed = domain_unpause(&self.privcmd, self.domid);
+        applied.and(resumed)
     }
 
     /// Sets the default access, then each page's, in the order given (a later page wins);
@@ -388,13 +477,34 @@ impl Session {
         })
     }
 
+    /// Answers the `count` requests a dead listener left on the ring (taken over), then tells
+    /// Xen; their events, flagged recovered, for the trace. A request that listener had
+    /// answered in place without publishing the answer reads back as that answer (same
+    /// vCPU, frame and address, no registers): it is answered again all the same.
+    fn recover(&mut self, count: u32) -> Result<Vec<trace::Event>> {
+        let mut events = Vec::new();
+        while events.len() < count as usize {
+            let Some(request) = self.ring.take_request() else {
+                break;
+            };
+            events.push(self.answer(&request, true)?);
+        }
+        self.most_pending = self.most_pending.max(events.len() as u64);
+        self.ring.push_responses();
+        // Always: the dead listener may have published answers without notifying Xen, and
+        // their vCPUs wait until Xen reads them.
+        self.evtchn.notify(self.local_port)?;
+        Ok(events)
+    }
+
     /// Answers every request on the ring, then tells Xen.
     fn drain(&mut self) -> Result<()> {
         loop {
             let mut pending = 0;
             while let Some(request) = self.ring.take_request() {
                 pending += 1;
-                self.answer(&request)?;
+                let event = self.answer(&request, false)?;
+                self.write(&Record::Event(event))?;
             }
             self.most_pending = self.most_pending.max(pending);
             if self.ring.push_responses() {
@@ -406,7 +516,8 @@ impl Session {
         }
     }
 
-    fn answer(&mut self, request: &VmEvent) -> Result<()> {
+    /// Answers one request (`recovered`: one a dead listener left); its event.
+    fn answer(&mut self, request: &VmEvent, recovered: bool) -> Result<trace::Event> {
         self.seq += 1;
         // Only a mem_access request has a frame (the union `u` holds another member else).
         let mem_access = request.reason == VM_EVENT_REASON_MEM_ACCESS;
@@ -432,47 +543,51 @@ impl Session {
         self.ring
             .put_response(&response)
             .map_err(|_| Error::invalid("answering an event", "the ring has no room for it"))?;
-        let event = trace::event(self.seq, request, names, on_event.name());
-        self.write(&Record::Event(event))
+        Ok(trace::event(
+            self.seq,
+            request,
+            names,
+            on_event.name(),
+            recovered,
+        ))
     }
 
     /// Leaves the guest as it found it, whatever stopped the loop.
     fn teardown(mut self, stop: Option<Stop>) -> Result<()> {
-        let gone = stop == Some(Stop::DomainGone);
+        // Looked at again now: the loop may have stopped for another reason meanwhile. A
+        // failed look is taken as a live domain (the teardown then says what failed).
+        let liveness = Liveness::of(&self.privcmd, self.domid).unwrap_or(Liveness::Running);
+        let gone = liveness == Liveness::Gone;
         let mut first_error = None;
-        if !gone {
-            // The guest is stopped for the teardown: a vCPU that faulted between our last
-            // drain and disabling would put a request nobody answers and stay paused for
-            // good (Xen's vm_event_disable does not release vCPUs waiting for answers).
-            let paused = domain_pause(&self.privcmd, self.domid);
-            // Answer what is pending, so no vCPU stays paused.
-            if let Err(error) = self.drain() {
+        let mut keep = |result: Result<()>| {
+            if let Err(error) = result {
                 first_error.get_or_insert(error);
             }
-            let steps = [
-                set_mem_access(
+        };
+        match liveness {
+            Liveness::Running => {
+                // The guest is stopped for the teardown: a vCPU that faulted between our
+                // last drain and disabling would have its request dropped (Xen releases it
+                // when the ring goes, and with no ring its page is relaxed without an
+                // event), a write the trace would miss.
+                let paused = domain_pause(&self.privcmd, self.domid);
+                // Answer what is pending, so no vCPU waits for the ring to go.
+                keep(self.drain());
+                keep(set_mem_access(
                     &self.privcmd,
                     self.domid,
                     AccessTarget::Default,
                     Access::Rwx,
-                ),
-                monitor_disable(&self.privcmd, self.domid),
-            ];
-            for step in steps {
-                if let Err(error) = step {
-                    first_error.get_or_insert(error);
-                }
+                ));
+                keep(monitor_disable(&self.privcmd, self.domid));
+                keep(paused.and_then(|()| domain_unpause(&self.privcmd, self.domid)));
             }
-            match paused {
-                Ok(()) => {
-                    if let Err(error) = domain_unpause(&self.privcmd, self.domid) {
-                        first_error.get_or_insert(error);
-                    }
-                }
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
+            Liveness::ShutDown => {
+                // It never runs again: answer and let the ring go, rights left as they are.
+                keep(self.drain());
+                keep(monitor_disable(&self.privcmd, self.domid));
             }
+            Liveness::Gone => {}
         }
         if let Err(error) = self.evtchn.unbind(self.local_port) {
             if !gone {

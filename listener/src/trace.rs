@@ -15,7 +15,7 @@
 //! {"type":"event","seq":1,"vcpu":0,"reason":"mem_access","access":"w","pfn":517,
 //!  "mfn":4660,"gla":"0x205010","offset":16,
 //!  "flags":["w","gla_valid","fault_with_gla","vcpu_paused"],
-//!  "rip":"0xffffffff81000000","response":"relax"}
+//!  "rip":"0xffffffff81000000","response":"relax","recovered":false}
 //! {"type":"end","reason":"timeout","events":1,"most_pending":1}
 //! ```
 //!
@@ -27,15 +27,20 @@
 //! (their request holds no `u.mem_access`). `gla` is meaningful only with `gla_valid` in
 //! `flags`. `flags` names the `MEM_ACCESS_*` bits then the request's `VM_EVENT_FLAG_*` bits,
 //! each in bit order (`mem_access_bitN` / `vm_event_bitN` for a bit Xen 4.17 does not
-//! define). The end's `reason` is `count`, `timeout`, `signal`, `domain-gone` or `error`.
+//! define). `recovered` is true for a request a dead listener left on the ring, answered by
+//! this one after it took the ring over (before anything else: such events come right
+//! after the header, numbered from 1). The end's `reason` is `count`, `timeout`, `signal`,
+//! `domain-gone` or `error`.
 //!
 //! Text: the same records in words, one line each:
 //!
 //! ```text
 //! domain 5 monitored on Xen 4.17.5-pv-memaccess: mode write, default access rx, pfn 0x200 (mfn 0x12233) rw, on event relax, until 60 s
 //! #1 vcpu0 w pfn=0x205 mfn=0x1234 gla=0x205010 rip=0xffffffff81000000 -> relax
-//! stopped by the timeout after 1 event
+//! stopped by the timeout after 1 event (at most 1 pending at once)
 //! ```
+//!
+//! (a recovered event's line ends with ` (recovered)`).
 
 use libxc::ring::{
     VmEvent, MEM_ACCESS_FLAG_NAMES, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X, VM_EVENT_FLAG_NAMES,
@@ -125,6 +130,8 @@ pub struct Event {
     pub rip: Hex,
     /// `relax` or `keep`.
     pub response: &'static str,
+    /// Left on the ring by a listener that died, answered after taking the ring over.
+    pub recovered: bool,
 }
 
 /// The last line.
@@ -188,8 +195,14 @@ fn flag_names(
 }
 
 /// The event for `request`, the `seq`-th, whose page is `frame` (as [`crate::frames`] named
-/// it) and which was answered with `response`.
-pub fn event(seq: u64, request: &VmEvent, frame: Frame, response: &'static str) -> Event {
+/// it), which was answered with `response`, `recovered` if a dead listener left it.
+pub fn event(
+    seq: u64,
+    request: &VmEvent,
+    frame: Frame,
+    response: &'static str,
+    recovered: bool,
+) -> Event {
     let vm_event_flags = flag_names(request.flags, &VM_EVENT_FLAG_NAMES, "vm_event");
     if request.reason != VM_EVENT_REASON_MEM_ACCESS {
         return Event {
@@ -204,6 +217,7 @@ pub fn event(seq: u64, request: &VmEvent, frame: Frame, response: &'static str) 
             flags: vm_event_flags.collect(),
             rip: Hex(request.regs.rip),
             response,
+            recovered,
         };
     }
     let access = &request.mem_access;
@@ -230,6 +244,7 @@ pub fn event(seq: u64, request: &VmEvent, frame: Frame, response: &'static str) 
             .collect(),
         rip: Hex(request.regs.rip),
         response,
+        recovered,
     }
 }
 
@@ -302,7 +317,11 @@ fn text(record: &Record) -> String {
             {
                 line += &format!(" gla={:#x}", gla.0);
             }
-            format!("{line} rip={:#x} -> {}", event.rip.0, event.response)
+            let recovered = if event.recovered { " (recovered)" } else { "" };
+            format!(
+                "{line} rip={:#x} -> {}{recovered}",
+                event.rip.0, event.response
+            )
         }
         Record::End(end) => {
             let cause = match end.reason {
@@ -375,10 +394,11 @@ mod tests {
             &write_request(0x1234),
             pv(Some(0x205), 0x1234),
             "relax",
+            false,
         ));
         assert_eq!(
             render(&record, Format::Jsonl),
-            r#"{"type":"event","seq":3,"vcpu":0,"reason":"mem_access","access":"w","pfn":517,"mfn":4660,"gla":"0x205010","offset":16,"flags":["w","gla_valid","fault_with_gla","vcpu_paused"],"rip":"0xffffffff81000000","response":"relax"}"#
+            r#"{"type":"event","seq":3,"vcpu":0,"reason":"mem_access","access":"w","pfn":517,"mfn":4660,"gla":"0x205010","offset":16,"flags":["w","gla_valid","fault_with_gla","vcpu_paused"],"rip":"0xffffffff81000000","response":"relax","recovered":false}"#
         );
         assert_eq!(
             render(&record, Format::Text),
@@ -387,8 +407,35 @@ mod tests {
     }
 
     #[test]
+    fn a_recovered_event_says_so_last() {
+        let record = Record::Event(event(
+            1,
+            &write_request(0x1234),
+            pv(Some(0x205), 0x1234),
+            "relax",
+            true,
+        ));
+        let json = render(&record, Format::Jsonl);
+        assert!(
+            json.ends_with(r#""response":"relax","recovered":true}"#),
+            "{json}"
+        );
+        assert_eq!(
+            render(&record, Format::Text),
+            "#1 vcpu0 w pfn=0x205 mfn=0x1234 gla=0x205010 rip=0xffffffff81000000 -> relax \
+             (recovered)"
+        );
+    }
+
+    #[test]
     fn unknown_pfns_and_hvm_mfns_are_null() {
-        let record = Record::Event(event(1, &write_request(0x9999), pv(None, 0x9999), "keep"));
+        let record = Record::Event(event(
+            1,
+            &write_request(0x9999),
+            pv(None, 0x9999),
+            "keep",
+            false,
+        ));
         let json: serde_json::Value =
             serde_json::from_str(&render(&record, Format::Jsonl)).unwrap();
         assert_eq!(
@@ -403,7 +450,7 @@ mod tests {
             pfn: Some(0x205),
             mfn: None,
         };
-        let record = Record::Event(event(2, &write_request(0x205), hvm, "relax"));
+        let record = Record::Event(event(2, &write_request(0x205), hvm, "relax", false));
         let json: serde_json::Value =
             serde_json::from_str(&render(&record, Format::Jsonl)).unwrap();
         assert_eq!((&json["pfn"], json["mfn"].is_null()), (&0x205.into(), true));
@@ -419,7 +466,7 @@ mod tests {
         request.vcpu_id = 1;
         request.mem_access.flags = MEM_ACCESS_R | MEM_ACCESS_W | MEM_ACCESS_X | 1 << 9;
         request.flags = VM_EVENT_FLAG_VCPU_PAUSED | 1 << 7 | 1 << 20;
-        let event = event(4, &request, pv(Some(1), 0x1234), "relax");
+        let event = event(4, &request, pv(Some(1), 0x1234), "relax", false);
         assert_eq!(event.access, "rwx");
         assert_eq!(
             event.flags,
@@ -444,11 +491,11 @@ mod tests {
     fn another_reason_is_a_number_without_mem_access_fields() {
         let mut request = write_request(0x1234);
         request.reason = 8; // VM_EVENT_REASON_GUEST_REQUEST
-        let event = event(5, &request, pv(Some(1), 0x1234), "relax");
+        let event = event(5, &request, pv(Some(1), 0x1234), "relax", false);
         let record = Record::Event(event);
         assert_eq!(
             render(&record, Format::Jsonl),
-            r#"{"type":"event","seq":5,"vcpu":0,"reason":8,"access":"","pfn":null,"mfn":null,"gla":null,"offset":null,"flags":["vcpu_paused"],"rip":"0xffffffff81000000","response":"relax"}"#
+            r#"{"type":"event","seq":5,"vcpu":0,"reason":8,"access":"","pfn":null,"mfn":null,"gla":null,"offset":null,"flags":["vcpu_paused"],"rip":"0xffffffff81000000","response":"relax","recovered":false}"#
         );
         assert_eq!(
             render(&record, Format::Text),

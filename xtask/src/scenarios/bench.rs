@@ -9,7 +9,7 @@
 //!    in the first round).
 //! 2. `XENMEM_access_op` from dom0, timed there, REPEAT times each: a new default (which
 //!    rebuilds the guest's shadows), a frame relaxed (which does not), a frame restricted
-//!    (which does) — the choice patch 0016 made, measured.
+//!    (which does) — the choice patch 0017 made, measured.
 //!
 //! Host checks: only that every figure was measured; the figures go to `bench.txt` and the
 //! run's output.

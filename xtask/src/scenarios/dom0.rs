@@ -23,6 +23,11 @@ impl Dom0 {
         crate::agent::output(program, args)
     }
 
+    /// The scenario's output directory (what `save` wrote is there).
+    pub fn dir(&self) -> &Path {
+        &self.out
+    }
+
     /// Keeps a file among the scenario's results.
     pub fn save(&self, name: &str, contents: impl AsRef<[u8]>) -> Result<()> {
         let path = self.out.join(name);

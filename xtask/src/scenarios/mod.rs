@@ -45,6 +45,9 @@ pub const ALL: &[&Scenario] = &[
     &events::BALLOON,
     &events::access_required::SCENARIO,
     &events::emulate_refused::SCENARIO,
+    &robust::get_access::SCENARIO,
+    &robust::cycles::SCENARIO,
+    &robust::listener_kill::SCENARIO,
     &bench::SCENARIO,
 ];
 

@@ -30,14 +30,14 @@ pub const SCENARIO: Scenario = Scenario {
     on_host,
 };
 
-fn available_pages(privcmd: &Privcmd) -> Result<u64> {
+pub(crate) fn available_pages(privcmd: &Privcmd) -> Result<u64> {
     let info = physinfo(privcmd)?;
     Ok(info.free_pages + info.scrub_pages)
 }
 
 /// Waits for the freed pages to come back (destruction finishes asynchronously): until the
 /// count is back to `expected`, or has not moved for two seconds; returns the last count.
-fn settle(privcmd: &Privcmd, expected: u64) -> Result<u64> {
+pub(crate) fn settle(privcmd: &Privcmd, expected: u64) -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = available_pages(privcmd)?;
     let mut since = Instant::now();

@@ -3,8 +3,8 @@
 //! The test guest runs in its `heartbeat` mode (its workload again and again, a numbered
 //! HEARTBEAT line now and then). Each cycle: `listener enable` (Xen allocates the ring, the
 //! listener maps it through XENMEM_acquire_resource and binds its event channel), `enable`
-//! again (already enabled: nothing changes), `status` (monitoring on, the guest on a shadow
-//! pool), the guest's heartbeat advances, `listener disable`, `disable` again, `status`
+//! again (already enabled: nothing changes), `status` (monitoring on, no listener attached
+//! to the ring, the guest on a shadow pool), the guest's heartbeat advances, `listener disable`, `disable` again, `status`
 //! (monitoring off, shadow pool 0 MiB: the guest is back on its own page tables), the
 //! heartbeat advances again.
 //!
@@ -74,6 +74,9 @@ fn on_host(view: &HostView) -> Result<()> {
                 "monitoring already enabled",
                 "$ listener status",
                 "monitoring on",
+                // `listener enable` proved the ring's event channel, then let it go.
+                "ring has no listener attached (a listener died, or `listener enable` made \
+                 it): `listener monitor` takes it over",
                 "default access: rwx",
             ])?;
             let pool = lines.next()?;

@@ -15,7 +15,7 @@ pub mod access_required;
 pub mod emulate_refused;
 pub mod run;
 mod snapshot;
-mod trace;
+pub mod trace;
 
 use std::collections::HashMap;
 
@@ -392,10 +392,14 @@ fn on_host(case: &Case, view: &HostView) -> Result<()> {
             "the ring never filled: at most {most_pending} requests were pending at once"
         );
     }
+    ensure!(
+        trace.events.iter().all(|event| !event.recovered),
+        "an event flagged recovered, with no listener killed"
+    );
     let exit = view.read("listener.txt")?;
     ensure!(
-        exit.trim() == "exit=3",
-        "listener monitor (stopped by SIGTERM): {exit}"
+        exit.trim() == "exit=4",
+        "listener monitor (stopped by the guest's poweroff): {exit}"
     );
     snapshot::check(
         short_name(case),

@@ -4,7 +4,9 @@
 //! The guest prints `READY go-pfn=…` and waits; the listener is started and its trace header
 //! awaited (it is written only once every requested access is in force); then dom0 writes
 //! "GO" into the guest's go page through a foreign mapping, and the guest runs its pattern
-//! up to `PATTERN-DONE` (or is crashed). The listener is stopped with SIGTERM, and the trace,
+//! up to `PATTERN-DONE` (or is crashed). The guest then powers off: the listener sees the
+//! domain shut down and stops by itself (exit 4, end `domain-gone`, after answering what was
+//! left and disabling the ring; SIGTERM only if something went wrong before). The trace,
 //! the guest's console and the listener's exit status are saved for the host half.
 
 use std::process::{Child, Command, Stdio};
@@ -86,9 +88,17 @@ fn run_with(
     let _ = std::fs::remove_file(TRACE);
     let mut listener = start_listener(run.guest, TRACE, &options)?;
     let outcome = drive(dom0, guest, run, go_pfn, &mut listener, during);
-    // Whatever happened, stop the listener: its teardown leaves the guest unmonitored.
-    let _ = kill(Pid::from_raw(listener.id() as i32), Signal::SIGTERM);
-    let status = wait(&mut listener, Duration::from_secs(60));
+    let status = match &outcome {
+        // The guest shuts down after its pattern: the listener stops by itself.
+        Ok(()) => guest
+            .wait_for_shutdown(Duration::from_secs(120))
+            .and_then(|_| wait(&mut listener, Duration::from_secs(30))),
+        // Otherwise stop it: its teardown leaves the guest unmonitored.
+        Err(_) => {
+            let _ = kill(Pid::from_raw(listener.id() as i32), Signal::SIGTERM);
+            wait(&mut listener, Duration::from_secs(60))
+        }
+    };
     if let Ok(trace) = std::fs::read(TRACE) {
         dom0.save("trace.jsonl", trace)?;
     }
@@ -155,9 +165,14 @@ pub fn start_listener(
 
 /// Waits for the trace's header line: the listener has applied every access.
 pub fn wait_for_header(listener: &mut Child) -> Result<()> {
+    wait_for_header_in(listener, TRACE)
+}
+
+/// Waits for the header line of the trace at `path`.
+pub fn wait_for_header_in(listener: &mut Child, path: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if std::fs::read_to_string(TRACE).is_ok_and(|text| text.contains("\"type\":\"header\"")) {
+        if std::fs::read_to_string(path).is_ok_and(|text| text.contains("\"type\":\"header\"")) {
             return Ok(());
         }
         if let Some(status) = listener.try_wait()? {

@@ -22,6 +22,8 @@ pub struct Event {
     pub offset: Option<u64>,
     pub flags: Vec<String>,
     pub response: String,
+    /// Left on the ring by a listener that died (never, in these scenarios).
+    pub recovered: bool,
 }
 
 /// A parsed trace: the header, the events in ring order, the end record.

@@ -20,7 +20,7 @@ pub const EINVAL: i32 = 22;
 pub const ENOSYS: i32 = 38;
 pub const EOPNOTSUPP: i32 = 95;
 
-// XEN_VM_EVENT_* (public/domctl.h; ATTACH is patch 0004).
+// XEN_VM_EVENT_* (public/domctl.h; ATTACH is patch 0005).
 pub const ENABLE: u32 = 0;
 pub const DISABLE: u32 = 1;
 pub const RESUME: u32 = 2;
@@ -56,7 +56,7 @@ pub const UNMAPPED: u64 = 0x1000;
 pub type Outcome = Result<u64, i32>;
 
 fn outcome(result: libxc::Result<u64>) -> Outcome {
-    result.map_err(|error| error.errno.unwrap_or(-1))
+    result.map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
 }
 
 /// `xen_domctl_monitor_op`.
@@ -94,7 +94,7 @@ pub fn domctl<T: Plain>(privcmd: &Privcmd, cmd: u32, domain: DomId, payload: &T)
 pub fn domctl_envelope(privcmd: &Privcmd, envelope: Domctl) -> Outcome {
     domctl::call(privcmd, "domctl", envelope)
         .map(|done| u64::from(done.payload::<u32>()))
-        .map_err(|error| error.errno.unwrap_or(-1))
+        .map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
 }
 
 /// `XEN_DOMCTL_vm_event_op`: `Ok` with the port (ENABLE, ATTACH) or the version.
@@ -103,7 +103,7 @@ pub fn vm_event(privcmd: &Privcmd, domain: DomId, op: u32, mode: u32) -> Outcome
     let envelope = Domctl::new(domctl::VM_EVENT_OP, domain, &payload);
     domctl::call(privcmd, "vm_event_op", envelope)
         .map(|done| u64::from(done.payload::<VmEventOp>().port))
-        .map_err(|error| error.errno.unwrap_or(-1))
+        .map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
 }
 
 /// `XEN_DOMCTL_monitor_op`: `Ok` with the `event` field (the capabilities for
@@ -117,7 +117,7 @@ pub fn monitor_op(privcmd: &Privcmd, domain: DomId, op: u32, event: u32) -> Outc
     let envelope = Domctl::new(DOMCTL_MONITOR_OP, domain, &payload);
     domctl::call(privcmd, "monitor_op", envelope)
         .map(|done| u64::from(done.payload::<MonitorOp>().event))
-        .map_err(|error| error.errno.unwrap_or(-1))
+        .map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
 }
 
 /// `XEN_DOMCTL_set_access_required`.

@@ -48,7 +48,7 @@ fn read(privcmd: &Privcmd, watched: Watched) -> DomainState {
         ring: raw::vm_event(privcmd, watched.domain, ATTACH, MONITOR),
         shadow_mib: shadow_allocation_mib(privcmd, watched.domain)
             .map(u64::from)
-            .map_err(|error| error.errno.unwrap_or(-1)),
+            .map_err(|error| error.errno.map_or(-1, |errno| errno as i32)),
     }
 }
 

@@ -108,7 +108,7 @@ fn make(privcmd: &Privcmd, call: &FuzzCall) -> Outcome {
 fn restore(privcmd: &Privcmd, guest: DomId) -> Result<()> {
     match monitor_enable(privcmd, guest) {
         Ok(_) => {}
-        Err(error) if error.errno == Some(r::EBUSY) => {}
+        Err(error) if error.errno.map(|errno| errno as i32) == Some(r::EBUSY) => {}
         Err(error) => return Err(error).context("enabling the ring again"),
     }
     set_mem_access(privcmd, guest, AccessTarget::Default, Access::Rwx)?;
