@@ -36,7 +36,8 @@ pub(crate) fn available_pages(privcmd: &Privcmd) -> Result<u64> {
 }
 
 /// Waits for the freed pages to come back (destruction finishes asynchronously): until the
-/// count is back to `expected`, or has not moved for two seconds; returns the last count.
+/// count is back to `expected` (or above), or has not moved for two seconds; returns the
+/// last count.
 pub(crate) fn settle(privcmd: &Privcmd, expected: u64) -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = available_pages(privcmd)?;
@@ -48,7 +49,7 @@ pub(crate) fn settle(privcmd: &Privcmd, expected: u64) -> Result<u64> {
             last = now;
             since = Instant::now();
         }
-        if last == expected || since.elapsed() > Duration::from_secs(2) || Instant::now() > deadline
+        if last >= expected || since.elapsed() > Duration::from_secs(2) || Instant::now() > deadline
         {
             return Ok(last);
         }

@@ -12,6 +12,7 @@
 mod gen;
 mod rng;
 
+use crate::scenarios::abi::destroy_while_monitored::{available_pages, settle};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -60,11 +61,6 @@ fn seed() -> Result<u64> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_nanos() as u64),
     }
-}
-
-fn available_pages(privcmd: &Privcmd) -> Result<u64> {
-    let info = physinfo(privcmd)?;
-    Ok(info.free_pages + info.scrub_pages)
 }
 
 /// Makes one call.
@@ -199,26 +195,6 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         "{leaked} pages were not given back (before {pages_before}, after {pages_after})"
     );
     Ok(())
-}
-
-/// Waits for a destroyed guest's pages to come back: until `expected`, or no change for
-/// two seconds (at most 30).
-fn settle(privcmd: &Privcmd, expected: u64) -> Result<u64> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = available_pages(privcmd)?;
-    let mut since = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = available_pages(privcmd)?;
-        if now != last {
-            last = now;
-            since = Instant::now();
-        }
-        if last >= expected || since.elapsed() > Duration::from_secs(2) || Instant::now() > deadline
-        {
-            return Ok(last);
-        }
-    }
 }
 
 fn on_host(view: &HostView) -> Result<()> {
