@@ -359,8 +359,16 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         if kills >= KILLS {
             break;
         }
+        let run_start = available_pages(&privcmd)?;
         match one_run(dom0, &privcmd, &mut rng, index, &mut kills, &mut log) {
-            Ok(run) => runs.push(run),
+            Ok(run) => {
+                // Per run, so that a loss can be matched with what the run did.
+                let run_end = settle(&privcmd, run_start)?;
+                log.push_str(&format!(
+                    "run {index}: free pages {run_start} -> {run_end}\n"
+                ));
+                runs.push(run)
+            }
             Err(error) => {
                 outcome = Err(error.context(format!("run {index} (seed {seed})")));
                 break;
