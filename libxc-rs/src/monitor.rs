@@ -100,15 +100,30 @@ fn vm_event_op_mode(
 
 /// `xc_monitor_enable`'s hypercall: creates the monitor ring (for PV, Xen allocates it and
 /// switches the domain to its mem_access shadow mode). Returns Xen's end of the ring's event
-/// channel. `-EBUSY` when a ring exists already.
+/// channel. `-EBUSY` when a ring exists already; `-EOPNOTSUPP` for a domain Xen cannot
+/// monitor (a 32-bit PV guest, an HVM guest without a monitor ring page), said so.
 pub fn monitor_enable(privcmd: &Privcmd, domain: DomId) -> Result<EvtchnPort> {
     let op = vm_event_op(
         privcmd,
         domain,
         VM_EVENT_ENABLE,
         "XEN_DOMCTL_vm_event_op(ENABLE, MONITOR)",
-    )?;
+    )
+    .map_err(explain_enable_error)?;
     Ok(EvtchnPort(op.port))
+}
+
+/// What an `-EOPNOTSUPP` from enabling the monitor ring means, for a person.
+fn explain_enable_error(error: Error) -> Error {
+    if !error.is(Errno::EOPNOTSUPP) {
+        return error;
+    }
+    Error {
+        reason: "Xen cannot monitor this domain: PV mem_access covers 64-bit PV guests (32-bit \
+                 ones are refused), HVM needs the domain's monitor ring page"
+            .to_string(),
+        ..error
+    }
 }
 
 /// `xc_monitor_disable`: removes the monitor ring. `-EINVAL` when there is none.
@@ -460,6 +475,17 @@ impl Drop for ForeignMapping {
 mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn enable_refusal_says_which_guests_are_monitored() {
+        let refused = Error::from_errno("enable", Errno::EOPNOTSUPP);
+        let explained = explain_enable_error(refused);
+        assert!(explained.is(Errno::EOPNOTSUPP));
+        assert!(explained.reason.contains("32-bit"), "{}", explained.reason);
+
+        let busy = Error::from_errno("enable", Errno::EBUSY);
+        assert_eq!(explain_enable_error(busy.clone()), busy);
+    }
 
     #[test]
     fn domain_info_reads_flags_and_refuses_the_next_domain() {
