@@ -60,6 +60,9 @@ struct Case {
     /// from the guest's `PT-SLOT` line): the guest's own write to it, which Xen emulates,
     /// must be reported like any write.
     restrict_page_table: bool,
+    /// Whether Xen copies into a restricted page for the guest: its fault counts must show
+    /// at least one access it made through its own mapping of the frame (`by Xen`).
+    xen_copies: bool,
 }
 
 impl Case {
@@ -179,6 +182,7 @@ const CASE: Case = Case {
     new_default: None,
     fill_ring: false,
     restrict_page_table: false,
+    xen_copies: false,
 };
 
 const CASES: &[Case] = &[
@@ -250,6 +254,7 @@ const CASES: &[Case] = &[
         // (patch 0015): not reported, and the page stays read-only, so the guest reads it
         // (allowed), then writes it (reported).
         pages: &[(7, 1, "r")],
+        xen_copies: true,
         check: |account, _| {
             ensure!(
                 account.field("XEN-COPY", "rc") == Some("0")
@@ -431,6 +436,12 @@ fn check_fault_counts(case: &Case, view: &HostView, trace: &Trace) -> Result<()>
     );
     if case.vcpus == 1 {
         ensure!(count(" spurious") == Some(0), "spurious faults: {counts}");
+    }
+    if case.xen_copies {
+        ensure!(
+            count(" by Xen").is_some_and(|slow| slow >= 1),
+            "Xen's copy did not go through its own mapping of the frame: {counts}"
+        );
     }
     Ok(())
 }
