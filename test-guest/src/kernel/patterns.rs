@@ -46,9 +46,10 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         fail("pattern needs more vcpus", XenError::ENOENT);
     }
     let plan = plan::plan(pattern);
-    // `pt-write` chooses its alias (and prints `PT-SLOT`) before the handshake;
-    // `bench` reads its rounds (a bad `rounds=` is a FAIL before `READY`).
-    let pt_write = (pattern == Pattern::PtWrite).then(|| pt_write::choose(si, &plan));
+    // `pt-write` chooses and prepares its alias (and prints `PT-SLOT`) before the
+    // handshake: its page-table writes after `GO` are only the ones it reports; `bench`
+    // reads its rounds (a bad `rounds=` is a FAIL before `READY`).
+    let pt_write = (pattern == Pattern::PtWrite).then(|| pt_write::choose(hv, si, &plan));
     let bench_rounds = (pattern == Pattern::Bench).then(|| bench::rounds(si, &plan));
     wait_for_go(hv, 1);
     let touches = match pattern {

@@ -1,8 +1,9 @@
 //! The `pt-write` pattern's glue: before the handshake, [`choose`] finds the alias
 //! (`test_guest::pt_write::alias_va`) and its L1 entry in the running page tables,
-//! checks it is the builder's mapping of an unused page, finds the target frames and
-//! prints `PT-SLOT`; after `GO`, [`run`] gives `test_guest::pt_write::run` the kernel's
-//! memory.
+//! checks it is the builder's mapping of an unused page, finds the target frames,
+//! prints `PT-SLOT` and has `test_guest::pt_write::prepare` clear the alias (a
+//! hypercall write to the L1 page, which must come before dom0 restricts that page);
+//! after `GO`, [`run`] gives `test_guest::pt_write::run` the kernel's memory.
 
 use test_guest::frames::{Mfn, Pfn};
 use test_guest::hypercall::{HypercallPage, XenError};
@@ -23,9 +24,10 @@ pub(super) struct Chosen {
 }
 
 /// Chooses the alias and its L1 entry, finds the frames of the plan's pages (6 for the
-/// emulated route, 9 for `mmu_update`) and prints `PT-SLOT`; FAIL if any of it cannot
-/// be done. Runs before `READY`.
-pub(super) fn choose(si: &StartInfo, plan: &Plan) -> Chosen {
+/// emulated route, 9 for `mmu_update`), prints `PT-SLOT` and prepares the alias
+/// (`test_guest::pt_write::prepare`); FAIL if any of it cannot be done. Runs before
+/// `READY`.
+pub(super) fn choose(hv: &HypercallPage, si: &StartInfo, plan: &Plan) -> Chosen {
     let Ok(touches) = <[Touch; 2]>::try_from(plan.touches()) else {
         fail("pt-write: plan", XenError::EINVAL)
     };
@@ -60,6 +62,9 @@ pub(super) fn choose(si: &StartInfo, plan: &Plan) -> Chosen {
     // `slot` was just read from the running page tables for `va`.
     let alias = unsafe { Alias::new(va, slot) };
     line(|out| pt_write::write_pt_slot(out, &alias));
+    if let Err(e) = pt_write::prepare(hv, &mut AliasEnv::of(&alias), &alias) {
+        fail(e.what, e.error);
+    }
     Chosen {
         alias,
         targets,
@@ -75,10 +80,7 @@ pub(super) fn run(hv: &HypercallPage, chosen: &Chosen) -> usize {
         targets,
         touches,
     } = *chosen;
-    let mut env = AliasEnv {
-        l1e: alias.pte_va() as *mut u64,
-        alias: alias.va() as *mut u8,
-    };
+    let mut env = AliasEnv::of(&alias);
     let mut made = 0;
     let done = pt_write::run(
         hv,
@@ -110,6 +112,16 @@ pub(super) fn run(hv: &HypercallPage, chosen: &Chosen) -> usize {
 struct AliasEnv {
     l1e: *mut u64,
     alias: *mut u8,
+}
+
+impl AliasEnv {
+    /// The memory of `alias`, chosen by [`choose`] (so the invariant holds).
+    fn of(alias: &Alias) -> Self {
+        Self {
+            l1e: alias.pte_va() as *mut u64,
+            alias: alias.va() as *mut u8,
+        }
+    }
 }
 
 impl pt_write::Env for AliasEnv {
