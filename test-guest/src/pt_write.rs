@@ -179,11 +179,11 @@ pub struct PtError {
     pub error: XenError,
 }
 
-fn err(what: &'static str) -> impl FnOnce(XenError) -> PtError {
+pub(crate) fn err(what: &'static str) -> impl FnOnce(XenError) -> PtError {
     move |error| PtError { what, error }
 }
 
-fn check(ok: bool, what: &'static str) -> Result<(), PtError> {
+pub(crate) fn check(ok: bool, what: &'static str) -> Result<(), PtError> {
     ok.then_some(()).ok_or(PtError {
         what,
         error: XenError::EINVAL,

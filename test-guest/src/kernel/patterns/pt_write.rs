@@ -34,33 +34,8 @@ pub(super) fn choose(hv: &HypercallPage, si: &StartInfo, plan: &Plan) -> Chosen 
     let Some(p2m) = p2m(si) else {
         fail("no P2M list", XenError::EINVAL)
     };
-    let va = pt_write::alias_va(si.pt_base, si.nr_pt_frames);
-    let slot = l1_slot(si, p2m, va);
-    // The builder maps the bootstrap region 1:1: the alias's entry must map the
-    // alias's own pfn, which nothing uses (past the boot stack).
-    let own = usize::try_from(Pfn::from_virt(va).0)
-        .ok()
-        .and_then(|pfn| p2m.get(pfn));
-    if own != Some(&pagewalk::pte_mfn(slot.value).0) {
-        fail(
-            "pt-write: alias not in the bootstrap padding",
-            XenError::EINVAL,
-        );
-    }
-    let targets = touches.map(|touch| {
-        let target = usize::try_from(BUFFER_GFN)
-            .ok()
-            .and_then(|first| p2m.get(first + touch.page));
-        let Some(&target) = target else {
-            fail("pt-write: buffer page not in the P2M", XenError::EINVAL)
-        };
-        Mfn(target)
-    });
-    // SAFETY: the alias is a page of the builder's padding after the boot stack (just
-    // checked: its entry is the 1:1 bootstrap mapping of its pfn, and `alias_va` puts
-    // it past the page tables and the stack), which nothing in this kernel uses;
-    // `slot` was just read from the running page tables for `va`.
-    let alias = unsafe { Alias::new(va, slot) };
+    let alias = find_alias(si, p2m, l1_slot(si, p2m, alias_va(si)));
+    let targets = touches.map(|touch| buffer_mfn(p2m, &touch));
     line(|out| pt_write::write_pt_slot(out, &alias));
     if let Err(e) = pt_write::prepare(hv, &mut AliasEnv::of(&alias), &alias) {
         fail(e.what, e.error);
@@ -70,6 +45,42 @@ pub(super) fn choose(hv: &HypercallPage, si: &StartInfo, plan: &Plan) -> Chosen 
         targets,
         touches,
     }
+}
+
+/// The alias's address (`test_guest::pt_write::alias_va`).
+pub(super) fn alias_va(si: &StartInfo) -> u64 {
+    pt_write::alias_va(si.pt_base, si.nr_pt_frames)
+}
+
+/// The alias at [`alias_va`], whose L1 entry `slot` is (read from the running page
+/// tables by the caller); FAIL unless that entry is the builder's 1:1 mapping of the
+/// alias's own pfn, a page of the padding nothing uses.
+pub(super) fn find_alias(si: &StartInfo, p2m: &[u64], slot: pagewalk::L1Slot) -> Alias {
+    let va = alias_va(si);
+    // The builder maps the bootstrap region 1:1: the alias's entry must map the
+    // alias's own pfn, which nothing uses (past the boot stack).
+    let own = usize::try_from(Pfn::from_virt(va).0)
+        .ok()
+        .and_then(|pfn| p2m.get(pfn));
+    if own != Some(&pagewalk::pte_mfn(slot.value).0) {
+        fail("alias not in the bootstrap padding", XenError::EINVAL);
+    }
+    // SAFETY: the alias is a page of the builder's padding after the boot stack (just
+    // checked: its entry is the 1:1 bootstrap mapping of its pfn, and `alias_va` puts
+    // it past the page tables and the stack), which nothing in this kernel uses;
+    // `slot` is the entry that maps `va` (the caller's walk).
+    unsafe { Alias::new(va, slot) }
+}
+
+/// The machine frame of `touch`'s buffer page, from the P2M; FAIL if it has none.
+pub(super) fn buffer_mfn(p2m: &[u64], touch: &Touch) -> Mfn {
+    let target = usize::try_from(BUFFER_GFN)
+        .ok()
+        .and_then(|first| p2m.get(first + touch.page));
+    let Some(&target) = target else {
+        fail("buffer page not in the P2M", XenError::EINVAL)
+    };
+    Mfn(target)
 }
 
 /// Maps each route's buffer page at the alias `choose` chose, writes through it,
