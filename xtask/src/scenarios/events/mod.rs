@@ -385,7 +385,7 @@ fn on_host(case: &Case, view: &HostView) -> Result<()> {
         );
     }
     (case.check)(&account, &trace)?;
-    check_fault_counts(case, view, &trace)?;
+    check_fault_counts(view, &trace, case.vcpus == 1)?;
     let most_pending = trace.end["most_pending"].as_u64().unwrap_or(0);
     if case.fill_ring {
         ensure!(
@@ -409,8 +409,8 @@ fn on_host(case: &Case, view: &HostView) -> Result<()> {
 }
 
 /// Xen's own count of what its fault path did for the guest (printed when the ring goes):
-/// as many reports as the trace has events, and no spurious fault with one vCPU.
-fn check_fault_counts(case: &Case, view: &HostView, trace: &Trace) -> Result<()> {
+/// as many reports as the trace has events, and no spurious fault with `one_vcpu`.
+pub fn check_fault_counts(view: &HostView, trace: &Trace, one_vcpu: bool) -> Result<()> {
     let domid = view.read("domid.txt")?;
     let prefix = format!("pv-mem-access: d{} faults: ", domid.trim());
     let serial = view.serial()?;
@@ -429,7 +429,7 @@ fn check_fault_counts(case: &Case, view: &HostView, trace: &Trace) -> Result<()>
         "Xen reported `{counts}`, the trace holds {} events",
         trace.events.len()
     );
-    if case.vcpus == 1 {
+    if one_vcpu {
         ensure!(count(" spurious") == Some(0), "spurious faults: {counts}");
     }
     Ok(())
