@@ -120,16 +120,23 @@ pub const MEM_ACCESS_FAULT_WITH_GLA: u32 = 1 << 4;
 /// `#define MEM_ACCESS_FAULT_IN_GPT (1 << 5)`: the violation happened while walking the
 /// guest's page tables to translate the gla.
 pub const MEM_ACCESS_FAULT_IN_GPT: u32 = 1 << 5;
+/// `#define MEM_ACCESS_FAULT_HYPERCALL (1 << 6)` (our patch 0020): the violation is a
+/// write a hypercall was about to make for the guest (PV: `mmu_update`,
+/// `update_va_mapping`, `update_descriptor`, `MMUEXT_CLEAR_PAGE`, `MMUEXT_COPY_PAGE`);
+/// [`MemAccess::offset`] says where in the frame, [`MemAccess::gla`] is not valid. The
+/// hypercall is restarted once the vCPU is released.
+pub const MEM_ACCESS_FAULT_HYPERCALL: u32 = 1 << 6;
 
-/// Every `MEM_ACCESS_*` flag of Xen 4.17 with its name (lower case, no prefix), in bit
-/// order, as [`VM_EVENT_FLAG_NAMES`].
-pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 6] = [
+/// Every `MEM_ACCESS_*` flag of Xen 4.17 (and of our patches) with its name (lower case,
+/// no prefix), in bit order, as [`VM_EVENT_FLAG_NAMES`].
+pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 7] = [
     (MEM_ACCESS_R, "r"),
     (MEM_ACCESS_W, "w"),
     (MEM_ACCESS_X, "x"),
     (MEM_ACCESS_GLA_VALID, "gla_valid"),
     (MEM_ACCESS_FAULT_WITH_GLA, "fault_with_gla"),
     (MEM_ACCESS_FAULT_IN_GPT, "fault_in_gpt"),
+    (MEM_ACCESS_FAULT_HYPERCALL, "fault_hypercall"),
 ];
 
 /// `struct vm_event_mem_access`: the `u.mem_access` member of a request (32 bytes, which is
@@ -799,6 +806,11 @@ mod tests {
         }
         assert_eq!(VM_EVENT_FLAG_NAMES[0].1, "vcpu_paused");
         assert_eq!(MEM_ACCESS_FLAG_NAMES[5].1, "fault_in_gpt");
+        assert_eq!(
+            MEM_ACCESS_FLAG_NAMES[6],
+            (MEM_ACCESS_FAULT_HYPERCALL, "fault_hypercall")
+        );
+        assert_eq!(MEM_ACCESS_FAULT_HYPERCALL, 0x40, "vm_event.h of patch 0020");
     }
 
     #[test]

@@ -26,8 +26,9 @@
 //! the number; such events carry null `pfn`, `mfn`, `gla` and `offset` and an empty `access`
 //! (their request holds no `u.mem_access`). `gla` is meaningful only with `gla_valid` in
 //! `flags`. `flags` names the `MEM_ACCESS_*` bits then the request's `VM_EVENT_FLAG_*` bits,
-//! each in bit order (`mem_access_bitN` / `vm_event_bitN` for a bit Xen 4.17 does not
-//! define). `recovered` is true for a request a dead listener left on the ring, answered by
+//! each in bit order (`mem_access_bitN` / `vm_event_bitN` for a bit neither Xen 4.17 nor
+//! our patches define; `fault_hypercall`, bit 6, is patch 0020's: a write a hypercall was
+//! about to make for the guest, with an offset and no gla). `recovered` is true for a request a dead listener left on the ring, answered by
 //! this one after it took the ring over (before anything else: such events come right
 //! after the header, numbered from 1). The end's `reason` is `count`, `timeout`, `signal`,
 //! `domain-gone` or `error`.
@@ -40,7 +41,8 @@
 //! stopped by the timeout after 1 event (at most 1 pending at once)
 //! ```
 //!
-//! (a recovered event's line ends with ` (recovered)`).
+//! (a write by hypercall has ` hypercall offset=0x<offset>` instead of a gla; a recovered
+//! event's line ends with ` (recovered)`).
 
 use libxc::ring::{
     VmEvent, MEM_ACCESS_FLAG_NAMES, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X, VM_EVENT_FLAG_NAMES,
@@ -317,6 +319,11 @@ fn text(record: &Record) -> String {
             {
                 line += &format!(" gla={:#x}", gla.0);
             }
+            // A write a hypercall was about to make has no address, only where in the
+            // frame: say so, or the line would read as a write from nowhere.
+            if event.flags.iter().any(|f| f == "fault_hypercall") {
+                line += &format!(" hypercall offset={:#x}", event.offset.unwrap_or(0));
+            }
             let recovered = if event.recovered { " (recovered)" } else { "" };
             format!(
                 "{line} rip={:#x} -> {}{recovered}",
@@ -353,8 +360,8 @@ fn plural(count: u64, word: &str) -> String {
 mod tests {
     use super::*;
     use libxc::ring::{
-        MemAccess, RegsX86, MEM_ACCESS_FAULT_WITH_GLA, MEM_ACCESS_GLA_VALID,
-        VM_EVENT_FLAG_VCPU_PAUSED, VM_EVENT_INTERFACE_VERSION,
+        MemAccess, RegsX86, MEM_ACCESS_FAULT_HYPERCALL, MEM_ACCESS_FAULT_WITH_GLA,
+        MEM_ACCESS_GLA_VALID, VM_EVENT_FLAG_VCPU_PAUSED, VM_EVENT_INTERFACE_VERSION,
     };
     use libxc::Access;
 
@@ -484,6 +491,26 @@ mod tests {
         assert_eq!(
             render(&Record::Event(event), Format::Text),
             "#4 vcpu1 rwx pfn=0x1 mfn=0x1234 rip=0xffffffff81000000 -> relax"
+        );
+    }
+
+    #[test]
+    fn a_write_by_hypercall_is_flagged_fault_hypercall_without_a_gla() {
+        // As patch 0020 sends it: W | FAULT_HYPERCALL, the offset of the entry in the
+        // L1 table's frame, no gla.
+        let mut request = write_request(0x1234);
+        request.mem_access.flags = MEM_ACCESS_W | MEM_ACCESS_FAULT_HYPERCALL;
+        request.mem_access.offset = 0x3c8;
+        request.mem_access.gla = 0;
+        let event = event(1, &request, pv(Some(0x237), 0x1234), "relax", false);
+        assert_eq!(event.flags, ["w", "fault_hypercall", "vcpu_paused"]);
+        let record = Record::Event(event);
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&record, Format::Jsonl)).unwrap();
+        assert_eq!(json["offset"], 0x3c8);
+        assert_eq!(
+            render(&record, Format::Text),
+            "#1 vcpu0 w pfn=0x237 mfn=0x1234 hypercall offset=0x3c8 rip=0xffffffff81000000 -> relax"
         );
     }
 

@@ -34,12 +34,21 @@ pub const GO: u64 = u16::from_le_bytes(*b"GO") as u64;
 /// The go value of phase 2: `"GO2"` as a little-endian `u64` (0x324f47).
 pub const GO2: u64 = u32::from_le_bytes(*b"GO2\0") as u64;
 
+/// The go value of phase 3 (`pt-hypercall`): `"GO3"` as a little-endian `u64`.
+pub const GO3: u64 = u32::from_le_bytes(*b"GO3\0") as u64;
+
+/// The go value of phase 4 (`pt-hypercall`): `"GO4"` as a little-endian `u64`.
+pub const GO4: u64 = u32::from_le_bytes(*b"GO4\0") as u64;
+
 /// The value the go page must hold before phase `phase` of a pattern starts: [`GO`]
-/// for phase 1, [`GO2`] for phase 2; `None` for any other phase (no pattern has one).
+/// for phase 1, [`GO2`] to [`GO4`] for phases 2 to 4; `None` for any other phase (no
+/// pattern has one).
 pub const fn go_value(phase: u32) -> Option<u64> {
     match phase {
         1 => Some(GO),
         2 => Some(GO2),
+        3 => Some(GO3),
+        4 => Some(GO4),
         _ => None,
     }
 }
@@ -185,11 +194,14 @@ mod tests {
     #[test]
     fn go2_is_go2_little_endian() {
         assert_eq!(GO2, 0x324f47);
+        assert_eq!((GO3, GO4), (0x334f47, 0x344f47));
+        assert_eq!(go_value(4), Some(GO4));
+        assert_eq!(go_value(5), None);
         assert_eq!(&GO2.to_le_bytes()[..4], b"GO2\0");
         assert_eq!(go_value(1), Some(GO));
         assert_eq!(go_value(2), Some(GO2));
         assert_eq!(go_value(0), None);
-        assert_eq!(go_value(3), None);
+        assert_eq!(go_value(3), Some(GO3));
         assert_ne!(GO, GO2, "phase 2 must not start on phase 1's value");
     }
 

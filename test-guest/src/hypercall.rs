@@ -36,6 +36,8 @@ impl HypercallNr {
     pub const MMU_UPDATE: Self = Self(1);
     /// `#define __HYPERVISOR_memory_op            12`
     pub const MEMORY_OP: Self = Self(12);
+    /// `#define __HYPERVISOR_multicall            13`
+    pub const MULTICALL: Self = Self(13);
     /// `#define __HYPERVISOR_update_va_mapping    14`
     pub const UPDATE_VA_MAPPING: Self = Self(14);
     /// `#define __HYPERVISOR_xen_version          17`
@@ -534,6 +536,63 @@ pub unsafe fn mmuext_op<H: Hypervisor + ?Sized>(
     XenError::check(ret).map(|_| done)
 }
 
+/// `struct multicall_entry { xen_ulong_t op, result; xen_ulong_t args[6]; }` (`xen.h`),
+/// 64 bytes for a 64-bit guest: one hypercall of a [`multicall`] batch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MulticallEntry {
+    /// The hypercall number.
+    pub op: u64,
+    /// OUT: what the hypercall returned (as `rax` would hold it).
+    pub result: u64,
+    /// Its arguments; the sixth is unused by the hypercalls here.
+    pub args: [u64; 6],
+}
+
+impl MulticallEntry {
+    /// The batch entry for `call` (its number and five arguments), result 0.
+    pub const fn new(call: Hypercall) -> Self {
+        let [a0, a1, a2, a3, a4] = call.args;
+        Self {
+            op: call.nr.0 as u64,
+            result: 0,
+            args: [a0, a1, a2, a3, a4, 0],
+        }
+    }
+
+    /// The entry's result as a hypercall's: an error when negative.
+    pub const fn check(&self) -> Result<u64, XenError> {
+        XenError::check(self.result as i64)
+    }
+}
+
+/// `HYPERVISOR_multicall(calls, nr_calls)`: Xen makes each hypercall of the batch in
+/// order and writes its result into its entry (`do_multicall`, `xen/common/multicall.c`).
+/// `Err` only when the batch itself fails; each call's own result is its entry's
+/// [`MulticallEntry::check`]. A call Xen preempts (a continuation) is finished before
+/// the next one starts, so a batch is as a sequence of the same hypercalls; Xen may
+/// rewrite an entry's arguments meanwhile (the continuation's), hence `&mut`.
+///
+/// # Safety
+///
+/// Every entry must be a hypercall whose own safety contract holds (its pointer
+/// arguments valid for what Xen does with them, for the whole batch).
+pub unsafe fn multicall<H: Hypervisor + ?Sized>(
+    hv: &H,
+    calls: &mut [MulticallEntry],
+) -> Result<(), XenError> {
+    // `nr_calls` is an `uint32_t`.
+    let count = u32::try_from(calls.len()).map_err(|_| XenError::EINVAL)?;
+    let call = Hypercall::new(
+        HypercallNr::MULTICALL,
+        [calls.as_mut_ptr() as u64, u64::from(count), 0, 0, 0],
+    );
+    // SAFETY: `calls` is `count` live entries Xen reads and writes (results, and the
+    // arguments of a continuation); what each call does with its own arguments is
+    // this fn's contract.
+    XenError::check(unsafe { hv.hypercall(call) }).map(drop)
+}
+
 /// `HYPERVISOR_grant_table_op(GNTTABOP_map_grant_ref, op, 1)`. `Err` only when the
 /// hypercall itself fails; the mapping's own result is `op.status` (`GNTST_*`), and
 /// on success `op.handle` unmaps it.
@@ -763,6 +822,40 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::vec::Vec;
+
+    #[test]
+    fn multicall_entries_are_xen_s_layout_and_marshal_their_call() {
+        use core::mem::{offset_of, size_of};
+        assert_eq!(size_of::<MulticallEntry>(), 64);
+        assert_eq!(offset_of!(MulticallEntry, result), 8);
+        assert_eq!(offset_of!(MulticallEntry, args), 16);
+        let entry = MulticallEntry::new(Hypercall::new(
+            HypercallNr::MMU_UPDATE,
+            [0x1000, 1, 0x2000, 0x7ff0, 0],
+        ));
+        assert_eq!(entry.op, 1);
+        assert_eq!(entry.args, [0x1000, 1, 0x2000, 0x7ff0, 0, 0]);
+        assert_eq!(entry.check(), Ok(0));
+        let failed = MulticallEntry {
+            result: -22i64 as u64,
+            ..entry
+        };
+        assert_eq!(failed.check(), Err(XenError::EINVAL));
+    }
+
+    #[test]
+    fn multicall_passes_the_batch_and_its_length() {
+        let recorder = Recorder::new(false, |_| 0);
+        let mut batch = [MulticallEntry::new(Hypercall::new(
+            HypercallNr::UPDATE_VA_MAPPING,
+            [0x2c_5000, 0, UVMF_INVLPG, 0, 0],
+        )); 2];
+        // SAFETY: the recorder reads nothing.
+        assert_eq!(unsafe { multicall(&recorder, &mut batch) }, Ok(()));
+        let calls = recorder.calls.borrow();
+        assert_eq!(calls[0].0.nr, HypercallNr::MULTICALL);
+        assert_eq!(calls[0].0.args[..2], [batch.as_ptr() as u64, 2]);
+    }
 
     /// Records each call, with the 32-bit word its second argument points to when
     /// `deref_arg1` says so, and answers from a script.

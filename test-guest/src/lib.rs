@@ -30,6 +30,7 @@
 //! - [`p2m_tree`]: the frame-list tree that publishes the P2M in `shared_info`.
 //! - [`probe`]: the `ring-probe` mode's attempts to map a frame the guest does not own.
 //! - [`pt_write`]: the `pt-write` pattern's alias mapping, by emulated store and `mmu_update`.
+//! - [`pt_hypercall`]: the `pt-hypercall` pattern's page-table writes by hypercall.
 //! - [`console`]: the PV console ring writer (`xencons_interface`).
 //! - [`handshake`]: the go page a pattern waits on, and bounded waits.
 //! - [`hostile`]: the `hostile-calls` pattern: control-interface calls an unprivileged guest makes.
@@ -56,6 +57,7 @@ pub mod pagewalk;
 pub mod pattern;
 pub mod patterns;
 pub mod probe;
+pub mod pt_hypercall;
 pub mod pt_write;
 pub mod start_info;
 pub mod text;

@@ -789,11 +789,21 @@ mod kernel {
     /// The L1 entry that maps `va` in the running (bootstrap) page tables; a failed
     /// walk is a FAIL.
     fn l1_slot(si: &StartInfo, p2m: &[u64], va: u64) -> pagewalk::L1Slot {
-        let slot = pagewalk::walk_to_l1(
+        l2_and_l1_slots(si, p2m, va).1
+    }
+
+    /// The L2 entry and the L1 entry on the way to `va` in the running (bootstrap)
+    /// page tables (`pagewalk::walk_to_l2_and_l1`); a failed walk is a FAIL.
+    fn l2_and_l1_slots(
+        si: &StartInfo,
+        p2m: &[u64],
+        va: u64,
+    ) -> (pagewalk::L1Slot, pagewalk::L1Slot) {
+        let slot = pagewalk::walk_to_l2_and_l1(
             va,
             si.pt_base,
             |entry| {
-                // SAFETY: `walk_to_l1` reads only 8-byte aligned entries inside the L4
+                // SAFETY: the walk reads only 8-byte aligned entries inside the L4
                 // page at `pt_base` or inside a table the closure below returned: pages
                 // of the bootstrap page-table region, which the builder maps (read-only)
                 // for the life of the domain. Volatile: Xen writes them.

@@ -69,7 +69,8 @@ pub fn in_table_region(virt: u64, pt_base: u64, nr_pt_frames: u64) -> bool {
     virt >= pt_base && virt - pt_base < len
 }
 
-/// The L1 entry that maps an address.
+/// The L1 entry that maps an address (or, from [`walk_to_l2_and_l1`], an L2 entry: the
+/// fields describe an entry of any level).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct L1Slot {
     /// The machine frame of the L1 table.
@@ -139,18 +140,40 @@ impl WalkError {
 pub fn walk_to_l1(
     va: u64,
     l4_virt: u64,
+    read: impl FnMut(u64) -> u64,
+    table_virt: impl FnMut(Mfn) -> Option<u64>,
+) -> Result<L1Slot, WalkError> {
+    walk_to_l2_and_l1(va, l4_virt, read, table_virt).map(|(_, l1)| l1)
+}
+
+/// As [`walk_to_l1`], and also the L2 entry on the way (the one that points to the L1
+/// table), described by the same fields: `(l2, l1)`. The L2 entry's `table` is the
+/// L2 table's machine frame (known from the L3 entry).
+pub fn walk_to_l2_and_l1(
+    va: u64,
+    l4_virt: u64,
     mut read: impl FnMut(u64) -> u64,
     mut table_virt: impl FnMut(Mfn) -> Option<u64>,
-) -> Result<L1Slot, WalkError> {
+) -> Result<(L1Slot, L1Slot), WalkError> {
     let mut table = l4_virt;
     let mut table_mfn = Mfn(0);
+    let mut l2 = None;
     for level in [4, 3, 2] {
-        let entry = read(table + table_index(va, level) * ENTRY_SIZE);
+        let entry_virt = table + table_index(va, level) * ENTRY_SIZE;
+        let entry = read(entry_virt);
         if !pte_present(entry) {
             return Err(WalkError::NotPresent { level });
         }
         if level < 4 && entry & PTE_PSE != 0 {
             return Err(WalkError::Superpage { level });
+        }
+        if level == 2 {
+            l2 = Some(L1Slot {
+                table: table_mfn,
+                index: table_index(va, 2),
+                entry_virt,
+                value: entry,
+            });
         }
         table_mfn = pte_mfn(entry);
         table = table_virt(table_mfn).ok_or(WalkError::UnknownTable {
@@ -164,12 +187,14 @@ pub fn walk_to_l1(
     if !pte_present(value) {
         return Err(WalkError::NotPresent { level: 1 });
     }
-    Ok(L1Slot {
+    let l1 = L1Slot {
         table: table_mfn,
         index,
         entry_virt,
         value,
-    })
+    };
+    // The loop ran level 2 (it returns early otherwise).
+    Ok((l2.unwrap_or(l1), l1))
 }
 
 #[cfg(test)]
@@ -274,6 +299,29 @@ mod tests {
             [0x40_0000, 0x40_1000, 0x40_2008, 0x40_3078],
             "one entry per level, nothing else"
         );
+    }
+
+    #[test]
+    fn walk_finds_the_l2_entry_on_the_way() {
+        let mut t = Tables::new();
+        let virt_of = t.virt_of.clone();
+        let entries = &t.entries;
+        let (l2, l1) = walk_to_l2_and_l1(
+            0x20f123,
+            0x40_0000,
+            |addr| entries.get(&addr).copied().unwrap_or(0),
+            |mfn| virt_of.get(&mfn.0).copied(),
+        )
+        .expect("mapped");
+        assert_eq!(l1, t.walk(0x20f123).unwrap());
+        assert_eq!(
+            l2.table,
+            Mfn(0x902),
+            "the L2 table's frame, from the L3 entry"
+        );
+        assert_eq!((l2.index, l2.entry_virt), (1, 0x40_2008));
+        assert_eq!(pte_mfn(l2.value), Mfn(0x903), "it points to the L1 table");
+        assert_eq!(l2.machine_addr(), 0x902_008);
     }
 
     #[test]

@@ -62,6 +62,7 @@
 //! | `balloon` | (pages 12..15 get new machine frames, [`crate::balloon`]) w pages 12..15, offset `0x10 * page` |
 //! | `generation` | phase 1: w pages 0..15 in order, offset `0x10 * page` (as `write-sweep`); `READY ... phase=2`, wait for `"GO2"`; phase 2: w pages 0..15 in order, offset `0x800 + 0x10 * page` ([`GENERATION_PHASE2_OFFSET`]) |
 //! | `hostile-calls` | (after `GO`: the calls of [`crate::hostile`], one `HOSTILE` line each, then `HOSTILE-DONE calls=<n>`) w page 0 offset 0 |
+//! | `pt-hypercall` | (phase `n`, 1 to 4, is step `n` of [`crate::pt_hypercall`]: a page-table write by hypercall, each after its own `READY`) phases 1-3: w page 1 offset 0x110, page 2 offset 0x220, page 3 offset 0x330, each through the alias that phase's hypercall mapped; phase 4 (the L2 entry's rewrite) touches nothing |
 //! | `bench` | w pages 0..15 in order, offset `0x10 * page` (as `write-sweep`), repeated `rounds=<R>` times (default 256), timed, **without** `TOUCH` lines: its plan is one round; a `BENCH` line gives the time ([`crate::bench`]) and `PATTERN-DONE bench touches=<R*16>` counts the writes |
 
 use crate::frames::{Pfn, PAGE_SIZE};
@@ -98,11 +99,14 @@ pub enum Pattern {
     /// Ask Xen for the control interface an unprivileged guest may not use, one
     /// `HOSTILE` line per call ([`crate::hostile`]), then write page 0.
     HostileCalls,
+    /// Write the guest's own L1 and L2 page tables by hypercall, one phase per way
+    /// ([`crate::pt_hypercall`]), and write pages through the aliases so mapped.
+    PtHypercall,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the table above.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::ReadSweep,
         Self::WriteSweep,
         Self::Exec,
@@ -115,6 +119,7 @@ impl Pattern {
         Self::Generation,
         Self::Bench,
         Self::HostileCalls,
+        Self::PtHypercall,
     ];
 
     /// The name in `pattern=<name>` and in `PATTERN-DONE`.
@@ -132,6 +137,7 @@ impl Pattern {
             Self::Generation => "generation",
             Self::Bench => "bench",
             Self::HostileCalls => "hostile-calls",
+            Self::PtHypercall => "pt-hypercall",
         }
     }
 
@@ -151,10 +157,11 @@ impl Pattern {
     }
 
     /// How many phases the pattern has, each opened by a go-page handshake (see
-    /// "Phases" above): 2 for `generation`, 1 for the others.
+    /// "Phases" above): 2 for `generation`, 4 for `pt-hypercall`, 1 for the others.
     pub const fn phases(self) -> u32 {
         match self {
             Self::Generation => 2,
+            Self::PtHypercall => 4,
             _ => 1,
         }
     }
@@ -268,6 +275,11 @@ pub const EXEC_RESULT: u32 = 0x1234;
 pub const PT_WRITE_PAGES: [usize; 2] = [6, 9];
 /// `pt-write`'s offsets, one per route as [`PT_WRITE_PAGES`].
 pub const PT_WRITE_OFFSETS: [usize; 2] = [0x100, 0x200];
+/// `pt-hypercall`'s pages, one per step that maps the alias (phases 1 to 3, in
+/// [`crate::pt_hypercall::Step::ALL`]'s order).
+pub const PT_HYPERCALL_PAGES: [usize; 3] = [1, 2, 3];
+/// `pt-hypercall`'s offsets, one per page of [`PT_HYPERCALL_PAGES`].
+pub const PT_HYPERCALL_OFFSETS: [usize; 3] = [0x110, 0x220, 0x330];
 /// `xen-copy`'s page.
 pub const XEN_COPY_PAGE: usize = 7;
 /// Where Xen copies its extra version string in `xen-copy`'s page.
@@ -353,6 +365,17 @@ pub fn plan(pattern: Pattern) -> Plan {
                 let touch = Touch::new(Write, page, offset);
                 plan.push(Touch {
                     via: Via::Alias,
+                    ..touch
+                });
+            }
+        }
+        Pattern::PtHypercall => {
+            let pages = PT_HYPERCALL_PAGES.into_iter().zip(PT_HYPERCALL_OFFSETS);
+            for (phase, (page, offset)) in (1..).zip(pages) {
+                let touch = Touch::new(Write, page, offset);
+                plan.push(Touch {
+                    via: Via::Alias,
+                    phase,
                     ..touch
                 });
             }
@@ -484,7 +507,8 @@ mod tests {
                 "balloon",
                 "generation",
                 "bench",
-                "hostile-calls"
+                "hostile-calls",
+                "pt-hypercall"
             ]
         );
         for pattern in Pattern::ALL {
@@ -597,6 +621,25 @@ mod tests {
     }
 
     #[test]
+    fn pt_hypercall_writes_one_page_per_alias_step_each_in_its_phase() {
+        assert_eq!(
+            shape(Pattern::PtHypercall),
+            [("w", 1, 0x110), ("w", 2, 0x220), ("w", 3, 0x330)]
+        );
+        let plan = plan(Pattern::PtHypercall);
+        let phases: Vec<u32> = plan.touches().iter().map(|t| t.phase).collect();
+        assert_eq!(phases, [1, 2, 3]);
+        assert!(plan.touches().iter().all(|t| t.via == Via::Alias));
+        assert_eq!(Pattern::PtHypercall.phases(), 4);
+        assert!(
+            PT_HYPERCALL_PAGES
+                .iter()
+                .all(|page| !PT_WRITE_PAGES.contains(page) && *page != XEN_COPY_PAGE),
+            "pages of their own"
+        );
+    }
+
+    #[test]
     fn xen_copy_writes_after_the_copy_it_reads_back() {
         assert_eq!(shape(Pattern::XenCopy), [("w", 7, 0x80)]);
         // The read-back covers the 16-byte xen_extraversion_t Xen copies, 8-byte aligned,
@@ -681,7 +724,13 @@ mod tests {
         for pattern in Pattern::ALL {
             let plan = plan(pattern);
             for phase in 1..=pattern.phases() {
-                assert!(plan.of_phase(phase).count() > 0, "{pattern:?} {phase}");
+                // pt-hypercall's last step rewrites an L2 entry: nothing to touch.
+                let none = pattern == Pattern::PtHypercall && phase == 4;
+                assert_eq!(
+                    plan.of_phase(phase).count() == 0,
+                    none,
+                    "{pattern:?} {phase}"
+                );
             }
             assert!(
                 plan.touches()
@@ -689,7 +738,7 @@ mod tests {
                     .all(|t| (1..=pattern.phases()).contains(&t.phase)),
                 "{pattern:?}"
             );
-            if pattern != Pattern::Generation {
+            if ![Pattern::Generation, Pattern::PtHypercall].contains(&pattern) {
                 assert_eq!(pattern.phases(), 1, "{pattern:?}");
             }
         }

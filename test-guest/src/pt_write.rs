@@ -16,9 +16,9 @@
 //! nothing uses: the builder allocates the page tables, then one boot-stack page, then
 //! leaves at least 512 KiB mapped but unused (`alloc_pgtables_pv` and
 //! `xc_dom_build_image` in `tools/libs/guest/`; xen.h, "Start-of-day memory layout"); the
-//! alias is the page [`alias_va`] 256 KiB into that padding. [`run`] first clears its
-//! L1 entry (`update_va_mapping` to 0), so each route maps a non-present slot and
-//! unmaps it again, and puts the original entry back at the end.
+//! alias is the page [`alias_va`] 256 KiB into that padding. [`prepare`] clears its
+//! L1 entry (`update_va_mapping` to 0), so each route of [`run`] maps a non-present
+//! slot and unmaps it again; [`run`] puts the original entry back at the end.
 //!
 //! The guest chooses the alias (and walks its page tables to the L1 entry) before the
 //! go-page handshake and prints, before `READY`,
@@ -29,7 +29,13 @@
 //!
 //! ([`write_pt_slot`]): `pte-va` is the guest-virtual address of the alias's L1 entry,
 //! the address the emulated route's plain store writes to. A test can thus restrict the
-//! L1 page-table page itself before it lets the pattern run; [`run`] starts after `GO`.
+//! L1 page-table page itself before it lets the pattern run. [`prepare`] (writable page
+//! tables on, the alias's entry cleared and checked) also runs before `READY`: clearing
+//! the entry is a write to the L1 page by hypercall, which Xen reports like the guest's
+//! own store once the page is restricted (`MEM_ACCESS_FAULT_HYPERCALL`), and the
+//! listener's relaxing of the page would then let the emulated route's store through
+//! unreported. So after `GO`, [`run`]'s first write to the L1 page is the emulated
+//! route's store.
 //!
 //! # The routes, each: map, `PT-WRITE` line, write through the alias, `TOUCH` line, unmap
 //!
@@ -173,28 +179,25 @@ pub struct PtError {
     pub error: XenError,
 }
 
-fn err(what: &'static str) -> impl FnOnce(XenError) -> PtError {
+pub(crate) fn err(what: &'static str) -> impl FnOnce(XenError) -> PtError {
     move |error| PtError { what, error }
 }
 
-fn check(ok: bool, what: &'static str) -> Result<(), PtError> {
+pub(crate) fn check(ok: bool, what: &'static str) -> Result<(), PtError> {
     ok.then_some(()).ok_or(PtError {
         what,
         error: XenError::EINVAL,
     })
 }
 
-/// Runs the pattern: for each [`Route`] `i` in turn, maps machine frame `targets[i]`
-/// (the frame of `touches[i]`'s buffer page) at the alias, writes `touches[i]` through
-/// it, unmaps it; then puts the alias's original entry back. `report` sees each
-/// [`Event`] right after it happened.
-pub fn run<H: Hypervisor + ?Sized, E: Env>(
+/// Gets the alias ready for [`run`], before the handshake (see "The alias" above for
+/// why not after): turns on `VMASST_TYPE_writable_pagetables` (for the emulated route)
+/// and clears the alias's L1 entry (`update_va_mapping` to 0), checked by reading it
+/// back.
+pub fn prepare<H: Hypervisor + ?Sized, E: Env>(
     hv: &H,
     env: &mut E,
     alias: &Alias,
-    targets: [Mfn; 2],
-    touches: [Touch; 2],
-    mut report: impl FnMut(Event),
 ) -> Result<(), PtError> {
     hypercall::vm_assist_enable(hv, VMASST_TYPE_WRITABLE_PAGETABLES)
         .map_err(err("pt-write: vm_assist writable_pagetables"))?;
@@ -205,8 +208,21 @@ pub fn run<H: Hypervisor + ?Sized, E: Env>(
     check(
         !pagewalk::pte_present(env.read_l1e()),
         "pt-write: alias still mapped",
-    )?;
+    )
+}
 
+/// Runs the pattern, after [`prepare`]: for each [`Route`] `i` in turn, maps machine
+/// frame `targets[i]` (the frame of `touches[i]`'s buffer page) at the alias, writes
+/// `touches[i]` through it, unmaps it; then puts the alias's original entry back.
+/// `report` sees each [`Event`] right after it happened.
+pub fn run<H: Hypervisor + ?Sized, E: Env>(
+    hv: &H,
+    env: &mut E,
+    alias: &Alias,
+    targets: [Mfn; 2],
+    touches: [Touch; 2],
+    mut report: impl FnMut(Event),
+) -> Result<(), PtError> {
     for ((route, touch), target) in Route::ALL.into_iter().zip(touches).zip(targets) {
         let pte = pagewalk::kernel_rw_pte(target);
         set_l1e(hv, env, alias, route, pte)?;
@@ -424,19 +440,51 @@ mod tests {
     }
 
     #[test]
+    fn prepare_turns_on_writable_page_tables_and_clears_the_alias() {
+        let fake = Fake::new();
+        assert_eq!(prepare(&fake, &mut &fake, &alias()), Ok(()));
+        assert_eq!(
+            *fake.log.borrow(),
+            ["vm_assist 2".to_string(), "update_va_mapping 0x0".into()]
+        );
+        assert_eq!(fake.entry.get(), 0);
+    }
+
+    #[test]
+    fn prepare_checks_the_alias_is_cleared() {
+        /// Accepts every call and changes nothing.
+        struct Ignores;
+        impl Hypervisor for Ignores {
+            unsafe fn hypercall(&self, _: Hypercall) -> i64 {
+                0
+            }
+        }
+        let fake = Fake::new();
+        assert_eq!(
+            prepare(&Ignores, &mut &fake, &alias()),
+            Err(PtError {
+                what: "pt-write: alias still mapped",
+                error: XenError::EINVAL
+            })
+        );
+    }
+
+    #[test]
     fn both_routes_map_write_unmap_then_restore() {
         let fake = Fake::new();
+        prepare(&fake, &mut &fake, &alias()).unwrap();
+        let prepared = fake.log.borrow().len();
         let mut events = Vec::new();
         let result = run(&fake, &mut &fake, &alias(), TARGETS, touches(), |e| {
             events.push(e);
         });
         assert_eq!(result, Ok(()));
         let [pte6, pte9] = TARGETS.map(kernel_rw_pte);
+        // After the handshake the first write to the L1 page is the emulated store: a
+        // listener that restricts the page sees it first (the clearing was before).
         assert_eq!(
-            *fake.log.borrow(),
+            fake.log.borrow()[prepared..],
             [
-                "vm_assist 2".to_string(),
-                "update_va_mapping 0x0".into(),
                 format!("store {pte6:#x}"),
                 "write 0x100=6".into(),
                 "store 0x0".into(),
@@ -467,6 +515,7 @@ mod tests {
             emulation_ignored: true,
             ..Fake::new()
         };
+        prepare(&fake, &mut &fake, &alias()).unwrap();
         let mut events = Vec::new();
         let result = run(&fake, &mut &fake, &alias(), TARGETS, touches(), |e| {
             events.push(e);
@@ -494,9 +543,7 @@ mod tests {
             }
         }
         let fake = Fake::new();
-        let result = run(&Refuses, &mut &fake, &alias(), TARGETS, touches(), |_| {
-            panic!("no event")
-        });
+        let result = prepare(&Refuses, &mut &fake, &alias());
         assert_eq!(
             result,
             Err(PtError {

@@ -22,6 +22,7 @@ use super::{buffer_byte, fail, l1_slot, line, p2m, shutdown, BssPage, SHARED_INF
 mod balloon;
 mod bench;
 mod multi_vcpu;
+mod pt_hypercall;
 mod pt_write;
 
 /// The go page: dom0 writes [`handshake::GO`] into its first `u64` (then
@@ -30,7 +31,7 @@ static GO_PAGE: BssPage = BssPage::new();
 
 /// Runs the pattern called `name` and powers off; a name that is no pattern, or a
 /// domain with too few vCPUs for it, is a FAIL (before `READY`), as is a `pt-write`
-/// alias that cannot be chosen (its `PT-SLOT` line comes before `READY`), or a `bench`
+/// alias that cannot be chosen (its `PT-SLOT` or `PT-TABLES` line comes before `READY`), or a `bench`
 /// with a bad `rounds=`.
 pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -> ! {
     let Some(pattern) = Pattern::from_name(name) else {
@@ -46,9 +47,13 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         fail("pattern needs more vcpus", XenError::ENOENT);
     }
     let plan = plan::plan(pattern);
-    // `pt-write` chooses its alias (and prints `PT-SLOT`) before the handshake;
-    // `bench` reads its rounds (a bad `rounds=` is a FAIL before `READY`).
-    let pt_write = (pattern == Pattern::PtWrite).then(|| pt_write::choose(si, &plan));
+    // `pt-write` chooses and prepares its alias (and prints `PT-SLOT`) before the
+    // handshake: its page-table writes after `GO` are only the ones it reports; `bench`
+    // reads its rounds (a bad `rounds=` is a FAIL before `READY`).
+    let pt_write = (pattern == Pattern::PtWrite).then(|| pt_write::choose(hv, si, &plan));
+    // `pt-hypercall` likewise (`PT-TABLES`), for the same reason.
+    let pt_hypercall =
+        (pattern == Pattern::PtHypercall).then(|| pt_hypercall::choose(hv, si, &plan));
     let bench_rounds = (pattern == Pattern::Bench).then(|| bench::rounds(si, &plan));
     wait_for_go(hv, 1);
     let touches = match pattern {
@@ -69,6 +74,10 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         Pattern::PtWrite => match &pt_write {
             Some(chosen) => pt_write::run(hv, chosen),
             None => fail("pt-write: no alias", XenError::EINVAL),
+        },
+        Pattern::PtHypercall => match &pt_hypercall {
+            Some(chosen) => pt_hypercall::run(hv, chosen),
+            None => fail("pt-hypercall: no tables", XenError::EINVAL),
         },
         Pattern::XenCopy => xen_copy(hv, &plan),
         Pattern::MultiVcpu => multi_vcpu::run(hv, si, &plan),

@@ -10,6 +10,7 @@ mod boot;
 mod dom0;
 mod events;
 mod guest;
+mod hostile;
 mod listener;
 pub mod robust;
 mod transcript;
@@ -45,6 +46,7 @@ pub const ALL: &[&Scenario] = &[
     &events::BALLOON,
     &events::access_required::SCENARIO,
     &events::emulate_refused::SCENARIO,
+    &hostile::pt_hypercall_write::SCENARIO,
     &robust::get_access::SCENARIO,
     &robust::cycles::SCENARIO,
     &robust::listener_kill::SCENARIO,

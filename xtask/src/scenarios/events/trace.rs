@@ -375,7 +375,11 @@ pub fn render(trace: &Trace, per_vcpu_order: bool, buffer_only: bool) -> String 
             event.access,
             page_name(event.pfn),
             event.offset.unwrap_or(0),
-            event.gla.as_deref().unwrap_or("?"),
+            // Only a gla_valid event has an address (a write by hypercall has none).
+            match event.gla.as_deref() {
+                Some(gla) if event.flags.iter().any(|flag| flag == "gla_valid") => gla,
+                _ => "-",
+            },
             event.flags.join(" "),
             event.response,
         );
@@ -390,4 +394,25 @@ pub fn render(trace: &Trace, per_vcpu_order: bool, buffer_only: bool) -> String 
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_names_the_hypercall_flag_and_shows_no_address_without_gla_valid() {
+        let text = r#"{"type":"header","version":1,"domain":5,"xen_version":"x","options":{"mode":"write","default_access":"rwx","access":[{"pfn":567,"mfn":1,"access":"r"}],"on_event":"relax","count":null,"timeout_seconds":null}}
+{"type":"event","seq":1,"vcpu":0,"reason":"mem_access","access":"w","pfn":567,"mfn":1,"gla":"0x0","offset":968,"flags":["w","fault_hypercall","vcpu_paused"],"rip":"0x0","response":"relax","recovered":false}
+{"type":"event","seq":2,"vcpu":0,"reason":"mem_access","access":"w","pfn":513,"mfn":2,"gla":"0x279110","offset":272,"flags":["w","gla_valid","fault_with_gla","vcpu_paused"],"rip":"0x0","response":"relax","recovered":false}
+{"type":"end","reason":"domain-gone","events":2,"most_pending":1}"#;
+        let trace = Trace::parse(text).unwrap();
+        assert_eq!(
+            render(&trace, false, false),
+            "monitor: default rwx, on event relax\n  pfn 0x237: r\n\
+             vcpu0 mem_access w pfn 0x237 +0x3c8 gla - [w fault_hypercall vcpu_paused] -> relax\n\
+             vcpu0 mem_access w page 1 +0x110 gla 0x279110 [w gla_valid fault_with_gla vcpu_paused] -> relax\n\
+             end: domain-gone, 2 events\n"
+        );
+    }
 }
