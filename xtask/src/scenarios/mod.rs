@@ -10,6 +10,7 @@ mod boot;
 mod dom0;
 mod events;
 mod guest;
+mod hostile;
 mod listener;
 pub mod robust;
 mod transcript;
@@ -48,6 +49,9 @@ pub const ALL: &[&Scenario] = &[
     &robust::get_access::SCENARIO,
     &robust::cycles::SCENARIO,
     &robust::listener_kill::SCENARIO,
+    &hostile::race::XEN_COPY_RACE,
+    &hostile::race::RUNSTATE_AREA,
+    &hostile::bounce_frame::SCENARIO,
     &bench::SCENARIO,
 ];
 
