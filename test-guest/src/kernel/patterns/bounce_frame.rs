@@ -371,6 +371,11 @@ pub(super) fn run(hv: &HypercallPage, plan: &Plan) -> usize {
                 tg_bf_trigger(kind.index(), stack_top, shared_byte(VCPU_INFO_UPCALL_MASK));
             }
             if kind == Kind::Upcall {
+                // Masked again whatever happened: the handler returns with IF clear,
+                // but an upcall Xen did not deliver would leave the trigger's 0 there.
+                // SAFETY: vCPU 0's mask byte in the mapped shared_info page; a plain
+                // byte the guest owns (volatile: Xen reads it).
+                unsafe { shared_byte(VCPU_INFO_UPCALL_MASK).write_volatile(1) };
                 clear_pending(port.0);
             }
             // SAFETY: as above; the delivery is over.
