@@ -6,14 +6,14 @@
 //! the page until its one final touch. That is why the handlers are asm that only read
 //! the frame: each records it in [`RECORD`] (in `.bss`), moves to its own stack
 //! ([`HANDLER_STACK`]), builds the `iret_context` there (the frame's `rip` moved past
-//! `ud2` or `int $0x20`, which are faults) and leaves through `HYPERVISOR_iret`, whose
+//! `ud2` or the `mov` to `ds`, which are faults) and leaves through `HYPERVISOR_iret`, whose
 //! hypercall-page entry pushes onto that stack, not page 12. So an event in the trace
 //! for page 12 before the final touch could only be Xen's frame write, reported.
 //!
 //! After `GO`: the trap table (vectors 3, 6, 13), the event and failsafe callbacks and
 //! an IPI event channel to vCPU 0 are set up; then [`ROUNDS`] rounds of, in order,
-//! `int3`, `ud2`, `int $0x20` (refused by Xen with `#GP(0x102)`: no DPL-3 entry for
-//! vector 0x20) and an upcall (the channel sent while upcalls are masked, then, on page
+//! `int3`, `ud2`, `mov %dx, %ds` with an LDT selector this kernel has no LDT for
+//! (`#GP(0x1234)`) and an upcall (the channel sent while upcalls are masked, then, on page
 //! 12's stack, the mask cleared and a direct `syscall` hypercall, on whose way out Xen
 //! delivers the event). The trigger (`tg_bf_trigger`) moves `rsp` to page 12's top
 //! (0xff8, so the frame goes below the 16-byte-aligned 0xff0) only around the one
@@ -199,9 +199,10 @@ tg_bf_ud2_at:
     ud2
     jmp 9f
 3:
-    .globl tg_bf_soft_int_at
-tg_bf_soft_int_at:
-    int ${soft_int}
+    mov ${selector}, %edx
+    .globl tg_bf_bad_selector_at
+tg_bf_bad_selector_at:
+    mov %dx, %ds
     jmp 9f
 4:
     movb $0, (%rdx)
@@ -231,7 +232,7 @@ tg_bf_syscall_after:
     not_if = const !(RFLAGS_IF as i32),
     iret = const HypercallNr::IRET.get() as usize * HYPERCALL_ENTRY_SIZE,
     xen_version = const HypercallNr::XEN_VERSION.get(),
-    soft_int = const traps::SOFT_INT_VECTOR,
+    selector = const traps::BAD_SELECTOR,
     rcx_mark = const RCX_MARK,
     r11_mark = const R11_MARK,
     vector = const offset_of!(Record, vector),
@@ -260,7 +261,7 @@ extern "C" {
     fn tg_bf_trigger(kind: u64, stack_top: u64, upcall_mask: *mut u8);
     static tg_bf_int3_after: u8;
     static tg_bf_ud2_at: u8;
-    static tg_bf_soft_int_at: u8;
+    static tg_bf_bad_selector_at: u8;
     static tg_bf_syscall_after: u8;
 }
 
@@ -274,7 +275,7 @@ fn expected_rip(kind: Kind) -> u64 {
     let at = match kind {
         Kind::Int3 => core::ptr::addr_of!(tg_bf_int3_after),
         Kind::Ud2 => core::ptr::addr_of!(tg_bf_ud2_at),
-        Kind::SoftInt => core::ptr::addr_of!(tg_bf_soft_int_at),
+        Kind::BadSelector => core::ptr::addr_of!(tg_bf_bad_selector_at),
         Kind::Upcall => core::ptr::addr_of!(tg_bf_syscall_after),
     };
     at as u64

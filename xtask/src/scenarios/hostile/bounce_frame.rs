@@ -9,8 +9,8 @@
 //! would have a listener answer for a write the guest's code never made.)
 //!
 //! The guest (test-guest `pattern=bounce-frame`, `test_guest::traps`) moves its stack to
-//! buffer page 12 (rx) around each of 64 rounds of `int3`, `ud2`, `int $0x20` (`#GP` with
-//! error code 0x102) and an event upcall (an IPI event channel to itself); its handlers
+//! buffer page 12 (rx) around each of 64 rounds of `int3`, `ud2`, a `mov` to `ds` of a
+//! selector of the (empty) LDT (`#GP` with error code 0x1234) and an event upcall (an IPI event channel to itself); its handlers
 //! only read the frame (asm: record it elsewhere, leave through `HYPERVISOR_iret` from
 //! another stack), so the guest never writes page 12 until its one final write at 0x10.
 //! The listener relaxes a page after its event.
@@ -40,7 +40,7 @@ const PAGE: u64 = 12;
 const TOUCH_OFFSET: u64 = 0x10;
 /// Rounds of deliveries, each kind once a round.
 const ROUNDS: u64 = 64;
-const KINDS: [&str; 4] = ["int3", "ud2", "int0x20", "upcall"];
+const KINDS: [&str; 4] = ["int3", "ud2", "mov-ds", "upcall"];
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
     let page = format!("{:#x}=rx", BUFFER_PFN + PAGE);
