@@ -165,6 +165,10 @@ fn on_host(race: &Race, view: &HostView) -> Result<()> {
         );
     }
     ensure!(
+        bad_line == "none",
+        "a wrong result of Xen's (call 0 of the runstate area is its registration): {bad_line}"
+    );
+    ensure!(
         early == 0 && seen_early == 0,
         "vCPU 0's write landed while the page was read-only: {early} of its {stores} stores \
          completed before vCPU 1 was done, and vCPU 1 found the marker {seen_early} times \
