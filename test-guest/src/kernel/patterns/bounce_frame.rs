@@ -24,6 +24,12 @@
 //! Then the trap table is cleared, one `BOUNCE` line per kind (and a `BOUNCE-BAD` line
 //! for the first wrong frame), and the plan's write to page 12 at 0x10 (reported: the
 //! page stayed read-only).
+//!
+//! Known race: an event that becomes pending in the three instructions between the
+//! trigger's unmask and its `syscall` (xenconsoled answering the console, say) is
+//! delivered there, with `rip` before the `syscall`: that round's upcall is counted
+//! wrong (`BOUNCE-BAD ... field=rip`). Under QEMU's TCG those instructions are one
+//! translation block, which interrupts do not split.
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
