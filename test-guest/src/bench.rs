@@ -113,6 +113,13 @@ mod tests {
     }
 
     #[test]
+    fn xen_copy_line() {
+        let mut out = Line(String::new());
+        write_bench_xen_copy(&mut out, 10_000, 0, 77, 12345);
+        assert_eq!(out.0, "BENCH-XEN-COPY calls=10000 failed=0 ns=77 tsc=12345");
+    }
+
+    #[test]
     fn rounds_default_when_absent() {
         assert_eq!(rounds(b""), Ok(256));
         assert_eq!(rounds(b"pattern=bench"), Ok(DEFAULT_ROUNDS));

@@ -722,6 +722,25 @@ mod tests {
     }
 
     #[test]
+    fn hostile_patterns_touch_their_pages() {
+        for race in [Pattern::XenCopyRace, Pattern::RunstateArea] {
+            assert_eq!(race.vcpus_needed(), 2);
+            assert_eq!(shape(race), [("w", 10, 0x800)], "{race:?}");
+        }
+        assert_eq!(Pattern::BounceFrame.vcpus_needed(), 1);
+        assert_eq!(shape(Pattern::BounceFrame), [("w", BOUNCE_PAGE, 0x10)]);
+        let copies = plan(Pattern::BenchXenCopy);
+        assert_eq!(copies.touches().len(), BUFFER_PAGES);
+        assert!(copies
+            .touches()
+            .iter()
+            .enumerate()
+            .all(|(page, t)| t.page == page
+                && t.offset == BENCH_XEN_COPY_OFFSET
+                && t.size == crate::hypercall::XEN_EXTRAVERSION_LEN));
+    }
+
+    #[test]
     fn every_phase_of_every_pattern_has_touches() {
         for pattern in Pattern::ALL {
             let plan = plan(pattern);
