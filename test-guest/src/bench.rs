@@ -71,6 +71,27 @@ pub fn write_bench(out: &mut (impl Sink + ?Sized), rounds: u32, ns: u64, tsc: u6
     out.put_dec(tsc);
 }
 
+/// `BENCH-XEN-COPY calls=<R> failed=<n> ns=<ns> tsc=<ticks>` (after the `TEST-GUEST `
+/// prefix): the `bench-xen-copy` pattern's `R` hypercalls (`XENVER_extraversion`, Xen
+/// writing 16 bytes into buffer page `i % 16` at 0x40), `failed` of them with a
+/// non-zero result, timed as [`write_bench`]'s loop.
+pub fn write_bench_xen_copy(
+    out: &mut (impl Sink + ?Sized),
+    calls: u32,
+    failed: u64,
+    ns: u64,
+    tsc: u64,
+) {
+    out.put_str("BENCH-XEN-COPY calls=");
+    out.put_dec(u64::from(calls));
+    out.put_str(" failed=");
+    out.put_dec(failed);
+    out.put_str(" ns=");
+    out.put_dec(ns);
+    out.put_str(" tsc=");
+    out.put_dec(tsc);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +110,13 @@ mod tests {
         let mut out = Line(String::new());
         write_bench(&mut out, rounds, ns, 12345);
         out.0
+    }
+
+    #[test]
+    fn xen_copy_line() {
+        let mut out = Line(String::new());
+        write_bench_xen_copy(&mut out, 10_000, 0, 77, 12345);
+        assert_eq!(out.0, "BENCH-XEN-COPY calls=10000 failed=0 ns=77 tsc=12345");
     }
 
     #[test]

@@ -32,8 +32,12 @@ pub const HYPERCALL_PAGE_SIZE: usize = 4096;
 pub struct HypercallNr(u32);
 
 impl HypercallNr {
+    /// `#define __HYPERVISOR_set_trap_table        0`
+    pub const SET_TRAP_TABLE: Self = Self(0);
     /// `#define __HYPERVISOR_mmu_update            1`
     pub const MMU_UPDATE: Self = Self(1);
+    /// `#define __HYPERVISOR_set_callbacks         4`
+    pub const SET_CALLBACKS: Self = Self(4);
     /// `#define __HYPERVISOR_memory_op            12`
     pub const MEMORY_OP: Self = Self(12);
     /// `#define __HYPERVISOR_multicall            13`
@@ -48,6 +52,10 @@ impl HypercallNr {
     pub const GRANT_TABLE_OP: Self = Self(20);
     /// `#define __HYPERVISOR_vm_assist            21`
     pub const VM_ASSIST: Self = Self(21);
+    /// `#define __HYPERVISOR_iret                 23`: never called through
+    /// [`Hypervisor`]; a handler jumps to its entry with an `iret_context` on its
+    /// stack (`test_guest::traps`).
+    pub const IRET: Self = Self(23);
     /// `#define __HYPERVISOR_vcpu_op              24`
     pub const VCPU_OP: Self = Self(24);
     /// `#define __HYPERVISOR_mmuext_op            26`

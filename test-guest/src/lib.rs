@@ -41,6 +41,10 @@
 //! - [`balloon`]: the `balloon` pattern's frame exchange (decrease, populate, P2M, M2P).
 //! - [`vcpu_up`]: starting a second vCPU (`vcpu_guest_context`, `VCPUOP_*`).
 //! - [`cmdline`]: the command line's mode words and `key=0x<hex>`, `key=<decimal>` values.
+//! - [`xen_writes`]: Xen writing a read-only page while another vCPU tries to
+//!   (`xen-copy-race`, `runstate-area`).
+//! - [`traps`]: exceptions and upcalls whose frames Xen writes on a restricted stack
+//!   (`bounce-frame`).
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
@@ -61,4 +65,6 @@ pub mod pt_hypercall;
 pub mod pt_write;
 pub mod start_info;
 pub mod text;
+pub mod traps;
 pub mod vcpu_up;
+pub mod xen_writes;

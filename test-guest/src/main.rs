@@ -131,6 +131,12 @@
 //! TEST-GUEST BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed nanoseconds> tsc=<TSC ticks>   (bench)
 //! TEST-GUEST HOSTILE <call> <target|-> rc=<rc>                          (hostile-calls)
 //! TEST-GUEST HOSTILE-DONE calls=<n>                                     (hostile-calls)
+//! TEST-GUEST RACE-XEN <pattern> calls=<n> landed=<n> right=<n> seen-early=<n>   (xen-copy-race, runstate-area: vCPU 1)
+//! TEST-GUEST RACE-BAD <pattern> call=<i> rc=<rc> word=0x<hex>          (first wrong result of Xen's)
+//! TEST-GUEST RACE-GUEST <pattern> stores=<n> early=<n>                 (vCPU 0, at the end)
+//! TEST-GUEST BOUNCE kind=<int3|ud2|mov-ds|upcall> delivered=<n> right=<n>   (bounce-frame)
+//! TEST-GUEST BOUNCE-BAD kind=<k> round=<n> field=<f> got=0x<hex> expected=0x<hex>   (bounce-frame, first wrong frame)
+//! TEST-GUEST BENCH-XEN-COPY calls=<R> failed=<n> ns=<ns> tsc=<ticks>   (bench-xen-copy)
 //! TEST-GUEST PATTERN-DONE <name> touches=<n>
 //! ```
 //!
@@ -167,6 +173,17 @@
 //!   (the lines of `write-sweep`), then `READY go-pfn=0x<same pfn> phase=2`; once dom0
 //!   wrote `GO2`, phase 2 writes pages 0 to 15 in order at offset `0x800 + 0x10 *
 //!   page`; then `PATTERN-DONE generation touches=32`.
+//! - `xen-copy-race`, `runstate-area` (need `vcpus=2`; `test_guest::xen_writes`): vCPU 1
+//!   has Xen write buffer page 10 (10^4 hypercall results, or its runstate area across
+//!   10^4 yields) while vCPU 0 keeps storing at page 10 offset 0x800; vCPU 1 then prints
+//!   `RACE-XEN` and `READY go-pfn=0x<same pfn> phase=2` and goes down; once dom0 wrote
+//!   `GO2` (after making the page writable) vCPU 0 prints `RACE-GUEST` and its `TOUCH`.
+//! - `bounce-frame` (`test_guest::traps`): a trap table and event callback for the
+//!   pattern's time; 64 rounds of exceptions and an upcall with the stack on page 12;
+//!   one `BOUNCE` line per kind, then `TOUCH w page=12 offset=0x10`.
+//! - `bench-xen-copy`: `rounds=<R>` (default 256) `XENVER_extraversion` calls into
+//!   buffer page `i % 16` at 0x40, timed as `bench`; `BENCH-XEN-COPY`, then
+//!   `PATTERN-DONE bench-xen-copy touches=<R>`.
 //! - `bench` (`test_guest::bench`), a benchmark of the guest's page writes, to be run
 //!   unmonitored, monitored without restrictions and monitored with events: after
 //!   `GO`, one volatile byte write to each buffer page 0 to 15 in order at offset
@@ -204,7 +221,9 @@
 //! event callback is registered and none may be unmasked: the kernel never uses
 //! `SCHEDOP_block`), no trap table (any fault crashes the domain, which Xen logs;
 //! the one fault the kernel makes on purpose, `pt-write`'s store to its read-only
-//! page table, Xen emulates without delivering it).
+//! page table, Xen emulates without delivering it). `bounce-frame` alone installs a
+//! trap table (vectors 3, 6, 13) and an event callback, unmasks upcalls only inside its
+//! trigger, and clears the trap table before it ends.
 //! The hypercall page is checked to have been overwritten by Xen (it is built as
 //! `int3` bytes); if not, the kernel executes `ud2` and the domain crashes.
 //!

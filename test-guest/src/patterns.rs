@@ -64,6 +64,10 @@
 //! | `hostile-calls` | (after `GO`: the calls of [`crate::hostile`], one `HOSTILE` line each, then `HOSTILE-DONE calls=<n>`) w page 0 offset 0 |
 //! | `pt-hypercall` | (phase `n`, 1 to 4, is step `n` of [`crate::pt_hypercall`]: a page-table write by hypercall, each after its own `READY`) phases 1-3: w page 1 offset 0x110, page 2 offset 0x220, page 3 offset 0x330, each through the alias that phase's hypercall mapped; phase 4 (the L2 entry's rewrite) touches nothing |
 //! | `bench` | w pages 0..15 in order, offset `0x10 * page` (as `write-sweep`), repeated `rounds=<R>` times (default 256), timed, **without** `TOUCH` lines: its plan is one round; a `BENCH` line gives the time ([`crate::bench`]) and `PATTERN-DONE bench touches=<R*16>` counts the writes |
+//! | `xen-copy-race` | (two vCPUs: vCPU 1 has Xen write page 10 at 0x0 by 10^4 hypercalls while vCPU 0 keeps writing it, [`crate::xen_writes`]) w page 10 offset 0x800 by vCPU 0, once it landed |
+//! | `runstate-area` | (two vCPUs: vCPU 1's runstate area at page 10 offset 0x0, 10^4 yields, while vCPU 0 keeps writing the page, [`crate::xen_writes`]) w page 10 offset 0x800 by vCPU 0, once it landed |
+//! | `bounce-frame` | (the stack on page 12: exceptions and event upcalls whose frames Xen writes there, [`crate::traps`]) w page 12 offset 0x10 |
+//! | `bench-xen-copy` | (`rounds=<R>` hypercalls, each having Xen write 16 bytes into page `i % 16` at 0x40, timed, without `TOUCH` lines: Xen's writes, not the guest's; a `BENCH-XEN-COPY` line gives the time) the plan lists the 16 places Xen writes |
 
 use crate::frames::{Pfn, PAGE_SIZE};
 use crate::pattern::{BUFFER_GFN, BUFFER_PAGES};
@@ -102,11 +106,22 @@ pub enum Pattern {
     /// Write the guest's own L1 and L2 page tables by hypercall, one phase per way
     /// ([`crate::pt_hypercall`]), and write pages through the aliases so mapped.
     PtHypercall,
+    /// Xen writes a page for vCPU 1 (hypercall results) while vCPU 0 tries to write it
+    /// ([`crate::xen_writes`]).
+    XenCopyRace,
+    /// Xen updates vCPU 1's runstate area in a page while vCPU 0 tries to write it
+    /// ([`crate::xen_writes`]).
+    RunstateArea,
+    /// Exceptions and upcalls delivered onto a stack on a buffer page
+    /// ([`crate::traps`]).
+    BounceFrame,
+    /// Hypercalls that have Xen write into buffer pages, many, timed.
+    BenchXenCopy,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the table above.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 17] = [
         Self::ReadSweep,
         Self::WriteSweep,
         Self::Exec,
@@ -120,6 +135,10 @@ impl Pattern {
         Self::Bench,
         Self::HostileCalls,
         Self::PtHypercall,
+        Self::XenCopyRace,
+        Self::RunstateArea,
+        Self::BounceFrame,
+        Self::BenchXenCopy,
     ];
 
     /// The name in `pattern=<name>` and in `PATTERN-DONE`.
@@ -138,6 +157,10 @@ impl Pattern {
             Self::Bench => "bench",
             Self::HostileCalls => "hostile-calls",
             Self::PtHypercall => "pt-hypercall",
+            Self::XenCopyRace => "xen-copy-race",
+            Self::RunstateArea => "runstate-area",
+            Self::BounceFrame => "bounce-frame",
+            Self::BenchXenCopy => "bench-xen-copy",
         }
     }
 
@@ -151,7 +174,7 @@ impl Pattern {
     /// How many vCPUs the domain needs for this pattern.
     pub const fn vcpus_needed(self) -> u32 {
         match self {
-            Self::MultiVcpu => 2,
+            Self::MultiVcpu | Self::XenCopyRace | Self::RunstateArea => 2,
             _ => 1,
         }
     }
@@ -287,6 +310,12 @@ pub const XEN_COPY_OFFSET: usize = 0x40;
 /// The offsets in `xen-copy`'s page of the guest's two 8-byte reads of what Xen copied
 /// (accounted for by the `XEN-COPY` line, not by `TOUCH` lines).
 pub const XEN_COPY_READS: [usize; 2] = [XEN_COPY_OFFSET, XEN_COPY_OFFSET + 8];
+/// `bounce-frame`'s page: the stack the exceptions' frames go on.
+pub const BOUNCE_PAGE: usize = 12;
+/// `bounce-frame`'s final write, once every delivery is done.
+pub const BOUNCE_TOUCH_OFFSET: usize = 0x10;
+/// Where `bench-xen-copy`'s hypercalls have Xen write in each page.
+pub const BENCH_XEN_COPY_OFFSET: usize = 0x40;
 /// `repeat`'s page.
 pub const REPEAT_PAGE: usize = 5;
 /// `balloon`'s pages.
@@ -382,6 +411,18 @@ pub fn plan(pattern: Pattern) -> Plan {
         }
         Pattern::XenCopy => plan.push(Touch::new(Write, XEN_COPY_PAGE, 0x80)),
         Pattern::HostileCalls => plan.push(Touch::new(Write, 0, 0)),
+        Pattern::XenCopyRace | Pattern::RunstateArea => plan.push(Touch::new(
+            Write,
+            crate::xen_writes::RACE_PAGE,
+            crate::xen_writes::MARKER_OFFSET,
+        )),
+        Pattern::BounceFrame => plan.push(Touch::new(Write, BOUNCE_PAGE, BOUNCE_TOUCH_OFFSET)),
+        Pattern::BenchXenCopy => (0..BUFFER_PAGES).for_each(|p| {
+            plan.push(
+                Touch::new(Write, p, BENCH_XEN_COPY_OFFSET)
+                    .sized(crate::hypercall::XEN_EXTRAVERSION_LEN),
+            )
+        }),
         Pattern::MultiVcpu => {
             for vcpu in [0, 1] {
                 let pages = BUFFER_PAGES / 2;
@@ -508,7 +549,11 @@ mod tests {
                 "generation",
                 "bench",
                 "hostile-calls",
-                "pt-hypercall"
+                "pt-hypercall",
+                "xen-copy-race",
+                "runstate-area",
+                "bounce-frame",
+                "bench-xen-copy"
             ]
         );
         for pattern in Pattern::ALL {
@@ -717,6 +762,25 @@ mod tests {
         }
         let t = plan.of_phase(2).nth(3).unwrap();
         assert_eq!(t.buffer_va(), 0x20_3830);
+    }
+
+    #[test]
+    fn hostile_patterns_touch_their_pages() {
+        for race in [Pattern::XenCopyRace, Pattern::RunstateArea] {
+            assert_eq!(race.vcpus_needed(), 2);
+            assert_eq!(shape(race), [("w", 10, 0x800)], "{race:?}");
+        }
+        assert_eq!(Pattern::BounceFrame.vcpus_needed(), 1);
+        assert_eq!(shape(Pattern::BounceFrame), [("w", BOUNCE_PAGE, 0x10)]);
+        let copies = plan(Pattern::BenchXenCopy);
+        assert_eq!(copies.touches().len(), BUFFER_PAGES);
+        assert!(copies
+            .touches()
+            .iter()
+            .enumerate()
+            .all(|(page, t)| t.page == page
+                && t.offset == BENCH_XEN_COPY_OFFSET
+                && t.size == crate::hypercall::XEN_EXTRAVERSION_LEN));
     }
 
     #[test]

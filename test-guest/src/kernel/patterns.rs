@@ -21,9 +21,11 @@ use super::{buffer_byte, fail, l1_slot, line, p2m, shutdown, BssPage, SHARED_INF
 
 mod balloon;
 mod bench;
+mod bounce_frame;
 mod multi_vcpu;
 mod pt_hypercall;
 mod pt_write;
+mod race;
 
 /// The go page: dom0 writes [`handshake::GO`] into its first `u64` (then
 /// [`handshake::GO2`] for a pattern's phase 2).
@@ -55,6 +57,7 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
     let pt_hypercall =
         (pattern == Pattern::PtHypercall).then(|| pt_hypercall::choose(hv, si, &plan));
     let bench_rounds = (pattern == Pattern::Bench).then(|| bench::rounds(si, &plan));
+    let xen_copy_calls = (pattern == Pattern::BenchXenCopy).then(|| bench::calls(si));
     wait_for_go(hv, 1);
     let touches = match pattern {
         Pattern::ReadSweep
@@ -83,6 +86,12 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         Pattern::MultiVcpu => multi_vcpu::run(hv, si, &plan),
         Pattern::Balloon => balloon::run(hv, si, &plan),
         Pattern::HostileCalls => hostile_calls(hv, &plan),
+        Pattern::XenCopyRace | Pattern::RunstateArea => race::run(hv, si, pattern, &plan),
+        Pattern::BounceFrame => bounce_frame::run(hv, &plan),
+        Pattern::BenchXenCopy => match xen_copy_calls {
+            Some(calls) => bench::run_xen_copy(hv, calls),
+            None => fail("bench-xen-copy: no rounds", XenError::EINVAL),
+        },
         Pattern::Bench => match bench_rounds {
             Some(rounds) => bench::run(&plan, rounds),
             None => fail("bench: no rounds", XenError::EINVAL),

@@ -7,9 +7,9 @@ use core::sync::atomic::{compiler_fence, Ordering};
 
 use test_guest::bench;
 use test_guest::handshake::{self, VcpuTimeInfo};
-use test_guest::hypercall::XenError;
+use test_guest::hypercall::{self, HypercallPage, XenError};
 use test_guest::pattern::BUFFER_PAGES;
-use test_guest::patterns::{Access, Plan, Via};
+use test_guest::patterns::{Access, Plan, Via, BENCH_XEN_COPY_OFFSET};
 use test_guest::start_info::StartInfo;
 
 use super::super::{buffer_byte, fail, line, SHARED_INFO};
@@ -58,6 +58,37 @@ pub(super) fn run(plan: &Plan, rounds: u32) -> usize {
     line(|out| bench::write_bench(out, rounds, ns, tsc));
     // At most 65536 * 16 writes: fits any usize this kernel runs with.
     usize::try_from(bench::writes(rounds)).unwrap_or(usize::MAX)
+}
+
+/// The `bench-xen-copy` pattern: `calls` hypercalls (`rounds=`, read before `READY`
+/// by [`calls`]) that have Xen copy its extra version string into buffer page `i % 16`
+/// at 0x40, timed as [`run`]'s writes, then the `BENCH-XEN-COPY` line. Monitored with
+/// the pages read-only, every copy is Xen writing a page the guest may not: what that
+/// costs against the same loop unmonitored is the point. Returns the calls made.
+pub(super) fn run_xen_copy(hv: &HypercallPage, calls: u32) -> usize {
+    let mut failed = 0u64;
+    let start = now_ns();
+    let start_tsc = rdtsc();
+    for index in 0..calls as usize {
+        let dest = buffer_byte(index % BUFFER_PAGES, BENCH_XEN_COPY_OFFSET);
+        // SAFETY: 16 bytes inside one buffer page (offset 0x40), which nothing
+        // references (raw pointers only); Xen writes them.
+        let rc = unsafe { hypercall::xen_version_extraversion(hv, dest) };
+        failed += u64::from(rc != 0);
+    }
+    let tsc = rdtsc().wrapping_sub(start_tsc);
+    let ns = now_ns().saturating_sub(start);
+    line(|out| bench::write_bench_xen_copy(out, calls, failed, ns, tsc));
+    calls as usize
+}
+
+/// The hypercalls `bench-xen-copy` makes (`rounds=<decimal>`, default 256); a bad value
+/// is a FAIL. Called before `READY`.
+pub(super) fn calls(si: &StartInfo) -> u32 {
+    match bench::rounds(si.cmdline()) {
+        Ok(rounds) => rounds,
+        Err(bench::BadRounds) => fail("bench needs rounds=<1..65536>", XenError::EINVAL),
+    }
 }
 
 /// Xen's system time (nanoseconds since boot) now, finer than the handshake's
