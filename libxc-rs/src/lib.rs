@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | `xc_monitor_enable` (hypercall part) | [`monitor::monitor_enable`] |
 //! | `xc_monitor_disable` | [`monitor::monitor_disable`] |
-//! | (none: `XEN_VM_EVENT_ATTACH`, our patch 0005, takes over a ring whose listener died) | [`monitor::monitor_attach`] |
+//! | (none: `XEN_VM_EVENT_ATTACH`, our patch 0006, takes over a ring whose listener died) | [`monitor::monitor_attach`] |
 //! | ring mapping (`HVM_PARAM_MONITOR_RING_PFN` + map; PV: acquire_resource) | [`monitor::RingMapping::map`] |
 //! | `xc_set_mem_access` | [`memory::set_mem_access`] |
 //! | `xc_get_mem_access` | [`memory::get_mem_access`] |

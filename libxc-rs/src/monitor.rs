@@ -37,7 +37,7 @@ const SHADOW_OP_GET_ALLOCATION: u32 = 30;
 const VM_EVENT_ENABLE: u32 = 0;
 /// `#define XEN_VM_EVENT_DISABLE 1`
 const VM_EVENT_DISABLE: u32 = 1;
-/// `#define XEN_VM_EVENT_ATTACH 4` (our patch 0005)
+/// `#define XEN_VM_EVENT_ATTACH 4` (our patch 0006)
 const VM_EVENT_ATTACH: u32 = 4;
 /// `#define XEN_DOMCTL_VM_EVENT_OP_MONITOR 2`
 pub const VM_EVENT_MODE_MONITOR: u32 = 2;
@@ -137,7 +137,7 @@ pub fn monitor_disable(privcmd: &Privcmd, domain: DomId) -> Result<()> {
     .map(drop)
 }
 
-/// `XEN_VM_EVENT_ATTACH` (our patch 0005): the port of a monitor ring whose listener went
+/// `XEN_VM_EVENT_ATTACH` (our patch 0006): the port of a monitor ring whose listener went
 /// away without disabling it (it crashed or was killed, so its end of the event channel
 /// closed), for a new listener to take it over: bind the port
 /// ([`crate::evtchn::Evtchn::bind_interdomain`]), map the ring ([`RingMapping::map`]) and
@@ -269,7 +269,7 @@ pub fn set_access_required(privcmd: &Privcmd, domain: DomId, required: bool) -> 
 const DOMCTL_MONITOR_OP: u32 = 77;
 /// `#define XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES 2`
 const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
-/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0018): the domain raises
+/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0019): the domain raises
 /// mem_access events for the rights set with `XENMEM_access_op`. A capability only.
 pub const MONITOR_EVENT_MEM_ACCESS: u32 = 13;
 

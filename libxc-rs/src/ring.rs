@@ -75,7 +75,7 @@ pub const VM_EVENT_FLAG_RESET_VMTRACE: u32 = 1 << 13;
 pub const VM_EVENT_FLAG_RESET_FORK_STATE: u32 = 1 << 14;
 /// `#define VM_EVENT_FLAG_RESET_FORK_MEMORY (1 << 15)`: in a response, reset a fork's memory.
 pub const VM_EVENT_FLAG_RESET_FORK_MEMORY: u32 = 1 << 15;
-/// `#define VM_EVENT_FLAG_RESPONSE_REFUSED (1 << 16)` (our patch 0012): in a request, the
+/// `#define VM_EVENT_FLAG_RESPONSE_REFUSED (1 << 16)` (our patch 0013): in a request, the
 /// vCPU's previous response asked for something Xen cannot do for this domain (for PV:
 /// EMULATE and its variants, SET_REGISTERS, singlestep, altp2m, next interrupt, vmtrace);
 /// the vCPU resumed without it, so this request may report the same access again.
@@ -120,7 +120,7 @@ pub const MEM_ACCESS_FAULT_WITH_GLA: u32 = 1 << 4;
 /// `#define MEM_ACCESS_FAULT_IN_GPT (1 << 5)`: the violation happened while walking the
 /// guest's page tables to translate the gla.
 pub const MEM_ACCESS_FAULT_IN_GPT: u32 = 1 << 5;
-/// `#define MEM_ACCESS_FAULT_HYPERCALL (1 << 6)` (our patch 0020): the violation is a
+/// `#define MEM_ACCESS_FAULT_HYPERCALL (1 << 6)` (our patch 0021): the violation is a
 /// write a hypercall was about to make for the guest (PV: `mmu_update`,
 /// `update_va_mapping`, `update_descriptor`, `MMUEXT_CLEAR_PAGE`, `MMUEXT_COPY_PAGE`);
 /// [`MemAccess::offset`] says where in the frame, [`MemAccess::gla`] is not valid. The
@@ -810,7 +810,7 @@ mod tests {
             MEM_ACCESS_FLAG_NAMES[6],
             (MEM_ACCESS_FAULT_HYPERCALL, "fault_hypercall")
         );
-        assert_eq!(MEM_ACCESS_FAULT_HYPERCALL, 0x40, "vm_event.h of patch 0020");
+        assert_eq!(MEM_ACCESS_FAULT_HYPERCALL, 0x40, "vm_event.h of patch 0021");
     }
 
     #[test]

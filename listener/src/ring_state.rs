@@ -1,5 +1,5 @@
 //! Whether a domain has a monitor ring, and whether a listener is attached to it, as
-//! `XEN_VM_EVENT_ATTACH` (our patch 0005) tells without changing anything: the port of a
+//! `XEN_VM_EVENT_ATTACH` (our patch 0006) tells without changing anything: the port of a
 //! ring nobody listens to, `EBUSY` for a ring with a listener, `ENODEV` for no ring.
 //!
 //! `XENMEM_access_op`'s get_access cannot tell: it answers for a PV domain with a ring or

@@ -107,7 +107,7 @@ impl Domctl {
 pub struct MemAcquireResource {
     /// The domain.
     pub domid: u16,
-    /// `XENMEM_resource_*` (4: the vm_event ring, patch 0008).
+    /// `XENMEM_resource_*` (4: the vm_event ring, patch 0009).
     pub kind: u16,
     /// The ring's mode (2: monitor).
     pub id: u32,

@@ -1,6 +1,6 @@
 //! The `ring-probe` mode: a hostile guest tries to map its own monitor ring.
 //!
-//! When dom0 enables mem_access monitoring of a PV guest, Xen (patch 0007 of
+//! When dom0 enables mem_access monitoring of a PV guest, Xen (patch 0008 of
 //! `hypervisor-patch`) allocates the vm_event ring as a page owned by `DOMID_XEN`
 //! (`dom_xen`), with a writable type reference, never as a page of the guest. The
 //! scenario passes the ring's machine frame on the command line (`ring=0x<mfn>`) and the
@@ -63,7 +63,7 @@
 //!    over the 8 refs it is 0 if any mapping succeeded, otherwise the first ref's.
 //!
 //! Not covered here: `XENMEM_acquire_resource(XENMEM_resource_vm_event_ring)` on itself
-//! (patch 0008 requires `xsm_vm_event_control(XSM_PRIV)`), and
+//! (patch 0009 requires `xsm_vm_event_control(XSM_PRIV)`), and
 //! `update_va_mapping_otherdomain` (refused by `xsm_update_va_mapping` like 3).
 //!
 //! The routes run in the order above. Everything is generic over

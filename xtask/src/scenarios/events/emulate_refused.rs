@@ -2,7 +2,7 @@
 //!
 //! The listener answers each event with `VM_EVENT_FLAG_EMULATE` (`--on-event emulate`), as
 //! an HVM listener that lets an access through once does. Xen cannot emulate a PV vCPU's
-//! access (patch 0012): it resumes the vCPU without emulating, logs the refusal once per
+//! access (patch 0013): it resumes the vCPU without emulating, logs the refusal once per
 //! domain, and the vCPU's next request, the same access faulting again, carries
 //! `VM_EVENT_FLAG_RESPONSE_REFUSED`; the listener then relaxes the page. Before, the vCPU
 //! would come back with the same event for ever (a livelock the listener could not see).

@@ -248,7 +248,7 @@ const CASES: &[Case] = &[
         name: "events/xen-copy",
         cmdline: "pattern=xen-copy",
         // Xen's copy into the read-only page goes through Xen's own mapping of the frame
-        // (patch 0015): not reported, and the page stays read-only, so the guest reads it
+        // (patch 0016): not reported, and the page stays read-only, so the guest reads it
         // (allowed), then writes it (reported).
         pages: &[(7, 1, "r")],
         check: |account, _| {

@@ -11,9 +11,10 @@
 //! the page writable (`listener set-access --pfn 0x20a rw`, the monitor still running) and
 //! writes `GO2`; vCPU 0's store then lands, and the guest reports its counts.
 //!
-//! Today's Xen (patch 0015) grants Xen's own faults by building the shared shadow entry
-//! with the guest's rights until the next hypercall exit: vCPU 0's store can land in that
-//! window, unreported, which `early` (vCPU 0) and `seen-early` (vCPU 1) count.
+//! Xen writes the page through its own mapping of the frame (patch 0016) and never changes
+//! the shared shadow entry. The grant it made before (the entry built with the guest's
+//! rights until the next hypercall exit) let about 2*10^5 of vCPU 0's stores land
+//! unreported in a run; `early` (vCPU 0) and `seen-early` (vCPU 1) count them.
 //!
 //! Host checks: vCPU 1 made its 10^4 calls, every Xen write landed and was right (for the
 //! runstate area: every reading right, and Xen updated it at least once); no store of

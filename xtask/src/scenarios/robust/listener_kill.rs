@@ -9,7 +9,7 @@
 //! the dead listener left: req_prod - rsp_prod); then, alternately from kill to kill, a new
 //! `listener monitor` takes the ring over (it must answer what was left first, flagged
 //! recovered) or `listener disable` removes it (Xen releases the waiting vCPUs). The rights
-//! stay in force without a ring (patch 0016), so the guest stays on shadows while they
+//! stay in force without a ring (patch 0017), so the guest stays on shadows while they
 //! restrict anything: once it finished, the default is set to rwx (with a ring for the
 //! time: Xen changes rights only with one) and the shadow pool must be back to 0 MiB. Each run has two kills, so the second is followed by a
 //! disable and the guest then finishes unmonitored. The random choices come from one seed,
@@ -108,7 +108,7 @@ struct Run {
     console: String,
     segments: Vec<Segment>,
     /// Shadow pool after each `listener disable` (MiB): still the domain's minimum while
-    /// its rights restrict anything (they stay in force without a ring, patch 0016).
+    /// its rights restrict anything (they stay in force without a ring, patch 0017).
     shadow_after_disable: Vec<u32>,
     /// Shadow pool once the guest finished (every page it wrote relaxed), then once the
     /// default is rwx again (it supersedes every frame's access: nothing restricted, so the

@@ -20,7 +20,7 @@ pub const EINVAL: i32 = 22;
 pub const ENOSYS: i32 = 38;
 pub const EOPNOTSUPP: i32 = 95;
 
-// XEN_VM_EVENT_* (public/domctl.h; ATTACH is patch 0005).
+// XEN_VM_EVENT_* (public/domctl.h; ATTACH is patch 0006).
 pub const ENABLE: u32 = 0;
 pub const DISABLE: u32 = 1;
 pub const RESUME: u32 = 2;

@@ -111,7 +111,7 @@ pub fn special_domains(c: &mut Checker) {
 
 /// Wrong calls against the test guest while it has no ring, and against the other guest.
 pub fn unmonitored(c: &mut Checker, guest: DomId, frame: u64) {
-    // mem_access_memop answers get_access for a PV domain without a ring (patch 0016),
+    // mem_access_memop answers get_access for a PV domain without a ring (patch 0017),
     // pv_mem_access_get_access: the default; a never-monitored domain's own frame has the
     // default too (rwx).
     c.row_where(
@@ -221,7 +221,7 @@ pub fn unmonitored(c: &mut Checker, guest: DomId, frame: u64) {
                 .map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
         },
     );
-    // monitor_domctl GET_CAPABILITIES: a PV domain reports mem_access (patch 0018) only.
+    // monitor_domctl GET_CAPABILITIES: a PV domain reports mem_access (patch 0019) only.
     c.row_where(
         "monitor get_capabilities on PV is mem_access only",
         &[0],
@@ -262,7 +262,7 @@ pub fn unmonitored(c: &mut Checker, guest: DomId, frame: u64) {
         r::monitor_op(p, guest, 99, 0)
     });
     // arch_monitor_domctl_event: mem_access is a capability only, enabling it changes
-    // nothing (patch 0018).
+    // nothing (patch 0019).
     c.row("monitor enable mem_access (a capability)", &[0], |p| {
         r::monitor_op(p, guest, r::MONITOR_OP_ENABLE, r::MONITOR_EVENT_MEM_ACCESS)
     });
@@ -543,7 +543,7 @@ pub fn monitored(c: &mut Checker, guest: DomId, other: DomId, frames: &Frames) {
 
 /// Reads after the ring went (the guest was monitored, its default set back to rwx).
 pub fn after_the_ring(c: &mut Checker, guest: DomId, frame: u64) {
-    // get_access answers without a ring (patch 0016): the default set back to rwx, which
+    // get_access answers without a ring (patch 0017): the default set back to rwx, which
     // superseded the frame's r.
     c.row_where(
         "get default access after the ring went",

@@ -128,7 +128,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     );
     drop(ring);
 
-    // Rights stay in force without a ring (patch 0016), and shadows with them: the frame
+    // Rights stay in force without a ring (patch 0017), and shadows with them: the frame
     // set to r goes back to the default rwx first.
     set_mem_access(&privcmd, domid, AccessTarget::Default, Access::Rwx)?;
     monitor_disable(&privcmd, domid)?;
