@@ -9,6 +9,7 @@ mod bench;
 mod boot;
 mod dom0;
 mod events;
+mod fault_counts;
 mod guest;
 mod hostile;
 mod listener;

@@ -25,6 +25,7 @@ use hypervisor_patch::access::{AccessKind, Outcome, PageAccess};
 use run::PatternRun;
 use trace::{Account, Expected, PtSlot, Trace, BUFFER_PFN};
 
+use crate::scenarios::fault_counts::{fault_count, fault_counts, show_fault_counts};
 use crate::scenarios::{Dom0, HostView, Scenario};
 
 /// One `events/*` case.
@@ -412,29 +413,19 @@ fn on_host(case: &Case, view: &HostView) -> Result<()> {
 /// Xen's own count of what its fault path did for the guest (printed when the ring goes):
 /// as many reports as the trace has events, and no spurious fault with `one_vcpu`.
 pub fn check_fault_counts(view: &HostView, trace: &Trace, one_vcpu: bool) -> Result<()> {
-    let domid = view.read("domid.txt")?;
-    let prefix = format!("pv-mem-access: d{} faults: ", domid.trim());
-    let serial = view.serial()?;
-    let Some(line) = serial.lines().find_map(|line| line.split_once(&prefix)) else {
-        anyhow::bail!("no `{prefix}` line on the serial log");
-    };
-    let counts = line.1.trim();
-    let count = |what: &str| fault_count(counts, what);
-    view.save_note("fault-counts.txt", counts)?;
+    let counts = fault_counts(view)?;
+    let shown = show_fault_counts(&counts);
+    view.save_note("fault-counts.txt", &shown)?;
     ensure!(
-        count(" reported") == Some(trace.events.len() as u64),
-        "Xen reported `{counts}`, the trace holds {} events",
+        fault_count(&counts, "reported") == Some(trace.events.len() as u64),
+        "Xen reported `{shown}`, the trace holds {} events",
         trace.events.len()
     );
     if one_vcpu {
-        ensure!(count(" spurious") == Some(0), "spurious faults: {counts}");
+        ensure!(
+            fault_count(&counts, "spurious") == Some(0),
+            "spurious faults: {shown}"
+        );
     }
     Ok(())
-}
-
-/// One figure of a fault-count line, by what follows it (` reported`, ` spurious`, ...).
-fn fault_count(counts: &str, what: &str) -> Option<u64> {
-    counts
-        .split(", ")
-        .find_map(|part| part.strip_suffix(what)?.trim().parse().ok())
 }

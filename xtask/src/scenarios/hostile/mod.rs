@@ -24,9 +24,11 @@ pub mod bounce_frame;
 pub mod pt_hypercall_write;
 pub mod race;
 
+pub use super::fault_counts::{fault_count, fault_counts, show_fault_counts};
+
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::events::trace::Trace;
@@ -133,44 +135,6 @@ impl TraceSummary {
         }
         text
     }
-}
-
-/// Xen's own counts of its fault path for the scenario's guest (`pv-mem-access: dN faults:
-/// R reported, L relaxed, X by Xen, B rebuilt, S spurious`, printed when the ring goes),
-/// as `(name, count)` pairs in Xen's order.
-pub fn fault_counts(view: &HostView) -> Result<Vec<(String, u64)>> {
-    let domid = view.read("domid.txt")?;
-    let prefix = format!("pv-mem-access: d{} faults: ", domid.trim());
-    let serial = view.serial()?;
-    let Some((_, counts)) = serial.lines().find_map(|line| line.split_once(&prefix)) else {
-        bail!("no `{prefix}` line on the serial log");
-    };
-    counts
-        .trim()
-        .split(", ")
-        .map(|part| {
-            let (count, name) = part
-                .split_once(' ')
-                .with_context(|| format!("{part:?} in `{counts}`"))?;
-            Ok((name.to_string(), count.parse()?))
-        })
-        .collect()
-}
-
-/// `count` of `name` among Xen's fault counts.
-pub fn fault_count(counts: &[(String, u64)], name: &str) -> Option<u64> {
-    counts
-        .iter()
-        .find_map(|(what, count)| (what == name).then_some(*count))
-}
-
-/// Xen's fault counts as Xen printed them.
-pub fn show_fault_counts(counts: &[(String, u64)]) -> String {
-    counts
-        .iter()
-        .map(|(name, count)| format!("{count} {name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
