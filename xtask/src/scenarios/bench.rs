@@ -152,18 +152,24 @@ fn access_op_costs(dom0: &Dom0) -> Result<String> {
     ))
 }
 
+/// The fewest ticks of [`RUNS`] runs of `run`, each with its own guest (`<name>-<run>`):
+/// the run least disturbed by the rest of the machine.
+fn fastest_of(name: &str, mut run: impl FnMut(&str) -> Result<u64>) -> Result<u64> {
+    let mut best = u64::MAX;
+    for index in 1..=RUNS {
+        best = best.min(run(&format!("{name}-{index}"))?);
+    }
+    Ok(best)
+}
+
 fn in_dom0(dom0: &Dom0) -> Result<()> {
     let pages: Vec<String> = (0..16)
         .flat_map(|page| ["--access".to_string(), format!("{:#x}=r", 0x200 + page)])
         .collect();
     let mut restricted = vec!["--default-access", "rwx"];
     restricted.extend(pages.iter().map(String::as_str));
-    let fastest = |name: &str, listener: Option<&[&str]>| -> Result<u64> {
-        let mut best = u64::MAX;
-        for run in 1..=RUNS {
-            best = best.min(write_loop(dom0, &format!("{name}-{run}"), listener)?);
-        }
-        Ok(best)
+    let fastest = |name: &str, listener: Option<&[&str]>| {
+        fastest_of(name, |guest| write_loop(dom0, guest, listener))
     };
     let plain = fastest("bench-plain", None)?;
     let shadowed = fastest("bench-rwx", Some(&["--default-access", "rwx"]))?;
@@ -175,12 +181,8 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         .flat_map(|page| ["--access".to_string(), format!("{:#x}=rx", 0x200 + page)])
         .collect();
     read_only.extend(rx.iter().map(String::as_str));
-    let fastest_copies = |name: &str, listener: Option<&[&str]>| -> Result<u64> {
-        let mut best = u64::MAX;
-        for run in 1..=RUNS {
-            best = best.min(xen_copy_loop(dom0, &format!("{name}-{run}"), listener)?);
-        }
-        Ok(best)
+    let fastest_copies = |name: &str, listener: Option<&[&str]>| {
+        fastest_of(name, |guest| xen_copy_loop(dom0, guest, listener))
     };
     let copies_plain = fastest_copies("bench-copy-plain", None)?;
     // Monitored with every page rwx: what shadow paging and the ring cost a hypercall by
