@@ -88,15 +88,23 @@ fn run_with(
     let _ = std::fs::remove_file(TRACE);
     let mut listener = start_listener(run.guest, TRACE, &options)?;
     let outcome = drive(dom0, guest, run, go_pfn, &mut listener, during);
+    finish(dom0, guest, &mut listener, outcome)
+}
+
+/// Ends a monitored run once the guest was driven (`outcome`): if it went well, the guest
+/// powers off and the listener stops by itself; otherwise the listener is stopped (resumed
+/// first, should it be held with SIGSTOP), and its teardown leaves the guest unmonitored.
+/// Leaves `trace.jsonl` and `listener.txt` (its exit status).
+pub fn finish(dom0: &Dom0, guest: &Guest, listener: &mut Child, outcome: Result<()>) -> Result<()> {
     let status = match &outcome {
-        // The guest shuts down after its pattern: the listener stops by itself.
         Ok(()) => guest
             .wait_for_shutdown(Duration::from_secs(120))
-            .and_then(|_| wait(&mut listener, Duration::from_secs(30))),
-        // Otherwise stop it: its teardown leaves the guest unmonitored.
+            .and_then(|_| wait(listener, Duration::from_secs(30))),
         Err(_) => {
-            let _ = kill(Pid::from_raw(listener.id() as i32), Signal::SIGTERM);
-            wait(&mut listener, Duration::from_secs(60))
+            let pid = Pid::from_raw(listener.id() as i32);
+            let _ = kill(pid, Signal::SIGCONT);
+            let _ = kill(pid, Signal::SIGTERM);
+            wait(listener, Duration::from_secs(60))
         }
     };
     if let Ok(trace) = std::fs::read(TRACE) {

@@ -154,26 +154,7 @@ fn monitored(dom0: &Dom0, guest: &Guest) -> Result<()> {
     let _ = std::fs::remove_file(TRACE);
     let mut listener = run::start_listener(GUEST, TRACE, &options)?;
     let outcome = steps(dom0, guest, &tables, go_pfn, &mut listener);
-    let status = match &outcome {
-        // The guest powers off after its pattern: the listener stops by itself.
-        Ok(()) => guest
-            .wait_for_shutdown(Duration::from_secs(120))
-            .and_then(|_| run::wait(&mut listener, Duration::from_secs(30))),
-        Err(_) => {
-            let pid = Pid::from_raw(listener.id() as i32);
-            let _ = kill(pid, Signal::SIGCONT);
-            let _ = kill(pid, Signal::SIGTERM);
-            run::wait(&mut listener, Duration::from_secs(60))
-        }
-    };
-    if let Ok(trace) = std::fs::read(TRACE) {
-        dom0.save("trace.jsonl", trace)?;
-    }
-    dom0.save(
-        "listener.txt",
-        format!("exit={}\n", status.as_ref().map_or(-1, |s| *s)),
-    )?;
-    outcome.and(status.map(drop))
+    run::finish(dom0, guest, &mut listener, outcome)
 }
 
 fn steps(
