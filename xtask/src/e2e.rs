@@ -33,6 +33,10 @@ pub struct Options {
     /// printed).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Boot Xen built without `CONFIG_DEBUG`, as production runs it: for `bench/*` figures.
+    /// Tests want the default, the debug build, whose assertions are part of every check.
+    #[arg(long)]
+    release_xen: bool,
 }
 
 /// Boot takes about a minute under TCG; the rest is for the scenarios: about 8 minutes on an
@@ -45,6 +49,7 @@ impl Default for Options {
             patterns: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             seed: None,
+            release_xen: false,
         }
     }
 }
@@ -86,7 +91,12 @@ pub struct System {
 
 /// Prepares the host and builds (or takes from the cache) everything that boots; shared with
 /// `cargo xtask vm`.
-pub fn build_system(sh: &Shell, layout: &Layout, phases: &mut Phases) -> Result<(System, String)> {
+pub fn build_system(
+    sh: &Shell,
+    layout: &Layout,
+    variant: &xen_build::Variant,
+    phases: &mut Phases,
+) -> Result<(System, String)> {
     let phase = Phase::start(
         "prepare",
         "host packages, Rust target, dom0's Debian packages",
@@ -107,7 +117,7 @@ pub fn build_system(sh: &Shell, layout: &Layout, phases: &mut Phases) -> Result<
             problems.join("\n  ")
         );
     }
-    let xen = xen_build::build(sh, layout, &rust_object, &xen_build::BOOTED)?;
+    let xen = xen_build::build(sh, layout, &rust_object, variant)?;
     phases.build_xen = phase.finish();
 
     let phase = Phase::start("build_dom0", "test guest, listener, dom0 initramfs");
@@ -158,7 +168,12 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     let layout = Layout::new();
     let sh = Shell::new()?;
     let mut phases = Phases::default();
-    let (system, _) = build_system(&sh, &layout, &mut phases)?;
+    let variant = if options.release_xen {
+        &xen_build::BOOTED_RELEASE
+    } else {
+        &xen_build::BOOTED
+    };
+    let (system, _) = build_system(&sh, &layout, variant, &mut phases)?;
 
     let results = layout.e2e_results();
     if results.exists() {

@@ -37,7 +37,12 @@ pub fn run(script: Option<PathBuf>, add: &[String], timeout: Option<u64>) -> Res
     };
     let layout = Layout::new();
     let sh = Shell::new()?;
-    let (system, _) = build_system(&sh, &layout, &mut Phases::default())?;
+    let (system, _) = build_system(
+        &sh,
+        &layout,
+        &crate::xen_build::BOOTED,
+        &mut Phases::default(),
+    )?;
 
     let results = layout.vm_results();
     if results.exists() {
