@@ -269,7 +269,7 @@ pub fn set_access_required(privcmd: &Privcmd, domain: DomId, required: bool) -> 
 const DOMCTL_MONITOR_OP: u32 = 77;
 /// `#define XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES 2`
 const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
-/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0019): the domain raises
+/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0020): the domain raises
 /// mem_access events for the rights set with `XENMEM_access_op`. A capability only.
 pub const MONITOR_EVENT_MEM_ACCESS: u32 = 13;
 

@@ -120,7 +120,7 @@ pub const MEM_ACCESS_FAULT_WITH_GLA: u32 = 1 << 4;
 /// `#define MEM_ACCESS_FAULT_IN_GPT (1 << 5)`: the violation happened while walking the
 /// guest's page tables to translate the gla.
 pub const MEM_ACCESS_FAULT_IN_GPT: u32 = 1 << 5;
-/// `#define MEM_ACCESS_FAULT_HYPERCALL (1 << 6)` (our patch 0021): the violation is a
+/// `#define MEM_ACCESS_FAULT_HYPERCALL (1 << 6)` (our patch 0022): the violation is a
 /// write a hypercall was about to make for the guest (PV: `mmu_update`,
 /// `update_va_mapping`, `update_descriptor`, `MMUEXT_CLEAR_PAGE`, `MMUEXT_COPY_PAGE`);
 /// [`MemAccess::offset`] says where in the frame, [`MemAccess::gla`] is not valid. The
@@ -810,7 +810,7 @@ mod tests {
             MEM_ACCESS_FLAG_NAMES[6],
             (MEM_ACCESS_FAULT_HYPERCALL, "fault_hypercall")
         );
-        assert_eq!(MEM_ACCESS_FAULT_HYPERCALL, 0x40, "vm_event.h of patch 0021");
+        assert_eq!(MEM_ACCESS_FAULT_HYPERCALL, 0x40, "vm_event.h of patch 0022");
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //! (their request holds no `u.mem_access`). `gla` is meaningful only with `gla_valid` in
 //! `flags`. `flags` names the `MEM_ACCESS_*` bits then the request's `VM_EVENT_FLAG_*` bits,
 //! each in bit order (`mem_access_bitN` / `vm_event_bitN` for a bit neither Xen 4.17 nor
-//! our patches define; `fault_hypercall`, bit 6, is patch 0021's: a write a hypercall was
+//! our patches define; `fault_hypercall`, bit 6, is patch 0022's: a write a hypercall was
 //! about to make for the guest, with an offset and no gla). `recovered` is true for a request a dead listener left on the ring, answered by
 //! this one after it took the ring over (before anything else: such events come right
 //! after the header, numbered from 1). The end's `reason` is `count`, `timeout`, `signal`,
@@ -496,7 +496,7 @@ mod tests {
 
     #[test]
     fn a_write_by_hypercall_is_flagged_fault_hypercall_without_a_gla() {
-        // As patch 0021 sends it: W | FAULT_HYPERCALL, the offset of the entry in the
+        // As patch 0022 sends it: W | FAULT_HYPERCALL, the offset of the entry in the
         // L1 table's frame, no gla.
         let mut request = write_request(0x1234);
         request.mem_access.flags = MEM_ACCESS_W | MEM_ACCESS_FAULT_HYPERCALL;

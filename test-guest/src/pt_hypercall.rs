@@ -3,7 +3,7 @@
 //! through the aliases those writes map.
 //!
 //! Why: a PV kernel cannot store into its page tables; it asks Xen (`mmu_update`,
-//! `update_va_mapping`, also batched in a `multicall`). Xen's patch 0021 checks the
+//! `update_va_mapping`, also batched in a `multicall`). Xen's patch 0022 checks the
 //! writes those hypercalls make for the guest against the frames' mem_access like the
 //! guest's own stores: a listener that write-protects a page-table page must get one
 //! write event per such write (flagged `MEM_ACCESS_FAULT_HYPERCALL`, with the frame and

@@ -43,6 +43,7 @@ const XEN_PROGRAMS: &[&str] = &[
     "xen-init-dom0",
     "xenstore-control",
     "xen-access",
+    "xenperf",
 ];
 
 const XL_CONF: &str = "autoballoon=\"off\"\nlockfile=\"/run/lock/xl\"\n";

@@ -27,12 +27,14 @@ pub struct Variant {
     pub fragment: &'static str,
 }
 
-/// The hypervisor the scenarios boot: Debian's, with HVM, PV and PV mem_access.
+/// The hypervisor the scenarios boot: Debian's, with HVM, PV and PV mem_access, and perf
+/// counters (`xenperf` in dom0 reads them) to count what the shadow code did.
 pub const BOOTED: Variant = Variant {
     dir: "xen",
     fragment: "\
 CONFIG_DEBUG=y
 CONFIG_DEBUG_INFO=y
+CONFIG_PERF_COUNTERS=y
 CONFIG_SHADOW_PAGING=y
 CONFIG_PV=y
 CONFIG_HVM=y
@@ -388,7 +390,9 @@ mod tests {
             assert!(variant.fragment.contains("CONFIG_PV_MEM_ACCESS=y\n"));
         }
         assert_eq!(
-            BOOTED.fragment.replace("CONFIG_DEBUG_INFO=y\n", ""),
+            BOOTED
+                .fragment
+                .replace("CONFIG_DEBUG_INFO=y\nCONFIG_PERF_COUNTERS=y\n", ""),
             BOOTED_RELEASE
                 .fragment
                 .replace("CONFIG_DEBUG=n", "CONFIG_DEBUG=y")

@@ -7,9 +7,10 @@
 //!    monitored with every page rwx (the cost of running on shadow page tables); monitored
 //!    with the 16 pages read-only and the listener relaxing each after its event (16 events
 //!    in the first round).
-//! 2. `XENMEM_access_op` from dom0, timed there, REPEAT times each: a new default (which
-//!    rebuilds the guest's shadows), a frame relaxed (which does not), a frame restricted
-//!    (which does) — the choice patch 0018 made, measured.
+//! 2. `XENMEM_access_op` from dom0, timed there, REPEAT times each: a new default of r
+//!    (which rebuilds the guest's shadows), a frame relaxed (which changes none), a frame
+//!    restricted (which changes only that frame's entries, patch 0019), with what Xen's perf
+//!    counters say the shadow code did for them (checked: those counts are not timings).
 //!
 //! 3. A guest loop of 10^4 hypercalls that have Xen write into its buffer pages
 //!    (`pattern=bench-xen-copy`: `XENVER_extraversion` into page `i % 16`), unmonitored and
@@ -18,8 +19,8 @@
 //!    speed of the read-only loop relative to the unmonitored one (issue 10's target: at
 //!    least 0.5) and to the rwx one (what restricting the pages costs by itself).
 //!
-//! Host checks: only that every figure was measured; the figures go to `bench.txt` and the
-//! run's output.
+//! Host checks: that every figure was measured, and the perf counts of part 2; the figures
+//! go to `bench.txt` and the run's output.
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,7 @@ use nix::unistd::Pid;
 
 use super::events::run::{parse_go_pfn, release, start_listener, wait, wait_for_header, GO, TRACE};
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::{Dom0, HostView, Scenario};
+use crate::scenarios::{perf_counters, Dom0, HostView, Scenario};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "bench/costs",
@@ -107,19 +108,52 @@ fn guest_loop(
         .with_context(|| format!("no tsc= in {line:?}"))
 }
 
-/// Mean microseconds of `REPEAT` calls of `call`, each after an untimed `prepare`.
-fn mean_us(
+/// What `REPEAT` calls of a `XENMEM_access_op` cost: the mean microseconds of a call, and
+/// what Xen's shadow code did for them in all (perf counters, read around each call).
+struct OpCost {
+    mean_us: f64,
+    revokes: u64,
+    revoked_entries: u64,
+    blows: u64,
+}
+
+impl OpCost {
+    /// `key_` prefixed `key=value` lines for `bench.txt`.
+    fn lines(&self, key: &str) -> String {
+        format!(
+            "{key}_us={:.1}\n{key}_revokes={}\n{key}_revoked_entries={}\n{key}_blows={}\n",
+            self.mean_us, self.revokes, self.revoked_entries, self.blows
+        )
+    }
+}
+
+/// Measures `REPEAT` calls of `call`, each after an untimed `prepare`.
+fn op_cost(
+    dom0: &Dom0,
     mut prepare: impl FnMut() -> Result<()>,
     mut call: impl FnMut() -> Result<()>,
-) -> Result<f64> {
+) -> Result<OpCost> {
     let mut total = Duration::ZERO;
+    let mut cost = OpCost {
+        mean_us: 0.0,
+        revokes: 0,
+        revoked_entries: 0,
+        blows: 0,
+    };
     for _ in 0..REPEAT {
         prepare()?;
+        let before = perf_counters::read(dom0)?;
         let start = Instant::now();
         call()?;
         total += start.elapsed();
+        let after = perf_counters::read(dom0)?;
+        let growth = |name| perf_counters::growth(&before, &after, name);
+        cost.revokes += growth(perf_counters::REVOKES)?;
+        cost.revoked_entries += growth(perf_counters::REVOKED_ENTRIES)?;
+        cost.blows += growth(perf_counters::BLOWS)?;
     }
-    Ok(total.as_secs_f64() * 1e6 / f64::from(REPEAT))
+    cost.mean_us = total.as_secs_f64() * 1e6 / f64::from(REPEAT);
+    Ok(cost)
 }
 
 /// The cost of `XENMEM_access_op` calls, on a guest that runs (so shadows exist).
@@ -130,25 +164,35 @@ fn access_op_costs(dom0: &Dom0) -> Result<String> {
     guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
     let privcmd = Privcmd::open()?;
     let domain = resolve_domain(NAME)?;
+    // A ring once, then none: rights stay in force without a ring (patch 0017), and a
+    // guest write they forbid relaxes its page without a report, so the guest keeps
+    // running and writing its buffer (mapped writable again) between the calls.
     monitor_enable(&privcmd, domain)?;
+    monitor_disable(&privcmd, domain)?;
     let frame = AccessTarget::Frames {
         first: frames[0],
         count: 1,
     };
     let set =
         |target, access| -> Result<()> { Ok(set_mem_access(&privcmd, domain, target, access)?) };
-    let nothing = || Ok(());
-    // A new default always rebuilds the shadows (it supersedes every frame's access).
-    let default = mean_us(nothing, || set(AccessTarget::Default, Access::Rwx));
-    // r -> rwx only adds rights: no rebuild. rwx -> r takes write away: rebuild.
-    let relax = mean_us(|| set(frame, Access::R), || set(frame, Access::Rwx));
-    let restrict = mean_us(|| set(frame, Access::Rwx), || set(frame, Access::R));
+    // A new default of r takes rights from every frame: the shadows are rebuilt.
+    let default = op_cost(
+        dom0,
+        || set(AccessTarget::Default, Access::Rwx),
+        || set(AccessTarget::Default, Access::R),
+    );
     let _ = set(AccessTarget::Default, Access::Rwx);
-    let _ = monitor_disable(&privcmd, domain);
+    // r -> rwx only adds rights: nothing to do. rwx -> r takes write away from that
+    // frame's shadow entries, and from no others.
+    let relax = op_cost(dom0, || set(frame, Access::R), || set(frame, Access::Rwx));
+    let restrict = op_cost(dom0, || set(frame, Access::Rwx), || set(frame, Access::R));
+    let _ = set(AccessTarget::Default, Access::Rwx);
     guest.destroy(Duration::from_secs(30))?;
     Ok(format!(
-        "access_op_default_us={:.1}\naccess_op_relax_us={:.1}\naccess_op_restrict_us={:.1}\n",
-        default?, relax?, restrict?
+        "{}{}{}",
+        default?.lines("access_op_default"),
+        relax?.lines("access_op_relax"),
+        restrict?.lines("access_op_restrict")
     ))
 }
 
@@ -226,6 +270,27 @@ fn on_host(view: &HostView) -> Result<()> {
         value("access_op_relax_us")?,
         value("access_op_restrict_us")?,
     );
+    // Not figures but what Xen did, counted by Xen: each restriction searched for that
+    // frame's entries and blew nothing; a relaxation did nothing; each new default of r blew
+    // the shadows.
+    let repeat = f64::from(REPEAT);
+    let count = |op: &str, what: &str| value(&format!("access_op_{op}_{what}"));
+    let counted = [
+        ("restrict", "revokes", repeat),
+        ("restrict", "blows", 0.0),
+        ("relax", "revokes", 0.0),
+        ("relax", "blows", 0.0),
+        ("default", "revokes", 0.0),
+        ("default", "blows", repeat),
+    ];
+    for (op, what, expected) in counted {
+        ensure!(
+            count(op, what)? == expected,
+            "{REPEAT} {op} calls: {what} {} (expected {expected}):\n{text}",
+            count(op, what)?
+        );
+    }
+    let entries_per_restrict = count("restrict", "revoked_entries")? / repeat;
     let (copy_calls, copy_plain, copy_rwx, copy_monitored) = (
         value("xen_copy_calls")?,
         value("xen_copy_plain_tsc")?,
@@ -241,7 +306,8 @@ fn on_host(view: &HostView) -> Result<()> {
          monitored, all rwx {:.1} per write ({:.2}x); monitored, 16 pages read-only, relaxed \
          after their event: {:.0} ticks more in all, {:.0} per event ({:.0} writes' worth)\n\
          XENMEM_access_op from dom0: new default {default:.1} us, frame relaxed {relax:.1} us, \
-         frame restricted {restrict:.1} us (restricting / relaxing {:.2}x)\n\
+         frame restricted {restrict:.1} us (restricting / relaxing {:.2}x; each restriction \
+         changed {entries_per_restrict:.1} shadow entries and blew no shadows)\n\
          {copy_calls} hypercalls having Xen write 16 bytes into a buffer page, in TSC ticks: \
          unmonitored {:.1} per call, monitored with the pages rwx {:.1}, monitored with the \
          pages read-only {:.1} per call; speed monitored read-only / unmonitored {:.4} (each \

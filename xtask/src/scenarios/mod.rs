@@ -13,6 +13,7 @@ mod fault_counts;
 mod guest;
 mod hostile;
 mod listener;
+mod perf_counters;
 pub mod robust;
 mod transcript;
 

@@ -1,5 +1,5 @@
 //! `hostile/pt-hypercall-write`: the guest's page tables write-protected by the listener,
-//! and the guest writing them by hypercall (Xen's patch 0021).
+//! and the guest writing them by hypercall (Xen's patch 0022).
 //!
 //! The test guest's `pt-hypercall` pattern (`test_guest::pt_hypercall`) walks to
 //! `pt-write`'s alias and prints, before `READY`, its L1 table and the L2 table on the way

@@ -221,7 +221,7 @@ pub fn unmonitored(c: &mut Checker, guest: DomId, frame: u64) {
                 .map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
         },
     );
-    // monitor_domctl GET_CAPABILITIES: a PV domain reports mem_access (patch 0019) only.
+    // monitor_domctl GET_CAPABILITIES: a PV domain reports mem_access (patch 0020) only.
     c.row_where(
         "monitor get_capabilities on PV is mem_access only",
         &[0],
@@ -262,7 +262,7 @@ pub fn unmonitored(c: &mut Checker, guest: DomId, frame: u64) {
         r::monitor_op(p, guest, 99, 0)
     });
     // arch_monitor_domctl_event: mem_access is a capability only, enabling it changes
-    // nothing (patch 0019).
+    // nothing (patch 0020).
     c.row("monitor enable mem_access (a capability)", &[0], |p| {
         r::monitor_op(p, guest, r::MONITOR_OP_ENABLE, r::MONITOR_EVENT_MEM_ACCESS)
     });
