@@ -8,7 +8,9 @@
 //! 3. no SSE/AVX/MMX instruction or register (Xen does not save the guest's vector state
 //!    around its own code);
 //! 4. no undefined symbol but the C glue's services and what Xen itself provides;
-//! 5. every exported function begins with `endbr64`.
+//! 5. every exported function begins with `endbr64`;
+//! 6. no path to a panic: the module's panic handler calls [`PANIC_REACHABLE`], which nobody
+//!    defines, so the symbol is in the object exactly when the optimiser kept a panic.
 
 use anyhow::{Context, Result};
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Formatter, GasFormatter, Instruction};
@@ -18,10 +20,11 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, SectionKind, 
 /// The services of `glue.c`, as declared in `hypervisor-patch/src/ffi.rs`.
 pub const GLUE_SERVICES: &[&str] = &[
     "pvma_glue_log",
-    "pvma_glue_panic",
     "pvma_glue_alloc",
     "pvma_glue_free",
 ];
+/// The symbol the module's panic handler calls (`hypervisor-patch/src/ffi.rs`).
+pub const PANIC_REACHABLE: &str = "pvma_rust_panic_is_reachable";
 /// Symbols Xen defines that compiled Rust may call: the compiler emits the mem* calls, and
 /// returns go through Xen's return thunk.
 const XEN_PROVIDED: &[&str] = &[
@@ -77,7 +80,12 @@ pub fn check(bytes: &[u8]) -> Result<Vec<String>> {
     for symbol in file.symbols() {
         let name = symbol.name().unwrap_or("");
         if symbol.is_undefined() && !name.is_empty() {
-            if !GLUE_SERVICES.contains(&name) && !XEN_PROVIDED.contains(&name) {
+            if name == PANIC_REACHABLE {
+                problems.push(format!(
+                    "rule 6: a panic is reachable ({name} is referenced): find the indexing, \
+                     unwrap or overflow check the optimiser could not remove"
+                ));
+            } else if !GLUE_SERVICES.contains(&name) && !XEN_PROVIDED.contains(&name) {
                 problems.push(format!("rule 4: undefined symbol {name}"));
             }
         } else if symbol.is_global() && symbol.kind() == SymbolKind::Text {
@@ -307,6 +315,18 @@ mod tests {
         let code = with_endbr(&[0xe8, 0, 0, 0, 0, RET]);
         let found = problems(&object(&code, Some((elf::R_X86_64_PLT32, "printk")), None));
         assert_eq!(found, ["rule 4: undefined symbol printk"]);
+    }
+
+    #[test]
+    fn rule_6_a_reachable_panic_is_named() {
+        let code = with_endbr(&[0xe8, 0, 0, 0, 0, RET]);
+        let found = problems(&object(
+            &code,
+            Some((elf::R_X86_64_PLT32, PANIC_REACHABLE)),
+            None,
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("rule 6: a panic is reachable"), "{found:?}");
     }
 
     #[test]

@@ -164,11 +164,11 @@ fn access_op_costs(dom0: &Dom0) -> Result<String> {
     guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
     let privcmd = Privcmd::open()?;
     let domain = resolve_domain(NAME)?;
-    // A ring once, then none: rights stay in force without a ring (patch 0017), and a
-    // guest write they forbid relaxes its page without a report, so the guest keeps
-    // running and writing its buffer (mapped writable again) between the calls.
+    // A ring nobody answers: the guest's first write the rights forbid pauses it for good
+    // (until the ring goes), so its own faults stay out of the counts and its shadows stay
+    // as they were. Without a ring and with every right back at rwx, Xen would leave the
+    // mem_access mode and refuse the calls (ENODEV).
     monitor_enable(&privcmd, domain)?;
-    monitor_disable(&privcmd, domain)?;
     let frame = AccessTarget::Frames {
         first: frames[0],
         count: 1,
@@ -187,6 +187,8 @@ fn access_op_costs(dom0: &Dom0) -> Result<String> {
     let relax = op_cost(dom0, || set(frame, Access::R), || set(frame, Access::Rwx));
     let restrict = op_cost(dom0, || set(frame, Access::Rwx), || set(frame, Access::R));
     let _ = set(AccessTarget::Default, Access::Rwx);
+    // Removing the ring releases the vCPU it paused (patch 0002).
+    monitor_disable(&privcmd, domain)?;
     guest.destroy(Duration::from_secs(30))?;
     Ok(format!(
         "{}{}{}",
