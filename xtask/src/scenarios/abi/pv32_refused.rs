@@ -336,4 +336,81 @@ mod tests {
         assert!(!running("-----d"));
         assert!(!running(""));
     }
+
+    /// What the first passing run in the nested Xen recorded.
+    const FACTS: &str = r#"xen_caps = xen-3.0-x86_64 xen-3.0-x86_32p hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64
+address_size = 32
+state_before = r-----
+cpu_seconds_grew = true
+libxc_enable_errno = EOPNOTSUPP
+libxc_enable_error = XEN_DOMCTL_vm_event_op(ENABLE, MONITOR) on domain 2 failed: Xen cannot monitor this domain: PV mem_access covers 64-bit PV guests (32-bit ones are refused), HVM needs the domain's monitor ring page (EOPNOTSUPP: Operation not supported on transport endpoint)
+trace_lines = 0
+shadow_pool_mib = 0
+attach_errno = ENODEV
+state_after = r-----
+"#;
+    const TRANSCRIPT: &str = r#"$ listener enable
+exit 1
+stderr: listener: XEN_DOMCTL_vm_event_op(ENABLE, MONITOR) on domain 2 failed: Xen cannot monitor this domain: PV mem_access covers 64-bit PV guests (32-bit ones are refused), HVM needs the domain's monitor ring page (EOPNOTSUPP: Operation not supported on transport endpoint)
+$ listener monitor --timeout 5 --output /out/abi/pv32-refused/trace.jsonl
+exit 1
+stderr: listener: warning: reading the P2M of domain 2 failed: the guest published no usable P2M (max_pfn 0x0, frame list list 0x0): events will have a null pfn
+stderr: listener: XEN_DOMCTL_vm_event_op(ENABLE, MONITOR) on domain 2 failed: Xen cannot monitor this domain: PV mem_access covers 64-bit PV guests (32-bit ones are refused), HVM needs the domain's monitor ring page (EOPNOTSUPP: Operation not supported on transport endpoint)
+$ listener status
+exit 0
+stdout: domain 2: monitoring off
+stdout: shadow pool: 0 MiB
+stdout: monitor events: mem_access
+"#;
+
+    /// Runs the host half on a copy of those results with `change` applied to one file.
+    fn host_half(file: &str, change: impl Fn(&str) -> String) -> Result<()> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-pv32-refused-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        for (name, text) in [("facts.txt", FACTS), ("transcript.txt", TRANSCRIPT)] {
+            let text = if name == file {
+                change(text)
+            } else {
+                text.to_string()
+            };
+            std::fs::write(dir.join(name), text)?;
+        }
+        let view = HostView {
+            serial_log: dir.join("serial.log"),
+            dir: dir.clone(),
+        };
+        let result = on_host(&view);
+        std::fs::remove_dir_all(&dir)?;
+        result
+    }
+
+    #[test]
+    fn the_host_half_passes_the_recorded_run_and_fails_changed_ones() {
+        host_half("", str::to_string).unwrap();
+        let fails = |file: &str, from: &str, to: &str| {
+            let error = host_half(file, |text| {
+                assert!(text.contains(from), "the recorded {file} has no {from:?}");
+                text.replace(from, to)
+            });
+            assert!(error.is_err(), "{file}: {from} -> {to} passed");
+        };
+        fails("facts.txt", "address_size = 32", "address_size = 64");
+        fails("facts.txt", "attach_errno = ENODEV", "attach = ok port 5");
+        fails("facts.txt", "shadow_pool_mib = 0", "shadow_pool_mib = 2");
+        fails("facts.txt", "state_after = r-----", "state_after = ---sc-");
+        fails(
+            "facts.txt",
+            "libxc_enable_errno = EOPNOTSUPP",
+            "libxc_enable_errno = EINVAL",
+        );
+        fails("transcript.txt", "exit 1", "exit 0");
+        fails("transcript.txt", "(32-bit ones", "(ones");
+        fails("transcript.txt", ": monitoring off", ": monitoring on");
+    }
 }
