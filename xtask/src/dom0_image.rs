@@ -1,6 +1,7 @@
 //! The dom0 initramfs: Debian's kernel modules and Xen toolstack (same version as the
 //! hypervisor source), busybox, and our own programs: this very binary as dom0's init (the
-//! agent that runs the scenarios), the listener and the test guest kernel.
+//! agent that runs the scenarios), the listener, the test guest kernel and the 32-bit PV
+//! kernel xtask writes itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ use crate::progress::step;
 pub const AGENT_PATH: &str = "/usr/bin/xtask";
 /// Where the test guest's kernel sits in dom0.
 pub const TEST_GUEST_PATH: &str = "/boot/test-guest";
+/// Where the 32-bit PV kernel of `abi/pv32-refused` sits in dom0 ([`crate::pv32_kernel`]).
+pub const PV32_GUEST_PATH: &str = "/boot/pv32-guest";
 /// Where the listener sits in dom0.
 pub const LISTENER_PATH: &str = "/usr/bin/listener";
 /// The module load order the agent follows (dependencies first).
@@ -80,6 +83,7 @@ pub fn build(
         elves.push(source.clone());
     }
     tree.host_file(TEST_GUEST_PATH, &ours.test_guest, 0o644);
+    tree.contents(PV32_GUEST_PATH, crate::pv32_kernel::image(), 0o644);
     add_libraries(sh, &mut tree, debian, &elves)?;
     add_modules(&mut tree, debian)?;
 

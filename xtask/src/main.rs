@@ -17,6 +17,7 @@ mod hv_module;
 mod initramfs;
 mod layout;
 mod progress;
+mod pv32_kernel;
 mod qemu;
 mod scenarios;
 mod vm;

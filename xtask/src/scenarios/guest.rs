@@ -97,14 +97,20 @@ pub struct Guest<'a> {
 
 impl<'a> Guest<'a> {
     pub fn create(dom0: &'a Dom0, config: &GuestConfig) -> Result<Guest<'a>> {
-        let path = format!("/run/{}.cfg", config.name);
-        std::fs::write(&path, config.xl_config())?;
-        dom0.save("guest.cfg", config.xl_config())?;
+        Guest::create_from_xl(dom0, config.name, &config.xl_config())
+    }
+
+    /// Creates the domain `name` that the xl configuration `xl_config` describes (another
+    /// kernel than the test guest's).
+    pub fn create_from_xl(dom0: &'a Dom0, name: &str, xl_config: &str) -> Result<Guest<'a>> {
+        let path = format!("/run/{name}.cfg");
+        std::fs::write(&path, xl_config)?;
+        dom0.save("guest.cfg", xl_config)?;
         dom0.run("xl", &["create", &path])
-            .with_context(|| format!("creating guest {}", config.name))?;
+            .with_context(|| format!("creating guest {name}"))?;
         Ok(Guest {
             dom0,
-            name: config.name.to_string(),
+            name: name.to_string(),
         })
     }
 

@@ -32,6 +32,7 @@ pub const ALL: &[&Scenario] = &[
     &abi::set_multi::SCENARIO,
     &abi::ring_unreachable::SCENARIO,
     &abi::destroy_while_monitored::SCENARIO,
+    &abi::pv32_refused::SCENARIO,
     &robust::bad_input::SCENARIO,
     &robust::fuzz::SCENARIO,
     &listener::lifecycle::SCENARIO,

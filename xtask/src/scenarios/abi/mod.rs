@@ -4,5 +4,6 @@
 pub mod default_access;
 pub mod destroy_while_monitored;
 pub mod enable_disable;
+pub mod pv32_refused;
 pub mod ring_unreachable;
 pub mod set_multi;
