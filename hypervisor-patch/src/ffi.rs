@@ -170,12 +170,6 @@ pub extern "C" fn pvma_tracker_live(tracker: *mut TrackerState) -> u32 {
     state(tracker).map_or(0, |state| u32::try_from(state.live()).unwrap_or(u32::MAX))
 }
 
-/// Bytes the tracker holds from Xen's heap (its nodes and its reserve).
-#[no_mangle]
-pub extern "C" fn pvma_tracker_bytes(tracker: *mut TrackerState) -> u64 {
-    state(tracker).map_or(0, |state| state.bytes())
-}
-
 /// Frees every node of the tracker; it is empty afterwards.
 #[no_mangle]
 pub extern "C" fn pvma_tracker_destroy(tracker: *mut TrackerState) {
