@@ -12,6 +12,8 @@ pub struct Errno(i32);
 impl Errno {
     /// `-ENOENT` (2): no such entry.
     pub const ENOENT: Errno = Errno(-2);
+    /// `-EAGAIN` (11): try again (after a refill).
+    pub const EAGAIN: Errno = Errno(-11);
     /// `-ENOMEM` (12): out of memory.
     pub const ENOMEM: Errno = Errno(-12);
     /// `-EINVAL` (22): invalid argument.

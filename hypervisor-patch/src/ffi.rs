@@ -7,7 +7,7 @@
 //! Each exported function is a thin trampoline over safe Rust.
 
 use crate::access::{fault_action, validate_for_pv, AccessKind, PageAccess};
-use crate::domain_tracker::TrackerState;
+use crate::domain_tracker::{self, TrackerState};
 use crate::{Errno, BANNER};
 
 /// How many numbers [`pvma_glue_log`] prints at most.
@@ -84,7 +84,7 @@ pub extern "C" fn pvma_l1_rights(access: u32) -> u32 {
 /// Bytes C allocates (zeroed) for one domain's `struct pvma_tracker`.
 #[no_mangle]
 pub extern "C" fn pvma_tracker_size() -> usize {
-    TrackerState::SIZE
+    domain_tracker::SIZE
 }
 
 /// The state behind a `struct pvma_tracker *`, or `None` for null.
@@ -95,24 +95,49 @@ fn state<'a>(tracker: *mut TrackerState) -> Option<&'a mut TrackerState> {
     unsafe { tracker.as_mut() }
 }
 
-/// Sets the access (a `p2m_access_t`) of a machine frame: 0 or a negative errno.
-#[no_mangle]
-pub extern "C" fn pvma_tracker_set(tracker: *mut TrackerState, mfn: u64, access: u32) -> i32 {
-    let (Some(state), Some(access)) = (state(tracker), PageAccess::from_p2m(access)) else {
-        return Errno::EINVAL.to_raw();
-    };
-    match state.set(mfn, access) {
+/// 0 or the negative errno of a result.
+fn status(result: Result<(), Errno>) -> i32 {
+    match result {
         Ok(()) => 0,
         Err(errno) => errno.to_raw(),
     }
 }
 
+/// Sets the access (a `p2m_access_t`) of a machine frame, listener context: may allocate.
+/// 0, `-ENOMEM` (nothing changed) or `-EINVAL`.
+#[no_mangle]
+pub extern "C" fn pvma_tracker_set(tracker: *mut TrackerState, mfn: u64, access: u32) -> i32 {
+    let (Some(state), Some(access)) = (state(tracker), PageAccess::from_p2m(access)) else {
+        return Errno::EINVAL.to_raw();
+    };
+    status(domain_tracker::set(state, mfn, access))
+}
+
+/// The fault path's conversion of a machine frame to `access`: never allocates. 0, `-EAGAIN`
+/// (the reserve is empty: nothing changed, refill and retry) or `-EINVAL`.
+#[no_mangle]
+pub extern "C" fn pvma_tracker_relax(tracker: *mut TrackerState, mfn: u64, access: u32) -> i32 {
+    let (Some(state), Some(access)) = (state(tracker), PageAccess::from_p2m(access)) else {
+        return Errno::EINVAL.to_raw();
+    };
+    status(domain_tracker::relax(state, mfn, access))
+}
+
+/// Tops the tracker's reserve up, outside the fault path: 0 or `-ENOMEM`.
+#[no_mangle]
+pub extern "C" fn pvma_tracker_refill(tracker: *mut TrackerState) -> i32 {
+    let Some(state) = state(tracker) else {
+        return Errno::EINVAL.to_raw();
+    };
+    status(state.refill().map_err(domain_tracker::errno))
+}
+
 /// The access of a machine frame set since the last default, or `-ENOENT`.
 #[no_mangle]
 pub extern "C" fn pvma_tracker_get(tracker: *mut TrackerState, mfn: u64) -> i32 {
-    match state(tracker).map(|state| state.get(mfn)) {
-        Some(Ok(access)) => access as i32,
-        Some(Err(errno)) => errno.to_raw(),
+    match state(tracker).map(|state| state.lookup(mfn)) {
+        Some(Some(access)) => access as i32,
+        Some(None) => Errno::ENOENT.to_raw(),
         None => Errno::EINVAL.to_raw(),
     }
 }
@@ -125,21 +150,24 @@ pub extern "C" fn pvma_tracker_forget(tracker: *mut TrackerState, mfn: u64) {
     }
 }
 
-/// A new default supersedes every per-frame access, in O(1).
+/// A new default supersedes every per-frame access, in O(1), after the reserve is sized for
+/// `frames` pages that may need relaxing (0 for an `rwx` default): 0 or `-ENOMEM` (nothing
+/// changed).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_set_default(tracker: *mut TrackerState) {
-    if let Some(state) = state(tracker) {
-        state.set_default();
-    }
+pub extern "C" fn pvma_tracker_set_default(tracker: *mut TrackerState, frames: u64) -> i32 {
+    let Some(state) = state(tracker) else {
+        return Errno::EINVAL.to_raw();
+    };
+    status(state.set_default(frames).map_err(domain_tracker::errno))
 }
 
 /// How many machine frames have an access of their own since the last default.
 #[no_mangle]
 pub extern "C" fn pvma_tracker_live(tracker: *mut TrackerState) -> u32 {
-    state(tracker).map_or(0, |state| state.live())
+    state(tracker).map_or(0, |state| u32::try_from(state.live()).unwrap_or(u32::MAX))
 }
 
-/// Frees the tracker's table.
+/// Frees every node of the tracker; it is empty afterwards.
 #[no_mangle]
 pub extern "C" fn pvma_tracker_destroy(tracker: *mut TrackerState) {
     if let Some(state) = state(tracker) {

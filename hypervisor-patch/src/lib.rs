@@ -1,6 +1,5 @@
 //! The hypervisor side of PV mem_access: a `no_std` module linked into Xen 4.17 (the access
-//! decisions of [`access`] now; the per-page tracker and vm_event request building as they
-//! land), and the
+//! decisions of [`access`] and the per-page [`tracker`]), and the
 //! patch series for Xen's C code in `patches/`, applied in the order `patches/series` gives.
 //!
 //! Layers, as in Rust-for-Linux: [`ffi`] is the C boundary (the `extern "C"` entry points Xen
@@ -11,8 +10,9 @@
 //! Rules for this crate, which `cargo xtask check-hv-object` enforces on the linked object
 //! where a machine can: no `core::fmt` (it brings vtables, so indirect calls), no allocation,
 //! no indirect branches (Xen runs with CET-IBT; jump tables are disabled at build time),
-//! `unsafe` only in [`ffi`] and [`domain_tracker`] (memory from Xen's allocator), each with a
-//! SAFETY comment.
+//! `unsafe` only at the C boundary, each with a SAFETY comment: [`ffi`] and [`xen`] (the
+//! calls), [`domain_tracker`] (Xen's allocator) and the few helpers of [`tracker`] that turn
+//! its nodes (pages of Xen's heap the tree owns) into references.
 
 #![no_std]
 #![deny(missing_docs)]

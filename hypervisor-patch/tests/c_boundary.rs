@@ -14,7 +14,10 @@ type Signature = (String, Vec<String>);
 /// applied in order with `patch`, in a scratch directory.
 fn header_from_series() -> String {
     let patches = concat!(env!("CARGO_MANIFEST_DIR"), "/patches");
-    let scratch = std::env::temp_dir().join(format!("c-boundary-{}", std::process::id()));
+    // One directory per call: the tests run in parallel threads.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = std::env::temp_dir().join(format!("c-boundary-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
     let series = std::fs::read_to_string(format!("{patches}/series")).unwrap();
@@ -210,4 +213,51 @@ fn the_comparison_sees_a_drift() {
         c_functions["pvma_glue_log"],
         rust_functions["pvma_glue_log"]
     );
+}
+
+/// The tracker's split between the listener's calls (which may allocate) and the fault
+/// path's (which never does) is part of the boundary: both sides name the same functions
+/// with the same signatures, and the C side's fault path calls only the one that cannot
+/// allocate.
+#[test]
+fn the_tracker_boundary_splits_listener_and_fault_path() {
+    let (c_functions, _) = parse_header(&header_from_series());
+    let tracker = "struct pvma_tracker *";
+    let expect = |name: &str, returns: &str, params: &[&str]| {
+        assert_eq!(
+            c_functions.get(name),
+            Some(&(
+                returns.to_string(),
+                params.iter().map(|p| p.to_string()).collect()
+            )),
+            "{name}"
+        );
+    };
+    expect(
+        "pvma_tracker_set",
+        "int",
+        &[tracker, "uint64_t", "uint32_t"],
+    );
+    expect(
+        "pvma_tracker_relax",
+        "int",
+        &[tracker, "uint64_t", "uint32_t"],
+    );
+    expect("pvma_tracker_refill", "int", &[tracker]);
+    expect("pvma_tracker_set_default", "int", &[tracker, "uint64_t"]);
+
+    // The glue's fault path: relax_frame() converts with pvma_tracker_relax, never with
+    // pvma_tracker_set (which allocates), in every patch of the series.
+    let patches = concat!(env!("CARGO_MANIFEST_DIR"), "/patches");
+    let mut added = String::new();
+    for entry in std::fs::read_dir(patches).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().filter(|line| line.starts_with('+')) {
+            added.push_str(line);
+            added.push('\n');
+        }
+    }
+    assert!(added.contains("+static int relax_frame("));
+    assert!(added.contains("+    rc = pvma_tracker_relax(tracker_of(pvma), mfn_x(mfn), "));
+    assert!(!added.contains("pvma_tracker_set(tracker_of(pvma), mfn_x(mfn)"));
 }
