@@ -18,11 +18,7 @@ use object::elf;
 use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, SectionKind, SymbolKind};
 
 /// The services of `glue.c`, as declared in `hypervisor-patch/src/ffi.rs`.
-pub const GLUE_SERVICES: &[&str] = &[
-    "pvma_glue_log",
-    "pvma_glue_alloc",
-    "pvma_glue_free",
-];
+pub const GLUE_SERVICES: &[&str] = &["pvma_glue_log", "pvma_glue_alloc", "pvma_glue_free"];
 /// The symbol the module's panic handler calls (`hypervisor-patch/src/ffi.rs`).
 pub const PANIC_REACHABLE: &str = "pvma_rust_panic_is_reachable";
 /// Symbols Xen defines that compiled Rust may call: the compiler emits the mem* calls, and
@@ -326,7 +322,10 @@ mod tests {
             None,
         ));
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("rule 6: a panic is reachable"), "{found:?}");
+        assert!(
+            found[0].starts_with("rule 6: a panic is reachable"),
+            "{found:?}"
+        );
     }
 
     #[test]
