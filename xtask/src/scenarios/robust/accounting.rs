@@ -155,7 +155,16 @@ pub fn account(
                 "listener {} recovered {recovered} requests from a guest of {vcpus} vCPUs",
                 index + 1
             );
-            if recovered < pending {
+            // A listener killed before it traced anything (killed right after its header)
+            // may die before it answers what it took over: those requests are still on the
+            // ring at its own kill, carried to what comes next (a disable releases them),
+            // not lost.
+            let next_died_silent = traces.get(index + 1).is_some_and(|next| next.is_empty());
+            let carried = match segments.get(index + 1) {
+                Some(next) if next_died_silent => u64::from(next.pending_at_kill.unwrap_or(0)),
+                _ => 0,
+            };
+            if recovered.saturating_add(carried) < pending {
                 tally.lost += pending - recovered;
                 tally.lost_detail.push(format!(
                     "{pending} requests left at the kill of listener {index}, {recovered} recovered"
@@ -319,6 +328,27 @@ mod tests {
         let traces = vec![
             vec![event(0, 0, false)],
             vec![event(0, 1, false), event(0, 2, false)],
+        ];
+        let tally = account(&touches, &segments, &traces, 1).unwrap();
+        assert_eq!(tally.lost, 1, "{:?}", tally.lost_detail);
+    }
+
+    #[test]
+    fn a_request_carried_past_a_listener_that_died_silent_is_not_lost() {
+        // Listener 1 took the ring over and was killed before it traced anything, the
+        // request still pending; the disable after it released the vCPU.
+        let touches: Vec<Touch> = (0..2).map(|page| write(0, page)).collect();
+        let segments = [
+            segment(Then::TakeOver, Some(1)),
+            segment(Then::Disable, Some(1)),
+        ];
+        let traces = vec![vec![event(0, 0, false)], vec![]];
+        let tally = account(&touches, &segments, &traces, 1).unwrap();
+        assert_eq!(tally.lost, 0, "{:?}", tally.lost_detail);
+        // The same listener gone with the ring empty did lose it.
+        let segments = [
+            segment(Then::TakeOver, Some(1)),
+            segment(Then::Disable, Some(0)),
         ];
         let tally = account(&touches, &segments, &traces, 1).unwrap();
         assert_eq!(tally.lost, 1, "{:?}", tally.lost_detail);
