@@ -8,7 +8,9 @@
 //! host tests run exactly as Xen links it.
 //!
 //! Rules for this crate, which `cargo xtask check-hv-object` enforces on the linked object
-//! where a machine can: no `core::fmt` (it brings vtables, so indirect calls), no allocation,
+//! where a machine can: no `core::fmt` (it brings vtables, so indirect calls), no allocation
+//! on the fault path (only the listener's calls allocate, through the glue), no reachable
+//! panic (the panic handler names a symbol nobody defines, so Xen would not link),
 //! no indirect branches (Xen runs with CET-IBT; jump tables are disabled at build time),
 //! `unsafe` only at the C boundary, each with a SAFETY comment: [`ffi`] and [`xen`] (the
 //! calls), [`domain_tracker`] (Xen's allocator) and the few helpers of [`tracker`] that turn
