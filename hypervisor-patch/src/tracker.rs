@@ -108,8 +108,8 @@
 //! would make a plain loop a call to `memset`, through the GOT, which Xen forbids.
 //!
 //! `unsafe` here is confined to turning the tree's own node pointers (memory from Xen's
-//! allocator, owned by exactly one slot of the tree) into references: [`child`],
-//! [`child_mut`] and [`owned`].
+//! allocator, owned by exactly one slot of the tree) into references: `child`,
+//! `child_mut` and `owned`.
 
 use core::marker::PhantomData;
 use core::ptr;
