@@ -33,6 +33,12 @@ unsafe impl NodeAlloc for Heap {
 }
 
 const FRAMES: u64 = 4 << 20;
+/// Repetitions of the ratio: `cargo xtask bench` reports their median, minimum and maximum.
+const RUNS: usize = 7;
+/// Where to write the figures as JSON (`cargo xtask bench` sets it).
+const OUTPUT_VARIABLE: &str = "PVMA_TRACKER_BENCH_JSON";
+/// Set: only the figures, not criterion's own measurement (`cargo xtask bench --quick`).
+const QUICK_VARIABLE: &str = "PVMA_TRACKER_BENCH_QUICK";
 const BASE: u64 = 0x12_3400_0000;
 
 /// xorshift64: the lookup order, random so neither side gets a sequential-prefetch gift.
@@ -65,7 +71,8 @@ fn tracker(c: &mut Criterion) {
             .count()
     };
 
-    // A quick figure of our own, printed whatever criterion's output format.
+    // Figures of our own, whatever criterion's output format: the ratio measured RUNS
+    // times, the two sides interleaved, so `cargo xtask bench` has its runs.
     let time = |f: &dyn Fn() -> usize| {
         let start = Instant::now();
         for _ in 0..50 {
@@ -73,15 +80,28 @@ fn tracker(c: &mut Criterion) {
         }
         start.elapsed().as_secs_f64() / (50.0 * keys.len() as f64) * 1e9
     };
-    let (tree_ns, flat_ns) = (time(&tree_lookups), time(&flat_lookups));
+    let ratios: Vec<f64> = (0..RUNS)
+        .map(|_| time(&tree_lookups) / time(&flat_lookups))
+        .collect();
+    let bytes_per_frame = tree.bytes() as f64 / FRAMES as f64;
     println!(
-        "tracker at 4M frames: lookup {tree_ns:.2} ns, flat array {flat_ns:.2} ns (ratio {:.2}); \
-         {:.3} bytes per tracked frame ({} nodes, {} in reserve)",
-        tree_ns / flat_ns,
-        tree.bytes() as f64 / FRAMES as f64,
+        "tracker at 4M frames: lookup / flat array {ratios:.2?}; {bytes_per_frame:.3} bytes per \
+         tracked frame ({} nodes, {} in reserve)",
         tree.nodes(),
         tree.reserved()
     );
+    if let Some(path) = std::env::var_os(OUTPUT_VARIABLE) {
+        let runs: Vec<String> = ratios.iter().map(|ratio| format!("{ratio}")).collect();
+        let json = format!(
+            "{{\"lookup_ratio_runs\":[{}],\"bytes_per_frame\":{bytes_per_frame}}}\n",
+            runs.join(",")
+        );
+        assert!(std::fs::write(&path, json).is_ok(), "writing {path:?}");
+    }
+    if std::env::var_os(QUICK_VARIABLE).is_some() {
+        tree.destroy();
+        return;
+    }
 
     let mut group = c.benchmark_group("lookup 64Ki random keys at 4M frames");
     group.bench_function("tracker", |b| b.iter(|| black_box(tree_lookups())));

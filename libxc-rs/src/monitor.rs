@@ -31,6 +31,10 @@ const DOMCTL_PAUSEDOMAIN: u32 = 3;
 const DOMCTL_UNPAUSEDOMAIN: u32 = 4;
 /// `#define XEN_DOMCTL_shadow_op 10`
 const DOMCTL_SHADOW_OP: u32 = 10;
+/// `#define XEN_DOMCTL_SHADOW_OP_OFF 0`
+const SHADOW_OP_OFF: u32 = 0;
+/// `#define XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY 2`
+const SHADOW_OP_ENABLE_LOGDIRTY: u32 = 2;
 /// `#define XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION 30`
 const SHADOW_OP_GET_ALLOCATION: u32 = 30;
 /// `#define XEN_VM_EVENT_ENABLE 0`
@@ -321,6 +325,36 @@ pub fn shadow_allocation_mib(privcmd: &Privcmd, domain: DomId) -> Result<u32> {
         Domctl::new(DOMCTL_SHADOW_OP, domain, &payload),
     )?;
     Ok(domctl.payload::<ShadowOp>().mb)
+}
+
+/// `xc_shadow_control(ENABLE_LOGDIRTY)`: puts the domain on shadow page tables that track
+/// the frames it writes, as live migration does. The baseline of a monitored guest's
+/// overhead: the same shadow paging, without mem_access.
+pub fn log_dirty_enable(privcmd: &Privcmd, domain: DomId) -> Result<()> {
+    shadow_op(
+        privcmd,
+        domain,
+        SHADOW_OP_ENABLE_LOGDIRTY,
+        "ENABLE_LOGDIRTY",
+    )
+}
+
+/// `xc_shadow_control(OFF)`: ends log-dirty mode (and shadow paging with it).
+pub fn log_dirty_disable(privcmd: &Privcmd, domain: DomId) -> Result<()> {
+    shadow_op(privcmd, domain, SHADOW_OP_OFF, "OFF")
+}
+
+fn shadow_op(privcmd: &Privcmd, domain: DomId, op: u32, name: &str) -> Result<()> {
+    let payload = ShadowOp {
+        op,
+        ..ShadowOp::default()
+    };
+    domctl::call(
+        privcmd,
+        &format!("XEN_DOMCTL_shadow_op({name})"),
+        Domctl::new(DOMCTL_SHADOW_OP, domain, &payload),
+    )
+    .map(drop)
 }
 
 /// The monitor ring of a PV domain, mapped into this process; unmapped on drop.

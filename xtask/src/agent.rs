@@ -171,9 +171,16 @@ fn start_toolstack() -> Result<()> {
 
 fn run_job(job: &Job) -> Result<Option<i32>> {
     match job {
-        Job::Scenarios { names, fuzz_seed } => {
+        Job::Scenarios {
+            names,
+            fuzz_seed,
+            bench_runs,
+        } => {
             if let Some(seed) = fuzz_seed {
                 std::env::set_var(exchange::FUZZ_SEED_VARIABLE, seed.to_string());
+            }
+            if let Some(runs) = bench_runs {
+                std::env::set_var(exchange::BENCH_RUNS_VARIABLE, runs.to_string());
             }
             for name in names {
                 run_scenario(name);

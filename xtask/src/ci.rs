@@ -44,7 +44,19 @@ pub fn run() -> Result<ExitCode> {
 
     build_xen_without_hvm()?;
 
-    crate::e2e::run(&crate::e2e::Options::default())
+    // `bench --quick`: the tracker's figures now, the booted ones from the e2e's own
+    // `bench/figures` (one run); reported, not judged.
+    let tracker = crate::bench::tracker_figures(&Layout::new(), true)?;
+    let code = crate::e2e::run(&crate::e2e::Options::default())?;
+    if code == ExitCode::SUCCESS {
+        let setting = crate::bench::report::Setting {
+            quick: true,
+            xen_build: "debug",
+            runs: 1,
+        };
+        crate::bench::write(&Layout::new(), &setting, Some(&tracker))?;
+    }
+    Ok(code)
 }
 
 /// PV mem_access needs nothing of HVM: the hypervisor must build without it (built, never

@@ -37,6 +37,10 @@ pub struct Options {
     /// Tests want the default, the debug build, whose assertions are part of every check.
     #[arg(long)]
     release_xen: bool,
+    /// Runs of `bench/figures` (`cargo xtask bench` asks for 5; the e2e takes 1: the smoke
+    /// test).
+    #[arg(skip)]
+    bench_runs: Option<u32>,
 }
 
 /// Boot takes about a minute under TCG; the rest is for the scenarios: about 8 minutes on an
@@ -50,6 +54,19 @@ impl Default for Options {
             timeout: DEFAULT_TIMEOUT,
             seed: None,
             release_xen: false,
+            bench_runs: None,
+        }
+    }
+}
+
+impl Options {
+    /// Only `scenario`, with `runs` runs, on the release Xen or the debug one.
+    pub fn bench(scenario: &str, runs: u32, release_xen: bool) -> Options {
+        Options {
+            patterns: vec![scenario.to_string()],
+            release_xen,
+            bench_runs: Some(runs),
+            ..Options::default()
         }
     }
 }
@@ -210,6 +227,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     let job = Job::Scenarios {
         names,
         fuzz_seed: Some(fuzz_seed),
+        bench_runs: options.bench_runs,
     };
     let mut toolstack_at = None;
     let mut attempt = 1;

@@ -28,6 +28,10 @@ pub enum Job {
         names: Vec<String>,
         #[serde(default)]
         fuzz_seed: Option<u64>,
+        /// The runs of `bench/figures` (the agent hands it over as
+        /// [`BENCH_RUNS_VARIABLE`]); one when absent.
+        #[serde(default)]
+        bench_runs: Option<u32>,
     },
     /// Give the console an interactive shell.
     Shell,
@@ -37,6 +41,9 @@ pub enum Job {
 
 /// The environment variable that carries `cargo xtask e2e --seed` to `robust/fuzz` in dom0.
 pub const FUZZ_SEED_VARIABLE: &str = "PV_MEM_ACCESS_FUZZ_SEED";
+
+/// The environment variable that carries `cargo xtask bench --runs` to `bench/figures`.
+pub use crate::scenarios::bench::RUNS_VARIABLE as BENCH_RUNS_VARIABLE;
 
 /// How the agent ended, written first into the results.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -6,6 +6,7 @@
 //! code that checks their results on the host are one program and cannot drift apart.
 
 mod agent;
+mod bench;
 mod ci;
 mod debian;
 mod dom0_image;
@@ -43,6 +44,8 @@ struct Cli {
 enum Command {
     /// Build Xen, dom0 and the test guest, boot them under QEMU and run the scenarios.
     E2e(e2e::Options),
+    /// Measure what monitoring costs (one boot, release Xen, 5 runs): `target/bench/`.
+    Bench(bench::Options),
     /// Boot the same system and give a dom0 shell (or run a script in dom0).
     Vm(VmArgs),
     /// Everything CI runs: fmt, clippy, host tests, then the end-to-end scenarios.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::E2e(options) => e2e::run(&options),
+        Command::Bench(options) => bench::run(&options),
         Command::Vm(args) => vm::run(args.script, &args.add, args.timeout),
         Command::Ci => ci::run(),
         Command::CheckHvObject { object } => hv_module::check_command(object.as_deref()),

@@ -86,7 +86,7 @@ impl Machine<'_> {
     fn command(&self, serial_log: &Path, socket: &Path) -> Command {
         let mut qemu = Command::new("qemu-system-x86_64");
         qemu.args(["-machine", "q35", "-accel", "tcg", "-cpu", "qemu64"])
-            .args(["-m", "2048", "-smp", "2", "-display", "none", "-no-reboot"]);
+            .args(["-m", "3072", "-smp", "2", "-display", "none", "-no-reboot"]);
         let log = serial_log.display();
         if self.interactive {
             qemu.args(["-monitor", "none"])

@@ -5,7 +5,7 @@
 //! line in the list below.
 
 mod abi;
-mod bench;
+pub mod bench;
 mod boot;
 mod dom0;
 mod events;

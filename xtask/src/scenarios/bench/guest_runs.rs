@@ -1,0 +1,249 @@
+//! One timed run of a test guest's benchmark pattern: create the guest, put it in the
+//! configuration measured (unmonitored, log-dirty, or under `listener monitor`), let it go,
+//! take its result line, and destroy it. Each run is a new guest, so no run inherits
+//! another's shadows or rights.
+
+use std::process::Child;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libxc::monitor::{log_dirty_disable, log_dirty_enable};
+use libxc::privcmd::Privcmd;
+use libxc::xenstore::resolve_domain;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::measurements::TscScale;
+use crate::scenarios::dom0::Guest;
+use crate::scenarios::dom0::GuestConfig;
+use crate::scenarios::events::run::{
+    parse_go_pfn, release, start_listener, wait, wait_for_header, GO, TRACE,
+};
+use crate::scenarios::Dom0;
+
+/// What runs beside the guest while it is timed.
+#[derive(Clone, Copy)]
+pub enum Monitoring<'a> {
+    /// Nothing: Xen runs the guest on its own page tables.
+    None,
+    /// Log-dirty mode, as live migration uses it: shadow paging without mem_access.
+    LogDirty,
+    /// `listener monitor` with these options (after `--domain` and `--output`).
+    Listener(&'a [&'a str]),
+}
+
+/// One run to time.
+pub struct TimedRun<'a> {
+    pub name: &'a str,
+    pub vcpus: u32,
+    pub cmdline: &'a str,
+    /// The start of the guest's result line, e.g. `TEST-GUEST BENCH `.
+    pub result: &'a str,
+    pub monitoring: Monitoring<'a>,
+}
+
+/// What a run left: the result line, the guest's console, the listener's trace.
+pub struct Timed {
+    pub line: String,
+    pub console: String,
+    pub trace: Option<String>,
+}
+
+impl Timed {
+    /// The number after `key=` in the result line.
+    pub fn value(&self, key: &str) -> Result<u64> {
+        word_value(&self.line, key)
+    }
+
+    /// The per-operation samples of the `BENCH-SAMPLES` lines, in order.
+    pub fn samples(&self) -> Result<Vec<u64>> {
+        samples(&self.console)
+    }
+
+    /// The guest's `BENCH-SCALE` line.
+    pub fn scale(&self) -> Result<TscScale> {
+        scale(&self.console)
+    }
+}
+
+/// Runs `run`; `before_go` runs once the guest is ready (after the listener took it over)
+/// and what it returns lives until the guest printed its result (an echo process, say).
+pub fn time<T>(
+    dom0: &Dom0,
+    run: &TimedRun,
+    before_go: impl FnOnce(&Guest) -> Result<T>,
+) -> Result<Timed> {
+    let guest = dom0.create_guest(&GuestConfig {
+        name: run.name,
+        memory_mib: 64,
+        vcpus: run.vcpus,
+        cmdline: run.cmdline,
+    })?;
+    let mut listener = None;
+    let outcome = drive(run, &guest, &mut listener, before_go);
+    if let Some(child) = listener.as_mut() {
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        wait(child, Duration::from_secs(60))?;
+    }
+    let console = guest.console();
+    dom0.save(&format!("{}-console.log", run.name), &console)?;
+    let trace = match run.monitoring {
+        Monitoring::Listener(_) => std::fs::read_to_string(TRACE).ok(),
+        _ => None,
+    };
+    guest.destroy(Duration::from_secs(30))?;
+    Ok(Timed {
+        line: outcome?,
+        console,
+        trace,
+    })
+}
+
+fn drive<T>(
+    run: &TimedRun,
+    guest: &Guest,
+    listener: &mut Option<Child>,
+    before_go: impl FnOnce(&Guest) -> Result<T>,
+) -> Result<String> {
+    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(120))?;
+    let go_pfn = parse_go_pfn(&ready)?;
+    match run.monitoring {
+        Monitoring::None => {}
+        Monitoring::LogDirty => {
+            let privcmd = Privcmd::open()?;
+            log_dirty_enable(&privcmd, resolve_domain(run.name)?)?;
+        }
+        Monitoring::Listener(options) => {
+            let _ = std::fs::remove_file(TRACE);
+            let child = listener.insert(start_listener(run.name, TRACE, options)?);
+            wait_for_header(child)?;
+        }
+    }
+    let guard = before_go(guest)?;
+    release(run.name, go_pfn, GO)?;
+    let line = guest.wait_for_line(run.result, Duration::from_secs(600))?;
+    drop(guard);
+    if let Monitoring::LogDirty = run.monitoring {
+        let privcmd = Privcmd::open()?;
+        log_dirty_disable(&privcmd, resolve_domain(run.name)?)?;
+    }
+    Ok(line)
+}
+
+/// The decimal after `key=` among the words of `line`.
+pub fn word_value(line: &str, key: &str) -> Result<u64> {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|value| value.parse().ok())
+        .with_context(|| format!("no {key}=<decimal> in {line:?}"))
+}
+
+/// `TEST-GUEST BENCH-SAMPLES from=<i> <ticks>...` lines, joined in order; each line must
+/// start where the previous ended.
+pub fn samples(console: &str) -> Result<Vec<u64>> {
+    let mut all = Vec::new();
+    for line in console.lines() {
+        let Some((_, rest)) = line.split_once("TEST-GUEST BENCH-SAMPLES ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let from: usize = words
+            .next()
+            .and_then(|word| word.strip_prefix("from="))
+            .and_then(|from| from.parse().ok())
+            .with_context(|| format!("no from= in {line:?}"))?;
+        anyhow::ensure!(
+            from == all.len(),
+            "samples from {from} follow {} samples: {line:?}",
+            all.len()
+        );
+        for word in words {
+            all.push(
+                word.parse()
+                    .with_context(|| format!("sample {word:?} in {line:?}"))?,
+            );
+        }
+    }
+    Ok(all)
+}
+
+/// The `TEST-GUEST BENCH-SCALE mul=<u32> shift=<i8>` line.
+pub fn scale(console: &str) -> Result<TscScale> {
+    let line = console
+        .lines()
+        .find(|line| line.contains("TEST-GUEST BENCH-SCALE "))
+        .context("no BENCH-SCALE line")?;
+    let mul = word_value(line, "mul")?;
+    let shift = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("shift="))
+        .and_then(|shift| shift.parse::<i8>().ok())
+        .with_context(|| format!("no shift= in {line:?}"))?;
+    Ok(TscScale {
+        mul: u32::try_from(mul).context("mul= is not a u32")?,
+        shift,
+    })
+}
+
+/// The listener's events whose pfn is in `first..first + count`, from its trace.
+pub fn traced_events(trace: &str, first: u64, count: u64) -> Result<u64> {
+    let mut events = 0;
+    for line in trace.lines() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("trace line {line:?}"))?;
+        if record["type"] != "event" {
+            continue;
+        }
+        if record["pfn"]
+            .as_u64()
+            .is_some_and(|pfn| (first..first + count).contains(&pfn))
+        {
+            events += 1;
+        }
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_join_in_order_and_gaps_are_refused() {
+        let console =
+            "x\n[t] TEST-GUEST BENCH-SAMPLES from=0 5 6\nTEST-GUEST BENCH-SAMPLES from=2 7\n";
+        assert_eq!(samples(console).unwrap(), vec![5, 6, 7]);
+        let gap = "TEST-GUEST BENCH-SAMPLES from=0 5\nTEST-GUEST BENCH-SAMPLES from=2 7\n";
+        assert!(samples(gap).is_err());
+        assert!(samples("TEST-GUEST BENCH-SAMPLES from=0 5x\n").is_err());
+    }
+
+    #[test]
+    fn scale_and_values_are_read_from_their_lines() {
+        let console = "TEST-GUEST BENCH-SCALE mul=3000000000 shift=-1\n";
+        assert_eq!(
+            scale(console).unwrap(),
+            TscScale {
+                mul: 3_000_000_000,
+                shift: -1
+            }
+        );
+        assert_eq!(word_value("BENCH pages=16 tsc=99", "tsc").unwrap(), 99);
+        assert!(word_value("BENCH pages=16", "tsc").is_err());
+    }
+
+    #[test]
+    fn only_events_on_the_frames_asked_count() {
+        let trace = concat!(
+            r#"{"type":"header"}"#,
+            "\n",
+            r#"{"type":"event","pfn":16}"#,
+            "\n",
+            r#"{"type":"event","pfn":17}"#,
+            "\n",
+            r#"{"type":"event","pfn":40}"#,
+            "\n"
+        );
+        assert_eq!(traced_events(trace, 16, 8).unwrap(), 2);
+    }
+}

@@ -1,0 +1,292 @@
+//! `bench/figures`: what monitoring costs, measured in one boot for `cargo xtask bench`
+//! (and, one run only, as the e2e's smoke test of it). Every figure is a ratio between
+//! configurations measured in the same boot, interleaved: each run measures every
+//! configuration once, each in a new guest. Nested under QEMU's TCG the absolute times
+//! mean little; the ratios are the point, and the host half judges none of them
+//! (`cargo xtask bench` reports them against their targets).
+//!
+//! Per run:
+//! 1. the guest's write loop (`pattern=bench`) unmonitored, in log-dirty mode, and
+//!    monitored with every page rwx;
+//! 2. one vCPU writing 256 fresh pages with default rx and the listener relaxing each page
+//!    on its event (`pattern=bench-events`: one sync event per write, timed by the guest
+//!    write by write), against 256 event-channel round trips to a dom0 echo process
+//!    (`pattern=bench-pingpong`, [`echo`]);
+//! 3. the same 256 events taken by two vCPUs, with the events the trace misses;
+//! 4. access changes on a 64 MiB and a 768 MiB guest ([`scaling`]);
+//! 5. a guest loop of 10^4 hypercalls that have Xen write into its buffer pages
+//!    (`pattern=bench-xen-copy`), unmonitored, monitored rwx, monitored read-only.
+//!
+//! After the runs, the `XENMEM_access_op` costs and Xen's perf counts ([`access_ops`],
+//! checked). Everything goes to `measurements.json` ([`measurements`]).
+
+mod access_ops;
+mod echo;
+mod guest_runs;
+pub mod measurements;
+mod scaling;
+
+use anyhow::{Context, Result};
+use libxc::xenstore::resolve_domain;
+
+use guest_runs::{time, traced_events, Monitoring, Timed, TimedRun};
+use measurements::{EventRtt, GuestSize, HypercallLoop, Measurements, VcpuScaling, WriteLoop};
+
+use crate::scenarios::{Dom0, HostView, Scenario};
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "bench/figures",
+    in_dom0,
+    on_host,
+};
+
+/// The file the dom0 half leaves for the host.
+pub const MEASUREMENTS_FILE: &str = "measurements.json";
+/// The environment variable that carries the number of runs into dom0 (default 1).
+pub const RUNS_VARIABLE: &str = "PV_MEM_ACCESS_BENCH_RUNS";
+/// The most runs: the sweep guests take four phases a run, and have at most 64.
+pub const MAX_RUNS: u32 = 16;
+
+/// The write loop's rounds: 131072 writes, long enough for the guest's clock.
+const WRITE_ROUNDS: u32 = 8192;
+/// Sync events per event run (pages written), and echo round trips.
+const EVENTS: u32 = 256;
+/// The hypercalls of the Xen-writes loop (issue 10: 10^4).
+const XEN_COPY_CALLS: u32 = 10_000;
+
+fn runs() -> Result<u32> {
+    match std::env::var(RUNS_VARIABLE) {
+        Err(_) => Ok(1),
+        Ok(text) => text
+            .parse()
+            .ok()
+            .filter(|runs| (1..=MAX_RUNS).contains(runs))
+            .with_context(|| {
+                format!("{RUNS_VARIABLE}={text:?} is not a number from 1 to {MAX_RUNS}")
+            }),
+    }
+}
+
+fn progress(run: u32, runs: u32, what: &str) {
+    println!("E2E-BENCH run {run}/{runs}: {what}");
+}
+
+fn in_dom0(dom0: &Dom0) -> Result<()> {
+    let runs = runs()?;
+    let mut measured = Measurements {
+        runs,
+        ..Measurements::default()
+    };
+    progress(0, runs, "creating the 64 MiB and 768 MiB sweep guests");
+    let mut sizes = scaling::Guests::create(dom0, runs)?;
+    let outcome =
+        (1..=runs).try_for_each(|run| measure_run(dom0, run, runs, &mut sizes, &mut measured));
+    sizes.destroy(dom0);
+    outcome?;
+    progress(runs, runs, "XENMEM_access_op costs and Xen's counts");
+    measured.access_ops = Some(access_ops::measure(dom0)?);
+    dom0.save(
+        MEASUREMENTS_FILE,
+        serde_json::to_string_pretty(&measured)? + "\n",
+    )
+}
+
+fn measure_run(
+    dom0: &Dom0,
+    run: u32,
+    runs: u32,
+    sizes: &mut scaling::Guests,
+    measured: &mut Measurements,
+) -> Result<()> {
+    progress(
+        run,
+        runs,
+        "write loop: unmonitored, log-dirty, monitored rwx",
+    );
+    measured.write_loop.push(write_loop(dom0, run)?);
+    progress(run, runs, "sync events against event-channel ping-pong");
+    let (rtt, one_vcpu) = event_rtt(dom0, run, measured)?;
+    measured.event_rtt.push(rtt);
+    progress(run, runs, "the same events on two vCPUs");
+    measured.vcpus.push(two_vcpus(dom0, run, one_vcpu)?);
+    progress(run, runs, "access changes on a 64 MiB and a 768 MiB guest");
+    let (small, big) = sizes.run(dom0)?;
+    measured.guest_size.push(GuestSize { small, big });
+    progress(run, runs, "hypercall loop writing restricted pages");
+    measured.hypercall_loop.push(hypercall_loop(dom0, run)?);
+    Ok(())
+}
+
+fn tsc_of(dom0: &Dom0, run: &TimedRun) -> Result<u64> {
+    time(dom0, run, |_| Ok(()))?.value("tsc")
+}
+
+/// The write loop three ways; the order turns with the run, so none always goes first.
+fn write_loop(dom0: &Dom0, run: u32) -> Result<WriteLoop> {
+    let cmdline = format!("pattern=bench rounds={WRITE_ROUNDS}");
+    let configurations = [
+        ("plain", Monitoring::None),
+        ("log-dirty", Monitoring::LogDirty),
+        (
+            "monitored",
+            Monitoring::Listener(&["--default-access", "rwx"]),
+        ),
+    ];
+    let mut ticks = [0u64; 3];
+    for offset in 0..3 {
+        let index = (offset + run as usize) % 3;
+        let (label, monitoring) = configurations[index];
+        ticks[index] = tsc_of(
+            dom0,
+            &TimedRun {
+                name: &format!("bench-write-{label}-{run}"),
+                vcpus: 1,
+                cmdline: &cmdline,
+                result: "TEST-GUEST BENCH ",
+                monitoring,
+            },
+        )?;
+    }
+    Ok(WriteLoop {
+        writes: u64::from(WRITE_ROUNDS) * 16,
+        plain_tsc: ticks[0],
+        log_dirty_tsc: ticks[1],
+        monitored_tsc: ticks[2],
+    })
+}
+
+/// The listener of the event runs: every page rx, each relaxed to rwx on its event, as
+/// `xen-access` does.
+const EVENT_LISTENER: &[&str] = &["--default-access", "rx", "--on-event", "relax"];
+
+/// `EVENTS` writes to fresh pages, each one sync event, by `vcpus` vCPUs.
+fn events(dom0: &Dom0, name: &str, vcpus: u32) -> Result<Timed> {
+    time(
+        dom0,
+        &TimedRun {
+            name,
+            vcpus,
+            cmdline: &format!("pattern=bench-events pages={EVENTS}"),
+            result: "TEST-GUEST BENCH-EVENTS ",
+            monitoring: Monitoring::Listener(EVENT_LISTENER),
+        },
+        |_| Ok(()),
+    )
+}
+
+/// The events of `timed` (its area's pages) the listener's trace does not have.
+fn lost_events(timed: &Timed) -> Result<u64> {
+    let area = timed
+        .console
+        .lines()
+        .find(|line| line.contains("TEST-GUEST BENCH-AREA "))
+        .context("no BENCH-AREA line")?;
+    let first = area
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("first-pfn=0x"))
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .with_context(|| format!("no first-pfn= in {area:?}"))?;
+    let trace = timed
+        .trace
+        .as_deref()
+        .context("the listener left no trace")?;
+    let traced = traced_events(trace, first, u64::from(EVENTS))?;
+    Ok(u64::from(EVENTS).saturating_sub(traced))
+}
+
+/// One vCPU's events, and the ping-pong; keeps every sample. Returns the one-vCPU run
+/// for [`two_vcpus`] to compare with.
+fn event_rtt(dom0: &Dom0, run: u32, measured: &mut Measurements) -> Result<(EventRtt, Timed)> {
+    let events = events(dom0, &format!("bench-events-{run}"), 1)?;
+    let name = format!("bench-pingpong-{run}");
+    let pingpong = time(
+        dom0,
+        &TimedRun {
+            name: &name,
+            vcpus: 1,
+            cmdline: &format!("pattern=bench-pingpong rounds={EVENTS}"),
+            result: "TEST-GUEST BENCH-PINGPONG ",
+            monitoring: Monitoring::None,
+        },
+        |guest| {
+            let port = echo::echo_port(&guest.console())?;
+            echo::Echo::start(resolve_domain(&name)?, port)
+        },
+    )?;
+    let samples = &mut measured.rtt_samples;
+    samples.scale = Some(events.scale()?);
+    samples.events_tsc.extend(events.samples()?);
+    samples.pingpong_tsc.extend(pingpong.samples()?);
+    Ok((
+        EventRtt {
+            events: u64::from(EVENTS),
+            events_tsc: events.value("tsc")?,
+            rounds: u64::from(EVENTS),
+            pingpong_tsc: pingpong.value("tsc")?,
+        },
+        events,
+    ))
+}
+
+fn two_vcpus(dom0: &Dom0, run: u32, one_vcpu: Timed) -> Result<VcpuScaling> {
+    let two = events(dom0, &format!("bench-events-2vcpus-{run}"), 2)?;
+    Ok(VcpuScaling {
+        events: u64::from(EVENTS),
+        one_vcpu_tsc: one_vcpu.value("tsc")?,
+        two_vcpus_tsc: two.value("tsc")?,
+        lost_one_vcpu: lost_events(&one_vcpu)?,
+        lost_two_vcpus: lost_events(&two)?,
+    })
+}
+
+fn hypercall_loop(dom0: &Dom0, run: u32) -> Result<HypercallLoop> {
+    let cmdline = format!("pattern=bench-xen-copy rounds={XEN_COPY_CALLS}");
+    let read_only: Vec<String> = ["--default-access", "rwx", "--on-event", "keep"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..16).flat_map(|page| ["--access".to_string(), format!("{:#x}=rx", 0x200 + page)]))
+        .collect();
+    let read_only: Vec<&str> = read_only.iter().map(String::as_str).collect();
+    let configurations = [
+        ("plain", Monitoring::None),
+        ("rwx", Monitoring::Listener(&["--default-access", "rwx"])),
+        ("rx", Monitoring::Listener(&read_only)),
+    ];
+    let mut ticks = [0u64; 3];
+    for offset in 0..3 {
+        let index = (offset + run as usize) % 3;
+        let (label, monitoring) = configurations[index];
+        ticks[index] = tsc_of(
+            dom0,
+            &TimedRun {
+                name: &format!("bench-copy-{label}-{run}"),
+                vcpus: 1,
+                cmdline: &cmdline,
+                result: "TEST-GUEST BENCH-XEN-COPY ",
+                monitoring,
+            },
+        )?;
+    }
+    Ok(HypercallLoop {
+        calls: u64::from(XEN_COPY_CALLS),
+        plain_tsc: ticks[0],
+        monitored_rwx_tsc: ticks[1],
+        monitored_rx_tsc: ticks[2],
+    })
+}
+
+/// Checks that every figure was measured and Xen's counts; prints the figures (judging
+/// none: `cargo xtask bench` reports them against their targets).
+fn on_host(view: &HostView) -> Result<()> {
+    let measured: Measurements = serde_json::from_str(&view.read(MEASUREMENTS_FILE)?)
+        .context("reading measurements.json")?;
+    let ops = measured
+        .access_ops
+        .as_ref()
+        .context("no XENMEM_access_op costs")?;
+    access_ops::check(ops)?;
+    let figures = crate::bench::figures::compute(&measured, None)?;
+    let table = crate::bench::report::table(&figures);
+    print!("{table}");
+    view.save_note("figures.txt", &table)
+}
