@@ -26,7 +26,11 @@
 //!   it and echoes every notification back. After `GO`, per round: clear the port's
 //!   pending bit, `rdtsc`, `EVTCHNOP_send`, then `SCHEDOP_poll` on the port until its
 //!   pending bit is set, `rdtsc`. A round whose echo does not come within
-//!   [`ECHO_TIMEOUT_NS`] of Xen system time is a FAIL.
+//!   [`ECHO_TIMEOUT_NS`] of Xen system time is a FAIL. Dom0 binds the port before it
+//!   writes `GO`; binding raises one notification on dom0's own new port (Xen's
+//!   `evtchn_bind_interdomain` makes up for any lost while the port was unbound): an
+//!   echo that answers it must have done so before `GO`, or its answer may end round 0
+//!   early (the guest clears its pending bit at each round's start, not later).
 //! - `bench-sweep phases=<K>` (1 to [`MAX_SWEEP_PHASES`], default
 //!   [`DEFAULT_SWEEP_PHASES`], [`sweep_phases`]): after `GO` (phase 1, nothing timed),
 //!   for each phase `n` from 2 to `K + 1`: `READY go-pfn=0x<same pfn> phase=<n>`, wait

@@ -11,8 +11,9 @@
 //! A pattern with a second phase (`generation`, see `crate::patterns`) hands over
 //! again on the same page: it prints `TEST-GUEST READY go-pfn=0x<same pfn> phase=2`
 //! and waits the same way for [`GO2`], which dom0 writes over [`GO`] once it has done
-//! its part (changed the listener's default access). [`go_value`] maps a phase to its
-//! value.
+//! its part (changed the listener's default access). Later phases go the same way
+//! (`pt-hypercall` has 4, `bench-sweep` up to 65): phase `n` waits for `"GO<n>"`.
+//! [`go_value`] maps a phase to its value.
 //!
 //! Between polls the guest yields (`SCHEDOP_yield`, which keeps event delivery masked,
 //! unlike `SCHEDOP_block`). It gives up after [`GO_TIMEOUT_NS`] of Xen system time, read
@@ -24,7 +25,8 @@
 //!
 //! The `bench` pattern times its writes with the same record, interpolated with the
 //! TSC as `xen.h` prescribes ([`VcpuTimeInfo::system_time_at`]), since `system_time`
-//! alone moves only when Xen updates it.
+//! alone moves only when Xen updates it. The per-operation benchmarks
+//! ([`crate::bench_ops`]) convert TSC deltas with its scale alone ([`tsc_to_ns`]).
 
 use core::sync::atomic::{fence, Ordering};
 

@@ -7,8 +7,11 @@
 //! run one pattern and compares the listener's event trace with the guest's own
 //! account. That account must therefore be exact: [`plan`] is the one list of touches,
 //! used by the kernel to do them and by the tests (and the harness) to know them.
-//! (`bench` is the exception: it repeats its plan, one round, many times and prints
-//! no `TOUCH` lines; see [`crate::bench`].)
+//! (The timed patterns are the exception: `bench` repeats its plan, one round, many
+//! times and prints no `TOUCH` lines, see [`crate::bench`]; `bench-xen-copy` lists
+//! where Xen writes; `bench-sweep`'s plan is one sweep, repeated once per timed phase;
+//! `bench-events` and `bench-pingpong` touch no buffer page and have empty plans, see
+//! [`crate::bench_ops`].)
 //!
 //! # Touches
 //!
@@ -34,16 +37,16 @@
 //!
 //! Every pattern starts with the go-page handshake ([`crate::handshake`]): `READY
 //! go-pfn=0x<pfn>`, then the guest waits for [`GO`](crate::handshake::GO). That opens
-//! phase 1. A pattern with more phases ([`Pattern::phases`]; only `generation`, two)
-//! makes its phase-1 touches, then hands over again on the same go page before each
-//! further phase `n`:
+//! phase 1. A pattern with more phases ([`Pattern::phases`]: `generation` two,
+//! `pt-hypercall` four; `bench-sweep` `phases=<K>` + 1) makes its phase-1 touches, then
+//! hands over again on the same go page before each further phase `n`:
 //!
 //! ```text
 //! TEST-GUEST READY go-pfn=0x<same pfn> phase=<n>
 //! ```
 //!
 //! and waits, by the same rules, for the go page's first `u64` to become
-//! [`handshake::go_value(n)`](crate::handshake::go_value) (`"GO2"` for phase 2), which
+//! [`handshake::go_value(n)`](crate::handshake::go_value) (`"GO<n>"`: `"GO2"` for phase 2), which
 //! dom0 writes once it has changed what it wanted to change (for `generation`: the
 //! listener's default access). [`Touch::phase`] says which phase a touch belongs to.
 //!
@@ -300,7 +303,7 @@ pub const fn buffer_va(page: usize, offset: usize) -> u64 {
 }
 
 /// The most touches a pattern makes (`multi-vcpu`: 2 vCPUs x 8 pages x 2;
-/// `generation`: 2 phases x 16 pages).
+/// `generation`: 2 phases x 16 pages; `bench-sweep`'s sweep: 16 writes, 16 reads).
 pub const MAX_TOUCHES: usize = 32;
 
 /// `exec`'s page and offset.
