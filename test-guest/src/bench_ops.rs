@@ -9,10 +9,11 @@
 //!
 //! - `bench-events pages=<N>` (1 to [`EVENT_AREA_PAGES`], default
 //!   [`DEFAULT_EVENT_PAGES`], [`pages`]): before `READY`, `BENCH-AREA` names the event
-//!   area (512 page-aligned pages of its own, after the 16-page buffer, not in it); the
-//!   guest reads one byte of each of the `N` pages (so their shadow entries exist and a
-//!   later write faults only for its access rights) and writes the samples once. After
-//!   `GO`, one volatile byte write at offset 0 of each page `i` in `0..N`, each timed
+//!   area (512 page-aligned pages of its own, after the 16-page buffer, not in it).
+//!   After `GO`, before the clock starts, the guest reads one byte of each of the `N`
+//!   pages (so their shadow entries exist and a later write faults only for its access
+//!   rights) and writes the samples once (`bench-pingpong` too). Then one volatile byte
+//!   write at offset 0 of each page `i` in `0..N`, each timed
 //!   alone (`rdtsc` before and after): with a listener whose default is `rx` and which
 //!   relaxes each page on its event, each sample is one synchronous event's round trip.
 //!   With two vCPUs (the domain has them: it is not required), vCPU 1 is up before

@@ -2,13 +2,15 @@
 //! of the first `pages=<N>` pages of the event area, each write, when monitored with
 //! default `rx`, one synchronous mem_access event.
 //!
-//! Before `READY` ([`prepare`]): `BENCH-AREA`, a volatile read of one byte of each of
-//! the `N` pages (their shadow entries then exist, so a later write faults only for its
-//! access rights), the samples written once, and, if the domain has a second vCPU,
+//! Before `READY` ([`prepare`]): `BENCH-AREA` and, if the domain has a second vCPU,
 //! vCPU 1 brought up as `multi-vcpu` does (its own entry and stack; it prints `VCPU 1
-//! up` and waits for the start flag, yielding). After `GO` ([`run`]), with one vCPU:
-//! for each page `i`, `rdtsc`, the write (offset 0, storing `i`'s low byte), `rdtsc`,
-//! the difference is sample `i`. With two: vCPU 0 reads the TSC, sets the start flag
+//! up` and waits for the start flag, yielding). After `GO` ([`run`]), before the clock
+//! starts: a volatile read of one byte of each of the `N` pages (under the listener's
+//! rights, which dom0 set before `GO`, so their shadow entries exist and a later write
+//! faults only for its access rights) and the samples written once (a page of them
+//! that the listener restricted takes its event now, not in the loop). Then, with one
+//! vCPU: for each page `i`, `rdtsc`, the write (offset 0, storing `i`'s low byte),
+//! `rdtsc`, the difference is sample `i`. With two: vCPU 0 reads the TSC, sets the start flag
 //! and writes pages `0..N/2` while vCPU 1 writes `N/2..N`; vCPU 0 then waits (bounded,
 //! yielding) for vCPU 1's done flag and reads the TSC again; vCPU 1 goes down. Then
 //! `BENCH-EVENTS`, `BENCH-SCALE` and (one vCPU) the `BENCH-SAMPLES` lines; the
@@ -112,37 +114,35 @@ pub(super) struct Prepared {
     vcpus: u32,
 }
 
-/// Before `READY`: reads `pages=` (a bad value is a FAIL), prints `BENCH-AREA`, reads
-/// each page once, writes the samples once and, with `vcpus` 2 or more, brings vCPU 1
-/// up and waits until it runs.
+/// Before `READY`: reads `pages=` (a bad value is a FAIL), prints `BENCH-AREA` and,
+/// with `vcpus` 2 or more, brings vCPU 1 up and waits until it runs.
 pub(super) fn prepare(hv: &HypercallPage, si: &StartInfo, vcpus: u32) -> Prepared {
     let pages = match bench_ops::pages(si.cmdline()) {
         Ok(pages) => pages,
         Err(bench_ops::BadArg) => fail("bench-events needs pages=<1..512>", XenError::EINVAL),
     };
-    let count = pages as usize;
     let first = Pfn::from_virt(area_page(0) as u64);
     line(|out| bench_ops::write_bench_area(out, first, pages));
-    for page in 0..count {
-        // SAFETY: `page < pages <= EVENT_AREA_PAGES`: the first byte of an area page,
-        // only touched through raw pointers. Volatile: the read must happen (it makes
-        // the page's shadow entry).
-        let _ = unsafe { area_page(page).read_volatile() };
-    }
-    clear_samples(count);
     let vcpus = if vcpus >= 2 { 2 } else { 1 };
     if vcpus == 2 {
-        PAGES.store(count, Ordering::Relaxed);
+        PAGES.store(pages as usize, Ordering::Relaxed);
         start_vcpu1(hv, si);
         wait(hv, &VCPU1_RUNNING, "bench-events: vcpu 1 did not start");
     }
     Prepared { pages, vcpus }
 }
 
-/// After `GO`: the timed writes, then `BENCH-EVENTS`, `BENCH-SCALE` and (one vCPU) the
-/// samples. Returns the pages written.
+/// After `GO`: the reads and the samples' writes, then the timed writes, then
+/// `BENCH-EVENTS`, `BENCH-SCALE` and (one vCPU) the samples. Returns the pages written.
 pub(super) fn run(hv: &HypercallPage, prepared: &Prepared) -> usize {
     let pages = prepared.pages as usize;
+    for page in 0..pages.min(EVENT_AREA_PAGES) {
+        // SAFETY: the first byte of an area page, only touched through raw pointers.
+        // Volatile: the read must happen (it makes the page's shadow entry).
+        let _ = unsafe { area_page(page).read_volatile() };
+    }
+    clear_samples(pages);
+    compiler_fence(Ordering::SeqCst);
     let start = rdtsc();
     if prepared.vcpus == 2 {
         START.store(true, Ordering::Release);

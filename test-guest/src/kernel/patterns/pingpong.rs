@@ -3,14 +3,16 @@
 //!
 //! Before `READY` ([`prepare`]): `rounds=` (a bad value is a FAIL), an unbound port for
 //! dom0 (`EVTCHNOP_alloc_unbound`), masked in `shared_info`'s `evtchn_mask` (so Xen
-//! never delivers an upcall for it: the kernel has no event callback), the samples
-//! written once, then `ECHO-PORT`. After `GO` ([`run`]), per round: the port's pending
-//! bit cleared (`lock and`), `rdtsc`, `EVTCHNOP_send`, then `SCHEDOP_poll` on the port
-//! (which wakes on a masked port too) until its pending bit is set, `rdtsc`. The poll's
-//! timeout is [`ECHO_TIMEOUT_NS`] after the round's start, in Xen system time: a round
-//! whose echo has not come by then is a FAIL (`FAIL bench-pingpong: no echo
-//! error=110`). Then `BENCH-PINGPONG`, `BENCH-SCALE` and the `BENCH-SAMPLES` lines; the
-//! dispatcher prints `PATTERN-DONE bench-pingpong touches=0`.
+//! never delivers an upcall for it: the kernel has no event callback), then
+//! `ECHO-PORT`. After `GO` ([`run`]): the samples written once before the clock starts
+//! (as `bench-events`: a restricted page of them takes its event then); then per round:
+//! the port's pending bit cleared (`lock and`), `rdtsc`, `EVTCHNOP_send`, then
+//! `SCHEDOP_poll` on the port (which wakes on a masked port too) until its pending bit
+//! is set, `rdtsc`. The poll's timeout is [`ECHO_TIMEOUT_NS`] after the round's start,
+//! in Xen system time: a round whose echo has not come by then is a FAIL (`FAIL
+//! bench-pingpong: no echo error=110`). Then `BENCH-PINGPONG`, `BENCH-SCALE` and the
+//! `BENCH-SAMPLES` lines; the dispatcher prints `PATTERN-DONE bench-pingpong
+//! touches=0`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,7 +50,7 @@ fn shared_word(offset: usize) -> &'static AtomicU64 {
     unsafe { AtomicU64::from_ptr(word) }
 }
 
-/// Before `READY`: rounds, port, mask, samples, then `ECHO-PORT`.
+/// Before `READY`: rounds, port, mask, then `ECHO-PORT`.
 pub(super) fn prepare(hv: &HypercallPage, si: &StartInfo) -> Prepared {
     let rounds = match bench::rounds(si.cmdline()) {
         Ok(rounds) => rounds,
@@ -66,7 +68,6 @@ pub(super) fn prepare(hv: &HypercallPage, si: &StartInfo) -> Prepared {
     };
     let bit = 1u64 << bit;
     shared_word(SHARED_INFO_EVTCHN_MASK + word).fetch_or(bit, Ordering::SeqCst);
-    clear_samples(rounds as usize);
     line(|out| bench_ops::write_echo_port(out, port.0));
     Prepared {
         rounds,
@@ -85,6 +86,7 @@ pub(super) fn run(hv: &HypercallPage, prepared: &Prepared) -> usize {
         pending,
         bit,
     } = *prepared;
+    clear_samples(rounds as usize);
     let start = rdtsc();
     for round in 0..rounds as usize {
         pending.fetch_and(!bit, Ordering::SeqCst);
