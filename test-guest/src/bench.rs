@@ -18,6 +18,11 @@
 //! and powers off. Run unmonitored, monitored with every access allowed, and monitored
 //! with the pages restricted (an event per write), the `ns` values compare the cost of
 //! the same writes.
+//!
+//! [`rounds`] also reads `bench-xen-copy`'s hypercalls ([`write_bench_xen_copy`]) and
+//! `bench-pingpong`'s round trips. The per-operation benchmarks `bench-events`,
+//! `bench-pingpong` and `bench-sweep`, which time each operation with the TSC alone and
+//! print per-operation samples, are in [`crate::bench_ops`].
 
 use crate::cmdline;
 use crate::pattern::BUFFER_PAGES;

@@ -99,6 +99,14 @@ pub const PATTERN: &[u8] = b"pattern";
 /// [`crate::bench`]: default 256, 1 to 65536). Read with [`dec_arg`].
 pub const ROUNDS: &[u8] = b"rounds";
 
+/// `pages=<decimal>`: how many pages of its event area the `bench-events` pattern writes
+/// (see [`crate::bench_ops`]: default 256, 1 to 512). Read with [`dec_arg`].
+pub const PAGES: &[u8] = b"pages";
+
+/// `phases=<decimal>`: how many timed phases the `bench-sweep` pattern runs (see
+/// [`crate::bench_ops`]: default 8, 1 to 64). Read with [`dec_arg`].
+pub const PHASES: &[u8] = b"phases";
+
 /// After the workload's `DONE` line, try to map the machine frame named by [`RING`] through
 /// every route of [`crate::probe`], print one `TEST-GUEST PROBE ...` line per route and
 /// `TEST-GUEST PROBES DONE`, then carry on (heartbeat or power off).
@@ -234,6 +242,16 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn pages_and_phases_are_keys_of_their_own() {
+        let cmdline = b"pattern=bench-events pages=12 phases=3 rounds=7";
+        assert_eq!(dec_arg(cmdline, PAGES), Some(12));
+        assert_eq!(dec_arg(cmdline, PHASES), Some(3));
+        assert_eq!(dec_arg(cmdline, ROUNDS), Some(7));
+        assert_eq!(dec_arg(b"pagesx=1 xpages=2 page=3", PAGES), None);
+        assert_eq!(dec_arg(b"phase=2", PHASES), None);
     }
 
     #[test]

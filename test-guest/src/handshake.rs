@@ -11,8 +11,9 @@
 //! A pattern with a second phase (`generation`, see `crate::patterns`) hands over
 //! again on the same page: it prints `TEST-GUEST READY go-pfn=0x<same pfn> phase=2`
 //! and waits the same way for [`GO2`], which dom0 writes over [`GO`] once it has done
-//! its part (changed the listener's default access). [`go_value`] maps a phase to its
-//! value.
+//! its part (changed the listener's default access). Later phases go the same way
+//! (`pt-hypercall` has 4, `bench-sweep` up to 65): phase `n` waits for `"GO<n>"`.
+//! [`go_value`] maps a phase to its value.
 //!
 //! Between polls the guest yields (`SCHEDOP_yield`, which keeps event delivery masked,
 //! unlike `SCHEDOP_block`). It gives up after [`GO_TIMEOUT_NS`] of Xen system time, read
@@ -24,7 +25,8 @@
 //!
 //! The `bench` pattern times its writes with the same record, interpolated with the
 //! TSC as `xen.h` prescribes ([`VcpuTimeInfo::system_time_at`]), since `system_time`
-//! alone moves only when Xen updates it.
+//! alone moves only when Xen updates it. The per-operation benchmarks
+//! ([`crate::bench_ops`]) convert TSC deltas with its scale alone ([`tsc_to_ns`]).
 
 use core::sync::atomic::{fence, Ordering};
 
@@ -40,17 +42,39 @@ pub const GO3: u64 = u32::from_le_bytes(*b"GO3\0") as u64;
 /// The go value of phase 4 (`pt-hypercall`): `"GO4"` as a little-endian `u64`.
 pub const GO4: u64 = u32::from_le_bytes(*b"GO4\0") as u64;
 
+/// The highest phase [`go_value`] has a value for: `"GO"` and six digits fill the
+/// `u64`.
+pub const MAX_GO_PHASE: u32 = 999_999;
+
 /// The value the go page must hold before phase `phase` of a pattern starts: [`GO`]
-/// for phase 1, [`GO2`] to [`GO4`] for phases 2 to 4; `None` for any other phase (no
-/// pattern has one).
+/// for phase 1; for a later phase `n`, the ASCII bytes `"GO<n>"` (`n` in decimal, no
+/// padding) as a little-endian `u64`, zero-padded: [`GO2`] to [`GO4`] for phases 2 to 4,
+/// `"GO10"` = 0x30314f47 for phase 10, `"GO65"` for phase 65 (`bench-sweep`'s last with
+/// `phases=64`). `None` for phase 0 and above [`MAX_GO_PHASE`].
 pub const fn go_value(phase: u32) -> Option<u64> {
-    match phase {
-        1 => Some(GO),
-        2 => Some(GO2),
-        3 => Some(GO3),
-        4 => Some(GO4),
-        _ => None,
+    if phase == 0 || phase > MAX_GO_PHASE {
+        return None;
     }
+    if phase == 1 {
+        return Some(GO);
+    }
+    let mut digits = 0;
+    let mut rest = phase;
+    while rest > 0 {
+        digits += 1;
+        rest /= 10;
+    }
+    // "GO" in bytes 0 and 1, the most significant digit in byte 2, the last digit in
+    // byte 1 + digits.
+    let mut value = GO;
+    let mut rest = phase;
+    let mut byte = 1 + digits;
+    while rest > 0 {
+        value |= ((b'0' + (rest % 10) as u8) as u64) << (8 * byte);
+        rest /= 10;
+        byte -= 1;
+    }
+    Some(value)
 }
 
 /// How long the guest waits for [`GO`] (and for [`GO2`], counted again from the
@@ -115,17 +139,32 @@ impl VcpuTimeInfo {
     /// `tsc_timestamp` (a record newer than the reading) gives `system_time`; the
     /// arithmetic saturates instead of wrapping.
     pub fn system_time_at(&self, tsc: u64) -> u64 {
-        let delta = u128::from(tsc.saturating_sub(self.tsc_timestamp));
-        let shift = i32::from(self.tsc_shift);
-        let shifted = if shift >= 0 {
-            delta.checked_shl(shift.unsigned_abs()).unwrap_or(u128::MAX)
-        } else {
-            delta.checked_shr(shift.unsigned_abs()).unwrap_or(0)
-        };
-        let scaled = shifted.saturating_mul(u128::from(self.tsc_to_system_mul)) >> 32;
+        let delta = tsc.saturating_sub(self.tsc_timestamp);
         self.system_time
-            .saturating_add(u64::try_from(scaled).unwrap_or(u64::MAX))
+            .saturating_add(tsc_to_ns(delta, self.tsc_to_system_mul, self.tsc_shift))
     }
+}
+
+/// Nanoseconds of `ticks` TSC ticks at the scale of a [`VcpuTimeInfo`] (the pvclock
+/// conversion of `xen.h`): `ticks` shifted left by `tsc_shift` (right when negative),
+/// times `tsc_to_system_mul`, `>> 32`, with a 128-bit product. Saturates instead of
+/// wrapping (a shift that moves every bit out gives 0; a result above `u64::MAX` gives
+/// `u64::MAX`).
+///
+/// ```
+/// // A 2 GHz TSC as Xen encodes it: shift 0, mul 0.5 in 32.32 fixed point.
+/// assert_eq!(test_guest::handshake::tsc_to_ns(2_000, 0x8000_0000, 0), 1_000);
+/// ```
+pub fn tsc_to_ns(ticks: u64, tsc_to_system_mul: u32, tsc_shift: i8) -> u64 {
+    let ticks = u128::from(ticks);
+    let shift = i32::from(tsc_shift);
+    let shifted = if shift >= 0 {
+        ticks.checked_shl(shift.unsigned_abs()).unwrap_or(u128::MAX)
+    } else {
+        ticks.checked_shr(shift.unsigned_abs()).unwrap_or(0)
+    };
+    let scaled = shifted.saturating_mul(u128::from(tsc_to_system_mul)) >> 32;
+    u64::try_from(scaled).unwrap_or(u64::MAX)
 }
 
 /// Reads a value Xen updates under a seqlock: `version()` before and after `body()`,
@@ -196,13 +235,76 @@ mod tests {
         assert_eq!(GO2, 0x324f47);
         assert_eq!((GO3, GO4), (0x334f47, 0x344f47));
         assert_eq!(go_value(4), Some(GO4));
-        assert_eq!(go_value(5), None);
         assert_eq!(&GO2.to_le_bytes()[..4], b"GO2\0");
         assert_eq!(go_value(1), Some(GO));
         assert_eq!(go_value(2), Some(GO2));
         assert_eq!(go_value(0), None);
         assert_eq!(go_value(3), Some(GO3));
         assert_ne!(GO, GO2, "phase 2 must not start on phase 1's value");
+    }
+
+    #[test]
+    fn go_value_of_any_phase_is_go_and_its_decimal_number() {
+        assert_eq!(go_value(5), Some(0x354f47));
+        assert_eq!(go_value(9), Some(u64::from(u32::from_le_bytes(*b"GO9\0"))));
+        assert_eq!(go_value(10), Some(0x3031_4f47));
+        assert_eq!(go_value(10), Some(u64::from(u32::from_le_bytes(*b"GO10"))));
+        assert_eq!(go_value(65), Some(u64::from(u32::from_le_bytes(*b"GO65"))));
+        assert_eq!(go_value(100), Some(u64::from_le_bytes(*b"GO100\0\0\0")));
+        assert_eq!(
+            go_value(MAX_GO_PHASE),
+            Some(u64::from_le_bytes(*b"GO999999"))
+        );
+        assert_eq!(go_value(MAX_GO_PHASE + 1), None);
+        assert_eq!(go_value(u32::MAX), None);
+        // Every value is distinct and none is another phase's.
+        let values: std::vec::Vec<u64> = (1..=1000).map(|n| go_value(n).unwrap()).collect();
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), values.len());
+        for n in 2..=1000u32 {
+            let bytes = go_value(n).unwrap().to_le_bytes();
+            let text = std::format!("GO{n}");
+            assert_eq!(&bytes[..text.len()], text.as_bytes());
+            assert!(bytes[text.len()..].iter().all(|&b| b == 0), "{n}");
+        }
+    }
+
+    #[test]
+    fn tsc_to_ns_is_the_pvclock_scale() {
+        assert_eq!(tsc_to_ns(0, 0x8000_0000, 0), 0);
+        assert_eq!(tsc_to_ns(2_000, 0x8000_0000, 0), 1_000, "mul 0.5");
+        assert_eq!(
+            tsc_to_ns(2_000, 0x8000_0000, 1),
+            2_000,
+            "shift 1 doubles first"
+        );
+        assert_eq!(
+            tsc_to_ns(2_000, 0x8000_0000, -1),
+            500,
+            "shift -1 halves first"
+        );
+        assert_eq!(
+            tsc_to_ns(3, 0x8000_0000, -1),
+            0,
+            "the bit shifted out is lost"
+        );
+        // 3 GHz (shift -1, mul 2/3 * 2^32): 3e9 ticks are a second, truncated.
+        assert_eq!(tsc_to_ns(3_000_000_000, 0xaaaa_aaaa, -1), 999_999_999);
+        // 1 GHz (shift 1, mul 0.5: the encoding Xen picks for mul >= 2^31).
+        assert_eq!(tsc_to_ns(1_000_000_000, 0x8000_0000, 1), 1_000_000_000);
+        // The product needs more than 64 bits before the >> 32.
+        assert_eq!(tsc_to_ns(u64::MAX, u32::MAX, 0), 0xffff_fffe_ffff_ffff);
+        assert_eq!(tsc_to_ns(u64::MAX, u32::MAX, 127), u64::MAX, "saturates");
+        assert_eq!(tsc_to_ns(u64::MAX, u32::MAX, -128), 0);
+        assert_eq!(tsc_to_ns(u64::MAX, u32::MAX, 32), u64::MAX);
+        let t = time(5_000, 1_000, 0xaaaa_aaaa, -1);
+        assert_eq!(
+            t.system_time_at(5_000 + 3_000_000_000),
+            1_000 + tsc_to_ns(3_000_000_000, 0xaaaa_aaaa, -1),
+            "the same scale as system_time_at"
+        );
     }
 
     /// Offsets printed by a C program including Xen 4.17's `xen.h` for x86_64.

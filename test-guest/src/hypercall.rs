@@ -105,9 +105,16 @@ pub const SCHEDOP_YIELD: u64 = 0;
 /// `#define SCHEDOP_shutdown    2` (`sched.h`): argument is a `sched_shutdown_t *`.
 pub const SCHEDOP_SHUTDOWN: u64 = 2;
 
+/// `#define SCHEDOP_poll        3` (`sched.h`): argument is a `sched_poll_t *`.
+pub const SCHEDOP_POLL: u64 = 3;
+
 /// `#define EVTCHNOP_send             4` (`event_channel.h`): argument is an
 /// `evtchn_send_t *`.
 pub const EVTCHNOP_SEND: u64 = 4;
+
+/// `#define EVTCHNOP_alloc_unbound    6` (`event_channel.h`): argument is an
+/// `evtchn_alloc_unbound_t *`.
+pub const EVTCHNOP_ALLOC_UNBOUND: u64 = 6;
 
 /// `#define MMU_NORMAL_PT_UPDATE       0 /* checked '*ptr = val'. ptr is MA.      */`
 /// (`xen.h`): the command in bits 1:0 of `mmu_update.ptr`.
@@ -425,6 +432,34 @@ pub struct EvtchnSend {
     pub port: u32,
 }
 
+/// `struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }`
+/// (`event_channel.h`): 8 bytes, `port` at 4.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvtchnAllocUnbound {
+    /// The domain the port is allocated in (`DOMID_SELF`).
+    pub dom: u16,
+    /// The domain that may bind the port's other end.
+    pub remote_dom: u16,
+    /// Out: the new port.
+    pub port: u32,
+}
+
+/// `struct sched_poll { XEN_GUEST_HANDLE(evtchn_port_t) ports; unsigned int nr_ports;
+/// uint64_t timeout; }` (`sched.h`): 24 bytes, `nr_ports` at 8, `timeout` at 16.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedPoll {
+    /// Address of the array of ports.
+    pub ports: u64,
+    /// How many ports the array holds.
+    pub nr_ports: u32,
+    /// Padding (the handle and `timeout` are 8-byte aligned).
+    pub pad: u32,
+    /// Absolute Xen system time (ns) to wake up at anyway; 0 for none.
+    pub timeout: u64,
+}
+
 /// Something that makes hypercalls: Xen through its hypercall page in the guest, a
 /// recorder in host tests.
 pub trait Hypervisor {
@@ -653,6 +688,56 @@ pub fn evtchn_send<H: Hypervisor + ?Sized>(hv: &H, port: EvtchnPort) -> Result<(
         [EVTCHNOP_SEND, arg_ptr(&send), 0, 0, 0],
     );
     // SAFETY: the only pointer is `send`, a live `evtchn_send` Xen only reads.
+    XenError::check(unsafe { hv.hypercall(call) }).map(drop)
+}
+
+/// `HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &(evtchn_alloc_unbound_t){
+/// DOMID_SELF, remote, 0 })`: a new port of this domain, unbound, which domain `remote`
+/// may bind (`evtchn_alloc_unbound`, `xen/common/event_channel.c`). Its notifications
+/// go to vCPU 0.
+pub fn evtchn_alloc_unbound<H: Hypervisor + ?Sized>(
+    hv: &H,
+    remote: DomId,
+) -> Result<EvtchnPort, XenError> {
+    let mut alloc = EvtchnAllocUnbound {
+        dom: DomId::SELF.0,
+        remote_dom: remote.0,
+        port: 0,
+    };
+    let call = Hypercall::new(
+        HypercallNr::EVENT_CHANNEL_OP,
+        [EVTCHNOP_ALLOC_UNBOUND, arg_ptr_mut(&mut alloc), 0, 0, 0],
+    );
+    // SAFETY: the only pointer is `alloc`, a live `evtchn_alloc_unbound` that Xen reads
+    // and writes back (`port`).
+    XenError::check(unsafe { hv.hypercall(call) })?;
+    Ok(EvtchnPort(alloc.port))
+}
+
+/// `HYPERVISOR_sched_op(SCHEDOP_poll, &(sched_poll_t){ ports, 1, timeout })`: blocks
+/// this vCPU until `port` is pending or Xen's system time reaches `timeout_ns` (0: no
+/// timeout); returns at once if the port already is pending (`do_poll`,
+/// `xen/common/sched/core.c`). A masked port wakes its pollers too, and polling
+/// delivers no upcall. Success says nothing about which happened: the caller
+/// checks the port's pending bit.
+pub fn sched_poll<H: Hypervisor + ?Sized>(
+    hv: &H,
+    port: EvtchnPort,
+    timeout_ns: u64,
+) -> Result<(), XenError> {
+    let ports = [port.0];
+    let poll = SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: 1,
+        pad: 0,
+        timeout: timeout_ns,
+    };
+    let call = Hypercall::new(
+        HypercallNr::SCHED_OP,
+        [SCHEDOP_POLL, arg_ptr(&poll), 0, 0, 0],
+    );
+    // SAFETY: the pointers are `poll`, a live `sched_poll` Xen only reads, and, inside
+    // it, `ports`, one live port Xen only reads.
     XenError::check(unsafe { hv.hypercall(call) }).map(drop)
 }
 
@@ -986,6 +1071,76 @@ mod tests {
             assert_eq!(*pointee, Some(reason));
             assert_eq!(&call.args[2..], &[0, 0, 0]);
         }
+    }
+
+    #[test]
+    fn event_and_poll_layouts_match_the_headers() {
+        use core::mem::offset_of;
+        assert_eq!((EVTCHNOP_ALLOC_UNBOUND, SCHEDOP_POLL), (6, 3));
+        assert_eq!(size_of::<EvtchnAllocUnbound>(), 8);
+        assert_eq!(offset_of!(EvtchnAllocUnbound, dom), 0);
+        assert_eq!(offset_of!(EvtchnAllocUnbound, remote_dom), 2);
+        assert_eq!(offset_of!(EvtchnAllocUnbound, port), 4);
+        assert_eq!(size_of::<SchedPoll>(), 24);
+        assert_eq!(offset_of!(SchedPoll, ports), 0);
+        assert_eq!(offset_of!(SchedPoll, nr_ports), 8);
+        assert_eq!(offset_of!(SchedPoll, timeout), 16);
+    }
+
+    #[test]
+    fn alloc_unbound_asks_for_self_and_returns_xen_s_port() {
+        struct Xen(RefCell<Option<EvtchnAllocUnbound>>);
+        impl Hypervisor for Xen {
+            unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+                assert_eq!(call.nr, HypercallNr::EVENT_CHANNEL_OP);
+                assert_eq!(call.args[0], EVTCHNOP_ALLOC_UNBOUND);
+                let alloc = call.args[1] as *mut EvtchnAllocUnbound;
+                // SAFETY: `evtchn_alloc_unbound` passes a live, writable structure.
+                unsafe {
+                    *self.0.borrow_mut() = Some(alloc.read());
+                    (*alloc).port = 42;
+                }
+                0
+            }
+        }
+        let xen = Xen(RefCell::new(None));
+        assert_eq!(evtchn_alloc_unbound(&xen, DomId::DOM0), Ok(EvtchnPort(42)));
+        assert_eq!(
+            *xen.0.borrow(),
+            Some(EvtchnAllocUnbound {
+                dom: 0x7FF0,
+                remote_dom: 0,
+                port: 0
+            })
+        );
+        let refused = Recorder::new(false, |_| -28);
+        assert_eq!(
+            evtchn_alloc_unbound(&refused, DomId::DOM0).map_err(XenError::errno),
+            Err(28)
+        );
+    }
+
+    #[test]
+    fn poll_passes_one_port_and_the_timeout() {
+        struct Xen(RefCell<Vec<(SchedPoll, u32)>>);
+        impl Hypervisor for Xen {
+            unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+                assert_eq!(call.nr, HypercallNr::SCHED_OP);
+                assert_eq!(call.args[0], SCHEDOP_POLL);
+                // SAFETY: `sched_poll` passes a live structure and a live port array.
+                let (poll, port) = unsafe {
+                    let poll = (call.args[1] as *const SchedPoll).read();
+                    (poll, (poll.ports as *const u32).read())
+                };
+                self.0.borrow_mut().push((poll, port));
+                0
+            }
+        }
+        let xen = Xen(RefCell::new(Vec::new()));
+        assert_eq!(sched_poll(&xen, EvtchnPort(9), 123_456), Ok(()));
+        let calls = xen.0.borrow();
+        let (poll, port) = calls[0];
+        assert_eq!((poll.nr_ports, poll.timeout, port), (1, 123_456, 9));
     }
 
     #[test]

@@ -38,6 +38,8 @@
 //! - [`patterns`]: the access patterns of `pattern=<name>`: their touches and lines.
 //! - [`text`]: number and string output without `core::fmt`.
 //! - [`bench`](mod@bench): the `bench` pattern's rounds (`rounds=<decimal>`) and its `BENCH` line.
+//! - [`bench_ops`]: the per-operation benchmarks `bench-events`, `bench-pingpong` and
+//!   `bench-sweep` (`pages=`, `phases=`, samples, TSC to ns) and their lines.
 //! - [`balloon`]: the `balloon` pattern's frame exchange (decrease, populate, P2M, M2P).
 //! - [`vcpu_up`]: starting a second vCPU (`vcpu_guest_context`, `VCPUOP_*`).
 //! - [`cmdline`]: the command line's mode words and `key=0x<hex>`, `key=<decimal>` values.
@@ -50,6 +52,7 @@
 
 pub mod balloon;
 pub mod bench;
+pub mod bench_ops;
 pub mod cmdline;
 pub mod console;
 pub mod frames;

@@ -35,7 +35,9 @@
 //!
 //! Words of the command line (`test_guest::cmdline`) add modes: `p2m` prints the P2M
 //! before the workload; `pattern=<name>` replaces steps 5 and 6 by an access
-//! pattern (see "Access patterns" below; `rounds=<decimal>` goes with `pattern=bench`);
+//! pattern (see "Access patterns" below; `rounds=<decimal>` goes with `pattern=bench`,
+//! `bench-xen-copy` and `bench-pingpong`, `pages=<decimal>` with `bench-events`,
+//! `phases=<decimal>` with `bench-sweep`);
 //! `ring-probe ring=0x<mfn>` tries, after
 //! `DONE`, to map machine frame `<mfn>` (the monitor ring Xen owns) through every route of
 //! `test_guest::probe`, one `PROBE` line each, then `PROBES DONE`; `heartbeat` then
@@ -72,8 +74,10 @@
 //!
 //! `DONE`'s checksum equals `test_guest::pattern::expected_checksum()` when every
 //! byte read back as written. `<n>` counts vCPUs that exist, up or down (only vCPU
-//! 0 runs this kernel, except in the `multi-vcpu` pattern). The buffer's gfns are
-//! fixed by `guest.ld` (virtual = pseudo-physical). On failure the last line is one of
+//! 0 runs this kernel, except in the two-vCPU patterns: `multi-vcpu`, `xen-copy-race`,
+//! `runstate-area`, and `bench-events` when the domain has a second vCPU). The buffer's
+//! gfns are fixed by `guest.ld` (virtual = pseudo-physical), as are `bench-events`' area
+//! right after it (gfns 0x210 to 0x40f) and the benchmarks' samples. On failure the last line is one of
 //!
 //! ```text
 //! TEST-GUEST FAIL page=<p> offset=<o> expected=0x<hex> got=0x<hex>
@@ -114,9 +118,12 @@
 //!    from that line) for the go page's first `u64` to become `0x324f47` ("GO2"
 //!    little-endian, written by dom0 once it changed the listener's default access),
 //!    then its phase-2 touches. `bench` prints no `TOUCH` lines: its writes are
-//!    repeated and timed, and one `BENCH` line reports them (see below).
+//!    repeated and timed, and one `BENCH` line reports them (see below); nor do
+//!    `bench-xen-copy`, `bench-events`, `bench-pingpong` and `bench-sweep` (whose
+//!    phases 2 to `K + 1` each wait for `"GO<n>"`, `test_guest::handshake::go_value`).
 //! 3. `PATTERN-DONE <name> touches=<number of TOUCH lines, of every vCPU and phase>`
-//!    (for `bench`, the number of writes, rounds x 16), then poweroff as usual.
+//!    (for `bench`, the number of writes, rounds x 16; for the other timed patterns see
+//!    `test_guest::patterns::write_pattern_done`), then poweroff as usual.
 //!
 //! ```text
 //! TEST-GUEST PT-SLOT l1-pfn=0x<hex> slot=<index> va=0x<alias> pte-va=0x<hex>   (pt-write, before READY)
@@ -137,6 +144,15 @@
 //! TEST-GUEST BOUNCE kind=<int3|ud2|mov-ds|upcall> delivered=<n> right=<n>   (bounce-frame)
 //! TEST-GUEST BOUNCE-BAD kind=<k> round=<n> field=<f> got=0x<hex> expected=0x<hex>   (bounce-frame, first wrong frame)
 //! TEST-GUEST BENCH-XEN-COPY calls=<R> failed=<n> ns=<ns> tsc=<ticks>   (bench-xen-copy)
+//! TEST-GUEST BENCH-AREA first-pfn=0x<hex> pages=<N>                   (bench-events, before READY)
+//! TEST-GUEST VCPU 1 up                                                (bench-events with 2 vCPUs, before READY)
+//! TEST-GUEST BENCH-EVENTS pages=<N> vcpus=<1|2> tsc=<ticks> ns=<ns>   (bench-events)
+//! TEST-GUEST ECHO-PORT port=<p>                                       (bench-pingpong, before READY)
+//! TEST-GUEST BENCH-PINGPONG rounds=<R> tsc=<ticks> ns=<ns>            (bench-pingpong)
+//! TEST-GUEST READY go-pfn=0x<same hex> phase=<n>                      (bench-sweep, n = 2..=K+1)
+//! TEST-GUEST SWEEP phase=<n> tsc=<ticks> ns=<ns>                      (bench-sweep, after each)
+//! TEST-GUEST BENCH-SCALE mul=<tsc_to_system_mul> shift=<signed tsc_shift>   (bench-events, bench-pingpong)
+//! TEST-GUEST BENCH-SAMPLES from=<index> <ticks> ... (16 per line)     (bench-events with 1 vCPU, bench-pingpong)
 //! TEST-GUEST PATTERN-DONE <name> touches=<n>
 //! ```
 //!
@@ -195,13 +211,28 @@
 //!   just before the first write and just after the last. Then
 //!   `BENCH rounds=<R> pages=16 writes=<R*16> ns=<elapsed> tsc=<ticks>` and `PATTERN-DONE bench
 //!   touches=<R*16>`.
+//! - `bench-events`, `bench-pingpong`, `bench-sweep` (`test_guest::bench_ops`, which has
+//!   their lines and what each times): per-operation benchmarks timed with the TSC
+//!   (`tsc=`), converted to `ns=` at vCPU 0's `vcpu_time_info` scale (printed as
+//!   `BENCH-SCALE`, so the host converts the `BENCH-SAMPLES` ticks the same way).
+//!   `bench-events` writes one byte of each of `pages=<N>` pages of its own area, one
+//!   event each under a `rx` listener that relaxes pages; `bench-pingpong` makes
+//!   `rounds=<R>` round trips on an event channel dom0 echoes (`ECHO-PORT`);
+//!   `bench-sweep` times a write-then-read sweep of the buffer in each of phases 2 to
+//!   `phases=<K>` + 1, dom0 changing access rights between them.
 //!
 //! Pattern FAILs: `FAIL unknown pattern <name> error=22`, `FAIL pattern needs more
 //! vcpus error=2` (both before `READY`, as are `pt-write`'s FAILs in choosing its
-//! alias), `FAIL no GO on the go page error=110`, `FAIL no GO2 on the go page
-//! error=110` (`generation`'s phase 2), `FAIL bench needs rounds=<1..65536> error=22`
-//! (a `rounds=` that is not a decimal from 1 to 65536, before `READY`), `FAIL exec returned=0x<hex> expected=0x1234`, and `FAIL <step> error=<errno>` for a step of `pt-write`,
-//! `multi-vcpu` or `balloon` that Xen refused or that did not take effect.
+//! alias), `FAIL no GO on the go page error=110`, `FAIL no GO<n> on the go page
+//! error=110` (phase `n`'s go value, e.g. `generation`'s `GO2`), `FAIL bench needs
+//! rounds=<1..65536> error=22` (a `rounds=` that is not a decimal from 1 to 65536, before
+//! `READY`; also for `bench-xen-copy` and `bench-pingpong`), `FAIL bench-events needs
+//! pages=<1..512> error=22`, `FAIL bench-sweep needs phases=<1..64> error=22` (both
+//! before `READY`), `FAIL bench-pingpong: no echo error=110` (an echo that did not
+//! come within 10 s), `FAIL page=<p> offset=<o> expected=0x<hex> got=0x<hex>` (a
+//! `bench-sweep` byte that read back wrong), `FAIL exec returned=0x<hex> expected=0x1234`, and `FAIL <step> error=<errno>` for a step of `pt-write`,
+//! `multi-vcpu`, `balloon`, `bench-events` (vCPU 1) or `bench-pingpong` (its event
+//! channel) that Xen refused or that did not take effect.
 //!
 //! # Races and timing
 //!

@@ -7,8 +7,11 @@
 //! run one pattern and compares the listener's event trace with the guest's own
 //! account. That account must therefore be exact: [`plan`] is the one list of touches,
 //! used by the kernel to do them and by the tests (and the harness) to know them.
-//! (`bench` is the exception: it repeats its plan, one round, many times and prints
-//! no `TOUCH` lines; see [`crate::bench`].)
+//! (The timed patterns are the exception: `bench` repeats its plan, one round, many
+//! times and prints no `TOUCH` lines, see [`crate::bench`]; `bench-xen-copy` lists
+//! where Xen writes; `bench-sweep`'s plan is one sweep, repeated once per timed phase;
+//! `bench-events` and `bench-pingpong` touch no buffer page and have empty plans, see
+//! [`crate::bench_ops`].)
 //!
 //! # Touches
 //!
@@ -34,16 +37,16 @@
 //!
 //! Every pattern starts with the go-page handshake ([`crate::handshake`]): `READY
 //! go-pfn=0x<pfn>`, then the guest waits for [`GO`](crate::handshake::GO). That opens
-//! phase 1. A pattern with more phases ([`Pattern::phases`]; only `generation`, two)
-//! makes its phase-1 touches, then hands over again on the same go page before each
-//! further phase `n`:
+//! phase 1. A pattern with more phases ([`Pattern::phases`]: `generation` two,
+//! `pt-hypercall` four; `bench-sweep` `phases=<K>` + 1) makes its phase-1 touches, then
+//! hands over again on the same go page before each further phase `n`:
 //!
 //! ```text
 //! TEST-GUEST READY go-pfn=0x<same pfn> phase=<n>
 //! ```
 //!
 //! and waits, by the same rules, for the go page's first `u64` to become
-//! [`handshake::go_value(n)`](crate::handshake::go_value) (`"GO2"` for phase 2), which
+//! [`handshake::go_value(n)`](crate::handshake::go_value) (`"GO<n>"`: `"GO2"` for phase 2), which
 //! dom0 writes once it has changed what it wanted to change (for `generation`: the
 //! listener's default access). [`Touch::phase`] says which phase a touch belongs to.
 //!
@@ -68,6 +71,9 @@
 //! | `runstate-area` | (two vCPUs: vCPU 1's runstate area at page 10 offset 0x0, 10^4 yields, while vCPU 0 keeps writing the page, [`crate::xen_writes`]) w page 10 offset 0x800 by vCPU 0, once it landed |
 //! | `bounce-frame` | (the stack on page 12: exceptions and event upcalls whose frames Xen writes there, [`crate::traps`]) w page 12 offset 0x10 |
 //! | `bench-xen-copy` | (`rounds=<R>` hypercalls, each having Xen write 16 bytes into page `i % 16` at 0x40, timed, without `TOUCH` lines: Xen's writes, not the guest's; a `BENCH-XEN-COPY` line gives the time) the plan lists the 16 places Xen writes |
+//! | `bench-events` | no buffer touch (empty plan): `BENCH-AREA` before `READY`; after `GO` a read of each page, then one timed w at offset 0 of each of the first `pages=<N>` (default 256, at most 512) pages of an area of its own after the buffer, split between vCPUs 0 and 1 if the domain has two; no `TOUCH` lines; `BENCH-EVENTS`, `BENCH-SCALE`, `BENCH-SAMPLES` ([`crate::bench_ops`]); `PATTERN-DONE bench-events touches=<N>` |
+//! | `bench-pingpong` | nothing (empty plan): `ECHO-PORT` before `READY`, then `rounds=<R>` timed event-channel round trips with dom0's echo; `BENCH-PINGPONG`, `BENCH-SCALE`, `BENCH-SAMPLES` ([`crate::bench_ops`]); `PATTERN-DONE bench-pingpong touches=0` |
+//! | `bench-sweep` | in each phase `n` = 2 to `K + 1` (`phases=<K>`, default 8, at most 64; each after `READY ... phase=<n>` and `"GO<n>"`), timed, without `TOUCH` lines: w pages 0..15 in order at offset `0x10 * page` (as `write-sweep`), then r the same bytes in the same order (its plan: one sweep); one `SWEEP` line per phase ([`crate::bench_ops`]); `PATTERN-DONE bench-sweep touches=<16*K>` |
 
 use crate::frames::{Pfn, PAGE_SIZE};
 use crate::pattern::{BUFFER_GFN, BUFFER_PAGES};
@@ -117,11 +123,20 @@ pub enum Pattern {
     BounceFrame,
     /// Hypercalls that have Xen write into buffer pages, many, timed.
     BenchXenCopy,
+    /// One timed write to each of up to 512 pages of an area outside the buffer, one
+    /// event each when monitored; per-write samples ([`crate::bench_ops`]).
+    BenchEvents,
+    /// Event-channel round trips with dom0's echo, timed, per-round samples
+    /// ([`crate::bench_ops`]).
+    BenchPingpong,
+    /// A timed write-then-read sweep of the buffer in each of `phases=<K>` phases, dom0
+    /// changing access rights between them ([`crate::bench_ops`]).
+    BenchSweep,
 }
 
 impl Pattern {
     /// Every pattern, in the order of the table above.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 20] = [
         Self::ReadSweep,
         Self::WriteSweep,
         Self::Exec,
@@ -139,6 +154,9 @@ impl Pattern {
         Self::RunstateArea,
         Self::BounceFrame,
         Self::BenchXenCopy,
+        Self::BenchEvents,
+        Self::BenchPingpong,
+        Self::BenchSweep,
     ];
 
     /// The name in `pattern=<name>` and in `PATTERN-DONE`.
@@ -161,6 +179,9 @@ impl Pattern {
             Self::RunstateArea => "runstate-area",
             Self::BounceFrame => "bounce-frame",
             Self::BenchXenCopy => "bench-xen-copy",
+            Self::BenchEvents => "bench-events",
+            Self::BenchPingpong => "bench-pingpong",
+            Self::BenchSweep => "bench-sweep",
         }
     }
 
@@ -171,7 +192,8 @@ impl Pattern {
             .find(|pattern| pattern.name().as_bytes() == name)
     }
 
-    /// How many vCPUs the domain needs for this pattern.
+    /// How many vCPUs the domain needs for this pattern (`bench-events` needs one and
+    /// uses a second one if the domain has it).
     pub const fn vcpus_needed(self) -> u32 {
         match self {
             Self::MultiVcpu | Self::XenCopyRace | Self::RunstateArea => 2,
@@ -181,6 +203,9 @@ impl Pattern {
 
     /// How many phases the pattern has, each opened by a go-page handshake (see
     /// "Phases" above): 2 for `generation`, 4 for `pt-hypercall`, 1 for the others.
+    /// (`bench-sweep` has `K + 1`, `K` from its `phases=` word,
+    /// [`crate::bench_ops::sweep_phases`]: its plan is one sweep, the same in each of
+    /// phases 2 to `K + 1`, so its touches are all listed as phase 1.)
     pub const fn phases(self) -> u32 {
         match self {
             Self::Generation => 2,
@@ -278,7 +303,7 @@ pub const fn buffer_va(page: usize, offset: usize) -> u64 {
 }
 
 /// The most touches a pattern makes (`multi-vcpu`: 2 vCPUs x 8 pages x 2;
-/// `generation`: 2 phases x 16 pages).
+/// `generation`: 2 phases x 16 pages; `bench-sweep`'s sweep: 16 writes, 16 reads).
 pub const MAX_TOUCHES: usize = 32;
 
 /// `exec`'s page and offset.
@@ -423,6 +448,15 @@ pub fn plan(pattern: Pattern) -> Plan {
                     .sized(crate::hypercall::XEN_EXTRAVERSION_LEN),
             )
         }),
+        // Their accesses are no buffer touches: the event area's pages, or none.
+        Pattern::BenchEvents | Pattern::BenchPingpong => {}
+        Pattern::BenchSweep => {
+            let sweep = (0..BUFFER_PAGES).map(crate::bench_ops::sweep_byte);
+            sweep
+                .clone()
+                .for_each(|(p, offset)| plan.push(Touch::new(Write, p, offset)));
+            sweep.for_each(|(p, offset)| plan.push(Touch::new(Read, p, offset)));
+        }
         Pattern::MultiVcpu => {
             for vcpu in [0, 1] {
                 let pages = BUFFER_PAGES / 2;
@@ -480,7 +514,9 @@ pub fn write_touch(out: &mut (impl Sink + ?Sized), touch: &Touch, va: u64) {
 }
 
 /// `PATTERN-DONE <name> touches=<n>`: `n` counts the `TOUCH` lines printed (of every
-/// vCPU); for `bench`, which prints none, the writes it made (rounds x 16).
+/// vCPU); for the timed patterns, which print none, the writes they made: `bench`
+/// rounds x 16, `bench-xen-copy` its hypercalls, `bench-events` its pages,
+/// `bench-sweep` 16 per timed phase, `bench-pingpong` 0.
 pub fn write_pattern_done(out: &mut (impl Sink + ?Sized), pattern: Pattern, touches: usize) {
     out.put_str("PATTERN-DONE ");
     out.put_str(pattern.name());
@@ -522,6 +558,9 @@ mod tests {
         }
     }
 
+    /// The patterns whose plan is empty: their accesses are not buffer touches.
+    const NO_BUFFER_TOUCHES: [Pattern; 2] = [Pattern::BenchEvents, Pattern::BenchPingpong];
+
     /// (letter, page, offset) of each touch.
     fn shape(pattern: Pattern) -> Vec<(&'static str, usize, usize)> {
         plan(pattern)
@@ -553,7 +592,10 @@ mod tests {
                 "xen-copy-race",
                 "runstate-area",
                 "bounce-frame",
-                "bench-xen-copy"
+                "bench-xen-copy",
+                "bench-events",
+                "bench-pingpong",
+                "bench-sweep"
             ]
         );
         for pattern in Pattern::ALL {
@@ -599,6 +641,34 @@ mod tests {
         let mut out = String::new();
         write_pattern_done(&mut out, Pattern::Bench, 256 * 16);
         assert_eq!(out, "PATTERN-DONE bench touches=4096");
+    }
+
+    #[test]
+    fn per_operation_benches() {
+        for pattern in [
+            Pattern::BenchEvents,
+            Pattern::BenchPingpong,
+            Pattern::BenchSweep,
+        ] {
+            assert_eq!(pattern.vcpus_needed(), 1, "{pattern:?}");
+            assert_eq!(pattern.phases(), 1, "{pattern:?}");
+        }
+        let writes: Vec<_> = (0..16).map(|p| ("w", p, 0x10 * p)).collect();
+        let reads: Vec<_> = (0..16).map(|p| ("r", p, 0x10 * p)).collect();
+        assert_eq!(shape(Pattern::BenchSweep), [writes, reads].concat());
+        assert_eq!(plan(Pattern::BenchSweep).touches().len(), MAX_TOUCHES);
+        for t in plan(Pattern::BenchSweep).touches() {
+            assert_eq!((t.size, t.via, t.vcpu, t.phase), (1, Via::Buffer, None, 1));
+        }
+        let mut out = String::new();
+        write_pattern_done(&mut out, Pattern::BenchEvents, 256);
+        assert_eq!(out, "PATTERN-DONE bench-events touches=256");
+        let mut out = String::new();
+        write_pattern_done(&mut out, Pattern::BenchPingpong, 0);
+        assert_eq!(out, "PATTERN-DONE bench-pingpong touches=0");
+        let mut out = String::new();
+        write_pattern_done(&mut out, Pattern::BenchSweep, 16 * 8);
+        assert_eq!(out, "PATTERN-DONE bench-sweep touches=128");
     }
 
     #[test]
@@ -789,7 +859,8 @@ mod tests {
             let plan = plan(pattern);
             for phase in 1..=pattern.phases() {
                 // pt-hypercall's last step rewrites an L2 entry: nothing to touch.
-                let none = pattern == Pattern::PtHypercall && phase == 4;
+                let none = (pattern == Pattern::PtHypercall && phase == 4)
+                    || NO_BUFFER_TOUCHES.contains(&pattern);
                 assert_eq!(
                     plan.of_phase(phase).count() == 0,
                     none,
@@ -812,7 +883,11 @@ mod tests {
     fn one_vcpu_patterns_are_all_vcpu_0_and_stay_in_the_buffer() {
         for pattern in Pattern::ALL {
             let plan = plan(pattern);
-            assert!(!plan.touches().is_empty(), "{pattern:?}");
+            assert_eq!(
+                plan.touches().is_empty(),
+                NO_BUFFER_TOUCHES.contains(&pattern),
+                "{pattern:?}"
+            );
             if pattern != Pattern::MultiVcpu {
                 assert_eq!(plan.of_vcpu(0).count(), plan.touches().len());
                 assert!(plan.touches().iter().all(|t| t.vcpu.is_none()));

@@ -3,8 +3,9 @@
 //! `PATTERN-DONE` and poweroff. A pattern with two phases (`generation`) makes its
 //! phase-1 touches, hands over again (`READY ... phase=2`, wait for `GO2`), then makes
 //! its phase-2 touches. `bench` repeats its plan (one round) without `TOUCH` lines and
-//! prints one `BENCH` line instead. Patterns that need more than plain accesses have a
-//! module each.
+//! prints one `BENCH` line instead; `bench-events`, `bench-pingpong` and `bench-sweep`
+//! (`test_guest::bench_ops`) time each operation or sweep, also without `TOUCH` lines.
+//! Patterns that need more than plain accesses have a module each.
 
 use core::sync::atomic::{compiler_fence, Ordering};
 
@@ -21,11 +22,14 @@ use super::{buffer_byte, fail, l1_slot, line, p2m, shutdown, BssPage, SHARED_INF
 
 mod balloon;
 mod bench;
+mod bench_events;
 mod bounce_frame;
 mod multi_vcpu;
+mod pingpong;
 mod pt_hypercall;
 mod pt_write;
 mod race;
+mod sweep;
 
 /// The go page: dom0 writes [`handshake::GO`] into its first `u64` (then
 /// [`handshake::GO2`] for a pattern's phase 2).
@@ -33,8 +37,9 @@ static GO_PAGE: BssPage = BssPage::new();
 
 /// Runs the pattern called `name` and powers off; a name that is no pattern, or a
 /// domain with too few vCPUs for it, is a FAIL (before `READY`), as is a `pt-write`
-/// alias that cannot be chosen (its `PT-SLOT` or `PT-TABLES` line comes before `READY`), or a `bench`
-/// with a bad `rounds=`.
+/// alias that cannot be chosen (its `PT-SLOT` or `PT-TABLES` line comes before `READY`), a `bench`
+/// (or `bench-xen-copy`, `bench-pingpong`) with a bad `rounds=`, a `bench-events` with a
+/// bad `pages=` or a `bench-sweep` with a bad `phases=`.
 pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -> ! {
     let Some(pattern) = Pattern::from_name(name) else {
         line(|out| {
@@ -58,6 +63,11 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         (pattern == Pattern::PtHypercall).then(|| pt_hypercall::choose(hv, si, &plan));
     let bench_rounds = (pattern == Pattern::Bench).then(|| bench::rounds(si, &plan));
     let xen_copy_calls = (pattern == Pattern::BenchXenCopy).then(|| bench::calls(si));
+    // The per-operation benchmarks prepare before `READY` too (`BENCH-AREA`,
+    // `ECHO-PORT`, vCPU 1), so that nothing of it is timed.
+    let events = (pattern == Pattern::BenchEvents).then(|| bench_events::prepare(hv, si, vcpus));
+    let pingpong = (pattern == Pattern::BenchPingpong).then(|| pingpong::prepare(hv, si));
+    let sweep_phases = (pattern == Pattern::BenchSweep).then(|| sweep::phases(si));
     wait_for_go(hv, 1);
     let touches = match pattern {
         Pattern::ReadSweep
@@ -96,14 +106,27 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
             Some(rounds) => bench::run(&plan, rounds),
             None => fail("bench: no rounds", XenError::EINVAL),
         },
+        Pattern::BenchEvents => match &events {
+            Some(prepared) => bench_events::run(hv, prepared),
+            None => fail("bench-events: not prepared", XenError::EINVAL),
+        },
+        Pattern::BenchPingpong => match &pingpong {
+            Some(prepared) => pingpong::run(hv, prepared),
+            None => fail("bench-pingpong: not prepared", XenError::EINVAL),
+        },
+        Pattern::BenchSweep => match sweep_phases {
+            Some(phases) => sweep::run(hv, &plan, phases),
+            None => fail("bench-sweep: no phases", XenError::EINVAL),
+        },
     };
     line(|out| plan::write_pattern_done(out, pattern, touches));
     shutdown(ShutdownReason::Poweroff)
 }
 
 /// Prints `READY go-pfn=...` (with ` phase=<n>` after phase 1) and waits (bounded)
-/// for dom0's go value of `phase` ([`handshake::go_value`]: `GO`, then `GO2`); FAIL on
-/// timeout.
+/// for dom0's go value of `phase` ([`handshake::go_value`]: `GO`, then `GO2`, `GO3`,
+/// ...); on timeout `FAIL no GO on the go page error=110` (phase 1) or `FAIL no GO<n> on
+/// the go page error=110` (phase `n`), and a crash.
 fn wait_for_go(hv: &HypercallPage, phase: u32) {
     let Some(expected) = handshake::go_value(phase) else {
         fail("no go value for this phase", XenError::EINVAL)
@@ -122,11 +145,15 @@ fn wait_for_go(hv: &HypercallPage, phase: u32) {
         MAX_POLLS,
     );
     if waited.is_err() {
-        let what = match phase {
-            1 => "no GO on the go page",
-            _ => "no GO2 on the go page",
-        };
-        fail(what, XenError::ETIMEDOUT);
+        line(|out| {
+            out.put_str("FAIL no GO");
+            if phase > 1 {
+                out.put_dec(u64::from(phase));
+            }
+            out.put_str(" on the go page error=");
+            out.put_dec(XenError::ETIMEDOUT.errno());
+        });
+        shutdown(ShutdownReason::Crash)
     }
 }
 

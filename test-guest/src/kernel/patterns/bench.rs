@@ -2,10 +2,17 @@
 //! writes to the 16 buffer pages (the plan, one round, in order), timed with Xen's
 //! system time interpolated with the TSC, no `TOUCH` lines; then the `BENCH` line. The
 //! dispatcher prints `PATTERN-DONE bench touches=<rounds * 16>`.
+//!
+//! Also what the per-operation benchmarks (`test_guest::bench_ops`) share: the TSC
+//! ([`rdtsc`]), vCPU 0's TSC scale ([`time_scale`]), the samples array (its own
+//! section after the buffer, `guest.ld`) and its `BENCH-SCALE` and `BENCH-SAMPLES`
+//! lines ([`print_scale_and_samples`]).
 
+use core::cell::UnsafeCell;
 use core::sync::atomic::{compiler_fence, Ordering};
 
 use test_guest::bench;
+use test_guest::bench_ops::{self, MAX_SAMPLES};
 use test_guest::handshake::{self, VcpuTimeInfo};
 use test_guest::hypercall::{self, HypercallPage, XenError};
 use test_guest::pattern::BUFFER_PAGES;
@@ -95,7 +102,19 @@ pub(super) fn calls(si: &StartInfo) -> u32 {
 /// `now_ns`: vCPU 0's `vcpu_time_info` (in `shared_info`, mapped at SHARED_INFO by
 /// `publish_p2m`) interpolated with a TSC reading taken inside the same seqlock read
 /// ([`VcpuTimeInfo::system_time_at`]). Only vCPU 0 runs this pattern.
-fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
+    with_time_info(|info| info.system_time_at(rdtsc()))
+}
+
+/// vCPU 0's TSC scale now: `(tsc_to_system_mul, tsc_shift)` of its `vcpu_time_info`,
+/// for [`bench_ops::tsc_to_ns`].
+pub(super) fn time_scale() -> (u32, i8) {
+    with_time_info(|info| (info.tsc_to_system_mul, info.tsc_shift))
+}
+
+/// `f` of a consistent copy of vCPU 0's `vcpu_time_info` (run inside the seqlock read,
+/// retried with it).
+fn with_time_info<T>(mut f: impl FnMut(&VcpuTimeInfo) -> T) -> T {
     let time = SHARED_INFO.virt() + handshake::vcpu_time_offset(0) as u64;
     handshake::stable_read(
         // SAFETY: `time` is vcpu_info[0].time inside the mapped 4 KiB shared_info
@@ -106,9 +125,57 @@ fn now_ns() -> u64 {
             // aligned (offset 32 of a page), plain integers whatever Xen wrote; the
             // seqlock retries a torn read.
             let info = unsafe { (time as *const VcpuTimeInfo).read_volatile() };
-            info.system_time_at(rdtsc())
+            f(&info)
         },
     )
+}
+
+/// The per-operation samples of `bench-events` and `bench-pingpong` (TSC ticks), in
+/// their own section after the buffer (`guest.ld`: the image below the buffer has no
+/// room for 512 KiB).
+#[repr(C, align(4096))]
+struct Samples(UnsafeCell<[u64; MAX_SAMPLES]>);
+
+// SAFETY: only vCPU 0 touches the samples, through raw pointers ([`record`],
+// [`clear_samples`]) or through the slice [`print_scale_and_samples`] makes while
+// nothing writes them.
+unsafe impl Sync for Samples {}
+
+#[link_section = ".bench_samples"]
+static SAMPLES: Samples = Samples(UnsafeCell::new([0; MAX_SAMPLES]));
+
+/// Stores sample `index` (ignored at or beyond [`MAX_SAMPLES`]; the callers' counts
+/// are within it). vCPU 0 only.
+pub(super) fn record(index: usize, ticks: u64) {
+    if index < MAX_SAMPLES {
+        // SAFETY: inside SAMPLES, which only vCPU 0 touches and nothing references.
+        unsafe { SAMPLES.0.get().cast::<u64>().add(index).write(ticks) };
+    }
+}
+
+/// Writes the first `count` samples once (zero), before the timed loop, so that their
+/// pages are not first written while it runs. vCPU 0 only.
+pub(super) fn clear_samples(count: usize) {
+    for index in 0..count.min(MAX_SAMPLES) {
+        // SAFETY: as in `record`; volatile, so the writes are not dropped as dead
+        // (the loop overwrites them).
+        unsafe { SAMPLES.0.get().cast::<u64>().add(index).write_volatile(0) };
+    }
+}
+
+/// Prints `BENCH-SCALE` (`scale`, the one the totals were converted with), then the
+/// first `samples` samples, 16 per `BENCH-SAMPLES` line (none for 0). vCPU 0 only.
+pub(super) fn print_scale_and_samples((mul, shift): (u32, i8), samples: usize) {
+    line(|out| bench_ops::write_bench_scale(out, mul, shift));
+    // SAFETY: the first `samples` (at most MAX_SAMPLES) u64s of SAMPLES, initialized
+    // (zeroed at boot); only vCPU 0 touches them and it writes none while this shared
+    // slice lives.
+    let samples = unsafe {
+        core::slice::from_raw_parts(SAMPLES.0.get().cast::<u64>(), samples.min(MAX_SAMPLES))
+    };
+    bench_ops::sample_lines(samples, |from, chunk| {
+        line(|out| bench_ops::write_bench_samples(out, from, chunk));
+    });
 }
 
 /// The TSC, read once every earlier instruction completed (`lfence; rdtsc`, as
@@ -116,7 +183,7 @@ fn now_ns() -> u64 {
 /// Inline asm rather than `core::arch`'s `_mm_lfence`: this target has SSE disabled,
 /// so that intrinsic would not inline; without `nomem` the asm is also a compiler
 /// barrier for memory accesses.
-fn rdtsc() -> u64 {
+pub(super) fn rdtsc() -> u64 {
     let (low, high): (u32, u32);
     // SAFETY: `lfence` and `rdtsc` exist on every x86_64 CPU; they only order
     // instructions and read the time-stamp counter into edx:eax (a PV guest's rdtsc
