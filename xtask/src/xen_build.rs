@@ -51,11 +51,13 @@ CONFIG_PV_MEM_ACCESS=y
 /// `map_domain_page()` through the direct map instead of the per-vCPU mapcache that debug
 /// builds force on PV vCPUs. For figures (`cargo xtask e2e --release-xen`), never for
 /// correctness: the debug build's assertions are part of every test. Perf counters stay on:
-/// `cargo xtask bench` reads them (they cost both sides of each ratio alike).
+/// `cargo xtask bench` reads them (they cost both sides of each ratio alike); without
+/// `CONFIG_DEBUG` Kconfig offers them only to `CONFIG_EXPERT`.
 pub const BOOTED_RELEASE: Variant = Variant {
     dir: "xen-release",
     fragment: "\
 CONFIG_DEBUG=n
+CONFIG_EXPERT=y
 CONFIG_PERF_COUNTERS=y
 CONFIG_SHADOW_PAGING=y
 CONFIG_PV=y
@@ -397,10 +399,11 @@ mod tests {
             assert!(variant.fragment.contains("CONFIG_PV_MEM_ACCESS=y\n"));
         }
         assert_eq!(
-            BOOTED.fragment.replace("CONFIG_DEBUG_INFO=y\n", ""),
-            BOOTED_RELEASE
-                .fragment
-                .replace("CONFIG_DEBUG=n", "CONFIG_DEBUG=y")
+            BOOTED.fragment,
+            BOOTED_RELEASE.fragment.replace(
+                "CONFIG_DEBUG=n\nCONFIG_EXPERT=y\n",
+                "CONFIG_DEBUG=y\nCONFIG_DEBUG_INFO=y\n"
+            )
         );
         assert!(BOOTED.fragment.contains("CONFIG_HVM=y\n"));
         assert!(WITHOUT_HVM.fragment.contains("CONFIG_HVM=n\n"));

@@ -25,6 +25,13 @@ impl Echo {
     pub fn start(domain: DomId, port: u32) -> Result<Echo> {
         let evtchn = Evtchn::open()?;
         let local = evtchn.bind_interdomain(domain, EvtchnPort(port))?;
+        // Binding marks the new local port pending once: take that notification without
+        // answering it, or a late answer could end the guest's first round early.
+        let mut fds = [PollFd::new(evtchn.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(1000u16)).context("poll /dev/xen/evtchn")? > 0 {
+            let port = evtchn.pending()?;
+            evtchn.unmask(port)?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::spawn(move || echo(&evtchn, local, &stopping));
