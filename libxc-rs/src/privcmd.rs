@@ -147,17 +147,16 @@ impl HypercallBuffer {
     }
 
     /// Copies `value` to byte `offset` of the buffer.
+    ///
+    /// # Panics
+    ///
+    /// If the `size_of::<T>()` bytes at `offset` are not all inside the buffer: callers lay
+    /// out their buffers themselves, so a range outside is a bug of theirs, not a failure.
     pub fn write_at<T: Plain>(&mut self, offset: usize, value: &T) {
-        assert!(offset + std::mem::size_of::<T>() <= self.length);
-        // SAFETY: the range is inside the buffer (asserted) and only this handle writes it;
+        let at = self.range::<T>(offset);
+        // SAFETY: the range is inside the buffer (`range`) and only this handle writes it;
         // write_unaligned accepts any alignment.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(offset)
-                .cast::<T>()
-                .write_unaligned(*value)
-        }
+        unsafe { at.cast::<T>().write_unaligned(*value) }
     }
 
     /// Reads a `T` from the start of the buffer.
@@ -166,10 +165,30 @@ impl HypercallBuffer {
     }
 
     /// Reads a `T` from byte `offset` of the buffer.
+    ///
+    /// # Panics
+    ///
+    /// As [`HypercallBuffer::write_at`], if the range is not all inside the buffer.
     pub fn read_at<T: Plain>(&self, offset: usize) -> T {
-        assert!(offset + std::mem::size_of::<T>() <= self.length);
-        // SAFETY: in bounds (asserted), and `T: Plain` makes any bytes Xen wrote a valid `T`.
-        unsafe { self.base.as_ptr().add(offset).cast::<T>().read_unaligned() }
+        let at = self.range::<T>(offset);
+        // SAFETY: in bounds (`range`), and `T: Plain` makes any bytes Xen wrote a valid `T`.
+        unsafe { at.cast::<T>().read_unaligned() }
+    }
+
+    /// Where the `size_of::<T>()` bytes at `offset` start; panics unless they are all inside
+    /// the buffer. Checked arithmetic: an `offset` near `usize::MAX` must not wrap past the
+    /// check.
+    fn range<T>(&self, offset: usize) -> *mut u8 {
+        let end = offset.checked_add(std::mem::size_of::<T>());
+        assert!(
+            end.is_some_and(|end| end <= self.length),
+            "hypercall buffer: {} bytes at offset {offset} are outside its {} bytes",
+            std::mem::size_of::<T>(),
+            self.length
+        );
+        // SAFETY: offset <= end <= length: inside the mapping (or one past its end for a
+        // zero-sized T).
+        unsafe { self.base.as_ptr().add(offset) }
     }
 }
 
@@ -177,5 +196,52 @@ impl Drop for HypercallBuffer {
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `Privcmd::buffer` with this base and length.
         let _ = unsafe { munmap(self.base.cast(), self.length) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A buffer on anonymous memory, as `Privcmd::buffer` maps the device's (`munmap` on drop
+    /// suits both).
+    fn anonymous_buffer() -> HypercallBuffer {
+        let length = std::num::NonZeroUsize::new(PAGE_SIZE).expect("not zero");
+        // SAFETY: a fresh private anonymous mapping; nothing aliases it.
+        let base = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                length,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }
+        .expect("mmap");
+        HypercallBuffer {
+            base: base.cast(),
+            length: length.get(),
+        }
+    }
+
+    #[test]
+    fn values_round_trip_up_to_the_last_byte() {
+        let mut buffer = anonymous_buffer();
+        buffer.write_at(PAGE_SIZE - 8, &0x1122_3344_5566_7788u64);
+        buffer.write_at(3, &0xabcdu16);
+        assert_eq!(buffer.read_at::<u64>(PAGE_SIZE - 8), 0x1122_3344_5566_7788);
+        assert_eq!(buffer.read_at::<u16>(3), 0xabcd);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn a_range_past_the_end_panics() {
+        anonymous_buffer().read_at::<u64>(PAGE_SIZE - 7);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn an_offset_that_would_wrap_panics() {
+        // offset + 8 wraps to 4, which an unchecked sum would take for in bounds.
+        anonymous_buffer().write_at(usize::MAX - 3, &0u64);
     }
 }
