@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::{Error, Result};
 use crate::ioctl::{PrivcmdHypercall, IOCTL_PRIVCMD_HYPERCALL};
@@ -104,26 +105,10 @@ impl Privcmd {
     }
 }
 
-/// Plain data shared with Xen.
-///
-/// # Safety
-///
-/// Every bit pattern of `size_of::<Self>()` bytes must be a valid value (integers and arrays
-/// and `#[repr(C)]` structs of them; no `bool`, enums or references).
-pub unsafe trait Plain: Copy {}
-
-// SAFETY: integers: any bits are a value.
-unsafe impl Plain for u64 {}
-// SAFETY: as above.
-unsafe impl Plain for u32 {}
-// SAFETY: as above.
-unsafe impl Plain for u16 {}
-// SAFETY: as above.
-unsafe impl Plain for u8 {}
-// SAFETY: an array of plain data is plain data.
-unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
-
 /// Memory from `/dev/xen/hypercall`: locked, so Xen can use it during a hypercall.
+///
+/// Values go in as their bytes (`IntoBytes`: no padding, so no uninitialised byte reaches
+/// Xen) and come back from any bytes Xen wrote (`FromBytes`: every bit pattern is a value).
 pub struct HypercallBuffer {
     base: NonNull<u8>,
     length: usize,
@@ -142,7 +127,7 @@ impl HypercallBuffer {
     }
 
     /// Copies `value` to the start of the buffer.
-    pub fn write<T: Plain>(&mut self, value: &T) {
+    pub fn write<T: IntoBytes + Immutable + ?Sized>(&mut self, value: &T) {
         self.write_at(0, value)
     }
 
@@ -150,17 +135,18 @@ impl HypercallBuffer {
     ///
     /// # Panics
     ///
-    /// If the `size_of::<T>()` bytes at `offset` are not all inside the buffer: callers lay
+    /// If the bytes of `value` at `offset` are not all inside the buffer: callers lay
     /// out their buffers themselves, so a range outside is a bug of theirs, not a failure.
-    pub fn write_at<T: Plain>(&mut self, offset: usize, value: &T) {
-        let at = self.range::<T>(offset);
+    pub fn write_at<T: IntoBytes + Immutable + ?Sized>(&mut self, offset: usize, value: &T) {
+        let bytes = value.as_bytes();
+        let at = self.range(offset, bytes.len());
         // SAFETY: the range is inside the buffer (`range`) and only this handle writes it;
-        // write_unaligned accepts any alignment.
-        unsafe { at.cast::<T>().write_unaligned(*value) }
+        // `bytes` is a Rust value, not part of the mapping, so they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len()) }
     }
 
     /// Reads a `T` from the start of the buffer.
-    pub fn read<T: Plain>(&self) -> T {
+    pub fn read<T: FromBytes>(&self) -> T {
         self.read_at(0)
     }
 
@@ -169,25 +155,25 @@ impl HypercallBuffer {
     /// # Panics
     ///
     /// As [`HypercallBuffer::write_at`], if the range is not all inside the buffer.
-    pub fn read_at<T: Plain>(&self, offset: usize) -> T {
-        let at = self.range::<T>(offset);
-        // SAFETY: in bounds (`range`), and `T: Plain` makes any bytes Xen wrote a valid `T`.
+    pub fn read_at<T: FromBytes>(&self, offset: usize) -> T {
+        let at = self.range(offset, std::mem::size_of::<T>());
+        // SAFETY: in bounds (`range`), read_unaligned accepts any alignment, and `T:
+        // FromBytes` makes any bytes Xen wrote a valid `T`.
         unsafe { at.cast::<T>().read_unaligned() }
     }
 
-    /// Where the `size_of::<T>()` bytes at `offset` start; panics unless they are all inside
-    /// the buffer. Checked arithmetic: an `offset` near `usize::MAX` must not wrap past the
+    /// Where the `size` bytes at `offset` start; panics unless they are all inside the
+    /// buffer. Checked arithmetic: an `offset` near `usize::MAX` must not wrap past the
     /// check.
-    fn range<T>(&self, offset: usize) -> *mut u8 {
-        let end = offset.checked_add(std::mem::size_of::<T>());
+    fn range(&self, offset: usize, size: usize) -> *mut u8 {
+        let end = offset.checked_add(size);
         assert!(
             end.is_some_and(|end| end <= self.length),
-            "hypercall buffer: {} bytes at offset {offset} are outside its {} bytes",
-            std::mem::size_of::<T>(),
+            "hypercall buffer: {size} bytes at offset {offset} are outside its {} bytes",
             self.length
         );
-        // SAFETY: offset <= end <= length: inside the mapping (or one past its end for a
-        // zero-sized T).
+        // SAFETY: offset <= end <= length: inside the mapping (or one past its end when
+        // `size` is 0).
         unsafe { self.base.as_ptr().add(offset) }
     }
 }

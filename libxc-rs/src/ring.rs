@@ -35,7 +35,7 @@ use std::mem::{offset_of, size_of};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 
-use crate::privcmd::Plain;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// `#define VM_EVENT_INTERFACE_VERSION 0x00000007`: the `version` of every request of Xen
 /// 4.17, and what a response must carry.
@@ -142,7 +142,7 @@ pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 7] = [
 /// `struct vm_event_mem_access`: the `u.mem_access` member of a request (32 bytes, which is
 /// also the size of the whole union `u`).
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct MemAccess {
     /// The guest frame accessed (for PV, the machine frame).
     pub gfn: u64,
@@ -159,7 +159,7 @@ pub struct MemAccess {
 /// `struct vm_event_x86_selector_reg`: `uint32_t limit : 20; uint32_t ar : 12;`, which gcc
 /// allocates from the least significant bit on x86.
 #[repr(transparent)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct SelectorReg(pub u32);
 
 impl SelectorReg {
@@ -177,7 +177,7 @@ impl SelectorReg {
 /// `struct vm_event_regs_x86`: the `data.regs.x86` member of a request (344 bytes, which is
 /// also the size of the whole union `data`). Fields in the header's order.
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 #[expect(missing_docs, reason = "register names, as in the header")]
 pub struct RegsX86 {
     pub rax: u64,
@@ -244,7 +244,7 @@ pub struct RegsX86 {
 /// as its union, so the layout is the header's (400 bytes). Other reasons' members alias
 /// the same bytes.
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct VmEvent {
     /// [`VM_EVENT_INTERFACE_VERSION`].
     pub version: u32,
@@ -286,7 +286,7 @@ impl VmEvent {
 /// The shared header of `struct vm_event_sring` (`DEFINE_RING_TYPES`), 64 bytes; the
 /// entries follow it.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct SringHeader {
     /// Requests produced (written by Xen).
     pub req_prod: u32,
@@ -299,18 +299,6 @@ pub struct SringHeader {
     /// `union { .. } pvt` (4 bytes) and `uint8_t __pad[44]`.
     pub pad: [u8; 48],
 }
-
-// SAFETY: repr(C) structs of integers with no implicit padding (sizes pinned in the tests):
-// any bits are a value.
-unsafe impl Plain for MemAccess {}
-// SAFETY: as above (one u32).
-unsafe impl Plain for SelectorReg {}
-// SAFETY: as above.
-unsafe impl Plain for RegsX86 {}
-// SAFETY: as above.
-unsafe impl Plain for VmEvent {}
-// SAFETY: as above.
-unsafe impl Plain for SringHeader {}
 
 /// Bytes of the ring's shared page.
 pub const RING_PAGE_SIZE: usize = 4096;
@@ -523,7 +511,7 @@ impl BackRing {
         // Entries are read only after req_prod says they are there.
         fence(Ordering::Acquire);
         // SAFETY: slot() is inside the page, aligned to 8 (type invariant); any bits are a
-        // VmEvent (Plain).
+        // VmEvent (FromBytes).
         let request = unsafe { self.slot(self.req_cons).read_volatile() };
         self.req_cons = self.req_cons.wrapping_add(1);
         Some(request)
