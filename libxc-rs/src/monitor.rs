@@ -21,7 +21,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::domctl::{self, Domctl};
 use crate::error::{Error, Result};
 use crate::evtchn::EvtchnPort;
-use crate::ioctl::{PrivcmdMmapbatchV2, IOCTL_PRIVCMD_MMAPBATCH_V2};
+use crate::ioctl::{privcmd_mmapbatch_v2, PrivcmdMmapbatchV2};
 use crate::memory::{acquire_resource_frames, RESOURCE_VM_EVENT_RING};
 use crate::privcmd::{Privcmd, PAGE_SIZE};
 use crate::DomId;
@@ -440,29 +440,23 @@ impl ForeignMapping {
         }
         .map_err(|errno| Error::from_errno("mmap /dev/xen/privcmd", errno))?;
         let mut errors = vec![0i32; frames.len()];
-        let mut batch = PrivcmdMmapbatchV2 {
+        let batch = PrivcmdMmapbatchV2 {
             num,
             dom: domain.0,
+            pad: 0,
             addr: base.as_ptr() as u64,
             arr: frames.as_ptr(),
             err: errors.as_mut_ptr(),
         };
         // SAFETY: the ioctl reads `batch` and the frame list and writes one int per frame into
         // `errors`, all alive for the call; `addr` is the privcmd mapping made above.
-        let result = unsafe {
-            nix::libc::ioctl(
-                privcmd.fd().as_raw_fd(),
-                IOCTL_PRIVCMD_MMAPBATCH_V2 as _,
-                &mut batch as *mut PrivcmdMmapbatchV2,
-            )
-        };
-        let failure = if result < 0 {
-            Some(Errno::last())
-        } else {
-            errors
+        let result = unsafe { privcmd_mmapbatch_v2(privcmd.fd().as_raw_fd(), &batch) };
+        let failure = match result {
+            Err(errno) => Some(errno),
+            Ok(_) => errors
                 .iter()
                 .find(|&&error| error != 0)
-                .map(|&error| Errno::from_raw(-error))
+                .map(|&error| Errno::from_raw(-error)),
         };
         if let Some(errno) = failure {
             // SAFETY: the mapping made above, not yet handed out.

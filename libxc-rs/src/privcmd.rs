@@ -9,7 +9,7 @@ use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::{Error, Result};
-use crate::ioctl::{PrivcmdHypercall, IOCTL_PRIVCMD_HYPERCALL};
+use crate::ioctl::{privcmd_hypercall, PrivcmdHypercall};
 
 /// Hypercall numbers from `xen/include/public/xen.h`.
 pub mod hypercall {
@@ -61,19 +61,12 @@ impl Privcmd {
     /// The arguments must be what Xen expects for `op`: every pointer among them must point
     /// into a [`HypercallBuffer`] of this device, large enough for what Xen reads or writes.
     pub unsafe fn hypercall(&self, name: &str, op: u64, args: [u64; 5]) -> Result<u64> {
-        let mut call = PrivcmdHypercall { op, arg: args };
-        // SAFETY: the ioctl reads a PrivcmdHypercall, which `call` is; the caller vouches for
-        // the arguments Xen dereferences.
-        let result = unsafe {
-            nix::libc::ioctl(
-                self.file.as_raw_fd(),
-                IOCTL_PRIVCMD_HYPERCALL as _,
-                &mut call as *mut PrivcmdHypercall,
-            )
-        };
-        if result < 0 {
-            return Err(Error::from_errno(name, nix::errno::Errno::last()));
-        }
+        let call = PrivcmdHypercall { op, arg: args };
+        // SAFETY: the privcmd device and a PrivcmdHypercall alive for the call; the caller
+        // vouches for the arguments Xen dereferences.
+        let result = unsafe { privcmd_hypercall(self.file.as_raw_fd(), &call) }
+            .map_err(|errno| Error::from_errno(name, errno))?;
+        // Not negative: Linux returns a negative result as the errno.
         Ok(result as u64)
     }
 
