@@ -4,7 +4,18 @@
 //! `xen/arch/x86/include/asm/pv-mem-access.h` (added by the patch series); a host test
 //! compares the two so they cannot drift.
 //!
-//! Each exported function is a thin trampoline over safe Rust.
+//! Each exported function is a thin trampoline over safe Rust. Those that take a
+//! `struct pvma_tracker *` are `unsafe`: they trust C with that pointer; C sees no
+//! difference, the symbols and their ABI are the same.
+//!
+//! # Tracker pointers
+//!
+//! What every `pvma_tracker_*` function taking a `struct pvma_tracker *tracker` requires of
+//! C, which `asm/pv-mem-access.h` asks for and `glue.c` does: `tracker` is null, or points
+//! to [`pvma_tracker_size`] bytes that C allocated zeroed and 8-byte aligned (an empty
+//! tracker), that only these functions have written since, and that are not freed; and C
+//! holds the tracker's lock for the whole call, so nothing else reads or writes the state
+//! meanwhile.
 
 use crate::access::{fault_action, validate_for_pv, AccessKind, PageAccess};
 use crate::domain_tracker::{self, TrackerState};
@@ -88,10 +99,14 @@ pub extern "C" fn pvma_tracker_size() -> usize {
 }
 
 /// The state behind a `struct pvma_tracker *`, or `None` for null.
-fn state<'a>(tracker: *mut TrackerState) -> Option<&'a mut TrackerState> {
-    // SAFETY: C passes a pointer to the zeroed (then only Rust-written) state it allocated
-    // for this tracker, or null; it holds the tracker's lock for the whole call, so this is
-    // the only reference.
+///
+/// # Safety
+///
+/// `tracker` is as the module's [tracker pointers](self#tracker-pointers) say, for all of
+/// `'a` (one call from C).
+unsafe fn state<'a>(tracker: *mut TrackerState) -> Option<&'a mut TrackerState> {
+    // SAFETY: null or a valid, aligned state no one else uses during the call (the
+    // caller's promise): the only reference to it while `'a` lasts.
     unsafe { tracker.as_mut() }
 }
 
@@ -105,9 +120,20 @@ fn status(result: Result<(), Errno>) -> i32 {
 
 /// Sets the access (a `p2m_access_t`) of a machine frame, listener context: may allocate.
 /// 0, `-ENOMEM` (nothing changed) or `-EINVAL`.
+///
+/// # Safety
+///
+/// `tracker` is null or C's live tracker, whose lock C holds for the call: see
+/// [tracker pointers](self#tracker-pointers).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_set(tracker: *mut TrackerState, mfn: u64, access: u32) -> i32 {
-    let (Some(state), Some(access)) = (state(tracker), PageAccess::from_p2m(access)) else {
+pub unsafe extern "C" fn pvma_tracker_set(
+    tracker: *mut TrackerState,
+    mfn: u64,
+    access: u32,
+) -> i32 {
+    // SAFETY: `tracker` as this function's caller promises (# Safety).
+    let (Some(state), Some(access)) = (unsafe { state(tracker) }, PageAccess::from_p2m(access))
+    else {
         return Errno::EINVAL.to_raw();
     };
     status(domain_tracker::set(state, mfn, access))
@@ -115,27 +141,50 @@ pub extern "C" fn pvma_tracker_set(tracker: *mut TrackerState, mfn: u64, access:
 
 /// The fault path's conversion of a machine frame to `access`: never allocates. 0, `-EAGAIN`
 /// (the reserve is empty: nothing changed, refill and retry) or `-EINVAL`.
+///
+/// # Safety
+///
+/// `tracker` is null or C's live tracker, whose lock C holds for the call: see
+/// [tracker pointers](self#tracker-pointers).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_relax(tracker: *mut TrackerState, mfn: u64, access: u32) -> i32 {
-    let (Some(state), Some(access)) = (state(tracker), PageAccess::from_p2m(access)) else {
+pub unsafe extern "C" fn pvma_tracker_relax(
+    tracker: *mut TrackerState,
+    mfn: u64,
+    access: u32,
+) -> i32 {
+    // SAFETY: `tracker` as this function's caller promises (# Safety).
+    let (Some(state), Some(access)) = (unsafe { state(tracker) }, PageAccess::from_p2m(access))
+    else {
         return Errno::EINVAL.to_raw();
     };
     status(domain_tracker::relax(state, mfn, access))
 }
 
 /// Tops the tracker's reserve up, outside the fault path: 0 or `-ENOMEM`.
+///
+/// # Safety
+///
+/// `tracker` is null or C's live tracker, whose lock C holds for the call: see
+/// [tracker pointers](self#tracker-pointers).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_refill(tracker: *mut TrackerState) -> i32 {
-    let Some(state) = state(tracker) else {
+pub unsafe extern "C" fn pvma_tracker_refill(tracker: *mut TrackerState) -> i32 {
+    // SAFETY: `tracker` as this function's caller promises (# Safety).
+    let Some(state) = (unsafe { state(tracker) }) else {
         return Errno::EINVAL.to_raw();
     };
     status(state.refill().map_err(domain_tracker::errno))
 }
 
 /// The access of a machine frame set since the last default, or `-ENOENT`.
+///
+/// # Safety
+///
+/// `tracker` is null or C's live tracker, whose lock C holds for the call: see
+/// [tracker pointers](self#tracker-pointers).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_get(tracker: *mut TrackerState, mfn: u64) -> i32 {
-    match state(tracker).map(|state| state.lookup(mfn)) {
+pub unsafe extern "C" fn pvma_tracker_get(tracker: *mut TrackerState, mfn: u64) -> i32 {
+    // SAFETY: `tracker` as this function's caller promises (# Safety).
+    match unsafe { state(tracker) }.map(|state| state.lookup(mfn)) {
         Some(Some(access)) => access as i32,
         Some(None) => Errno::ENOENT.to_raw(),
         None => Errno::EINVAL.to_raw(),
@@ -143,9 +192,15 @@ pub extern "C" fn pvma_tracker_get(tracker: *mut TrackerState, mfn: u64) -> i32 
 }
 
 /// Forgets a machine frame (it left the domain).
+///
+/// # Safety
+///
+/// `tracker` is null or C's live tracker, whose lock C holds for the call: see
+/// [tracker pointers](self#tracker-pointers).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_forget(tracker: *mut TrackerState, mfn: u64) {
-    if let Some(state) = state(tracker) {
+pub unsafe extern "C" fn pvma_tracker_forget(tracker: *mut TrackerState, mfn: u64) {
+    // SAFETY: `tracker` as this function's caller promises (# Safety).
+    if let Some(state) = unsafe { state(tracker) } {
         state.forget(mfn);
     }
 }
@@ -153,24 +208,42 @@ pub extern "C" fn pvma_tracker_forget(tracker: *mut TrackerState, mfn: u64) {
 /// A new default supersedes every per-frame access, in O(1), after the reserve is sized for
 /// `frames` pages that may need relaxing (0 for an `rwx` default): 0 or `-ENOMEM` (nothing
 /// changed).
+///
+/// # Safety
+///
+/// `tracker` is null or C's live tracker, whose lock C holds for the call: see
+/// [tracker pointers](self#tracker-pointers).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_set_default(tracker: *mut TrackerState, frames: u64) -> i32 {
-    let Some(state) = state(tracker) else {
+pub unsafe extern "C" fn pvma_tracker_set_default(tracker: *mut TrackerState, frames: u64) -> i32 {
+    // SAFETY: `tracker` as this function's caller promises (# Safety).
+    let Some(state) = (unsafe { state(tracker) }) else {
         return Errno::EINVAL.to_raw();
     };
     status(state.set_default(frames).map_err(domain_tracker::errno))
 }
 
 /// How many machine frames have an access of their own since the last default.
+///
+/// # Safety
+///
+/// `tracker` is null or C's live tracker, whose lock C holds for the call: see
+/// [tracker pointers](self#tracker-pointers).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_live(tracker: *mut TrackerState) -> u32 {
-    state(tracker).map_or(0, |state| u32::try_from(state.live()).unwrap_or(u32::MAX))
+pub unsafe extern "C" fn pvma_tracker_live(tracker: *mut TrackerState) -> u32 {
+    // SAFETY: `tracker` as this function's caller promises (# Safety).
+    unsafe { state(tracker) }.map_or(0, |state| u32::try_from(state.live()).unwrap_or(u32::MAX))
 }
 
 /// Frees every node of the tracker; it is empty afterwards.
+///
+/// # Safety
+///
+/// `tracker` is null or C's live tracker, whose lock C holds for the call: see
+/// [tracker pointers](self#tracker-pointers).
 #[no_mangle]
-pub extern "C" fn pvma_tracker_destroy(tracker: *mut TrackerState) {
-    if let Some(state) = state(tracker) {
+pub unsafe extern "C" fn pvma_tracker_destroy(tracker: *mut TrackerState) {
+    // SAFETY: `tracker` as this function's caller promises (# Safety).
+    if let Some(state) = unsafe { state(tracker) } {
         state.destroy();
     }
 }

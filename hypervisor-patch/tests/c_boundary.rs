@@ -1,9 +1,14 @@
 //! The C header of the boundary (`asm/pv-mem-access.h`, added by the first patch of the
 //! series) and the Rust declarations in `src/ffi.rs` must say the same thing: same functions,
-//! same parameter and return types, same constants. This test reads both and compares them,
-//! so neither can change alone.
+//! same parameter and return types, same constants (every `PVMA_*` of the header), and the
+//! layouts both sides assume (the tracker's storage, the packing of a fault decision). These
+//! tests read both and compare them, so neither can change alone.
 
 use std::collections::BTreeMap;
+
+use hypervisor_patch::access::{FaultAction, PageAccess};
+use hypervisor_patch::domain_tracker::TrackerState;
+use hypervisor_patch::ffi;
 
 const HEADER: &str = "xen/arch/x86/include/asm/pv-mem-access.h";
 
@@ -75,7 +80,8 @@ fn normalise_c_type(text: &str) -> String {
         .join(" ")
 }
 
-/// Function prototypes and `#define NAME number` lines of the header.
+/// Function prototypes and `#define NAME value` lines of the header (the value's words
+/// joined by one space; defines without a value are left out).
 fn parse_header(header: &str) -> (BTreeMap<String, Signature>, BTreeMap<String, String>) {
     let text = strip_c_comments(header);
     let mut defines = BTreeMap::new();
@@ -84,8 +90,11 @@ fn parse_header(header: &str) -> (BTreeMap<String, Signature>, BTreeMap<String, 
         let line = line.trim();
         if let Some(define) = line.strip_prefix("#define ") {
             let mut words = define.split_whitespace();
-            if let (Some(name), Some(value)) = (words.next(), words.next()) {
-                defines.insert(name.to_string(), value.to_string());
+            if let Some(name) = words.next() {
+                let value = words.collect::<Vec<_>>().join(" ");
+                if !value.is_empty() {
+                    defines.insert(name.to_string(), value);
+                }
             }
         } else if !line.starts_with('#') {
             code.push_str(line);
@@ -197,8 +206,151 @@ fn header_and_rust_declare_the_same_boundary() {
     assert_eq!(c_functions, rust_functions);
     assert_eq!(
         defines.get("PVMA_LOG_MAX_NUMBERS").map(String::as_str),
-        Some(hypervisor_patch::ffi::LOG_MAX_NUMBERS.to_string().as_str())
+        Some(ffi::LOG_MAX_NUMBERS.to_string().as_str())
     );
+}
+
+/// The value of a C integer constant as the header writes them: `4`, `0x10`, `2u`, or a
+/// shift such as `(1u << 2)`. Anything else fails the test, so a new form is looked at.
+fn c_integer(value: &str) -> u64 {
+    let value = value.trim();
+    if let Some(inner) = value.strip_prefix('(').and_then(|v| v.strip_suffix(')')) {
+        return c_integer(inner);
+    }
+    if let Some((left, right)) = value.split_once("<<") {
+        return c_integer(left) << c_integer(right);
+    }
+    let digits = value.trim_end_matches(['u', 'U', 'l', 'L']);
+    let parsed = match digits.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => digits.parse(),
+    };
+    parsed.unwrap_or_else(|_| panic!("not a C integer constant this test reads: {value}"))
+}
+
+/// Every constant the boundary shares, by its C name, with the value Rust gives it.
+fn rust_constants() -> BTreeMap<String, u64> {
+    [
+        ("PVMA_LOG_MAX_NUMBERS", ffi::LOG_MAX_NUMBERS as u64),
+        ("PVMA_L1_PRESENT", u64::from(ffi::L1_PRESENT)),
+        ("PVMA_L1_WRITABLE", u64::from(ffi::L1_WRITABLE)),
+        ("PVMA_L1_NO_EXECUTE", u64::from(ffi::L1_NO_EXECUTE)),
+        ("PVMA_FAULT_ALLOWED", FaultAction::Allowed as u64),
+        ("PVMA_FAULT_SYNC", FaultAction::SyncEvent as u64),
+        ("PVMA_FAULT_ASYNC", FaultAction::AsyncEvent as u64),
+        ("PVMA_FAULT_RELAX", FaultAction::Relax as u64),
+        ("PVMA_FAULT_CRASH", FaultAction::CrashDomain as u64),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
+}
+
+/// Every `PVMA_*` constant of the header, by name.
+fn c_constants(defines: &BTreeMap<String, String>) -> BTreeMap<String, u64> {
+    defines
+        .iter()
+        .filter(|(name, _)| name.starts_with("PVMA_"))
+        .map(|(name, value)| (name.clone(), c_integer(value)))
+        .collect()
+}
+
+#[test]
+fn header_and_rust_agree_on_every_constant() {
+    let (_, defines) = parse_header(&header_from_series());
+    // Both ways: a constant one side adds without its twin fails too.
+    assert_eq!(c_constants(&defines), rust_constants());
+}
+
+#[test]
+fn constants_are_read_as_c_computes_them() {
+    assert_eq!(c_integer("4"), 4);
+    assert_eq!(c_integer("(1u << 2)"), 4);
+    assert_eq!(c_integer("0x10"), 16);
+    let header = "#define PVMA_L1_WRITABLE    (1u << 1)\n#define PVMA_FAULT_SYNC 1 /* why */";
+    let (_, defines) = parse_header(header);
+    assert_eq!(
+        c_constants(&defines),
+        BTreeMap::from([
+            ("PVMA_FAULT_SYNC".to_string(), 1),
+            ("PVMA_L1_WRITABLE".to_string(), 2)
+        ])
+    );
+}
+
+/// The lines the series adds, in every patch (C and header alike).
+fn added_lines() -> String {
+    let patches = concat!(env!("CARGO_MANIFEST_DIR"), "/patches");
+    let mut added = String::new();
+    for entry in std::fs::read_dir(patches).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().filter(|line| line.starts_with('+')) {
+            added.push_str(line);
+            added.push('\n');
+        }
+    }
+    added
+}
+
+/// `struct pvma_tracker` is Rust's layout in C's memory: the glue allocates
+/// `pvma_tracker_size()` bytes, rounded up to whole `uint64_t`s, as the flexible array
+/// `uint64_t tracker[]` (zeroed, so 8-byte aligned); the state must fit that alignment and
+/// that size.
+#[test]
+fn the_tracker_state_fits_the_storage_c_gives_it() {
+    let header = header_from_series();
+    assert!(
+        header.contains("allocate them zeroed, 8-byte aligned"),
+        "the header no longer says how C allocates a tracker"
+    );
+    let added = added_lines();
+    assert!(added.contains("+    uint64_t tracker[];"));
+    assert!(added.contains("xzalloc_flex_struct(struct pv_mem_access_domain, tracker,"));
+    assert!(added.contains("DIV_ROUND_UP(pvma_tracker_size(),"));
+    assert!(added.contains("sizeof(uint64_t)));"));
+    assert!(std::mem::align_of::<TrackerState>() <= std::mem::align_of::<u64>());
+    assert_eq!(
+        ffi::pvma_tracker_size(),
+        std::mem::size_of::<TrackerState>()
+    );
+}
+
+/// `pvma_fault_decide` packs a `PVMA_FAULT_*` in bits 0-7 and a `p2m_access_t` in bits 8-15,
+/// and the glue unpacks it with `& 0xff` and `>> 8`: every decision Rust makes must read back
+/// as one of the header's actions and an access Xen stores. And `pvma_l1_rights` answers in
+/// the header's `PVMA_L1_*` bits only.
+#[test]
+fn results_are_packed_as_c_unpacks_them() {
+    let (_, defines) = parse_header(&header_from_series());
+    let constants = c_constants(&defines);
+    let actions: Vec<u32> = constants
+        .iter()
+        .filter(|(name, _)| name.starts_with("PVMA_FAULT_"))
+        .map(|(_, &value)| u32::try_from(value).unwrap())
+        .collect();
+    let l1_bits = ["PVMA_L1_PRESENT", "PVMA_L1_WRITABLE", "PVMA_L1_NO_EXECUTE"]
+        .iter()
+        .map(|name| u32::try_from(constants[*name]).unwrap())
+        .fold(0, |bits, bit| bits | bit);
+    let added = added_lines();
+    assert!(added.contains("+    after = decision >> 8;"));
+    assert!(added.contains("switch ( decision & 0xff )"));
+
+    // Every p2m_access_t and one value past them; reads, writes, fetches, user and not.
+    let error_codes = [0, 1, 2, 3, 4, 5, 6, 7, 0x10, 0x11, 0x14, 0x15];
+    for access in 0..=10 {
+        assert_eq!(ffi::pvma_l1_rights(access) & !l1_bits, 0, "access {access}");
+        for error_code in error_codes {
+            for (listener, required) in [(false, false), (false, true), (true, false), (true, true)]
+            {
+                let decision = ffi::pvma_fault_decide(access, error_code, listener, required);
+                let case = format!("access {access}, error code {error_code:#x}, {listener}");
+                assert_eq!(decision >> 16, 0, "{case}");
+                assert!(actions.contains(&(decision & 0xff)), "{case}");
+                assert!(PageAccess::from_p2m(decision >> 8).is_some(), "{case}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -252,15 +404,7 @@ fn the_tracker_boundary_splits_listener_and_fault_path() {
 
     // The glue's fault path: relax_frame() converts with pvma_tracker_relax, never with
     // pvma_tracker_set (which allocates), in every patch of the series.
-    let patches = concat!(env!("CARGO_MANIFEST_DIR"), "/patches");
-    let mut added = String::new();
-    for entry in std::fs::read_dir(patches).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines().filter(|line| line.starts_with('+')) {
-            added.push_str(line);
-            added.push('\n');
-        }
-    }
+    let added = added_lines();
     assert!(added.contains("+static int relax_frame("));
     assert!(added.contains("+    rc = pvma_tracker_relax(tracker_of(pvma), mfn_x(mfn), "));
     assert!(!added.contains("pvma_tracker_set(tracker_of(pvma), mfn_x(mfn)"));

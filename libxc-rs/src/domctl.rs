@@ -2,7 +2,9 @@
 //! envelope and the sub-operations this crate uses.
 
 use crate::error::{Error, Result};
-use crate::privcmd::{hypercall, Plain, Privcmd};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::privcmd::{hypercall, Privcmd};
 use crate::DomId;
 
 /// `#define XEN_DOMCTL_INTERFACE_VERSION 0x00000015`
@@ -12,7 +14,7 @@ pub const VM_EVENT_OP: u32 = 56;
 
 /// `struct xen_domctl`: command, version, domain, then a 128-byte union.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
 pub struct Domctl {
     /// `uint32_t cmd`
     pub cmd: u32,
@@ -26,12 +28,13 @@ pub struct Domctl {
     pub payload: [u8; 128],
 }
 
-// SAFETY: integers and arrays of integers only.
-unsafe impl Plain for Domctl {}
-
 impl Domctl {
-    /// A domctl for `domain` carrying `payload` (a sub-operation's struct).
-    pub fn new<T: Plain>(cmd: u32, domain: DomId, payload: &T) -> Domctl {
+    /// A domctl for `domain` carrying `payload` (a sub-operation's struct), zero after it.
+    ///
+    /// # Panics
+    ///
+    /// If `payload` is larger than the union (128 bytes): no sub-operation is.
+    pub fn new<T: IntoBytes + Immutable + ?Sized>(cmd: u32, domain: DomId, payload: &T) -> Domctl {
         let mut domctl = Domctl {
             cmd,
             interface_version: INTERFACE_VERSION,
@@ -39,19 +42,29 @@ impl Domctl {
             pad: [0; 3],
             payload: [0; 128],
         };
-        let size = std::mem::size_of::<T>();
-        assert!(size <= domctl.payload.len());
-        // SAFETY: T is plain data of `size` bytes, copied into a larger byte array.
-        let bytes = unsafe { std::slice::from_raw_parts((payload as *const T).cast::<u8>(), size) };
-        domctl.payload[..size].copy_from_slice(bytes);
+        let bytes = payload.as_bytes();
+        assert!(
+            bytes.len() <= domctl.payload.len(),
+            "a domctl payload of {} bytes does not fit the 128-byte union",
+            bytes.len()
+        );
+        domctl.payload[..bytes.len()].copy_from_slice(bytes);
         domctl
     }
 
-    /// The union read back as `T`.
-    pub fn payload<T: Plain>(&self) -> T {
-        assert!(std::mem::size_of::<T>() <= self.payload.len());
-        // SAFETY: in bounds (asserted); T is plain data.
-        unsafe { self.payload.as_ptr().cast::<T>().read_unaligned() }
+    /// The union read back as `T` (its first `size_of::<T>()` bytes).
+    ///
+    /// # Panics
+    ///
+    /// If `T` is larger than the union.
+    pub fn payload<T: FromBytes>(&self) -> T {
+        match T::read_from_prefix(&self.payload) {
+            Ok((value, _)) => value,
+            Err(_) => panic!(
+                "a domctl payload of {} bytes does not fit the 128-byte union",
+                std::mem::size_of::<T>()
+            ),
+        }
     }
 }
 
@@ -77,7 +90,9 @@ mod tests {
     fn envelope_layout_matches_xen_4_17() {
         // sizeof(struct xen_domctl) and offsetof(..., u) in xen/include/public/domctl.h.
         assert_eq!(std::mem::size_of::<Domctl>(), 144);
+        assert_eq!(std::mem::offset_of!(Domctl, interface_version), 4);
         assert_eq!(std::mem::offset_of!(Domctl, domain), 8);
+        assert_eq!(std::mem::offset_of!(Domctl, pad), 10);
         assert_eq!(std::mem::offset_of!(Domctl, payload), 16);
     }
 

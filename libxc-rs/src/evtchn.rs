@@ -8,8 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use crate::error::{Error, Result};
 use crate::ioctl::{
-    EvtchnBindInterdomain, EvtchnPortArg, IOCTL_EVTCHN_BIND_INTERDOMAIN, IOCTL_EVTCHN_NOTIFY,
-    IOCTL_EVTCHN_UNBIND,
+    evtchn_bind_interdomain, evtchn_notify, evtchn_unbind, EvtchnBindInterdomain, EvtchnPortArg,
 };
 use crate::DomId;
 
@@ -35,16 +34,6 @@ impl Evtchn {
         Ok(Evtchn { file })
     }
 
-    fn ioctl<T>(&self, name: &str, request: u64, argument: &mut T) -> Result<u32> {
-        // SAFETY: each request of this module takes exactly the argument type passed with it.
-        let result =
-            unsafe { nix::libc::ioctl(self.file.as_raw_fd(), request as _, argument as *mut T) };
-        if result < 0 {
-            return Err(Error::from_errno(name, nix::errno::Errno::last()));
-        }
-        Ok(result as u32)
-    }
-
     /// Makes [`Evtchn::pending`] fail with `EAGAIN` instead of waiting, for an event loop that
     /// waits on the file descriptor itself.
     pub fn set_nonblocking(&self) -> Result<()> {
@@ -59,30 +48,33 @@ impl Evtchn {
 
     /// Binds a local port to `remote_port` of `domain`; returns the local port.
     pub fn bind_interdomain(&self, domain: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort> {
-        let mut argument = EvtchnBindInterdomain {
+        let argument = EvtchnBindInterdomain {
             remote_domain: u32::from(domain.0),
             remote_port: remote_port.0,
         };
-        self.ioctl(
-            "IOCTL_EVTCHN_BIND_INTERDOMAIN",
-            IOCTL_EVTCHN_BIND_INTERDOMAIN,
-            &mut argument,
-        )
-        .map(EvtchnPort)
+        // SAFETY: the event-channel device and its request's argument, alive for the call.
+        let port = unsafe { evtchn_bind_interdomain(self.file.as_raw_fd(), &argument) }
+            .map_err(|errno| Error::from_errno("IOCTL_EVTCHN_BIND_INTERDOMAIN", errno))?;
+        // Not negative: Linux returns a negative result as the errno.
+        Ok(EvtchnPort(port as u32))
     }
 
     /// Closes a local port.
     pub fn unbind(&self, port: EvtchnPort) -> Result<()> {
-        let mut argument = EvtchnPortArg { port: port.0 };
-        self.ioctl("IOCTL_EVTCHN_UNBIND", IOCTL_EVTCHN_UNBIND, &mut argument)
+        let argument = EvtchnPortArg { port: port.0 };
+        // SAFETY: the event-channel device and its request's argument, alive for the call.
+        unsafe { evtchn_unbind(self.file.as_raw_fd(), &argument) }
             .map(drop)
+            .map_err(|errno| Error::from_errno("IOCTL_EVTCHN_UNBIND", errno))
     }
 
     /// Signals the other end of a local port.
     pub fn notify(&self, port: EvtchnPort) -> Result<()> {
-        let mut argument = EvtchnPortArg { port: port.0 };
-        self.ioctl("IOCTL_EVTCHN_NOTIFY", IOCTL_EVTCHN_NOTIFY, &mut argument)
+        let argument = EvtchnPortArg { port: port.0 };
+        // SAFETY: the event-channel device and its request's argument, alive for the call.
+        unsafe { evtchn_notify(self.file.as_raw_fd(), &argument) }
             .map(drop)
+            .map_err(|errno| Error::from_errno("IOCTL_EVTCHN_NOTIFY", errno))
     }
 
     /// Waits for (or, if the fd is readable, takes) the next port that fired.

@@ -51,6 +51,11 @@ pub use error::{Error, Result};
 /// The errno an [`Error`] carries (nix's), so users compare with `Errno::EBUSY` and friends
 /// without depending on nix themselves.
 pub use nix::errno::Errno;
+/// The byte-conversion traits of this crate's API (`HypercallBuffer::write`, `Domctl::new`
+/// and their readers take `zerocopy::IntoBytes` and `zerocopy::FromBytes` values), so users
+/// derive them for their own structs without depending on zerocopy themselves:
+/// `#[derive(libxc::zerocopy::IntoBytes, ...)]` with `#[zerocopy(crate = "libxc::zerocopy")]`.
+pub use zerocopy;
 
 /// A domain id (`domid_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

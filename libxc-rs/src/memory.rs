@@ -1,9 +1,11 @@
 //! `XENMEM_*` operations (`xen/include/public/memory.h`) a listener needs: access rights
 //! (`XENMEM_access_op`) and resource frames (`XENMEM_acquire_resource`).
 
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
 use crate::access::Access;
 use crate::error::{Error, Result};
-use crate::privcmd::{hypercall, Plain, Privcmd};
+use crate::privcmd::{hypercall, Privcmd};
 use crate::DomId;
 
 /// `#define XENMEM_populate_physmap 6`
@@ -21,7 +23,7 @@ pub const RESOURCE_VM_EVENT_RING: u16 = 4;
 
 /// `struct xen_mem_access_op`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct MemAccessOp {
     /// `uint8_t op`
     pub op: u8,
@@ -39,12 +41,9 @@ pub struct MemAccessOp {
     pub access_list: u64,
 }
 
-// SAFETY: integers only.
-unsafe impl Plain for MemAccessOp {}
-
 /// `struct xen_mem_acquire_resource`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct MemAcquireResource {
     /// `domid_t domid`
     pub domid: u16,
@@ -62,12 +61,9 @@ pub struct MemAcquireResource {
     pub frame_list: u64,
 }
 
-// SAFETY: integers only.
-unsafe impl Plain for MemAcquireResource {}
-
 /// `struct xen_memory_reservation`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
 pub struct MemoryReservation {
     /// `XEN_GUEST_HANDLE(xen_pfn_t) extent_start`
     pub extent_start: u64,
@@ -82,9 +78,6 @@ pub struct MemoryReservation {
     /// Padding to the C size.
     pub pad: [u16; 3],
 }
-
-// SAFETY: integers only.
-unsafe impl Plain for MemoryReservation {}
 
 /// `xc_domain_populate_physmap_exact` for a PV domain: gives it `count` new pages (at the
 /// guest frame numbers `first_pfn ..`, which a PV guest's P2M must then name) and returns
@@ -325,7 +318,9 @@ mod tests {
         assert_eq!(offset_of!(MemoryReservation, nr_extents), 8);
         assert_eq!(offset_of!(MemoryReservation, extent_order), 16);
         assert_eq!(offset_of!(MemoryReservation, domid), 24);
+        assert_eq!(offset_of!(MemAcquireResource, kind), 2);
         assert_eq!(offset_of!(MemAcquireResource, id), 4);
+        assert_eq!(offset_of!(MemAcquireResource, pad), 12);
         assert_eq!(offset_of!(MemAcquireResource, nr_frames), 8);
         assert_eq!(offset_of!(MemAcquireResource, frame), 16);
         assert_eq!(offset_of!(MemAcquireResource, frame_list), 24);

@@ -16,13 +16,14 @@ use std::ptr::NonNull;
 
 use nix::errno::Errno;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::domctl::{self, Domctl};
 use crate::error::{Error, Result};
 use crate::evtchn::EvtchnPort;
-use crate::ioctl::{PrivcmdMmapbatchV2, IOCTL_PRIVCMD_MMAPBATCH_V2};
+use crate::ioctl::{privcmd_mmapbatch_v2, PrivcmdMmapbatchV2};
 use crate::memory::{acquire_resource_frames, RESOURCE_VM_EVENT_RING};
-use crate::privcmd::{Plain, Privcmd, PAGE_SIZE};
+use crate::privcmd::{Privcmd, PAGE_SIZE};
 use crate::DomId;
 
 /// `#define XEN_DOMCTL_pausedomain 3`
@@ -48,7 +49,7 @@ pub const VM_EVENT_MODE_MONITOR: u32 = 2;
 
 /// `struct xen_domctl_vm_event_op`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
 struct VmEventOp {
     op: u32,
     mode: u32,
@@ -56,12 +57,9 @@ struct VmEventOp {
     port: u32,
 }
 
-// SAFETY: integers only.
-unsafe impl Plain for VmEventOp {}
-
 /// `struct xen_domctl_shadow_op` (the fields before the dirty-bitmap handle are enough).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
 struct ShadowOp {
     op: u32,
     mode: u32,
@@ -71,9 +69,6 @@ struct ShadowOp {
     pages: u64,
     stats: [u32; 2],
 }
-
-// SAFETY: integers only.
-unsafe impl Plain for ShadowOp {}
 
 /// `XEN_DOMCTL_vm_event_op` with any operation and mode (for tests of Xen's checks); returns
 /// the union's first word (the port for ENABLE, the version for GET_VERSION).
@@ -279,14 +274,12 @@ pub const MONITOR_EVENT_MEM_ACCESS: u32 = 13;
 
 /// `struct xen_domctl_monitor_op` (public/domctl.h): op, event, then a 16-byte union.
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
 struct MonitorOp {
     op: u32,
     event: u32,
     union: [u64; 2],
 }
-// SAFETY: integers only, no padding (4 + 4 + 16 bytes).
-unsafe impl Plain for MonitorOp {}
 
 /// `xc_monitor_get_capabilities`: the `XEN_DOMCTL_MONITOR_EVENT_*` bits the domain supports
 /// (1 << event each). For a PV domain on our Xen: [`MONITOR_EVENT_MEM_ACCESS`].
@@ -447,29 +440,23 @@ impl ForeignMapping {
         }
         .map_err(|errno| Error::from_errno("mmap /dev/xen/privcmd", errno))?;
         let mut errors = vec![0i32; frames.len()];
-        let mut batch = PrivcmdMmapbatchV2 {
+        let batch = PrivcmdMmapbatchV2 {
             num,
             dom: domain.0,
+            pad: 0,
             addr: base.as_ptr() as u64,
             arr: frames.as_ptr(),
             err: errors.as_mut_ptr(),
         };
         // SAFETY: the ioctl reads `batch` and the frame list and writes one int per frame into
         // `errors`, all alive for the call; `addr` is the privcmd mapping made above.
-        let result = unsafe {
-            nix::libc::ioctl(
-                privcmd.fd().as_raw_fd(),
-                IOCTL_PRIVCMD_MMAPBATCH_V2 as _,
-                &mut batch as *mut PrivcmdMmapbatchV2,
-            )
-        };
-        let failure = if result < 0 {
-            Some(Errno::last())
-        } else {
-            errors
+        let result = unsafe { privcmd_mmapbatch_v2(privcmd.fd().as_raw_fd(), &batch) };
+        let failure = match result {
+            Err(errno) => Some(errno),
+            Ok(_) => errors
                 .iter()
                 .find(|&&error| error != 0)
-                .map(|&error| Errno::from_raw(-error))
+                .map(|&error| Errno::from_raw(-error)),
         };
         if let Some(errno) = failure {
             // SAFETY: the mapping made above, not yet handed out.
@@ -559,9 +546,12 @@ mod tests {
         assert_eq!(size_of::<ShadowOp>(), 40);
         assert_eq!(offset_of!(ShadowOp, mb), 8);
         assert_eq!(offset_of!(ShadowOp, dirty_bitmap), 16);
+        assert_eq!(offset_of!(ShadowOp, pages), 24);
+        assert_eq!(offset_of!(ShadowOp, stats), 32);
         // struct xen_domctl_monitor_op: op, event, then a union of at most 16 bytes (the
         // mov_to_msr and mov_to_cr members: u32 + u8 + pad, u8 x3 + pad + u64).
         assert_eq!(size_of::<MonitorOp>(), 24);
         assert_eq!(offset_of!(MonitorOp, event), 4);
+        assert_eq!(offset_of!(MonitorOp, union), 8);
     }
 }

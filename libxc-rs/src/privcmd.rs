@@ -6,9 +6,10 @@ use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::{Error, Result};
-use crate::ioctl::{PrivcmdHypercall, IOCTL_PRIVCMD_HYPERCALL};
+use crate::ioctl::{privcmd_hypercall, PrivcmdHypercall};
 
 /// Hypercall numbers from `xen/include/public/xen.h`.
 pub mod hypercall {
@@ -60,19 +61,12 @@ impl Privcmd {
     /// The arguments must be what Xen expects for `op`: every pointer among them must point
     /// into a [`HypercallBuffer`] of this device, large enough for what Xen reads or writes.
     pub unsafe fn hypercall(&self, name: &str, op: u64, args: [u64; 5]) -> Result<u64> {
-        let mut call = PrivcmdHypercall { op, arg: args };
-        // SAFETY: the ioctl reads a PrivcmdHypercall, which `call` is; the caller vouches for
-        // the arguments Xen dereferences.
-        let result = unsafe {
-            nix::libc::ioctl(
-                self.file.as_raw_fd(),
-                IOCTL_PRIVCMD_HYPERCALL as _,
-                &mut call as *mut PrivcmdHypercall,
-            )
-        };
-        if result < 0 {
-            return Err(Error::from_errno(name, nix::errno::Errno::last()));
-        }
+        let call = PrivcmdHypercall { op, arg: args };
+        // SAFETY: the privcmd device and a PrivcmdHypercall alive for the call; the caller
+        // vouches for the arguments Xen dereferences.
+        let result = unsafe { privcmd_hypercall(self.file.as_raw_fd(), &call) }
+            .map_err(|errno| Error::from_errno(name, errno))?;
+        // Not negative: Linux returns a negative result as the errno.
         Ok(result as u64)
     }
 
@@ -104,26 +98,10 @@ impl Privcmd {
     }
 }
 
-/// Plain data shared with Xen.
-///
-/// # Safety
-///
-/// Every bit pattern of `size_of::<Self>()` bytes must be a valid value (integers and arrays
-/// and `#[repr(C)]` structs of them; no `bool`, enums or references).
-pub unsafe trait Plain: Copy {}
-
-// SAFETY: integers: any bits are a value.
-unsafe impl Plain for u64 {}
-// SAFETY: as above.
-unsafe impl Plain for u32 {}
-// SAFETY: as above.
-unsafe impl Plain for u16 {}
-// SAFETY: as above.
-unsafe impl Plain for u8 {}
-// SAFETY: an array of plain data is plain data.
-unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
-
 /// Memory from `/dev/xen/hypercall`: locked, so Xen can use it during a hypercall.
+///
+/// Values go in as their bytes (`IntoBytes`: no padding, so no uninitialised byte reaches
+/// Xen) and come back from any bytes Xen wrote (`FromBytes`: every bit pattern is a value).
 pub struct HypercallBuffer {
     base: NonNull<u8>,
     length: usize,
@@ -142,34 +120,54 @@ impl HypercallBuffer {
     }
 
     /// Copies `value` to the start of the buffer.
-    pub fn write<T: Plain>(&mut self, value: &T) {
+    pub fn write<T: IntoBytes + Immutable + ?Sized>(&mut self, value: &T) {
         self.write_at(0, value)
     }
 
     /// Copies `value` to byte `offset` of the buffer.
-    pub fn write_at<T: Plain>(&mut self, offset: usize, value: &T) {
-        assert!(offset + std::mem::size_of::<T>() <= self.length);
-        // SAFETY: the range is inside the buffer (asserted) and only this handle writes it;
-        // write_unaligned accepts any alignment.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(offset)
-                .cast::<T>()
-                .write_unaligned(*value)
-        }
+    ///
+    /// # Panics
+    ///
+    /// If the bytes of `value` at `offset` are not all inside the buffer: callers lay
+    /// out their buffers themselves, so a range outside is a bug of theirs, not a failure.
+    pub fn write_at<T: IntoBytes + Immutable + ?Sized>(&mut self, offset: usize, value: &T) {
+        let bytes = value.as_bytes();
+        let at = self.range(offset, bytes.len());
+        // SAFETY: the range is inside the buffer (`range`) and only this handle writes it;
+        // `bytes` is a Rust value, not part of the mapping, so they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len()) }
     }
 
     /// Reads a `T` from the start of the buffer.
-    pub fn read<T: Plain>(&self) -> T {
+    pub fn read<T: FromBytes>(&self) -> T {
         self.read_at(0)
     }
 
     /// Reads a `T` from byte `offset` of the buffer.
-    pub fn read_at<T: Plain>(&self, offset: usize) -> T {
-        assert!(offset + std::mem::size_of::<T>() <= self.length);
-        // SAFETY: in bounds (asserted), and `T: Plain` makes any bytes Xen wrote a valid `T`.
-        unsafe { self.base.as_ptr().add(offset).cast::<T>().read_unaligned() }
+    ///
+    /// # Panics
+    ///
+    /// As [`HypercallBuffer::write_at`], if the range is not all inside the buffer.
+    pub fn read_at<T: FromBytes>(&self, offset: usize) -> T {
+        let at = self.range(offset, std::mem::size_of::<T>());
+        // SAFETY: in bounds (`range`), read_unaligned accepts any alignment, and `T:
+        // FromBytes` makes any bytes Xen wrote a valid `T`.
+        unsafe { at.cast::<T>().read_unaligned() }
+    }
+
+    /// Where the `size` bytes at `offset` start; panics unless they are all inside the
+    /// buffer. Checked arithmetic: an `offset` near `usize::MAX` must not wrap past the
+    /// check.
+    fn range(&self, offset: usize, size: usize) -> *mut u8 {
+        let end = offset.checked_add(size);
+        assert!(
+            end.is_some_and(|end| end <= self.length),
+            "hypercall buffer: {size} bytes at offset {offset} are outside its {} bytes",
+            self.length
+        );
+        // SAFETY: offset <= end <= length: inside the mapping (or one past its end when
+        // `size` is 0).
+        unsafe { self.base.as_ptr().add(offset) }
     }
 }
 
@@ -177,5 +175,52 @@ impl Drop for HypercallBuffer {
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `Privcmd::buffer` with this base and length.
         let _ = unsafe { munmap(self.base.cast(), self.length) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A buffer on anonymous memory, as `Privcmd::buffer` maps the device's (`munmap` on drop
+    /// suits both).
+    fn anonymous_buffer() -> HypercallBuffer {
+        let length = std::num::NonZeroUsize::new(PAGE_SIZE).expect("not zero");
+        // SAFETY: a fresh private anonymous mapping; nothing aliases it.
+        let base = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                length,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }
+        .expect("mmap");
+        HypercallBuffer {
+            base: base.cast(),
+            length: length.get(),
+        }
+    }
+
+    #[test]
+    fn values_round_trip_up_to_the_last_byte() {
+        let mut buffer = anonymous_buffer();
+        buffer.write_at(PAGE_SIZE - 8, &0x1122_3344_5566_7788u64);
+        buffer.write_at(3, &0xabcdu16);
+        assert_eq!(buffer.read_at::<u64>(PAGE_SIZE - 8), 0x1122_3344_5566_7788);
+        assert_eq!(buffer.read_at::<u16>(3), 0xabcd);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn a_range_past_the_end_panics() {
+        anonymous_buffer().read_at::<u64>(PAGE_SIZE - 7);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn an_offset_that_would_wrap_panics() {
+        // offset + 8 wraps to 4, which an unchecked sum would take for in bounds.
+        anonymous_buffer().write_at(usize::MAX - 3, &0u64);
     }
 }

@@ -31,11 +31,14 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem::{offset_of, size_of};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 
-use crate::privcmd::Plain;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::monitor::RingMapping;
 
 /// `#define VM_EVENT_INTERFACE_VERSION 0x00000007`: the `version` of every request of Xen
 /// 4.17, and what a response must carry.
@@ -142,7 +145,7 @@ pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 7] = [
 /// `struct vm_event_mem_access`: the `u.mem_access` member of a request (32 bytes, which is
 /// also the size of the whole union `u`).
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct MemAccess {
     /// The guest frame accessed (for PV, the machine frame).
     pub gfn: u64,
@@ -159,7 +162,7 @@ pub struct MemAccess {
 /// `struct vm_event_x86_selector_reg`: `uint32_t limit : 20; uint32_t ar : 12;`, which gcc
 /// allocates from the least significant bit on x86.
 #[repr(transparent)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct SelectorReg(pub u32);
 
 impl SelectorReg {
@@ -177,7 +180,7 @@ impl SelectorReg {
 /// `struct vm_event_regs_x86`: the `data.regs.x86` member of a request (344 bytes, which is
 /// also the size of the whole union `data`). Fields in the header's order.
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 #[expect(missing_docs, reason = "register names, as in the header")]
 pub struct RegsX86 {
     pub rax: u64,
@@ -244,7 +247,7 @@ pub struct RegsX86 {
 /// as its union, so the layout is the header's (400 bytes). Other reasons' members alias
 /// the same bytes.
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct VmEvent {
     /// [`VM_EVENT_INTERFACE_VERSION`].
     pub version: u32,
@@ -286,7 +289,7 @@ impl VmEvent {
 /// The shared header of `struct vm_event_sring` (`DEFINE_RING_TYPES`), 64 bytes; the
 /// entries follow it.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct SringHeader {
     /// Requests produced (written by Xen).
     pub req_prod: u32,
@@ -299,18 +302,6 @@ pub struct SringHeader {
     /// `union { .. } pvt` (4 bytes) and `uint8_t __pad[44]`.
     pub pad: [u8; 48],
 }
-
-// SAFETY: repr(C) structs of integers with no implicit padding (sizes pinned in the tests):
-// any bits are a value.
-unsafe impl Plain for MemAccess {}
-// SAFETY: as above (one u32).
-unsafe impl Plain for SelectorReg {}
-// SAFETY: as above.
-unsafe impl Plain for RegsX86 {}
-// SAFETY: as above.
-unsafe impl Plain for VmEvent {}
-// SAFETY: as above.
-unsafe impl Plain for SringHeader {}
 
 /// Bytes of the ring's shared page.
 pub const RING_PAGE_SIZE: usize = 4096;
@@ -352,17 +343,20 @@ struct OwnedPage([u8; RING_PAGE_SIZE]);
 /// The back end of a vm_event ring (`vm_event_back_ring_t`): takes Xen's requests and puts
 /// the listener's responses.
 ///
+/// The ring borrows the [`RingMapping`] its page belongs to (`'m`), so the mapping outlives
+/// it; a ring on a page of its own ([`BackRing::new_owned`]) is `BackRing<'static>`.
+///
 /// # Invariants
 ///
 /// `page` is valid for reads and writes of [`RING_PAGE_SIZE`] bytes, aligned to 8, for the
-/// life of the ring, and only Xen (or the test's front end) and this ring access it; when
-/// `owned`, it is an [`OwnedPage`] from `Box::into_raw`, freed on drop.
+/// life of the ring (`'m`), and only Xen (or the test's front end) and this ring access it;
+/// when `owned`, it is an [`OwnedPage`] from `Box::into_raw`, freed on drop.
 /// `req_cons - rsp_prod_pvt` (wrapping) is at most [`RING_SIZE`].
 ///
 /// # Example
 ///
 /// A listener's loop; here on an owned page, where a listener uses
-/// `unsafe { BackRing::new(mapping.as_ptr()) }` over its [`crate::monitor::RingMapping`].
+/// `BackRing::new(&mut mapping)` over its [`RingMapping`].
 ///
 /// ```
 /// use libxc::ring::{BackRing, VM_EVENT_INTERFACE_VERSION};
@@ -384,37 +378,51 @@ struct OwnedPage([u8; RING_PAGE_SIZE]);
 /// assert!(!ring.corrupt());
 /// ```
 #[derive(Debug)]
-pub struct BackRing {
+pub struct BackRing<'m> {
     page: NonNull<u8>,
     req_cons: u32,
     rsp_prod_pvt: u32,
     corrupt: Cell<bool>,
     owned: bool,
+    /// The mapping `page` belongs to, borrowed exclusively for the ring's life.
+    mapping: PhantomData<&'m mut RingMapping>,
 }
 
 // SAFETY: the ring owns its view of the page (or the page itself); the page is process-wide
 // memory, usable from any thread.
-unsafe impl Send for BackRing {}
+unsafe impl Send for BackRing<'_> {}
 
-impl BackRing {
-    /// Attaches to the ring on `page`: `BACK_RING_ATTACH` at the shared `rsp_prod`.
+impl<'m> BackRing<'m> {
+    /// Attaches to the monitor ring `mapping` maps: `BACK_RING_ATTACH` at the shared
+    /// `rsp_prod`.
     ///
     /// On a fresh ring (`SHARED_RING_INIT`, as Xen leaves it) that is `BACK_RING_INIT`.
     /// On a ring a previous listener used, requests it took but never answered are
-    /// delivered again: their vCPUs are still paused waiting for a response.
+    /// delivered again: their vCPUs are still paused waiting for a response. Whatever the
+    /// page holds (a ring disabled and its page reused meanwhile), the ring reads and writes
+    /// only inside it (see "Corrupt indexes" in the module's documentation).
+    ///
+    /// The mapping is borrowed exclusively: nothing else in this process reaches the page
+    /// through it while the ring exists. (Two rings on two mappings of the same frame would
+    /// take the same requests, as two listeners would: map a domain's ring once.)
+    pub fn new(mapping: &'m mut RingMapping) -> BackRing<'m> {
+        // SAFETY: a RingMapping maps its one page read-write, page-aligned, for as long as it
+        // lives, which the borrow `'m` covers; the borrow is exclusive, so this ring is the
+        // page's only user in this process.
+        unsafe { BackRing::attach(mapping.as_ptr()) }
+    }
+
+    /// [`BackRing::new`] on a raw page.
     ///
     /// # Safety
     ///
-    /// `page` must be a ring page Xen initialised (such as
-    /// [`crate::monitor::RingMapping::as_ptr`]): valid for reads and writes of
-    /// [`RING_PAGE_SIZE`] bytes, aligned to 8 (page-aligned mappings are), and alive for as
-    /// long as the returned ring. Nothing else in this process may access it while the ring
-    /// exists.
+    /// `page` must be valid for reads and writes of [`RING_PAGE_SIZE`] bytes, aligned to 8,
+    /// for `'m`, and nothing else in this process may access it while the ring exists.
     ///
     /// # Panics
     ///
     /// If `page` is null or misaligned.
-    pub unsafe fn new(page: *mut u8) -> BackRing {
+    unsafe fn attach(page: *mut u8) -> BackRing<'m> {
         let page = NonNull::new(page).expect("vm_event ring page is null");
         assert!(
             page.as_ptr().align_offset(8) == 0,
@@ -426,31 +434,13 @@ impl BackRing {
             rsp_prod_pvt: 0,
             corrupt: Cell::new(false),
             owned: false,
+            mapping: PhantomData,
         };
         let start = ring
             .index(offset_of!(SringHeader, rsp_prod))
             .load(Ordering::Relaxed);
         ring.req_cons = start;
         ring.rsp_prod_pvt = start;
-        ring
-    }
-
-    /// A ring on a zeroed page of its own, initialised with `SHARED_RING_INIT`: for tests and
-    /// simulations, which play Xen's part through [`BackRing::page`].
-    pub fn new_owned() -> BackRing {
-        let page = Box::into_raw(Box::new(OwnedPage([0; RING_PAGE_SIZE]))).cast::<u8>();
-        let header = SringHeader {
-            req_prod: 0,
-            req_event: 1,
-            rsp_prod: 0,
-            rsp_event: 1,
-            pad: [0; 48],
-        };
-        // SAFETY: a fresh, page-aligned allocation nobody else knows of.
-        unsafe { page.cast::<SringHeader>().write(header) };
-        // SAFETY: as above; the ring frees it on drop (owned is set below).
-        let mut ring = unsafe { BackRing::new(page) };
-        ring.owned = true;
         ring
     }
 
@@ -523,7 +513,7 @@ impl BackRing {
         // Entries are read only after req_prod says they are there.
         fence(Ordering::Acquire);
         // SAFETY: slot() is inside the page, aligned to 8 (type invariant); any bits are a
-        // VmEvent (Plain).
+        // VmEvent (FromBytes).
         let request = unsafe { self.slot(self.req_cons).read_volatile() };
         self.req_cons = self.req_cons.wrapping_add(1);
         Some(request)
@@ -599,7 +589,28 @@ impl BackRing {
     }
 }
 
-impl Drop for BackRing {
+impl BackRing<'static> {
+    /// A ring on a zeroed page of its own, initialised with `SHARED_RING_INIT`: for tests and
+    /// simulations, which play Xen's part through [`BackRing::page`].
+    pub fn new_owned() -> BackRing<'static> {
+        let page = Box::into_raw(Box::new(OwnedPage([0; RING_PAGE_SIZE]))).cast::<u8>();
+        let header = SringHeader {
+            req_prod: 0,
+            req_event: 1,
+            rsp_prod: 0,
+            rsp_event: 1,
+            pad: [0; 48],
+        };
+        // SAFETY: a fresh, page-aligned allocation nobody else knows of.
+        unsafe { page.cast::<SringHeader>().write(header) };
+        // SAFETY: as above; the ring frees it on drop (owned is set below).
+        let mut ring = unsafe { BackRing::attach(page) };
+        ring.owned = true;
+        ring
+    }
+}
+
+impl Drop for BackRing<'_> {
     fn drop(&mut self) {
         if self.owned {
             // SAFETY: an owned ring's page came from Box::into_raw of an OwnedPage (type
@@ -713,7 +724,7 @@ mod tests {
 
     /// A ring whose shared indexes all start at `start`, as after `start` round trips:
     /// `SHARED_RING_INIT` moved along, then `BACK_RING_ATTACH` and `FRONT_RING_ATTACH`.
-    fn ring_at(start: u32) -> (BackRing, Front) {
+    fn ring_at(start: u32) -> (BackRing<'static>, Front) {
         let mut ring = BackRing::new_owned();
         let front = Front::attach(&ring);
         front.poke(offset_of!(SringHeader, req_prod), start);
@@ -1067,7 +1078,7 @@ mod tests {
         first.take_request().expect("a request"); // Taken, never answered.
 
         // SAFETY: `first` keeps the page alive and is not used again.
-        let mut second = unsafe { BackRing::new(first.page()) };
+        let mut second = unsafe { BackRing::attach(first.page()) };
         let gfns: Vec<u64> = std::iter::from_fn(|| second.take_request())
             .map(|r| r.mem_access.gfn)
             .collect();

@@ -2,7 +2,9 @@
 //! facts a listener or a test needs.
 
 use crate::error::Result;
-use crate::privcmd::{hypercall, Plain, Privcmd};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::privcmd::{hypercall, Privcmd};
 
 /// `#define XEN_SYSCTL_INTERFACE_VERSION 0x00000015`
 pub const INTERFACE_VERSION: u32 = 0x15;
@@ -11,19 +13,16 @@ const PHYSINFO: u32 = 3;
 
 /// `struct xen_sysctl`: command, version, then a 128-byte union.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
 struct Sysctl {
     cmd: u32,
     interface_version: u32,
     payload: [u64; 16],
 }
 
-// SAFETY: integers only.
-unsafe impl Plain for Sysctl {}
-
 /// `struct xen_sysctl_physinfo`, the fields up to `max_mfn`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
 struct RawPhysInfo {
     threads_per_core: u32,
     cores_per_socket: u32,
@@ -41,9 +40,6 @@ struct RawPhysInfo {
     outstanding_pages: u64,
     max_mfn: u64,
 }
-
-// SAFETY: integers only.
-unsafe impl Plain for RawPhysInfo {}
 
 /// The host's memory, in 4 KiB pages (`xc_physinfo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +87,9 @@ mod tests {
     #[test]
     fn layouts_match_xen_4_17() {
         assert_eq!(size_of::<Sysctl>(), 136);
+        assert_eq!(offset_of!(Sysctl, payload), 8);
+        assert_eq!(size_of::<RawPhysInfo>(), 80);
+        assert_eq!(offset_of!(RawPhysInfo, pad), 36);
         assert_eq!(offset_of!(RawPhysInfo, total_pages), 40);
         assert_eq!(offset_of!(RawPhysInfo, free_pages), 48);
         assert_eq!(offset_of!(RawPhysInfo, max_mfn), 72);

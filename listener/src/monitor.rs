@@ -128,12 +128,12 @@ impl Stop {
     }
 }
 
-/// Everything the loop holds; torn down in [`Session::teardown`].
-struct Session {
+/// Everything the loop holds; torn down in [`Session::teardown`]. The ring borrows its
+/// mapping (`'m`), which [`run`] keeps until the session is gone.
+struct Session<'m> {
     privcmd: Privcmd,
     domid: DomId,
-    ring: BackRing,
-    _mapping: RingMapping,
+    ring: BackRing<'m>,
     evtchn: Evtchn,
     local_port: libxc::evtchn::EvtchnPort,
     trace: Box<dyn Write>,
@@ -170,7 +170,7 @@ pub fn run(options: Options) -> Result<Stop> {
         evtchn.set_nonblocking()?;
         Ok((mapping, evtchn, local_port))
     })();
-    let (mapping, evtchn, local_port) = match setup {
+    let (mut mapping, evtchn, local_port) = match setup {
         Ok(parts) => parts,
         Err(error) => {
             // A ring this listener made goes again; one it was taking over is left as it
@@ -181,10 +181,7 @@ pub fn run(options: Options) -> Result<Stop> {
             return Err(error);
         }
     };
-    // SAFETY: the ring page is mapped read-write for as long as `mapping` lives, which the
-    // session keeps next to the ring; Xen initialised it and nothing else in this process
-    // touches it.
-    let ring = unsafe { BackRing::new(mapping.as_ptr()) };
+    let ring = BackRing::new(&mut mapping);
     // The ring attaches at the shared rsp_prod: what is pending now was left by the dead
     // listener (a fresh ring's requests are new ones).
     let left_over = match claim {
@@ -195,7 +192,6 @@ pub fn run(options: Options) -> Result<Stop> {
         privcmd,
         domid,
         ring,
-        _mapping: mapping,
         evtchn,
         local_port,
         trace,
@@ -423,7 +419,7 @@ fn event_loop(
     })
 }
 
-impl Session {
+impl Session<'_> {
     fn write(&mut self, record: &Record) -> Result<()> {
         writeln!(self.trace, "{}", trace::render(record, self.format))
             .and_then(|()| self.trace.flush())

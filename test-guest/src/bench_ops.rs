@@ -374,7 +374,7 @@ mod tests {
         // Both arrays fit between vcpu_info[32] and arch_shared_info.
         assert_eq!(SHARED_INFO_EVTCHN_PENDING, 32 * 64);
         assert_eq!(SHARED_INFO_EVTCHN_MASK, SHARED_INFO_EVTCHN_PENDING + 64 * 8);
-        assert!(SHARED_INFO_EVTCHN_MASK + 64 * 8 <= crate::p2m_tree::SHARED_INFO_MAX_PFN);
+        const { assert!(SHARED_INFO_EVTCHN_MASK + 64 * 8 <= crate::p2m_tree::SHARED_INFO_MAX_PFN) };
     }
 
     #[test]
@@ -445,6 +445,6 @@ mod tests {
         // A 3 GHz TSC: 3000 ticks are 999 ns (truncated), as the host converts them.
         assert_eq!(tsc_to_ns(3000, 0xaaaa_aaaa, -1), 999);
         assert_eq!(MAX_SAMPLES, 65536);
-        assert!(MAX_SAMPLES >= EVENT_AREA_PAGES);
+        const { assert!(MAX_SAMPLES >= EVENT_AREA_PAGES) };
     }
 }

@@ -132,10 +132,10 @@ fn ring_pending(privcmd: &Privcmd, domid: DomId) -> Result<Option<u32>> {
         Err(error) if error.is(Errno::ENODEV) => return Ok(None),
         _ => {}
     }
-    let mapping = RingMapping::map(privcmd, domid).context("mapping the ring after the kill")?;
-    // SAFETY: the ring page is mapped read-write while `mapping` lives, longer than `ring`;
-    // only its header is read here, and nothing else in this process touches the page.
-    let ring = unsafe { BackRing::new(mapping.as_ptr()) };
+    let mut mapping =
+        RingMapping::map(privcmd, domid).context("mapping the ring after the kill")?;
+    // Only its header is read here.
+    let ring = BackRing::new(&mut mapping);
     let header = ring.header();
     Ok(Some(header.req_prod.wrapping_sub(header.rsp_prod)))
 }

@@ -5,7 +5,8 @@
 
 use libxc::domctl::{self, Domctl};
 use libxc::memory::{self, MemAccessOp, MemAcquireResource};
-use libxc::privcmd::{hypercall, Plain, Privcmd};
+use libxc::privcmd::{hypercall, Privcmd};
+use libxc::zerocopy::{FromBytes, Immutable, IntoBytes};
 use libxc::DomId;
 
 // errno values (xen/include/public/errno.h, as Linux passes them through).
@@ -61,7 +62,8 @@ fn outcome(result: libxc::Result<u64>) -> Outcome {
 
 /// `xen_domctl_monitor_op`.
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
+#[zerocopy(crate = "libxc::zerocopy")]
 pub struct MonitorOp {
     pub op: u32,
     pub event: u32,
@@ -71,22 +73,24 @@ pub struct MonitorOp {
     pub pad: [u8; 5],
     pub bitmask: u64,
 }
-// SAFETY: integers only.
-unsafe impl Plain for MonitorOp {}
 
 /// `xen_domctl_vm_event_op`: op, mode, then the union (its first word is the port).
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
+#[zerocopy(crate = "libxc::zerocopy")]
 pub struct VmEventOp {
     pub op: u32,
     pub mode: u32,
     pub port: u32,
 }
-// SAFETY: integers only.
-unsafe impl Plain for VmEventOp {}
 
 /// Any domctl: `Ok` with the union's first 32-bit word.
-pub fn domctl<T: Plain>(privcmd: &Privcmd, cmd: u32, domain: DomId, payload: &T) -> Outcome {
+pub fn domctl<T: IntoBytes + Immutable>(
+    privcmd: &Privcmd,
+    cmd: u32,
+    domain: DomId,
+    payload: &T,
+) -> Outcome {
     domctl_envelope(privcmd, Domctl::new(cmd, domain, payload))
 }
 
@@ -274,3 +278,23 @@ pub fn unmapped_argument(privcmd: &Privcmd, op: u64, cmd: Option<u64>) -> Outcom
 /// The hypercall numbers `unmapped_argument` takes.
 pub const MEMORY_OP: u64 = hypercall::MEMORY_OP;
 pub const DOMCTL: u64 = hypercall::DOMCTL;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn layouts_match_xen_4_17() {
+        // struct xen_domctl_monitor_op: the mov_to_cr member of the union (index, sync,
+        // onchangeonly, pad[5], bitmask) right after op and event.
+        assert_eq!(size_of::<MonitorOp>(), 24);
+        assert_eq!(offset_of!(MonitorOp, event), 4);
+        assert_eq!(offset_of!(MonitorOp, index), 8);
+        assert_eq!(offset_of!(MonitorOp, onchangeonly), 10);
+        assert_eq!(offset_of!(MonitorOp, bitmask), 16);
+        // struct xen_domctl_vm_event_op up to the union's first word.
+        assert_eq!(size_of::<VmEventOp>(), 12);
+        assert_eq!(offset_of!(VmEventOp, port), 8);
+    }
+}
