@@ -13,6 +13,7 @@ mod frames;
 mod monitor;
 mod pages;
 mod ring_state;
+mod timings;
 mod trace;
 
 use std::process::ExitCode;
@@ -121,6 +122,11 @@ struct MonitorArgs {
     /// Write the trace here instead of standard output.
     #[arg(long, value_name = "FILE")]
     output: Option<std::path::PathBuf>,
+    /// At the end, write here (JSON) where the answer path's time went: wake-ups, events,
+    /// and nanoseconds spent draining the ring, relaxing pages, writing the trace and
+    /// notifying Xen.
+    #[arg(long, value_name = "FILE")]
+    timings: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -239,6 +245,7 @@ fn monitor(args: MonitorArgs) -> ExitCode {
         count: args.count,
         timeout,
         output: args.output,
+        timings: args.timings,
     };
     match monitor::run(options) {
         Ok(stop) => ExitCode::from(stop.exit_code()),

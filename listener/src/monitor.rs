@@ -27,7 +27,7 @@
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libxc::evtchn::{Evtchn, EvtchnPort};
 use libxc::memory::{set_mem_access, AccessTarget};
@@ -49,6 +49,7 @@ use tokio::io::Interest;
 
 use crate::frames::{Frame, FrameNames};
 use crate::pages::{self, PageAccess, PageRequest};
+use crate::timings::Timings;
 use crate::trace::{self, Format, Record};
 
 /// What to do with a page after its event.
@@ -97,6 +98,8 @@ pub struct Options {
     pub count: Option<u64>,
     pub timeout: Option<Duration>,
     pub output: Option<std::path::PathBuf>,
+    /// Where to write [`Timings`] at the end.
+    pub timings: Option<std::path::PathBuf>,
 }
 
 /// Why the loop stopped.
@@ -146,6 +149,8 @@ struct Session<'m> {
     /// The most requests one look at the ring found (8: it was full).
     most_pending: u64,
     on_event: OnEvent,
+    /// Where the answer path's time goes (`--timings`).
+    timings: Timings,
 }
 
 pub fn run(options: Options) -> Result<Stop> {
@@ -201,6 +206,7 @@ pub fn run(options: Options) -> Result<Stop> {
         seq: 0,
         most_pending: 0,
         on_event: options.on_event,
+        timings: Timings::default(),
     };
     let header = Record::Header(trace::Header {
         version: trace::FORMAT_VERSION,
@@ -237,7 +243,13 @@ pub fn run(options: Options) -> Result<Stop> {
                 options.timeout,
             )
         });
+    let timings = session.timings.clone();
     let stop = session.teardown(result.as_ref().ok().copied());
+    if let Some(path) = &options.timings {
+        if let Err(error) = std::fs::write(path, timings.to_json()) {
+            eprintln!("listener: warning: writing {}: {error}", path.display());
+        }
+    }
     let stop = result.and_then(|reason| stop.map(|()| reason))?;
     Ok(stop)
 }
@@ -401,7 +413,14 @@ fn event_loop(
                         session.evtchn.unmask(port)?;
                     }
                     guard.clear_ready();
+                    let woken = Instant::now();
+                    let answered = session.seq;
                     session.drain()?;
+                    if session.seq > answered {
+                        session.timings.wakeups += 1;
+                        session.timings.drain_ns +=
+                            u64::try_from(woken.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    }
                 }
                 _ = signals.interrupt.recv() => return Ok(Stop::Signal),
                 _ = signals.terminate.recv() => return Ok(Stop::Signal),
@@ -421,8 +440,13 @@ fn event_loop(
 
 impl Session<'_> {
     fn write(&mut self, record: &Record) -> Result<()> {
-        writeln!(self.trace, "{}", trace::render(record, self.format))
-            .and_then(|()| self.trace.flush())
+        let line = trace::render(record, self.format);
+        let trace = &mut self.trace;
+        self.timings
+            .time(
+                |t| &mut t.trace_ns,
+                || writeln!(trace, "{line}").and_then(|()| trace.flush()),
+            )
             .map_err(|error| Error::invalid("writing the trace", error.to_string()))
     }
 
@@ -504,7 +528,9 @@ impl Session<'_> {
             }
             self.most_pending = self.most_pending.max(pending);
             if self.ring.push_responses() {
-                self.evtchn.notify(self.local_port)?;
+                let (evtchn, port) = (&self.evtchn, self.local_port);
+                self.timings
+                    .time(|t| &mut t.notify_ns, || evtchn.notify(port))?;
             }
             if !self.ring.final_check_for_requests() {
                 return Ok(());
@@ -530,8 +556,13 @@ impl Session<'_> {
                 first: frame,
                 count: 1,
             };
-            set_mem_access(&self.privcmd, self.domid, target, Access::Rwx)?;
+            let (privcmd, domid) = (&self.privcmd, self.domid);
+            self.timings.time(
+                |t| &mut t.set_access_ns,
+                || set_mem_access(privcmd, domid, target, Access::Rwx),
+            )?;
         }
+        self.timings.events += 1;
         let mut response = request.response();
         if mem_access && on_event == OnEvent::Emulate {
             response.flags |= VM_EVENT_FLAG_EMULATE;

@@ -143,14 +143,12 @@ pub fn compute(measured: &Measurements, tracker: Option<&TrackerFigures>) -> Res
         Figure::new(
             "event_rtt_ratio",
             "guest time per sync mem_access event (the listener relaxing the page at once) / \
-             per event-channel round trip to a dom0 echo process",
+             per event-channel round trip to a dom0 echo process (each the median of its \
+             run's 256 samples)",
             "ratio",
             Some(Target::AtMost(1.5)),
             per_run(
-                &|run| {
-                    ratio(rtt[run].events_tsc, rtt[run].events)
-                        / ratio(rtt[run].pingpong_tsc, rtt[run].rounds)
-                },
+                &|run| ratio(rtt[run].events_median_tsc, rtt[run].pingpong_median_tsc),
                 rtt.len(),
             ),
         )?,
@@ -288,6 +286,9 @@ mod tests {
                     events_tsc: 300,
                     rounds: 10,
                     pingpong_tsc: 100,
+                    events_median_tsc: 30,
+                    pingpong_median_tsc: 10,
+                    ..EventRtt::default()
                 };
                 2
             ],

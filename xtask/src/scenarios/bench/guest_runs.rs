@@ -13,13 +13,16 @@ use libxc::xenstore::resolve_domain;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::measurements::TscScale;
+use super::measurements::{ListenerTimings, TscScale};
 use crate::scenarios::dom0::Guest;
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::events::run::{
     parse_go_pfn, release, start_listener, wait, wait_for_header, GO, TRACE,
 };
 use crate::scenarios::Dom0;
+
+/// Where the listener leaves its timings.
+const TIMINGS: &str = "/tmp/listener-timings.json";
 
 /// How long a guest waits at its go page before it is let go.
 const SETTLE: Duration = Duration::from_millis(500);
@@ -45,11 +48,13 @@ pub struct TimedRun<'a> {
     pub monitoring: Monitoring<'a>,
 }
 
-/// What a run left: the result line, the guest's console, the listener's trace.
+/// What a run left: the result line, the guest's console, the listener's trace and
+/// timings.
 pub struct Timed {
     pub line: String,
     pub console: String,
     pub trace: Option<String>,
+    pub listener: Option<ListenerTimings>,
 }
 
 impl Timed {
@@ -90,15 +95,21 @@ pub fn time<T>(
     }
     let console = guest.console();
     dom0.save(&format!("{}-console.log", run.name), &console)?;
-    let trace = match run.monitoring {
-        Monitoring::Listener(_) => std::fs::read_to_string(TRACE).ok(),
-        _ => None,
+    let (trace, timings) = match run.monitoring {
+        Monitoring::Listener(_) => (
+            std::fs::read_to_string(TRACE).ok(),
+            std::fs::read(TIMINGS)
+                .ok()
+                .and_then(|json| serde_json::from_slice(&json).ok()),
+        ),
+        _ => (None, None),
     };
     guest.destroy(Duration::from_secs(30))?;
     Ok(Timed {
         line: outcome?,
         console,
         trace,
+        listener: timings,
     })
 }
 
@@ -118,7 +129,10 @@ fn drive<T>(
         }
         Monitoring::Listener(options) => {
             let _ = std::fs::remove_file(TRACE);
-            let child = listener.insert(start_listener(run.name, TRACE, options)?);
+            let _ = std::fs::remove_file(TIMINGS);
+            let mut options = options.to_vec();
+            options.extend(["--timings", TIMINGS]);
+            let child = listener.insert(start_listener(run.name, TRACE, &options)?);
             wait_for_header(child)?;
         }
     }

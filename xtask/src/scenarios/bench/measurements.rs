@@ -46,6 +46,23 @@ pub struct EventRtt {
     pub events_tsc: u64,
     pub rounds: u64,
     pub pingpong_tsc: u64,
+    /// The median of the run's per-event samples: one descheduled moment of the nested
+    /// machine moves the mean, not this.
+    pub events_median_tsc: u64,
+    pub pingpong_median_tsc: u64,
+    /// Where the listener's time went in that run (`listener monitor --timings`).
+    pub listener: ListenerTimings,
+}
+
+/// `listener monitor --timings`: sums over the run, in nanoseconds (dom0's clock).
+#[derive(Serialize, Deserialize, Debug, Default, Clone, Copy, PartialEq)]
+pub struct ListenerTimings {
+    pub wakeups: u64,
+    pub events: u64,
+    pub drain_ns: u64,
+    pub set_access_ns: u64,
+    pub trace_ns: u64,
+    pub notify_ns: u64,
 }
 
 /// The guest's per-operation samples in TSC ticks, and the scale that turns ticks into

@@ -214,19 +214,30 @@ fn event_rtt(dom0: &Dom0, run: u32, measured: &mut Measurements) -> Result<(Even
             echo::Echo::start(resolve_domain(&name)?, port)
         },
     )?;
+    let (event_samples, pingpong_samples) = (events.samples()?, pingpong.samples()?);
     let samples = &mut measured.rtt_samples;
     samples.scale = Some(events.scale()?);
-    samples.events_tsc.extend(events.samples()?);
-    samples.pingpong_tsc.extend(pingpong.samples()?);
+    samples.events_tsc.extend(&event_samples);
+    samples.pingpong_tsc.extend(&pingpong_samples);
     Ok((
         EventRtt {
             events: u64::from(EVENTS),
             events_tsc: events.value("tsc")?,
             rounds: u64::from(EVENTS),
             pingpong_tsc: pingpong.value("tsc")?,
+            events_median_tsc: median(&event_samples).context("no event samples")?,
+            pingpong_median_tsc: median(&pingpong_samples).context("no ping-pong samples")?,
+            listener: events.listener.context("the listener left no timings")?,
         },
         events,
     ))
+}
+
+/// The lower median of `samples`.
+fn median(samples: &[u64]) -> Option<u64> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
 }
 
 fn two_vcpus(dom0: &Dom0, run: u32, one_vcpu: Timed) -> Result<VcpuScaling> {
