@@ -13,13 +13,17 @@
 //! | `xc_monitor_disable` | [`monitor::monitor_disable`] |
 //! | (none: `XEN_VM_EVENT_ATTACH`, our patch 0006, takes over a ring whose listener died) | [`monitor::monitor_attach`] |
 //! | ring mapping (`HVM_PARAM_MONITOR_RING_PFN` + map; PV: acquire_resource) | [`monitor::RingMapping::map`] |
-//! | `xc_set_mem_access` | [`memory::set_mem_access`] |
-//! | `xc_get_mem_access` | [`memory::get_mem_access`] |
-//! | `xc_set_mem_access_multi` | [`memory::set_mem_access_multi`] |
+//! | `xc_set_mem_access` (HVM: gfns) | [`memory::set_mem_access`] |
+//! | `xc_get_mem_access` (HVM: gfns) | [`memory::get_mem_access`] |
+//! | `xc_set_mem_access_multi` (HVM: gfns) | [`memory::set_mem_access_multi`] |
+//! | `xc_set_mem_access_mfn` (PV: machine frames, `XENMEM_access_op_mfn`) | [`memory::set_mem_access_mfn`] |
+//! | `xc_get_mem_access_mfn` (PV) | [`memory::get_mem_access_mfn`] |
+//! | `xc_set_mem_access_multi_mfn` (PV) | [`memory::set_mem_access_multi_mfn`] |
 //! | `xc_domain_populate_physmap_exact` | [`memory::populate_physmap`] |
 //! | `xc_domain_getinfo` (HVM or PV, dying, shut down) | [`monitor::domain_info`], [`monitor::domain_is_hvm`] |
 //! | `xenforeignmemory_map_resource` (frames) | [`memory::acquire_resource_frames`] |
 //! | `xc_domain_set_access_required` | [`monitor::set_access_required`] |
+//! | `xc_shadow_control(ENABLE_LOGDIRTY / OFF)` | [`monitor::log_dirty_enable`] / [`monitor::log_dirty_disable`] |
 //! | `xc_domain_pause` / `xc_domain_unpause` | [`monitor::domain_pause`] / [`monitor::domain_unpause`] |
 //! | `xc_shadow_control(GET_ALLOCATION)` | [`monitor::shadow_allocation_mib`] |
 //! | `xc_physinfo` (memory) | [`sysctl::physinfo`] |

@@ -100,8 +100,9 @@ pub fn populate_physmap(
     for index in 0..count {
         buffer.write_at(LIST_OFFSET + index * 8, &(first_pfn + index as u64));
     }
+    let extent_start = buffer.address_at(LIST_OFFSET);
     buffer.write(&MemoryReservation {
-        extent_start: buffer.address_at(LIST_OFFSET),
+        extent_start,
         nr_extents: count as u64,
         domid: domain.0,
         ..MemoryReservation::default()
@@ -146,20 +147,43 @@ pub unsafe fn memory_op(privcmd: &Privcmd, name: &str, cmd: u64, argument: u64) 
     unsafe { privcmd.hypercall(name, hypercall::MEMORY_OP, [cmd, argument, 0, 0, 0]) }
 }
 
-/// `xc_set_mem_access`: sets `access` on `target` of `domain`.
+/// `xc_set_mem_access`: sets `access` on `target` of an HVM `domain` (gfns).
 pub fn set_mem_access(
     privcmd: &Privcmd,
     domain: DomId,
     target: AccessTarget,
     access: Access,
 ) -> Result<()> {
-    set_mem_access_raw(privcmd, domain, target, access as u8)
+    set_mem_access_raw(privcmd, domain, FrameKind::Gfn, target, access as u8)
 }
 
-/// [`set_mem_access`] with any raw access value, for tests of Xen's checks.
+/// `xc_set_mem_access_mfn`: sets `access` on `target` of a PV `domain` (machine frames).
+pub fn set_mem_access_mfn(
+    privcmd: &Privcmd,
+    domain: DomId,
+    target: AccessTarget,
+    access: Access,
+) -> Result<()> {
+    set_mem_access_raw(privcmd, domain, FrameKind::Mfn, target, access as u8)
+}
+
+/// [`set_mem_access`] with frames of `kind`.
+pub fn set_access(
+    privcmd: &Privcmd,
+    domain: DomId,
+    kind: FrameKind,
+    target: AccessTarget,
+    access: Access,
+) -> Result<()> {
+    set_mem_access_raw(privcmd, domain, kind, target, access as u8)
+}
+
+/// [`set_mem_access`] with frames of either kind and any raw access value, for tests of
+/// Xen's checks.
 pub fn set_mem_access_raw(
     privcmd: &Privcmd,
     domain: DomId,
+    kind: FrameKind,
     target: AccessTarget,
     access: u8,
 ) -> Result<()> {
@@ -169,7 +193,7 @@ pub fn set_mem_access_raw(
     };
     let mut buffer = privcmd.buffer(1)?;
     buffer.write(&MemAccessOp {
-        op: ACCESS_OP_SET_ACCESS,
+        op: kind.op(ACCESS_OP_SET_ACCESS),
         access,
         domid: domain.0,
         nr,
@@ -190,12 +214,58 @@ pub fn set_mem_access_raw(
 
 /// `#define XENMEM_access_op_set_access_multi 4`
 pub const ACCESS_OP_SET_ACCESS_MULTI: u8 = 4;
+/// `#define XENMEM_access_op_mfn 0x80` (our patch 0012): OR'ed into the op, the frames are
+/// machine frames. Required for a PV domain, refused for an HVM one (`EOPNOTSUPP` either
+/// way), so a frame number is never taken for the other kind.
+pub const ACCESS_OP_MFN: u8 = 0x80;
 
-/// `xc_set_mem_access_multi`: sets `accesses[i]` on `frames[i]` of `domain` in one hypercall
-/// (Xen continues it as it needs to). For a PV domain the frames are machine frames.
+/// How a call names frames: an HVM guest's by gfn, a PV guest's by machine frame (the only
+/// numbers Xen can check: a PV guest writes its own P2M). Xen refuses the wrong kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Guest frame numbers (HVM): the libxenctrl calls of the same names.
+    Gfn,
+    /// Machine frame numbers (PV): the `_mfn` calls, with [`ACCESS_OP_MFN`].
+    Mfn,
+}
+
+impl FrameKind {
+    /// `op` as Xen must receive it for frames of this kind.
+    pub const fn op(self, op: u8) -> u8 {
+        match self {
+            FrameKind::Gfn => op,
+            FrameKind::Mfn => op | ACCESS_OP_MFN,
+        }
+    }
+}
+
+/// `xc_set_mem_access_multi`: sets `accesses[i]` on `frames[i]` (gfns) of an HVM `domain` in
+/// one hypercall (Xen continues it as it needs to).
 pub fn set_mem_access_multi(
     privcmd: &Privcmd,
     domain: DomId,
+    frames: &[u64],
+    accesses: &[Access],
+) -> Result<()> {
+    set_access_multi(privcmd, domain, FrameKind::Gfn, frames, accesses)
+}
+
+/// `xc_set_mem_access_multi_mfn`: [`set_mem_access_multi`] for a PV `domain`, whose frames
+/// are machine frames.
+pub fn set_mem_access_multi_mfn(
+    privcmd: &Privcmd,
+    domain: DomId,
+    frames: &[u64],
+    accesses: &[Access],
+) -> Result<()> {
+    set_access_multi(privcmd, domain, FrameKind::Mfn, frames, accesses)
+}
+
+/// [`set_mem_access_multi`] with frames of `kind`.
+pub fn set_access_multi(
+    privcmd: &Privcmd,
+    domain: DomId,
+    kind: FrameKind,
     frames: &[u64],
     accesses: &[Access],
 ) -> Result<()> {
@@ -219,23 +289,41 @@ pub fn set_mem_access_multi(
     for (index, access) in accesses.iter().enumerate() {
         buffer.write_at(accesses_at + index, &(*access as u8));
     }
+    let (pfn_list, access_list) = (buffer.address_at(frames_at), buffer.address_at(accesses_at));
     buffer.write(&MemAccessOp {
-        op: ACCESS_OP_SET_ACCESS_MULTI,
+        op: kind.op(ACCESS_OP_SET_ACCESS_MULTI),
         domid: domain.0,
         nr: count,
-        pfn_list: buffer.address_at(frames_at),
-        access_list: buffer.address_at(accesses_at),
+        pfn_list,
+        access_list,
         ..MemAccessOp::default()
     });
     // SAFETY: the op and both lists (count entries each) are in the buffer.
     unsafe { memory_op(privcmd, &name, ACCESS_OP, buffer.address()) }.map(drop)
 }
 
-/// `xc_get_mem_access`: the access of one frame, or (`pfn` `None`) the domain's default.
+/// `xc_get_mem_access`: the access of one gfn of an HVM `domain`, or (`pfn` `None`) its
+/// default.
 pub fn get_mem_access(privcmd: &Privcmd, domain: DomId, pfn: Option<u64>) -> Result<Access> {
+    get_access(privcmd, domain, FrameKind::Gfn, pfn)
+}
+
+/// `xc_get_mem_access_mfn`: the access of one machine frame of a PV `domain`, or (`mfn`
+/// `None`) its default.
+pub fn get_mem_access_mfn(privcmd: &Privcmd, domain: DomId, mfn: Option<u64>) -> Result<Access> {
+    get_access(privcmd, domain, FrameKind::Mfn, mfn)
+}
+
+/// [`get_mem_access`] with a frame of `kind`.
+pub fn get_access(
+    privcmd: &Privcmd,
+    domain: DomId,
+    kind: FrameKind,
+    pfn: Option<u64>,
+) -> Result<Access> {
     let mut buffer = privcmd.buffer(1)?;
     buffer.write(&MemAccessOp {
-        op: ACCESS_OP_GET_ACCESS,
+        op: kind.op(ACCESS_OP_GET_ACCESS),
         domid: domain.0,
         pfn: pfn.unwrap_or(!0),
         ..MemAccessOp::default()
@@ -285,12 +373,13 @@ pub fn acquire_resource_frames(
     if count == 0 || count as usize > LIST_OFFSET / 8 {
         return Err(Error::invalid(&name, format!("Xen reports {count} frames")));
     }
+    let frame_list = buffer.address_at(LIST_OFFSET);
     buffer.write(&MemAcquireResource {
         domid: domain.0,
         kind,
         id,
         nr_frames: count,
-        frame_list: buffer.address_at(LIST_OFFSET),
+        frame_list,
         ..MemAcquireResource::default()
     });
     // SAFETY: the struct and its frame list (room for `count` frames) are in the buffer.

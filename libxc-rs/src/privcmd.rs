@@ -2,8 +2,10 @@
 //! during a hypercall), as libxencall uses them.
 
 use std::fs::{File, OpenOptions};
+use std::ops::{Deref, DerefMut};
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
+use std::sync::Mutex;
 
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -30,6 +32,10 @@ pub const PAGE_SIZE: usize = 4096;
 pub struct Privcmd {
     file: File,
     hypercall_buffers: File,
+    /// A one-page buffer kept for the next call: mapping one costs a PV dom0 page-table
+    /// hypercalls and faults (half of a listener's answer under TCG), and most calls need
+    /// one page.
+    spare_page: Mutex<Option<HypercallBuffer>>,
 }
 
 impl Privcmd {
@@ -51,6 +57,7 @@ impl Privcmd {
         Ok(Privcmd {
             file: open("/dev/xen/privcmd")?,
             hypercall_buffers: open("/dev/xen/hypercall")?,
+            spare_page: Mutex::new(None),
         })
     }
 
@@ -70,8 +77,32 @@ impl Privcmd {
         Ok(result as u64)
     }
 
-    /// A buffer of `pages` pages that hypercalls may use.
-    pub fn buffer(&self, pages: usize) -> Result<HypercallBuffer> {
+    /// A zeroed buffer of `pages` pages that hypercalls may use (a one-page buffer is reused
+    /// from the call before, when there is one).
+    pub fn buffer(&self, pages: usize) -> Result<Buffer<'_>> {
+        let one_page = pages <= 1;
+        let spare = match one_page {
+            true => self
+                .spare_page
+                .lock()
+                .ok()
+                .and_then(|mut spare| spare.take()),
+            false => None,
+        };
+        let buffer = match spare {
+            Some(mut buffer) => {
+                buffer.zero();
+                buffer
+            }
+            None => self.map_buffer(pages)?,
+        };
+        Ok(Buffer {
+            buffer: Some(buffer),
+            home: one_page.then_some(&self.spare_page),
+        })
+    }
+
+    fn map_buffer(&self, pages: usize) -> Result<HypercallBuffer> {
         let length = std::num::NonZeroUsize::new(pages.max(1) * PAGE_SIZE).expect("not zero");
         // SAFETY: a fresh shared mapping of the hypercall-buffer device; no Rust object
         // aliases it.
@@ -98,6 +129,39 @@ impl Privcmd {
     }
 }
 
+/// A [`HypercallBuffer`] lent by [`Privcmd::buffer`]; a one-page one goes back to it when
+/// dropped, for the next call.
+pub struct Buffer<'p> {
+    buffer: Option<HypercallBuffer>,
+    home: Option<&'p Mutex<Option<HypercallBuffer>>>,
+}
+
+impl Deref for Buffer<'_> {
+    type Target = HypercallBuffer;
+
+    fn deref(&self) -> &HypercallBuffer {
+        // Some until drop.
+        self.buffer.as_ref().expect("a lent buffer")
+    }
+}
+
+impl DerefMut for Buffer<'_> {
+    fn deref_mut(&mut self) -> &mut HypercallBuffer {
+        self.buffer.as_mut().expect("a lent buffer")
+    }
+}
+
+impl Drop for Buffer<'_> {
+    fn drop(&mut self) {
+        if let (Some(buffer), Some(home)) = (self.buffer.take(), self.home) {
+            if let Ok(mut spare) = home.lock() {
+                // One spare is enough: a second one is unmapped.
+                spare.get_or_insert(buffer);
+            }
+        }
+    }
+}
+
 /// Memory from `/dev/xen/hypercall`: locked, so Xen can use it during a hypercall.
 ///
 /// Values go in as their bytes (`IntoBytes`: no padding, so no uninitialised byte reaches
@@ -108,6 +172,12 @@ pub struct HypercallBuffer {
 }
 
 impl HypercallBuffer {
+    /// Zeroes the whole buffer, as a fresh mapping is.
+    fn zero(&mut self) {
+        // SAFETY: the buffer's own `length` bytes, which only this handle writes.
+        unsafe { self.base.as_ptr().write_bytes(0, self.length) }
+    }
+
     /// Where the buffer is, for a hypercall argument.
     pub fn address(&self) -> u64 {
         self.base.as_ptr() as u64

@@ -129,10 +129,13 @@ pub const MEM_ACCESS_FAULT_IN_GPT: u32 = 1 << 5;
 /// [`MemAccess::offset`] says where in the frame, [`MemAccess::gla`] is not valid. The
 /// hypercall is restarted once the vCPU is released.
 pub const MEM_ACCESS_FAULT_HYPERCALL: u32 = 1 << 6;
+/// `#define MEM_ACCESS_GFN_IS_MFN (1 << 7)` (our patch 0015): [`MemAccess::gfn`] holds a
+/// machine frame number, as in every request about a PV domain.
+pub const MEM_ACCESS_GFN_IS_MFN: u32 = 1 << 7;
 
 /// Every `MEM_ACCESS_*` flag of Xen 4.17 (and of our patches) with its name (lower case,
 /// no prefix), in bit order, as [`VM_EVENT_FLAG_NAMES`].
-pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 7] = [
+pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 8] = [
     (MEM_ACCESS_R, "r"),
     (MEM_ACCESS_W, "w"),
     (MEM_ACCESS_X, "x"),
@@ -140,6 +143,7 @@ pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 7] = [
     (MEM_ACCESS_FAULT_WITH_GLA, "fault_with_gla"),
     (MEM_ACCESS_FAULT_IN_GPT, "fault_in_gpt"),
     (MEM_ACCESS_FAULT_HYPERCALL, "fault_hypercall"),
+    (MEM_ACCESS_GFN_IS_MFN, "gfn_is_mfn"),
 ];
 
 /// `struct vm_event_mem_access`: the `u.mem_access` member of a request (32 bytes, which is
@@ -147,7 +151,8 @@ pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 7] = [
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct MemAccess {
-    /// The guest frame accessed (for PV, the machine frame).
+    /// The guest frame accessed (the machine frame when `flags` has
+    /// [`MEM_ACCESS_GFN_IS_MFN`], as for every PV domain).
     pub gfn: u64,
     /// The byte offset of the access within the frame.
     pub offset: u64,

@@ -1,7 +1,7 @@
 //! The control commands: each opens the devices, asks Xen, and says what happened.
 
 use libxc::evtchn::Evtchn;
-use libxc::memory::{get_mem_access, set_mem_access, AccessTarget};
+use libxc::memory::{self, AccessTarget, FrameKind};
 use libxc::monitor::{
     domain_is_hvm, monitor_disable, monitor_enable, monitor_get_capabilities, set_access_required,
     shadow_allocation_mib, RingMapping,
@@ -60,7 +60,7 @@ pub fn status(domain: &str) -> Result<()> {
     let shadow = shadow_allocation_mib(&privcmd, domid)?;
     match RingState::of(&privcmd, domid)?.describe() {
         Some(listener) => {
-            let default = get_mem_access(&privcmd, domid, None)?;
+            let default = memory::get_access(&privcmd, domid, frame_kind(&privcmd, domid)?, None)?;
             println!(
                 "domain {}: monitoring on\n{listener}\ndefault access: {default}\n\
                  shadow pool: {shadow} MiB",
@@ -165,6 +165,15 @@ fn targets(privcmd: &Privcmd, domid: DomId, frames: Frames) -> Result<Vec<(Acces
         .collect()
 }
 
+/// How Xen names the domain's frames in `XENMEM_access_op`: an HVM guest's by gfn, a PV
+/// guest's by machine frame (said so with `XENMEM_access_op_mfn`, or Xen refuses the call).
+fn frame_kind(privcmd: &Privcmd, domid: DomId) -> Result<FrameKind> {
+    Ok(match domain_is_hvm(privcmd, domid)? {
+        true => FrameKind::Gfn,
+        false => FrameKind::Mfn,
+    })
+}
+
 /// The error with what it was about.
 fn about(described: &str) -> impl FnOnce(Error) -> Error + '_ {
     move |error| Error {
@@ -175,8 +184,9 @@ fn about(described: &str) -> impl FnOnce(Error) -> Error + '_ {
 
 pub fn set_access(domain: &str, frames: Frames, access: Access) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
+    let kind = frame_kind(&privcmd, domid)?;
     for (target, described) in targets(&privcmd, domid, frames)? {
-        set_mem_access(&privcmd, domid, target, access).map_err(about(&described))?;
+        memory::set_access(&privcmd, domid, kind, target, access).map_err(about(&described))?;
         println!("domain {}: {described} access set to {access}", domid.0);
     }
     Ok(())
@@ -184,12 +194,13 @@ pub fn set_access(domain: &str, frames: Frames, access: Access) -> Result<()> {
 
 pub fn get_access(domain: &str, frames: Frames) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
+    let kind = frame_kind(&privcmd, domid)?;
     for (target, described) in targets(&privcmd, domid, frames)? {
         let frame = match target {
             AccessTarget::Default => None,
             AccessTarget::Frames { first, .. } => Some(first),
         };
-        let access = get_mem_access(&privcmd, domid, frame).map_err(about(&described))?;
+        let access = memory::get_access(&privcmd, domid, kind, frame).map_err(about(&described))?;
         println!("domain {}: {described} access {access}", domid.0);
     }
     Ok(())

@@ -30,7 +30,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use libxc::evtchn::{Evtchn, EvtchnPort};
-use libxc::memory::{set_mem_access, AccessTarget};
+use libxc::memory::{set_access, AccessTarget, FrameKind};
 use libxc::monitor::{
     domain_info, domain_is_hvm, domain_pause, domain_unpause, monitor_attach, monitor_disable,
     monitor_enable, RingMapping,
@@ -151,6 +151,8 @@ struct Session<'m> {
     on_event: OnEvent,
     /// Where the answer path's time goes (`--timings`).
     timings: Timings,
+    /// How Xen names this domain's frames (a PV guest's by machine frame).
+    frames: FrameKind,
 }
 
 pub fn run(options: Options) -> Result<Stop> {
@@ -207,6 +209,10 @@ pub fn run(options: Options) -> Result<Stop> {
         most_pending: 0,
         on_event: options.on_event,
         timings: Timings::default(),
+        frames: match hvm {
+            true => FrameKind::Gfn,
+            false => FrameKind::Mfn,
+        },
     };
     let header = Record::Header(trace::Header {
         version: trace::FORMAT_VERSION,
@@ -469,14 +475,20 @@ impl Session<'_> {
                 ..error
             }
         };
-        set_mem_access(&self.privcmd, self.domid, AccessTarget::Default, default)
-            .map_err(named(format!("default access {default}")))?;
+        set_access(
+            &self.privcmd,
+            self.domid,
+            self.frames,
+            AccessTarget::Default,
+            default,
+        )
+        .map_err(named(format!("default access {default}")))?;
         for page in pages {
             let target = AccessTarget::Frames {
                 first: page.frame(),
                 count: 1,
             };
-            set_mem_access(&self.privcmd, self.domid, target, page.access)
+            set_access(&self.privcmd, self.domid, self.frames, target, page.access)
                 .map_err(named(page.argument()))?;
         }
         Ok(())
@@ -556,10 +568,10 @@ impl Session<'_> {
                 first: frame,
                 count: 1,
             };
-            let (privcmd, domid) = (&self.privcmd, self.domid);
+            let (privcmd, domid, kind) = (&self.privcmd, self.domid, self.frames);
             self.timings.time(
                 |t| &mut t.set_access_ns,
-                || set_mem_access(privcmd, domid, target, Access::Rwx),
+                || set_access(privcmd, domid, kind, target, Access::Rwx),
             )?;
         }
         self.timings.events += 1;
@@ -600,9 +612,10 @@ impl Session<'_> {
                 let paused = domain_pause(&self.privcmd, self.domid);
                 // Answer what is pending, so no vCPU waits for the ring to go.
                 keep(self.drain());
-                keep(set_mem_access(
+                keep(set_access(
                     &self.privcmd,
                     self.domid,
+                    self.frames,
                     AccessTarget::Default,
                     Access::Rwx,
                 ));

@@ -28,7 +28,8 @@
 //! `flags`. `flags` names the `MEM_ACCESS_*` bits then the request's `VM_EVENT_FLAG_*` bits,
 //! each in bit order (`mem_access_bitN` / `vm_event_bitN` for a bit neither Xen 4.17 nor
 //! our patches define; `fault_hypercall`, bit 6, is patch 0022's: a write a hypercall was
-//! about to make for the guest, with an offset and no gla). `recovered` is true for a request a dead listener left on the ring, answered by
+//! about to make for the guest, with an offset and no gla; `gfn_is_mfn`, bit 7, patch
+//! 0015's: the request names a machine frame, as every PV domain's does). `recovered` is true for a request a dead listener left on the ring, answered by
 //! this one after it took the ring over (before anything else: such events come right
 //! after the header, numbered from 1). The end's `reason` is `count`, `timeout`, `signal`,
 //! `domain-gone` or `error`.

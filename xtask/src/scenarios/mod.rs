@@ -7,6 +7,7 @@
 mod abi;
 pub mod bench;
 mod boot;
+mod compat;
 mod dom0;
 mod events;
 mod fault_counts;
@@ -33,6 +34,7 @@ pub const ALL: &[&Scenario] = &[
     &abi::ring_unreachable::SCENARIO,
     &abi::destroy_while_monitored::SCENARIO,
     &abi::pv32_refused::SCENARIO,
+    &compat::pfn_refused::SCENARIO,
     &robust::bad_input::SCENARIO,
     &robust::fuzz::SCENARIO,
     &listener::lifecycle::SCENARIO,

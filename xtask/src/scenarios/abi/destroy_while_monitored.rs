@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use libxc::memory::set_mem_access_multi;
+use libxc::memory::set_mem_access_multi_mfn;
 use libxc::monitor::RingMapping;
 use libxc::privcmd::Privcmd;
 use libxc::sysctl::physinfo;
@@ -73,7 +73,7 @@ fn one_guest(dom0: &Dom0, privcmd: &Privcmd, name: &str, monitored: bool) -> Res
         // Entries in the tracker, so its table exists when the domain dies.
         let frames = guest.frames()?;
         let accesses = vec![Access::Rx; frames.len()];
-        set_mem_access_multi(privcmd, domid, &frames, &accesses)?;
+        set_mem_access_multi_mfn(privcmd, domid, &frames, &accesses)?;
         guest.wait_for_heartbeat(beat, Duration::from_secs(60))?;
     }
     guest.save_console()?;

@@ -12,7 +12,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use libxc::memory::{get_mem_access, set_mem_access, set_mem_access_multi, AccessTarget};
+use libxc::memory::{
+    get_mem_access_mfn, set_mem_access_mfn, set_mem_access_multi_mfn, AccessTarget,
+};
 use libxc::monitor::{domain_pause, domain_unpause, monitor_disable, monitor_enable};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
@@ -56,22 +58,22 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         .map(|i| PATTERN[i % PATTERN.len()])
         .collect();
     let start = Instant::now();
-    set_mem_access_multi(&privcmd, domid, &frames, &accesses)?;
+    set_mem_access_multi_mfn(&privcmd, domid, &frames, &accesses)?;
     let set_seconds = start.elapsed().as_secs_f64();
     let mut wrong = Vec::new();
     for (frame, access) in frames.iter().zip(&accesses) {
-        let got = get_mem_access(&privcmd, domid, Some(*frame))?;
+        let got = get_mem_access_mfn(&privcmd, domid, Some(*frame))?;
         if got != *access {
             wrong.push(format!("mfn {frame:#x}: set {access}, read {got}"));
         }
     }
-    set_mem_access(&privcmd, domid, AccessTarget::Default, Access::Rx)?;
+    set_mem_access_mfn(&privcmd, domid, AccessTarget::Default, Access::Rx)?;
     let sample: Vec<u64> = frames.iter().step_by(97).copied().collect();
     let mut after_default = Vec::new();
     for frame in &sample {
-        after_default.push(get_mem_access(&privcmd, domid, Some(*frame))?);
+        after_default.push(get_mem_access_mfn(&privcmd, domid, Some(*frame))?);
     }
-    set_mem_access(&privcmd, domid, AccessTarget::Default, Access::Rwx)?;
+    set_mem_access_mfn(&privcmd, domid, AccessTarget::Default, Access::Rwx)?;
     monitor_disable(&privcmd, domid)?;
     domain_unpause(&privcmd, domid)?;
     let beat_after = guest.wait_for_heartbeat(beat, Duration::from_secs(60))?;

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use libxc::memory::{set_mem_access, AccessTarget};
+use libxc::memory::{set_mem_access_mfn, AccessTarget};
 use libxc::monitor::{monitor_disable, monitor_enable};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
@@ -61,8 +61,9 @@ pub fn measure(dom0: &Dom0) -> Result<AccessOps> {
         first: frames[0],
         count: 1,
     };
-    let set =
-        |target, access| -> Result<()> { Ok(set_mem_access(&privcmd, domain, target, access)?) };
+    let set = |target, access| -> Result<()> {
+        Ok(set_mem_access_mfn(&privcmd, domain, target, access)?)
+    };
     // A new default of r takes rights from every frame: the shadows are rebuilt.
     let default_r = op_cost(
         dom0,

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use libxc::memory::{set_mem_access, AccessTarget};
+use libxc::memory::{set_mem_access_mfn, AccessTarget};
 use libxc::monitor::{monitor_disable, monitor_enable};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
@@ -159,7 +159,7 @@ impl<'a> SweepGuest<'a> {
         let ready = format!("TEST-GUEST READY go-pfn={:#x} phase={phase}", self.go_pfn);
         self.guest.wait_for_line(&ready, Duration::from_secs(120))?;
         let start = Instant::now();
-        set_mem_access(privcmd, self.domain, target, access)?;
+        set_mem_access_mfn(privcmd, self.domain, target, access)?;
         let call_us = start.elapsed().as_secs_f64() * 1e6;
         let go = test_guest::handshake::go_value(phase)
             .with_context(|| format!("no go value for phase {phase}"))?;

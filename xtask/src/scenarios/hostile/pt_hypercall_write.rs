@@ -210,8 +210,14 @@ struct Expected {
 impl Expected {
     fn flags(&self) -> &'static [&'static str] {
         match self.gla {
-            Some(_) => &["w", "gla_valid", "fault_with_gla", "vcpu_paused"],
-            None => &["w", "fault_hypercall", "vcpu_paused"],
+            Some(_) => &[
+                "w",
+                "gla_valid",
+                "fault_with_gla",
+                "gfn_is_mfn",
+                "vcpu_paused",
+            ],
+            None => &["w", "fault_hypercall", "gfn_is_mfn", "vcpu_paused"],
         }
     }
 
@@ -423,7 +429,10 @@ TEST-GUEST PATTERN-DONE pt-hypercall touches=3
                 hypercall(tables.l2),
             ]
         );
-        assert_eq!(expected[0].flags(), ["w", "fault_hypercall", "vcpu_paused"]);
+        assert_eq!(
+            expected[0].flags(),
+            ["w", "fault_hypercall", "gfn_is_mfn", "vcpu_paused"]
+        );
     }
 
     #[test]
@@ -440,7 +449,7 @@ TEST-GUEST PATTERN-DONE pt-hypercall touches=3
         };
         assert!(expected.matches(&event).is_err());
         let flagged = Event {
-            flags: ["w", "fault_hypercall", "vcpu_paused"]
+            flags: ["w", "fault_hypercall", "gfn_is_mfn", "vcpu_paused"]
                 .map(String::from)
                 .to_vec(),
             ..event

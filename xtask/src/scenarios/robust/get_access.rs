@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use libxc::memory::get_mem_access;
+use libxc::memory::get_mem_access_mfn;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 use libxc::DomId;
@@ -78,7 +78,7 @@ impl Reader<'_> {
     /// Reads `mfn` (None: the default) through libxc-rs and through `listener get-access`.
     fn read(&mut self, label: &str, mfn: Option<u64>) {
         let libxc = word(
-            get_mem_access(&self.privcmd, self.domid, mfn)
+            get_mem_access_mfn(&self.privcmd, self.domid, mfn)
                 .map(|access| access.to_string())
                 .map_err(Into::into),
         );

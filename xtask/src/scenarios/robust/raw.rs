@@ -201,7 +201,7 @@ pub fn access_op(
         )
     });
     result.map(|value| {
-        if op.op == GET_ACCESS {
+        if op.op & !memory::ACCESS_OP_MFN == GET_ACCESS {
             u64::from(buffer.read::<MemAccessOp>().access)
         } else {
             value

@@ -6,7 +6,7 @@
 //! lets the control domain through; Debian's 4.17 then read `d->is_dying` and took a fatal
 //! page fault (found by this scenario). Patch 0001 backports upstream's fix: -ESRCH.
 
-use libxc::memory::{MemAccessOp, MemAcquireResource};
+use libxc::memory::{FrameKind, MemAccessOp, MemAcquireResource};
 use libxc::DomId;
 
 use super::super::raw::{self as r, FrameList, Lists};
@@ -16,9 +16,12 @@ use super::state::Checker;
 pub const NOBODY: DomId = DomId(999);
 const DOM0: DomId = DomId(0);
 
+/// A `XENMEM_access_op` naming machine frames (`XENMEM_access_op_mfn`), as every call on a PV
+/// domain must: what is checked here is what comes after (`compat/pfn-refused` checks the
+/// call without it).
 fn op(op: u8, domain: DomId, pfn: u64, nr: u32, access: u8) -> MemAccessOp {
     MemAccessOp {
-        op,
+        op: FrameKind::Mfn.op(op),
         access,
         domid: domain.0,
         nr,

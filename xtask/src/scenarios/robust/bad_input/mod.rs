@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use libxc::access::Access;
 use libxc::evtchn::Evtchn;
-use libxc::memory::{set_mem_access, AccessTarget};
+use libxc::memory::{set_mem_access_mfn, AccessTarget};
 use libxc::monitor::{monitor_disable, monitor_enable, shadow_allocation_mib, RingMapping};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
@@ -90,7 +90,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     dom0_rows::unmonitored(&mut c, domid, own_frame);
 
     let port = monitor_enable(&privcmd, domid)?;
-    set_mem_access(
+    set_mem_access_mfn(
         &privcmd,
         domid,
         AccessTarget::Frames {
@@ -130,7 +130,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
 
     // Rights stay in force without a ring (patch 0017), and shadows with them: the frame
     // set to r goes back to the default rwx first.
-    set_mem_access(&privcmd, domid, AccessTarget::Default, Access::Rwx)?;
+    set_mem_access_mfn(&privcmd, domid, AccessTarget::Default, Access::Rwx)?;
     monitor_disable(&privcmd, domid)?;
     let shadow = shadow_allocation_mib(&privcmd, domid)?;
     dom0_rows::after_the_ring(&mut c, domid, own_frame);

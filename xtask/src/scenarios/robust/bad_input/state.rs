@@ -3,7 +3,7 @@
 //! exists and has a listener (`XEN_VM_EVENT_ATTACH`: `-ENODEV` no ring, `-EBUSY` a listener
 //! bound, else the ring's port), and the shadow pool (0 unless monitored).
 
-use libxc::memory::MemAccessOp;
+use libxc::memory::{FrameKind, MemAccessOp};
 use libxc::monitor::shadow_allocation_mib;
 use libxc::privcmd::Privcmd;
 use libxc::DomId;
@@ -28,7 +28,7 @@ pub struct DomainState {
 
 fn get_access(privcmd: &Privcmd, domain: DomId, pfn: u64) -> Outcome {
     let op = MemAccessOp {
-        op: GET_ACCESS,
+        op: FrameKind::Mfn.op(GET_ACCESS),
         domid: domain.0,
         pfn,
         ..MemAccessOp::default()

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use libxc::access::Access;
-use libxc::memory::{set_mem_access, AccessTarget};
+use libxc::memory::{set_mem_access_mfn, AccessTarget};
 use libxc::monitor::{
     monitor_disable, monitor_enable, set_access_required, shadow_allocation_mib, shared_info_frame,
     RingMapping,
@@ -107,7 +107,7 @@ fn restore(privcmd: &Privcmd, guest: DomId) -> Result<()> {
         Err(error) if error.errno.map(|errno| errno as i32) == Some(r::EBUSY) => {}
         Err(error) => return Err(error).context("enabling the ring again"),
     }
-    set_mem_access(privcmd, guest, AccessTarget::Default, Access::Rwx)?;
+    set_mem_access_mfn(privcmd, guest, AccessTarget::Default, Access::Rwx)?;
     set_access_required(privcmd, guest, false)?;
     monitor_disable(privcmd, guest)?;
     Ok(())
