@@ -224,7 +224,9 @@ fn run_scenario(name: &str) {
     let outcome = match scenarios::find(name) {
         Some(scenario) => std::fs::create_dir_all(&out)
             .map_err(anyhow::Error::from)
-            .and_then(|()| (scenario.in_dom0)(&scenarios::Dom0::new(&out))),
+            .and_then(|()| {
+                scenarios::unless_panicked(|| (scenario.in_dom0)(&scenarios::Dom0::new(&out)))
+            }),
         None => Err(anyhow::anyhow!("no scenario is called {name}")),
     };
     let result = ScenarioResult {

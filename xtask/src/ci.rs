@@ -50,6 +50,8 @@ pub fn run() -> Result<ExitCode> {
     // `bench --quick`: the tracker's figures now, the booted ones from the e2e's own
     // `bench/figures` (one run); reported, not judged.
     let tracker = crate::bench::tracker_figures(&Layout::new(), true)?;
+    // Snapshots are reviewed by people: a changed trace fails, and insta writes nothing.
+    std::env::set_var("INSTA_UPDATE", "no");
     let code = crate::e2e::run(&crate::e2e::Options::default())?;
     if code == ExitCode::SUCCESS {
         let setting = crate::bench::report::Setting {

@@ -445,7 +445,7 @@ fn judge_halves(
         dir: dir.clone(),
         serial_log: serial.to_path_buf(),
     };
-    match (scenario.on_host)(&view) {
+    match scenarios::unless_panicked(|| (scenario.on_host)(&view)) {
         Ok(()) => ScenarioSummary {
             name: scenario.name.into(),
             status: Status::Pass,

@@ -125,6 +125,22 @@ pub struct ScenarioResult {
     pub reason: Option<String>,
 }
 
+/// Runs one half of a scenario; a panic in it is that scenario's failure, not the end of
+/// the run (the dom0 agent is PID 1: its panic would take every later scenario with it).
+pub fn unless_panicked(half: impl FnOnce() -> Result<()>) -> Result<()> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(half)) {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            anyhow::bail!("panicked: {message}")
+        }
+    }
+}
+
 pub fn find(name: &str) -> Option<&'static Scenario> {
     ALL.iter().copied().find(|scenario| scenario.name == name)
 }
@@ -189,6 +205,14 @@ mod tests {
         let error = select(&["nothing-like-this".into()]).err().unwrap();
         assert!(error.to_string().contains("boot"), "{error}");
         assert_eq!(select(&[]).unwrap().len(), ALL.len());
+    }
+
+    #[test]
+    fn a_panicking_half_fails_alone() {
+        let failed = unless_panicked(|| panic!("boom {}", 7)).unwrap_err();
+        assert!(failed.to_string().contains("panicked: boom 7"), "{failed}");
+        assert!(unless_panicked(|| Ok(())).is_ok());
+        assert!(unless_panicked(|| anyhow::bail!("plain")).is_err());
     }
 
     #[test]
