@@ -153,6 +153,8 @@ struct Session<'m> {
     timings: Timings,
     /// How Xen names this domain's frames (a PV guest's by machine frame).
     frames: FrameKind,
+    /// When the header was written: events are timed from there.
+    header_at: Option<Instant>,
 }
 
 pub fn run(options: Options) -> Result<Stop> {
@@ -213,6 +215,7 @@ pub fn run(options: Options) -> Result<Stop> {
             true => FrameKind::Gfn,
             false => FrameKind::Mfn,
         },
+        header_at: None,
     };
     let header = Record::Header(trace::Header {
         version: trace::FORMAT_VERSION,
@@ -236,6 +239,7 @@ pub fn run(options: Options) -> Result<Stop> {
         .and_then(|recovered| {
             session.apply_access_paused(options.default_access, &pages)?;
             session.write(&header)?;
+            session.header_at = Some(Instant::now());
             recovered
                 .iter()
                 .try_for_each(|event| session.write(&Record::Event(event.clone())))
@@ -582,13 +586,12 @@ impl Session<'_> {
         self.ring
             .put_response(&response)
             .map_err(|_| Error::invalid("answering an event", "the ring has no room for it"))?;
-        Ok(trace::event(
-            self.seq,
-            request,
-            names,
-            on_event.name(),
-            recovered,
-        ))
+        let mut event = trace::event(self.seq, request, names, on_event.name(), recovered);
+        event.ns = self
+            .header_at
+            .map(|at| u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Ok(event)
     }
 
     /// Leaves the guest as it found it, whatever stopped the loop.

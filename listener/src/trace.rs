@@ -14,8 +14,8 @@
 //!             "on_event":"relax","count":null,"timeout_seconds":60.0}}
 //! {"type":"event","seq":1,"vcpu":0,"reason":"mem_access","access":"w","pfn":517,
 //!  "mfn":4660,"gla":"0x205010","offset":16,
-//!  "flags":["w","gla_valid","fault_with_gla","vcpu_paused"],
-//!  "rip":"0xffffffff81000000","response":"relax","recovered":false}
+//!  "flags":["w","gla_valid","fault_with_gla","gfn_is_mfn","vcpu_paused"],
+//!  "rip":"0xffffffff81000000","response":"relax","recovered":false,"ns":1520300}
 //! {"type":"end","reason":"timeout","events":1,"most_pending":1}
 //! ```
 //!
@@ -29,7 +29,9 @@
 //! each in bit order (`mem_access_bitN` / `vm_event_bitN` for a bit neither Xen 4.17 nor
 //! our patches define; `fault_hypercall`, bit 6, is patch 0022's: a write a hypercall was
 //! about to make for the guest, with an offset and no gla; `gfn_is_mfn`, bit 7, patch
-//! 0015's: the request names a machine frame, as every PV domain's does). `recovered` is true for a request a dead listener left on the ring, answered by
+//! 0015's: the request names a machine frame, as every PV domain's does). `ns` is when the
+//! event was answered, in nanoseconds since the header (0 for one recovered before it).
+//! `recovered` is true for a request a dead listener left on the ring, answered by
 //! this one after it took the ring over (before anything else: such events come right
 //! after the header, numbered from 1). The end's `reason` is `count`, `timeout`, `signal`,
 //! `domain-gone` or `error`.
@@ -135,6 +137,9 @@ pub struct Event {
     pub response: &'static str,
     /// Left on the ring by a listener that died, answered after taking the ring over.
     pub recovered: bool,
+    /// When it was answered: nanoseconds since the header (0 for a request a dead listener
+    /// left, answered before the header). Left out of snapshots.
+    pub ns: u64,
 }
 
 /// The last line.
@@ -221,6 +226,7 @@ pub fn event(
             rip: Hex(request.regs.rip),
             response,
             recovered,
+            ns: 0,
         };
     }
     let access = &request.mem_access;
@@ -248,6 +254,7 @@ pub fn event(
         rip: Hex(request.regs.rip),
         response,
         recovered,
+        ns: 0,
     }
 }
 
@@ -406,7 +413,7 @@ mod tests {
         ));
         assert_eq!(
             render(&record, Format::Jsonl),
-            r#"{"type":"event","seq":3,"vcpu":0,"reason":"mem_access","access":"w","pfn":517,"mfn":4660,"gla":"0x205010","offset":16,"flags":["w","gla_valid","fault_with_gla","vcpu_paused"],"rip":"0xffffffff81000000","response":"relax","recovered":false}"#
+            r#"{"type":"event","seq":3,"vcpu":0,"reason":"mem_access","access":"w","pfn":517,"mfn":4660,"gla":"0x205010","offset":16,"flags":["w","gla_valid","fault_with_gla","vcpu_paused"],"rip":"0xffffffff81000000","response":"relax","recovered":false,"ns":0}"#
         );
         assert_eq!(
             render(&record, Format::Text),
@@ -425,7 +432,7 @@ mod tests {
         ));
         let json = render(&record, Format::Jsonl);
         assert!(
-            json.ends_with(r#""response":"relax","recovered":true}"#),
+            json.ends_with(r#""response":"relax","recovered":true,"ns":0}"#),
             "{json}"
         );
         assert_eq!(
@@ -523,7 +530,7 @@ mod tests {
         let record = Record::Event(event);
         assert_eq!(
             render(&record, Format::Jsonl),
-            r#"{"type":"event","seq":5,"vcpu":0,"reason":8,"access":"","pfn":null,"mfn":null,"gla":null,"offset":null,"flags":["vcpu_paused"],"rip":"0xffffffff81000000","response":"relax","recovered":false}"#
+            r#"{"type":"event","seq":5,"vcpu":0,"reason":8,"access":"","pfn":null,"mfn":null,"gla":null,"offset":null,"flags":["vcpu_paused"],"rip":"0xffffffff81000000","response":"relax","recovered":false,"ns":0}"#
         );
         assert_eq!(
             render(&record, Format::Text),
