@@ -32,6 +32,7 @@ use libxc::xenstore::resolve_domain;
 use guest_runs::{time, traced_events, Monitoring, Timed, TimedRun};
 use measurements::{EventRtt, GuestSize, HypercallLoop, Measurements, VcpuScaling, WriteLoop};
 
+use crate::scenarios::events::trace::BUFFER_PFN;
 use crate::scenarios::{Dom0, HostView, Scenario};
 
 pub const SCENARIO: Scenario = Scenario {
@@ -256,7 +257,12 @@ fn hypercall_loop(dom0: &Dom0, run: u32) -> Result<HypercallLoop> {
     let read_only: Vec<String> = ["--default-access", "rwx", "--on-event", "keep"]
         .into_iter()
         .map(String::from)
-        .chain((0..16).flat_map(|page| ["--access".to_string(), format!("{:#x}=rx", 0x200 + page)]))
+        .chain((0..16).flat_map(|page| {
+            [
+                "--access".to_string(),
+                format!("{:#x}=rx", BUFFER_PFN + page),
+            ]
+        }))
         .collect();
     let read_only: Vec<&str> = read_only.iter().map(String::as_str).collect();
     let configurations = [

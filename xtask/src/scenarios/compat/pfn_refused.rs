@@ -33,8 +33,7 @@ pub const SCENARIO: Scenario = Scenario {
 };
 
 const GUEST: &str = "pfn-refused";
-/// Buffer page 0's pfn (test-guest's `BUFFER_GFN`).
-const BUFFER_PFN: u64 = 0x200;
+use crate::scenarios::events::trace::BUFFER_PFN;
 
 /// The rights the PV way: the default and buffer page 0's.
 fn rights(privcmd: &Privcmd, domid: DomId, mfn: u64) -> Result<(Access, Access)> {

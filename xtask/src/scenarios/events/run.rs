@@ -25,10 +25,9 @@ use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::guest::Guest;
 use crate::scenarios::Dom0;
 
-/// The value the guest waits for in its go page ("GO", little-endian).
-pub const GO: u64 = 0x4f47;
-/// The value it waits for before the second phase of a two-phase pattern ("GO2").
-const GO2: u64 = 0x324f47;
+/// The value the guest waits for in its go page, and before the second phase of a
+/// two-phase pattern: the guest's own constants.
+pub use test_guest::handshake::{GO, GO2};
 
 /// Where the listener writes its trace in dom0.
 pub const TRACE: &str = "/tmp/trace.jsonl";

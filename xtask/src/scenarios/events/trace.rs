@@ -5,9 +5,10 @@
 use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 
-/// The first guest frame of the test guest's 16-page buffer (`TEST-GUEST BUFFER gfn=0x200`).
-pub const BUFFER_PFN: u64 = 0x200;
-pub const BUFFER_PAGES: u64 = 16;
+/// The first guest frame of the test guest's 16-page buffer (`TEST-GUEST BUFFER gfn=0x200`),
+/// and its pages: the guest's own constants.
+pub const BUFFER_PFN: u64 = test_guest::pattern::BUFFER_GFN;
+pub const BUFFER_PAGES: u64 = test_guest::pattern::BUFFER_PAGES as u64;
 
 /// One `event` record of the trace (format 1; see listener/src/trace.rs).
 #[derive(Debug, Deserialize)]

@@ -72,13 +72,12 @@ const L2_MARK: u64 = 1 << 9;
 /// How long the listener is held once the guest started a step's hypercall.
 const HOLD: Duration = Duration::from_secs(3);
 
-/// The go value of phase `n` (`test_guest::handshake::go_value`): "GO", then "GO2" to
-/// "GO4", little-endian.
-fn go_value(phase: usize) -> u64 {
-    match phase {
-        1 => run::GO,
-        n => u64::from(u32::from_le_bytes([b'G', b'O', b'0' + n as u8, 0])),
-    }
+/// The go value of phase `n`, the guest's own ([`test_guest::handshake::go_value`]).
+fn go_value(phase: usize) -> Result<u64> {
+    u32::try_from(phase)
+        .ok()
+        .and_then(test_guest::handshake::go_value)
+        .with_context(|| format!("the guest has no go value for phase {phase}"))
 }
 
 /// The guest's `PT-TABLES` line: the alias, and each table page's frames and the offset of
@@ -180,9 +179,11 @@ fn steps(
             )?;
         }
         kill(pid, Signal::SIGSTOP)?;
-        let begun = run::release(GUEST, go_pfn, go_value(phase)).and_then(|()| {
-            guest.wait_for_line(&format!("PT-HCALL {step} begin"), Duration::from_secs(120))
-        });
+        let begun = go_value(phase)
+            .and_then(|go| run::release(GUEST, go_pfn, go))
+            .and_then(|()| {
+                guest.wait_for_line(&format!("PT-HCALL {step} begin"), Duration::from_secs(120))
+            });
         if begun.is_ok() {
             std::thread::sleep(HOLD);
         }
@@ -362,10 +363,10 @@ mod tests {
 
     #[test]
     fn go_values_are_the_guest_s() {
-        assert_eq!(go_value(1), 0x4f47);
-        assert_eq!(go_value(2), 0x324f47);
-        assert_eq!(go_value(3), 0x334f47);
-        assert_eq!(go_value(4), 0x344f47);
+        assert_eq!(go_value(1).unwrap(), 0x4f47);
+        assert_eq!(go_value(2).unwrap(), 0x324f47);
+        assert_eq!(go_value(3).unwrap(), 0x334f47);
+        assert_eq!(go_value(4).unwrap(), 0x344f47);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::events::run::{
     parse_go_pfn, release, start_listener, wait, wait_for_header, GO, TRACE,
 };
+use crate::scenarios::events::trace::BUFFER_PFN;
 use crate::scenarios::{Dom0, HostView, Scenario};
 
 pub const SCENARIO: Scenario = Scenario {
@@ -48,7 +49,7 @@ fn cycle(dom0: &Dom0, name: &str, vcpus: u32) -> Result<(i32, usize)> {
     let mut options = vec!["--default-access".to_string(), "rwx".to_string()];
     for page in 0..EVENTS {
         options.push("--access".into());
-        options.push(format!("{:#x}=rx", 0x200 + page));
+        options.push(format!("{:#x}=rx", BUFFER_PFN + page as u64));
     }
     let mut listener = start_listener(name, TRACE, &options)?;
     let run = (|| -> Result<i32> {

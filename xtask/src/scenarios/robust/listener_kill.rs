@@ -49,6 +49,7 @@ use crate::scenarios::events::run::{
     parse_go_pfn, release, start_listener, wait, wait_for_header_in, GO,
 };
 use crate::scenarios::events::trace::Account;
+use crate::scenarios::events::trace::BUFFER_PFN;
 use crate::scenarios::{Dom0, HostView, Scenario};
 
 pub const SCENARIO: Scenario = Scenario {
@@ -168,7 +169,7 @@ fn listener_options() -> Vec<String> {
     let mut options = vec!["--default-access".to_string(), "rwx".to_string()];
     for page in 0..PAGES {
         options.push("--access".into());
-        options.push(format!("{:#x}=rx", 0x200 + page));
+        options.push(format!("{:#x}=rx", BUFFER_PFN + page));
     }
     options
 }
