@@ -222,10 +222,10 @@ pub fn run(options: Options) -> Result<Stop> {
         domain: domid.0,
         xen_version: xen_version(&session.privcmd).unwrap_or_default(),
         options: trace::HeaderOptions {
-            mode: options.mode,
-            default_access: options.default_access.name(),
-            access: pages.clone(),
-            on_event: options.on_event.name(),
+            mode: options.mode.into(),
+            default_access: options.default_access.name().into(),
+            access: pages.iter().map(PageAccess::record).collect(),
+            on_event: options.on_event.name().into(),
             count: options.count,
             timeout_seconds: options.timeout.map(|t| t.as_secs_f64()),
         },
@@ -638,7 +638,7 @@ impl Session<'_> {
             }
         }
         let end = Record::End(trace::End {
-            reason: stop.map(Stop::as_str).unwrap_or("error"),
+            reason: stop.map(Stop::as_str).unwrap_or("error").into(),
             events: self.seq,
             most_pending: self.most_pending,
         });

@@ -8,6 +8,7 @@
 
 use libxc::p2m::P2m;
 use libxc::{Access, Error, Result};
+use listener::record::PageRecord;
 use serde::Serialize;
 
 /// One `--access PFN=ACCESS` as given on the command line.
@@ -51,6 +52,15 @@ pub struct PageAccess {
 }
 
 impl PageAccess {
+    /// The page as the trace's header lists it.
+    pub fn record(&self) -> PageRecord {
+        PageRecord {
+            pfn: self.pfn,
+            mfn: self.mfn,
+            access: self.access.name().into(),
+        }
+    }
+
     /// The frame Xen's `XENMEM_access_op` takes for this page.
     pub fn frame(&self) -> u64 {
         self.mfn.unwrap_or(self.pfn)

@@ -47,17 +47,14 @@
 //! (a write by hypercall has ` hypercall offset=0x<offset>` instead of a gla; a recovered
 //! event's line ends with ` (recovered)`).
 
+use crate::frames::Frame;
 use libxc::ring::{
     VmEvent, MEM_ACCESS_FLAG_NAMES, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X, VM_EVENT_FLAG_NAMES,
     VM_EVENT_REASON_MEM_ACCESS,
 };
-use serde::{Serialize, Serializer};
-
-use crate::frames::Frame;
-use crate::pages::PageAccess;
-
-/// The version of the JSON-lines format, in every header.
-pub const FORMAT_VERSION: u32 = 1;
+pub use listener::record::{
+    End, Event, Header, HeaderOptions, Hex, Reason, Record, FORMAT_VERSION,
+};
 
 /// How the trace is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -66,122 +63,6 @@ pub enum Format {
     Jsonl,
     /// One line of words per record, for people.
     Text,
-}
-
-/// One line of the trace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Record {
-    /// The first line, once the guest is monitored as asked.
-    Header(Header),
-    /// One per request answered.
-    Event(Event),
-    /// The last line, whatever stopped the listener.
-    End(End),
-}
-
-/// What is monitored, and how.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Header {
-    /// [`FORMAT_VERSION`].
-    pub version: u32,
-    /// The domain id.
-    pub domain: u16,
-    /// Xen's version string (empty if Xen would not say).
-    pub xen_version: String,
-    /// The options in force.
-    pub options: HeaderOptions,
-}
-
-/// The options of a header.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HeaderOptions {
-    /// `--mode` (`write`, `exec`, `read`, `any`).
-    pub mode: &'static str,
-    /// The default access in force (from `--mode`, or `--default-access`).
-    pub default_access: &'static str,
-    /// The `--access` pages, in the order applied.
-    pub access: Vec<PageAccess>,
-    /// `relax` or `keep`.
-    pub on_event: &'static str,
-    /// `--count`.
-    pub count: Option<u64>,
-    /// `--timeout`.
-    pub timeout_seconds: Option<f64>,
-}
-
-/// A request, and the answer given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Event {
-    /// 1 for the first event.
-    pub seq: u64,
-    /// The vCPU that raised it.
-    pub vcpu: u32,
-    /// Why Xen raised it.
-    pub reason: Reason,
-    /// The accesses violated: `r`, `w`, `x` letters in that order.
-    pub access: String,
-    /// The guest frame number.
-    pub pfn: Option<u64>,
-    /// The machine frame (PV).
-    pub mfn: Option<u64>,
-    /// The guest linear address.
-    pub gla: Option<Hex>,
-    /// The byte offset within the page.
-    pub offset: Option<u64>,
-    /// The request's flags, by name.
-    pub flags: Vec<String>,
-    /// The vCPU's instruction pointer.
-    pub rip: Hex,
-    /// `relax` or `keep`.
-    pub response: &'static str,
-    /// Left on the ring by a listener that died, answered after taking the ring over.
-    pub recovered: bool,
-    /// When it was answered: nanoseconds since the header (0 for a request a dead listener
-    /// left, answered before the header). Left out of snapshots.
-    pub ns: u64,
-}
-
-/// The last line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct End {
-    /// What stopped the listener.
-    pub reason: &'static str,
-    /// How many events were answered.
-    pub events: u64,
-    /// The most requests found waiting on the ring at once (the ring holds 8: 8 means it
-    /// was full and vCPUs had to wait for room).
-    pub most_pending: u64,
-}
-
-/// `VM_EVENT_REASON_*`: by name for mem_access, the only one the listener asks for, by number
-/// otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// `VM_EVENT_REASON_MEM_ACCESS`.
-    MemAccess,
-    /// Any other reason.
-    Other(u32),
-}
-
-impl Serialize for Reason {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Reason::MemAccess => serializer.serialize_str("mem_access"),
-            Reason::Other(number) => serializer.serialize_u32(*number),
-        }
-    }
-}
-
-/// An address, written `0x…` (JSON numbers lose precision past 2^53, and people read
-/// addresses in hex).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hex(pub u64);
-
-impl Serialize for Hex {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&format_args!("{:#x}", self.0))
-    }
 }
 
 /// The names of the bits set in `flags`, in bit order, from a name table; a bit the table
@@ -224,7 +105,7 @@ pub fn event(
             offset: None,
             flags: vm_event_flags.collect(),
             rip: Hex(request.regs.rip),
-            response,
+            response: response.into(),
             recovered,
             ns: 0,
         };
@@ -252,7 +133,7 @@ pub fn event(
             .chain(vm_event_flags)
             .collect(),
         rip: Hex(request.regs.rip),
-        response,
+        response: response.into(),
         recovered,
         ns: 0,
     }
@@ -339,7 +220,7 @@ fn text(record: &Record) -> String {
             )
         }
         Record::End(end) => {
-            let cause = match end.reason {
+            let cause = match end.reason.as_str() {
                 "count" => "--count",
                 "timeout" => "the timeout",
                 "signal" => "a signal",
@@ -367,6 +248,7 @@ fn plural(count: u64, word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pages::PageAccess;
     use libxc::ring::{
         MemAccess, RegsX86, MEM_ACCESS_FAULT_HYPERCALL, MEM_ACCESS_FAULT_WITH_GLA,
         MEM_ACCESS_GLA_VALID, VM_EVENT_FLAG_VCPU_PAUSED, VM_EVENT_INTERFACE_VERSION,
@@ -539,15 +421,16 @@ mod tests {
     }
 
     fn header(access: Vec<PageAccess>, count: Option<u64>, timeout: Option<f64>) -> Record {
+        let access = access.iter().map(PageAccess::record).collect();
         Record::Header(Header {
             version: FORMAT_VERSION,
             domain: 5,
             xen_version: "4.17.5-pv-memaccess".into(),
             options: HeaderOptions {
-                mode: "write",
-                default_access: "rx",
+                mode: "write".into(),
+                default_access: "rx".into(),
                 access,
-                on_event: "relax",
+                on_event: "relax".into(),
                 count,
                 timeout_seconds: timeout,
             },
@@ -583,9 +466,9 @@ mod tests {
 
     #[test]
     fn end_in_both_formats() {
-        let end = |reason, events| {
+        let end = |reason: &str, events| {
             Record::End(End {
-                reason,
+                reason: reason.into(),
                 events,
                 most_pending: events.min(8),
             })

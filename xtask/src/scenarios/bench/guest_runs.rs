@@ -13,6 +13,8 @@ use libxc::xenstore::resolve_domain;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use listener::record::Record;
+
 use super::measurements::{ListenerTimings, TscScale};
 use crate::scenarios::dom0::Guest;
 use crate::scenarios::dom0::GuestConfig;
@@ -210,16 +212,15 @@ pub fn scale(console: &str) -> Result<TscScale> {
 pub fn traced_events(trace: &str, first: u64, count: u64) -> Result<u64> {
     let mut events = 0;
     for line in trace.lines() {
-        let record: serde_json::Value =
+        let record: Record =
             serde_json::from_str(line).with_context(|| format!("trace line {line:?}"))?;
-        if record["type"] != "event" {
-            continue;
-        }
-        if record["pfn"]
-            .as_u64()
-            .is_some_and(|pfn| (first..first + count).contains(&pfn))
-        {
-            events += 1;
+        if let Record::Event(event) = record {
+            if event
+                .pfn
+                .is_some_and(|pfn| (first..first + count).contains(&pfn))
+            {
+                events += 1;
+            }
         }
     }
     Ok(events)
@@ -255,16 +256,13 @@ mod tests {
 
     #[test]
     fn only_events_on_the_frames_asked_count() {
-        let trace = concat!(
-            r#"{"type":"header"}"#,
-            "\n",
-            r#"{"type":"event","pfn":16}"#,
-            "\n",
-            r#"{"type":"event","pfn":17}"#,
-            "\n",
-            r#"{"type":"event","pfn":40}"#,
-            "\n"
-        );
+        let event = |pfn: u64| {
+            format!(
+                r#"{{"type":"event","seq":1,"vcpu":0,"reason":"mem_access","access":"w","pfn":{pfn},"mfn":1,"gla":null,"offset":0,"flags":[],"rip":"0x0","response":"relax","recovered":false}}"#
+            )
+        };
+        let trace = [event(16), event(17), event(40)].join("\n");
+        let trace = trace.as_str();
         assert_eq!(traced_events(trace, 16, 8).unwrap(), 2);
     }
 }

@@ -388,7 +388,7 @@ fn on_host(case: &Case, view: &HostView) -> Result<()> {
     }
     (case.check)(&account, &trace)?;
     check_fault_counts(view, &trace, case.vcpus == 1)?;
-    let most_pending = trace.end["most_pending"].as_u64().unwrap_or(0);
+    let most_pending = trace.end.most_pending;
     if case.fill_ring {
         ensure!(
             most_pending == 8,

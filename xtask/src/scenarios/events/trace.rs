@@ -3,35 +3,21 @@
 //! snapshot with what differs between runs (machine frames, instruction pointers) left out.
 
 use anyhow::{bail, ensure, Context, Result};
-use serde::Deserialize;
 
 /// The first guest frame of the test guest's 16-page buffer (`TEST-GUEST BUFFER gfn=0x200`),
 /// and its pages: the guest's own constants.
 pub const BUFFER_PFN: u64 = test_guest::pattern::BUFFER_GFN;
 pub const BUFFER_PAGES: u64 = test_guest::pattern::BUFFER_PAGES as u64;
 
-/// One `event` record of the trace (format 1; see listener/src/trace.rs).
-#[derive(Debug, Deserialize)]
-pub struct Event {
-    pub seq: u64,
-    pub vcpu: u32,
-    pub reason: serde_json::Value,
-    pub access: String,
-    pub pfn: Option<u64>,
-    pub mfn: Option<u64>,
-    pub gla: Option<String>,
-    pub offset: Option<u64>,
-    pub flags: Vec<String>,
-    pub response: String,
-    /// Left on the ring by a listener that died (never, in these scenarios).
-    pub recovered: bool,
-}
+/// One `event` record of the trace: the listener's own type ([`listener::record`]).
+pub use listener::record::Event;
+use listener::record::{End, Header, Reason, Record};
 
 /// A parsed trace: the header, the events in ring order, the end record.
 pub struct Trace {
-    pub header: serde_json::Value,
+    pub header: Header,
     pub events: Vec<Event>,
-    pub end: serde_json::Value,
+    pub end: End,
 }
 
 impl Trace {
@@ -40,16 +26,12 @@ impl Trace {
         let mut events: Vec<Event> = Vec::new();
         let mut end = None;
         for (number, line) in text.lines().enumerate() {
-            let record: serde_json::Value = serde_json::from_str(line)
-                .with_context(|| format!("trace line {} is not JSON: {line}", number + 1))?;
-            match record["type"].as_str() {
-                Some("header") => header = Some(record),
-                Some("event") => events.push(
-                    serde_json::from_value(record)
-                        .with_context(|| format!("trace line {}: {line}", number + 1))?,
-                ),
-                Some("end") => end = Some(record),
-                _ => bail!("trace line {}: unknown record {line}", number + 1),
+            let record: Record = serde_json::from_str(line)
+                .with_context(|| format!("trace line {} is not a record: {line}", number + 1))?;
+            match record {
+                Record::Header(record) => header = Some(record),
+                Record::Event(record) => events.push(record),
+                Record::End(record) => end = Some(record),
             }
         }
         let (Some(header), Some(end)) = (header, end) else {
@@ -64,9 +46,9 @@ impl Trace {
             );
         }
         ensure!(
-            end["events"].as_u64() == Some(events.len() as u64),
+            end.events == events.len() as u64,
             "the end record counts {} events, the trace holds {}",
-            end["events"],
+            end.events,
             events.len()
         );
         Ok(Trace {
@@ -230,7 +212,7 @@ pub fn observed(trace: &Trace, buffer_only: bool) -> Result<Vec<Expected>> {
             access: event.access.chars().next().unwrap_or('?'),
             pfn,
             offset: event.offset.unwrap_or(u64::MAX),
-            va: hex(event.gla.as_deref().unwrap_or("0"))?,
+            va: event.gla.map_or(0, |gla| gla.0),
         });
     }
     Ok(seen)
@@ -322,21 +304,16 @@ fn next_page(name: &str) -> Option<String> {
 ///
 /// With `buffer_only`, events outside the buffer and the total count are left out too.
 pub fn render(trace: &Trace, per_vcpu_order: bool, buffer_only: bool) -> String {
-    let options = &trace.header["options"];
+    let options = &trace.header.options;
     let mut out = String::new();
-    let text = |value: &serde_json::Value| match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     out += &format!(
         "monitor: default {}, on event {}\n",
-        text(&options["default_access"]),
-        text(&options["on_event"]),
+        options.default_access, options.on_event,
     );
     // Runs of pages with the same access, on one line each.
     let mut runs: Vec<(String, String, String)> = Vec::new();
-    for access in options["access"].as_array().into_iter().flatten() {
-        let (name, what) = (page_name(access["pfn"].as_u64()), text(&access["access"]));
+    for access in &options.access {
+        let (name, what) = (page_name(Some(access.pfn)), access.access.clone());
         match runs.last_mut() {
             Some((_, last, run_access))
                 if *run_access == what && next_page(last).as_deref() == Some(&name) =>
@@ -368,7 +345,10 @@ pub fn render(trace: &Trace, per_vcpu_order: bool, buffer_only: bool) -> String 
         events.sort_by_key(|event| event.vcpu);
     }
     for event in events {
-        let reason = text(&event.reason);
+        let reason = match event.reason {
+            Reason::MemAccess => "mem_access".to_string(),
+            Reason::Other(number) => number.to_string(),
+        };
         out += &format!(
             "vcpu{} {} {} {} +{:#x} gla {} [{}] -> {}\n",
             event.vcpu,
@@ -377,22 +357,18 @@ pub fn render(trace: &Trace, per_vcpu_order: bool, buffer_only: bool) -> String 
             page_name(event.pfn),
             event.offset.unwrap_or(0),
             // Only a gla_valid event has an address (a write by hypercall has none).
-            match event.gla.as_deref() {
-                Some(gla) if event.flags.iter().any(|flag| flag == "gla_valid") => gla,
-                _ => "-",
+            match event.gla {
+                Some(gla) if event.has_flag("gla_valid") => format!("{:#x}", gla.0),
+                _ => "-".to_string(),
             },
             event.flags.join(" "),
             event.response,
         );
     }
     if buffer_only {
-        out += &format!("end: {}\n", text(&trace.end["reason"]));
+        out += &format!("end: {}\n", trace.end.reason);
     } else {
-        out += &format!(
-            "end: {}, {} events\n",
-            text(&trace.end["reason"]),
-            trace.end["events"]
-        );
+        out += &format!("end: {}, {} events\n", trace.end.reason, trace.end.events);
     }
     out
 }

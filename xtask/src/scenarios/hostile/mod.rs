@@ -87,8 +87,8 @@ impl TraceSummary {
         }
         TraceSummary {
             events: trace.events.len() as u64,
-            end_reason: trace.end["reason"].as_str().unwrap_or("?").to_string(),
-            most_pending: trace.end["most_pending"].as_u64().unwrap_or(0),
+            end_reason: trace.end.reason.clone(),
+            most_pending: trace.end.most_pending,
             groups: groups
                 .into_iter()
                 .map(|((_, group), count)| Group { count, ..group })
@@ -149,7 +149,7 @@ mod tests {
             )
         };
         let text = [
-            r#"{"type":"header","version":1}"#.to_string(),
+            r#"{"type":"header","version":1,"domain":5,"xen_version":"","options":{"mode":"write","default_access":"rwx","access":[],"on_event":"keep","count":null,"timeout_seconds":null}}"#.to_string(),
             event(1, 0, 0x800),
             event(2, 1, 0x10),
             event(3, 0, 0x800),

@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use libxc::xenstore::resolve_domain;
+use listener::record::Reason;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -223,12 +224,9 @@ impl Expected {
     }
 
     fn matches(&self, event: &Event) -> Result<()> {
-        let gla = match &event.gla {
-            Some(gla) => Some(hex(gla)?),
-            None => None,
-        };
+        let gla = event.gla.map(|gla| gla.0);
         ensure!(
-            event.reason == "mem_access"
+            event.reason == Reason::MemAccess
                 && event.vcpu == 0
                 && event.access == "w"
                 && event.pfn == Some(self.pfn)
@@ -439,7 +437,7 @@ TEST-GUEST PATTERN-DONE pt-hypercall touches=3
     #[test]
     fn an_event_without_the_hypercall_flag_does_not_match() {
         let event: Event = serde_json::from_str(
-            r#"{"seq":1,"vcpu":0,"reason":"mem_access","access":"w","pfn":567,"mfn":21047,"gla":"0x0","offset":968,"flags":["w","vcpu_paused"],"response":"relax","recovered":false}"#,
+            r#"{"seq":1,"vcpu":0,"reason":"mem_access","access":"w","pfn":567,"mfn":21047,"gla":"0x0","offset":968,"flags":["w","vcpu_paused"],"rip":"0x0","response":"relax","recovered":false}"#,
         )
         .unwrap();
         let expected = Expected {

@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use listener::record::{Record, FORMAT_VERSION};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -116,28 +117,25 @@ fn on_host(view: &HostView) -> Result<()> {
         ("gone", "domain-gone"),
     ] {
         let trace = view.read(&format!("{file}.jsonl"))?;
-        let records: Vec<serde_json::Value> = trace
+        let records: Vec<Record> = trace
             .lines()
             .map(serde_json::from_str)
             .collect::<Result<_, _>>()
-            .with_context(|| format!("{file}.jsonl is not JSON lines"))?;
-        let (Some(header), Some(end)) = (records.first(), records.last()) else {
-            bail!("{file}.jsonl is empty");
+            .with_context(|| format!("{file}.jsonl is not the listener's records"))?;
+        let (Some(Record::Header(header)), Some(Record::End(end))) =
+            (records.first(), records.last())
+        else {
+            bail!("{file}.jsonl does not go from a header to an end record");
         };
+        ensure!(header.version == FORMAT_VERSION, "{file}: {header:?}");
         ensure!(
-            header["type"] == "header" && header["version"] == 1,
-            "{file}: {header}"
-        );
-        ensure!(
-            header["xen_version"]
-                .as_str()
-                .is_some_and(|version| version.ends_with(XEN_EXTRA_VERSION)),
-            "{file}: not our Xen: {header}"
+            header.xen_version.ends_with(XEN_EXTRA_VERSION),
+            "{file}: not our Xen: {header:?}"
         );
         let events = records.len() as u64 - 2;
         ensure!(
-            end["type"] == "end" && end["reason"] == reason && end["events"] == events,
-            "{file}: {end} after {events} events"
+            end.reason == reason && end.events == events,
+            "{file}: {end:?} after {events} events"
         );
         ensure!(
             events > 0,

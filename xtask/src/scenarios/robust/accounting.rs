@@ -19,9 +19,10 @@
 use std::collections::HashSet;
 
 use anyhow::{bail, ensure, Context, Result};
+use listener::record::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::scenarios::events::trace::{hex, Touch, BUFFER_PAGES, BUFFER_PFN};
+use crate::scenarios::events::trace::{Touch, BUFFER_PAGES, BUFFER_PFN};
 
 /// What followed a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,28 +62,26 @@ pub fn parse_trace(text: &str) -> Result<Vec<Event>> {
     let lines: Vec<&str> = text.lines().collect();
     let mut events = Vec::new();
     for (index, line) in lines.iter().enumerate() {
-        let record: serde_json::Value = match serde_json::from_str(line) {
+        let record: Record = match serde_json::from_str(line) {
             Ok(record) => record,
             Err(_) if index + 1 == lines.len() => break,
-            Err(error) => bail!("trace line {} is not JSON ({error}): {line}", index + 1),
+            Err(error) => bail!("trace line {} is not a record ({error}): {line}", index + 1),
         };
-        if record["type"] != "event" || record["access"] != "w" {
+        let Record::Event(event) = record else {
             continue;
-        }
-        let Some(pfn) = record["pfn"].as_u64() else {
+        };
+        let Some(pfn) = event.pfn.filter(|_| event.access == "w") else {
             continue;
         };
         if !(BUFFER_PFN..BUFFER_PFN + BUFFER_PAGES).contains(&pfn) {
             continue;
         }
         events.push(Event {
-            vcpu: record["vcpu"].as_u64().context("no vcpu")? as u32,
+            vcpu: event.vcpu,
             page: pfn - BUFFER_PFN,
-            offset: record["offset"].as_u64().context("no offset")?,
-            va: hex(record["gla"].as_str().context("no gla")?)?,
-            recovered: record["recovered"]
-                .as_bool()
-                .with_context(|| format!("no recovered key: {line}"))?,
+            offset: event.offset.context("no offset")?,
+            va: event.gla.context("no gla")?.0,
+            recovered: event.recovered,
         });
     }
     Ok(events)

@@ -1,0 +1,3 @@
+//! What other programs share with the listener: the records of its trace ([`record`]).
+
+pub mod record;
