@@ -18,7 +18,7 @@ use crate::progress::{step, Phase};
 use crate::qemu::{Ending, Machine};
 use crate::scenarios::robust::counts::{RobustCounts, ROBUST_FILE};
 use crate::scenarios::{self, HostView, Scenario, ScenarioResult, Status, RESULT_FILE};
-use crate::{debian, hv_check, hv_module, xen_build, xen_log};
+use crate::{debian, hv_module, xen_build, xen_log};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -127,13 +127,7 @@ pub fn build_system(
         "the Rust module, then Xen 4.17 from Debian's source with our patches",
     );
     let rust_object = hv_module::build(sh, layout)?;
-    let problems = hv_check::check(&std::fs::read(&rust_object)?)?;
-    if !problems.is_empty() {
-        anyhow::bail!(
-            "the Rust module's object breaks Xen's rules:\n  {}",
-            problems.join("\n  ")
-        );
-    }
+    hv_module::check(sh, layout, &rust_object)?;
     let xen = xen_build::build(sh, layout, &rust_object, variant)?;
     phases.build_xen = phase.finish();
 

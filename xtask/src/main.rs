@@ -13,7 +13,6 @@ mod dom0_image;
 mod e2e;
 mod exchange;
 mod host;
-mod hv_check;
 mod hv_module;
 mod initramfs;
 mod layout;

@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn glue_list_matches_the_ffi_declarations() {
-        let ffi = include_str!("../../hypervisor-patch/src/ffi.rs");
+        let ffi = include_str!("../../../hypervisor-patch/src/ffi.rs");
         let declared: Vec<&str> = ffi
             .lines()
             .filter_map(|line| line.trim().strip_prefix("pub fn "))
