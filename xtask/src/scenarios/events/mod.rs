@@ -182,32 +182,64 @@ const CASE: Case = Case {
     restrict_page_table: false,
 };
 
-const CASES: &[Case] = &[
+/// Declares an `events/*` scenario and its case together: the scenario runs exactly the
+/// case written next to it.
+macro_rules! case {
+    ($scenario:ident, $case:expr) => {
+        pub const $scenario: Scenario = {
+            const THIS: Case = $case;
+            Scenario {
+                name: THIS.name,
+                in_dom0: |dom0| in_dom0(&THIS, dom0),
+                on_host: |view| on_host(&THIS, view),
+            }
+        };
+    };
+}
+
+case!(
+    READ_SWEEP,
     Case {
         name: "events/read-sweep",
         cmdline: "pattern=read-sweep",
         pages: &[(0, 16, "n")],
         ..CASE
-    },
+    }
+);
+
+case!(
+    WRITE_SWEEP,
     Case {
         name: "events/write-sweep",
         cmdline: "pattern=write-sweep",
         pages: &[(0, 16, "rx")],
         ..CASE
-    },
+    }
+);
+
+case!(
+    EXEC,
     Case {
         name: "events/exec",
         cmdline: "pattern=exec",
         // The copy of the function into the page is a write, allowed; the call is not.
         pages: &[(3, 1, "rw")],
         ..CASE
-    },
+    }
+);
+
+case!(
+    STRIDE,
     Case {
         name: "events/stride",
         cmdline: "pattern=stride",
         pages: &[(0, 16, "r")],
         ..CASE
-    },
+    }
+);
+
+case!(
+    RX2RW,
     Case {
         name: "events/rx2rw",
         cmdline: "pattern=repeat",
@@ -215,7 +247,11 @@ const CASES: &[Case] = &[
         on_event: "keep",
         access_after: Some((5, "rw")),
         ..CASE
-    },
+    }
+);
+
+case!(
+    N2RWX,
     Case {
         name: "events/n2rwx",
         cmdline: "pattern=write-sweep",
@@ -224,7 +260,11 @@ const CASES: &[Case] = &[
         access_after: Some((0, "rwx")),
         asynchronous: true,
         ..CASE
-    },
+    }
+);
+
+case!(
+    PT_WRITE,
     Case {
         name: "events/pt-write",
         cmdline: "pattern=pt-write",
@@ -244,7 +284,11 @@ const CASES: &[Case] = &[
             Ok(())
         },
         ..CASE
-    },
+    }
+);
+
+case!(
+    XEN_COPY,
     Case {
         name: "events/xen-copy",
         cmdline: "pattern=xen-copy",
@@ -265,7 +309,11 @@ const CASES: &[Case] = &[
             Ok(())
         },
         ..CASE
-    },
+    }
+);
+
+case!(
+    MULTI_VCPU,
     Case {
         name: "events/multi-vcpu",
         cmdline: "pattern=multi-vcpu",
@@ -279,7 +327,11 @@ const CASES: &[Case] = &[
         asynchronous: true,
         fill_ring: true,
         ..CASE
-    },
+    }
+);
+
+case!(
+    DEFAULT_GENERATION,
     Case {
         name: "events/default-generation",
         cmdline: "pattern=generation",
@@ -290,7 +342,11 @@ const CASES: &[Case] = &[
         pages: &[(0, 16, "r")],
         new_default: Some("r"),
         ..CASE
-    },
+    }
+);
+
+case!(
+    BALLOON,
     Case {
         name: "events/balloon",
         cmdline: "pattern=balloon",
@@ -300,30 +356,8 @@ const CASES: &[Case] = &[
         pages: &[(0, 12, "rwx")],
         new_pages: &[12, 13, 14, 15],
         ..CASE
-    },
-];
-
-macro_rules! scenario {
-    ($scenario:ident, $index:expr) => {
-        pub const $scenario: Scenario = Scenario {
-            name: CASES[$index].name,
-            in_dom0: |dom0| in_dom0(&CASES[$index], dom0),
-            on_host: |view| on_host(&CASES[$index], view),
-        };
-    };
-}
-
-scenario!(READ_SWEEP, 0);
-scenario!(WRITE_SWEEP, 1);
-scenario!(EXEC, 2);
-scenario!(STRIDE, 3);
-scenario!(RX2RW, 4);
-scenario!(N2RWX, 5);
-scenario!(PT_WRITE, 6);
-scenario!(XEN_COPY, 7);
-scenario!(MULTI_VCPU, 8);
-scenario!(DEFAULT_GENERATION, 9);
-scenario!(BALLOON, 10);
+    }
+);
 
 fn short_name(case: &Case) -> &'static str {
     case.name.trim_start_matches("events/")
