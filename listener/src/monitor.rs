@@ -210,7 +210,10 @@ pub fn run(options: Options) -> Result<Stop> {
         seq: 0,
         most_pending: 0,
         on_event: options.on_event,
-        timings: Timings::default(),
+        timings: Timings {
+            enabled: options.timings.is_some(),
+            ..Timings::default()
+        },
         frames: match hvm {
             true => FrameKind::Gfn,
             false => FrameKind::Mfn,
@@ -423,10 +426,10 @@ fn event_loop(
                         session.evtchn.unmask(port)?;
                     }
                     guard.clear_ready();
-                    let woken = Instant::now();
+                    let woken = session.timings.enabled.then(Instant::now);
                     let answered = session.seq;
                     session.drain()?;
-                    if session.seq > answered {
+                    if let Some(woken) = woken.filter(|_| session.seq > answered) {
                         session.timings.wakeups += 1;
                         session.timings.drain_ns +=
                             u64::try_from(woken.elapsed().as_nanos()).unwrap_or(u64::MAX);

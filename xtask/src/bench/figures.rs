@@ -288,7 +288,6 @@ mod tests {
                     pingpong_tsc: 100,
                     events_median_tsc: 30,
                     pingpong_median_tsc: 10,
-                    ..EventRtt::default()
                 };
                 2
             ],

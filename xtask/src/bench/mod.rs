@@ -104,22 +104,15 @@ fn rtt_plot(measured: &Measurements) -> (String, String) {
             figures::median(values)
         }
     };
-    let listener =
-        measured
-            .event_rtt
-            .iter()
-            .fold((0u64, 0u64, 0u64, 0u64, 0u64, 0u64), |sum, run| {
-                let t = run.listener;
-                (
-                    sum.0 + t.events,
-                    sum.1 + t.wakeups,
-                    sum.2 + t.drain_ns,
-                    sum.3 + t.set_access_ns,
-                    sum.4 + t.trace_ns,
-                    sum.5 + t.notify_ns,
-                )
-            });
-    let (events_seen, wakeups, drain, set_access, trace, notify) = listener;
+    let breakdown = measured.listener_breakdown.unwrap_or_default();
+    let timings = breakdown.listener;
+    let (events_seen, wakeups) = (timings.events, timings.wakeups);
+    let (drain, set_access, trace, notify) = (
+        timings.drain_ns,
+        timings.set_access_ns,
+        timings.trace_ns,
+        timings.notify_ns,
+    );
     let per_event = |ns: u64| ns as f64 / events_seen.max(1) as f64 / 1000.0;
     let mut note = format!(
         "Guest-side time of each sync mem_access event (a write to a page with access rx, \
@@ -132,10 +125,13 @@ fn rtt_plot(measured: &Measurements) -> (String, String) {
         pingpong.len()
     );
     note += &format!(
-        " The listener's own share (dom0's clock, `listener monitor --timings`): {:.1} us \
-         per event from its wake-up to Xen notified ({events_seen} events in {wakeups} \
-         wake-ups), of which relaxing the page (`XENMEM_access_op`) {:.1} us, writing the \
-         trace line {:.1} us, notifying Xen {:.1} us.",
+        " Where the listener's share goes (one more run, the listener timing its own steps \
+         with dom0's clock, `listener monitor --timings`; the guest's median per event was \
+         {:.1} us in that run): {:.1} us per event from its wake-up to Xen notified \
+         ({events_seen} events in {wakeups} wake-ups), of which relaxing the page \
+         (`XENMEM_access_op`) {:.1} us, writing the trace line {:.1} us, notifying Xen {:.1} \
+         us.",
+        scale.nanoseconds(breakdown.events_median_tsc) / 1000.0,
         per_event(drain),
         per_event(set_access),
         per_event(trace),

@@ -23,8 +23,8 @@ use crate::scenarios::events::run::{
 };
 use crate::scenarios::Dom0;
 
-/// Where the listener leaves its timings.
-const TIMINGS: &str = "/tmp/listener-timings.json";
+/// Where a listener given `--timings TIMINGS` leaves them.
+pub const TIMINGS: &str = "/tmp/listener-timings.json";
 
 /// How long a guest waits at its go page before it is let go.
 const SETTLE: Duration = Duration::from_millis(500);
@@ -132,9 +132,7 @@ fn drive<T>(
         Monitoring::Listener(options) => {
             let _ = std::fs::remove_file(TRACE);
             let _ = std::fs::remove_file(TIMINGS);
-            let mut options = options.to_vec();
-            options.extend(["--timings", TIMINGS]);
-            let child = listener.insert(start_listener(run.name, TRACE, &options)?);
+            let child = listener.insert(start_listener(run.name, TRACE, options)?);
             wait_for_header(child)?;
         }
     }

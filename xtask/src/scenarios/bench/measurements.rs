@@ -17,6 +17,8 @@ pub struct Measurements {
     pub event_rtt: Vec<EventRtt>,
     /// Every run's per-operation samples, for the distribution plot.
     pub rtt_samples: RttSamples,
+    /// Where the listener's share of an event goes.
+    pub listener_breakdown: Option<ListenerBreakdown>,
     /// Per run: the same events taken by one vCPU and by two.
     pub vcpus: Vec<VcpuScaling>,
     /// Per run: access changes on a small and a big guest.
@@ -50,7 +52,15 @@ pub struct EventRtt {
     /// machine moves the mean, not this.
     pub events_median_tsc: u64,
     pub pingpong_median_tsc: u64,
-    /// Where the listener's time went in that run (`listener monitor --timings`).
+}
+
+/// One more run of the same events, after the others, with the listener timing its own
+/// steps (`listener monitor --timings`: reading the clock costs a PV dom0 a system call, so
+/// the runs the figures come from are not timed this way).
+#[derive(Serialize, Deserialize, Debug, Default, Clone, Copy)]
+pub struct ListenerBreakdown {
+    /// The guest's median per event in this run, for comparison with the others.
+    pub events_median_tsc: u64,
     pub listener: ListenerTimings,
 }
 

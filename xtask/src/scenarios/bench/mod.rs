@@ -30,7 +30,9 @@ use anyhow::{Context, Result};
 use libxc::xenstore::resolve_domain;
 
 use guest_runs::{time, traced_events, Monitoring, Timed, TimedRun};
-use measurements::{EventRtt, GuestSize, HypercallLoop, Measurements, VcpuScaling, WriteLoop};
+use measurements::{
+    EventRtt, GuestSize, HypercallLoop, ListenerBreakdown, Measurements, VcpuScaling, WriteLoop,
+};
 
 use crate::scenarios::events::trace::BUFFER_PFN;
 use crate::scenarios::{Dom0, HostView, Scenario};
@@ -85,6 +87,12 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         (1..=runs).try_for_each(|run| measure_run(dom0, run, runs, &mut sizes, &mut measured));
     sizes.destroy(dom0);
     outcome?;
+    progress(
+        runs,
+        runs,
+        "the events once more, the listener timing its steps",
+    );
+    measured.listener_breakdown = Some(listener_breakdown(dom0)?);
     progress(runs, runs, "XENMEM_access_op costs and Xen's counts");
     measured.access_ops = Some(access_ops::measure(dom0)?);
     dom0.save(
@@ -163,6 +171,10 @@ const EVENT_LISTENER: &[&str] = &["--default-access", "rx", "--on-event", "relax
 
 /// `EVENTS` writes to fresh pages, each one sync event, by `vcpus` vCPUs.
 fn events(dom0: &Dom0, name: &str, vcpus: u32) -> Result<Timed> {
+    events_with(dom0, name, vcpus, EVENT_LISTENER)
+}
+
+fn events_with(dom0: &Dom0, name: &str, vcpus: u32, listener: &[&str]) -> Result<Timed> {
     time(
         dom0,
         &TimedRun {
@@ -170,10 +182,21 @@ fn events(dom0: &Dom0, name: &str, vcpus: u32) -> Result<Timed> {
             vcpus,
             cmdline: &format!("pattern=bench-events pages={EVENTS}"),
             result: "TEST-GUEST BENCH-EVENTS ",
-            monitoring: Monitoring::Listener(EVENT_LISTENER),
+            monitoring: Monitoring::Listener(listener),
         },
         |_| Ok(()),
     )
+}
+
+/// The events once more, the listener timing its own steps.
+fn listener_breakdown(dom0: &Dom0) -> Result<ListenerBreakdown> {
+    let mut listener = EVENT_LISTENER.to_vec();
+    listener.extend(["--timings", guest_runs::TIMINGS]);
+    let timed = events_with(dom0, "bench-events-timed", 1, &listener)?;
+    Ok(ListenerBreakdown {
+        events_median_tsc: median(&timed.samples()?).context("no event samples")?,
+        listener: timed.listener.context("the listener left no timings")?,
+    })
 }
 
 /// The events of `timed` (its area's pages) the listener's trace does not have.
@@ -228,7 +251,6 @@ fn event_rtt(dom0: &Dom0, run: u32, measured: &mut Measurements) -> Result<(Even
             pingpong_tsc: pingpong.value("tsc")?,
             events_median_tsc: median(&event_samples).context("no event samples")?,
             pingpong_median_tsc: median(&pingpong_samples).context("no ping-pong samples")?,
-            listener: events.listener.context("the listener left no timings")?,
         },
         events,
     ))
