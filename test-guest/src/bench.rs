@@ -25,8 +25,8 @@
 //! print per-operation samples, are in [`crate::bench_ops`].
 
 use crate::cmdline;
-use crate::pattern::BUFFER_PAGES;
 use crate::text::Sink;
+use crate::workload::BUFFER_PAGES;
 
 /// Rounds when the command line has no `rounds=`.
 pub const DEFAULT_ROUNDS: u32 = 256;

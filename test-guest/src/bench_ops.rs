@@ -70,8 +70,8 @@ use core::ops::Range;
 
 use crate::cmdline;
 use crate::frames::Pfn;
-use crate::pattern::BUFFER_PAGES;
 use crate::text::Sink;
+use crate::workload::BUFFER_PAGES;
 
 pub use crate::handshake::tsc_to_ns;
 

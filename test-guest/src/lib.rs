@@ -34,7 +34,7 @@
 //! - [`console`]: the PV console ring writer (`xencons_interface`).
 //! - [`handshake`]: the go page a pattern waits on, and bounded waits.
 //! - [`hostile`]: the `hostile-calls` pattern: control-interface calls an unprivileged guest makes.
-//! - [`pattern`]: the page workload and its FNV-1a checksum (also used by xtask).
+//! - [`workload`]: the page workload and its FNV-1a checksum (also used by xtask).
 //! - [`patterns`]: the access patterns of `pattern=<name>`: their touches and lines.
 //! - [`text`]: number and string output without `core::fmt`.
 //! - [`bench`](mod@bench): the `bench` pattern's rounds (`rounds=<decimal>`) and its `BENCH` line.
@@ -61,7 +61,6 @@ pub mod hostile;
 pub mod hypercall;
 pub mod p2m_tree;
 pub mod pagewalk;
-pub mod pattern;
 pub mod patterns;
 pub mod probe;
 pub mod pt_hypercall;
@@ -70,4 +69,5 @@ pub mod start_info;
 pub mod text;
 pub mod traps;
 pub mod vcpu_up;
+pub mod workload;
 pub mod xen_writes;

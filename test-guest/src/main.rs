@@ -25,7 +25,7 @@
 //!    maps it back; then writes, volatile, `arch.max_pfn` = `nr_pages` and
 //!    `arch.pfn_to_mfn_frame_list_list` = the frame-list-list page's MFN (offsets
 //!    3088 and 3096 of `struct shared_info`) and prints `P2M-PUBLISHED`.
-//! 5. Writes the pattern of `test_guest::pattern` into a 16-page buffer at gfns
+//! 5. Writes the pattern of `test_guest::workload` into a 16-page buffer at gfns
 //!    0x200 to 0x20f (`BUFFER_GFN`; page 0 to 15, each byte in order, volatile
 //!    byte writes), then
 //!    reads every byte back in the same order with volatile reads and checks it.
@@ -72,7 +72,7 @@
 //! Xen 4.17 refuses them with rc=-16, -16, -1, -22 and -1 (`test_guest::probe` says
 //! which check does it).
 //!
-//! `DONE`'s checksum equals `test_guest::pattern::expected_checksum()` when every
+//! `DONE`'s checksum equals `test_guest::workload::expected_checksum()` when every
 //! byte read back as written. `<n>` counts vCPUs that exist, up or down (only vCPU
 //! 0 runs this kernel, except in the two-vCPU patterns: `multi-vcpu`, `xen-copy-race`,
 //! `runstate-area`, and `bench-events` when the domain has a second vCPU). The buffer's
@@ -283,10 +283,10 @@ mod kernel {
     use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError, UVMF_INVLPG};
     use test_guest::p2m_tree::{self, ListPage, ENTRIES_PER_PAGE};
     use test_guest::pagewalk;
-    use test_guest::pattern::{self, BUFFER_BYTES, BUFFER_GFN, BUFFER_PAGES};
     use test_guest::probe;
     use test_guest::start_info::StartInfo;
     use test_guest::text::{LineBuf, Sink};
+    use test_guest::workload::{self, BUFFER_BYTES, BUFFER_GFN, BUFFER_PAGES};
 
     mod patterns;
 
@@ -747,13 +747,13 @@ mod kernel {
     /// Writes the pattern into the buffer and reads it back; returns its checksum, or
     /// crashes the domain with a FAIL line naming the first wrong byte.
     fn workload() -> u64 {
-        pattern::fill(|page, offset, byte| {
+        workload::fill(|page, offset, byte| {
             // SAFETY: `page < BUFFER_PAGES` and `offset < PAGE_SIZE`, so the byte is
             // inside BUFFER, which nothing else references. Volatile: the write must
             // reach memory (it is what mem_access watches).
             unsafe { buffer_byte(page, offset).write_volatile(byte) }
         });
-        let checked = pattern::verify(|page, offset| {
+        let checked = workload::verify(|page, offset| {
             // SAFETY: as above; volatile so the value is read from memory, not
             // forwarded from the writes.
             unsafe { buffer_byte(page, offset).read_volatile() }

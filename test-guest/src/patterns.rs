@@ -2,7 +2,7 @@
 //! pages the guest touches, how, in which order, and the console lines that account
 //! for each touch.
 //!
-//! (Not to be confused with [`crate::pattern`], the byte pattern of the ordinary
+//! (Not to be confused with [`crate::workload`], the byte pattern of the ordinary
 //! workload.) A mem_access test restricts the guest's pages from dom0, lets the guest
 //! run one pattern and compares the listener's event trace with the guest's own
 //! account. That account must therefore be exact: [`plan`] is the one list of touches,
@@ -76,8 +76,8 @@
 //! | `bench-sweep` | in each phase `n` = 2 to `K + 1` (`phases=<K>`, default 8, at most 64; each after `READY ... phase=<n>` and `"GO<n>"`), timed, without `TOUCH` lines: w pages 0..15 in order at offset `0x10 * page` (as `write-sweep`), then r the same bytes in the same order (its plan: one sweep); one `SWEEP` line per phase ([`crate::bench_ops`]); `PATTERN-DONE bench-sweep touches=<16*K>` |
 
 use crate::frames::{Pfn, PAGE_SIZE};
-use crate::pattern::{BUFFER_GFN, BUFFER_PAGES};
 use crate::text::Sink;
+use crate::workload::{BUFFER_GFN, BUFFER_PAGES};
 
 /// One of the access patterns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -52,7 +52,7 @@ fn on_host(view: &HostView) -> Result<()> {
         .lines()
         .find_map(|line| line.strip_prefix("TEST-GUEST DONE "))
         .context("the guest printed no DONE line")?;
-    let expected = format!("{:016x}", test_guest::pattern::expected_checksum());
+    let expected = format!("{:016x}", test_guest::workload::expected_checksum());
     ensure!(
         done.trim() == expected,
         "the guest's checksum is {done}, its workload predicts {expected}"

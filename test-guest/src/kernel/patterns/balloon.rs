@@ -5,9 +5,9 @@
 use test_guest::balloon::{self, Exchange};
 use test_guest::frames::{Mfn, Pfn};
 use test_guest::hypercall::{HypercallPage, XenError};
-use test_guest::pattern::BUFFER_GFN;
 use test_guest::patterns::{Plan, BALLOON_PAGES};
 use test_guest::start_info::StartInfo;
+use test_guest::workload::BUFFER_GFN;
 
 use super::super::{fail, line, p2m};
 use super::touch_buffer;

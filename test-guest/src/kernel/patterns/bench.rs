@@ -15,9 +15,9 @@ use test_guest::bench;
 use test_guest::bench_ops::{self, MAX_SAMPLES};
 use test_guest::handshake::{self, VcpuTimeInfo};
 use test_guest::hypercall::{self, HypercallPage, XenError};
-use test_guest::pattern::BUFFER_PAGES;
 use test_guest::patterns::{Access, Plan, Via, BENCH_XEN_COPY_OFFSET};
 use test_guest::start_info::StartInfo;
+use test_guest::workload::BUFFER_PAGES;
 
 use super::super::{buffer_byte, fail, line, SHARED_INFO};
 

@@ -8,10 +8,10 @@
 use test_guest::frames::{Mfn, Pfn};
 use test_guest::hypercall::{HypercallPage, XenError};
 use test_guest::pagewalk;
-use test_guest::pattern::BUFFER_GFN;
 use test_guest::patterns::{self as plan, Plan, Touch};
 use test_guest::pt_write::{self, Alias, Event};
 use test_guest::start_info::StartInfo;
+use test_guest::workload::BUFFER_GFN;
 
 use super::super::{fail, l1_slot, line, p2m};
 

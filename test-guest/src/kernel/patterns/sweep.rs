@@ -15,10 +15,10 @@ use core::sync::atomic::{compiler_fence, Ordering};
 
 use test_guest::bench_ops;
 use test_guest::hypercall::{HypercallPage, ShutdownReason, XenError};
-use test_guest::pattern::BUFFER_PAGES;
 use test_guest::patterns::{Access, Plan, Touch, Via, MAX_TOUCHES};
 use test_guest::start_info::StartInfo;
 use test_guest::text::Sink;
+use test_guest::workload::BUFFER_PAGES;
 
 use super::super::{buffer_byte, fail, line, shutdown};
 use super::bench::{rdtsc, time_scale};

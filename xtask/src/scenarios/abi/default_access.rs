@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use libxc::memory::populate_physmap;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
-use test_guest::pattern::BUFFER_GFN;
+use test_guest::workload::BUFFER_GFN;
 
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::transcript::{Lines, Transcript};

@@ -6,8 +6,8 @@ use anyhow::{bail, ensure, Context, Result};
 
 /// The first guest frame of the test guest's 16-page buffer (`TEST-GUEST BUFFER gfn=0x200`),
 /// and its pages: the guest's own constants.
-pub const BUFFER_PFN: u64 = test_guest::pattern::BUFFER_GFN;
-pub const BUFFER_PAGES: u64 = test_guest::pattern::BUFFER_PAGES as u64;
+pub const BUFFER_PFN: u64 = test_guest::workload::BUFFER_GFN;
+pub const BUFFER_PAGES: u64 = test_guest::workload::BUFFER_PAGES as u64;
 
 /// One `event` record of the trace: the listener's own type ([`listener::record`]).
 pub use listener::record::Event;

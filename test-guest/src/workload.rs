@@ -75,7 +75,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// over the whole buffer, page 0 offset 0 first.
 ///
 /// ```
-/// use test_guest::pattern::{expected_checksum, fill, fnv1a64, BUFFER_BYTES};
+/// use test_guest::workload::{expected_checksum, fill, fnv1a64, BUFFER_BYTES};
 ///
 /// let mut buf = vec![0u8; BUFFER_BYTES];
 /// fill(|page, offset, byte| buf[page * 4096 + offset] = byte);
