@@ -487,7 +487,7 @@ mod tests {
 
     #[test]
     fn balloon_line() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         write_balloon(
             &mut out,
             &Exchange {
@@ -496,9 +496,6 @@ mod tests {
                 new: Mfn(0x9_0000),
             },
         );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "BALLOON pfn=0x20c old-mfn=0x5000c new-mfn=0x90000"
-        );
+        assert_eq!(out, "BALLOON pfn=0x20c old-mfn=0x5000c new-mfn=0x90000");
     }
 }

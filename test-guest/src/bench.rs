@@ -103,25 +103,17 @@ mod tests {
     use crate::patterns::{self, Pattern};
     use std::string::String;
 
-    struct Line(String);
-
-    impl Sink for Line {
-        fn put(&mut self, bytes: &[u8]) {
-            self.0.push_str(core::str::from_utf8(bytes).unwrap());
-        }
-    }
-
     fn bench_line(rounds: u32, ns: u64) -> String {
-        let mut out = Line(String::new());
+        let mut out = String::new();
         write_bench(&mut out, rounds, ns, 12345);
-        out.0
+        out
     }
 
     #[test]
     fn xen_copy_line() {
-        let mut out = Line(String::new());
+        let mut out = String::new();
         write_bench_xen_copy(&mut out, 10_000, 0, 77, 12345);
-        assert_eq!(out.0, "BENCH-XEN-COPY calls=10000 failed=0 ns=77 tsc=12345");
+        assert_eq!(out, "BENCH-XEN-COPY calls=10000 failed=0 ns=77 tsc=12345");
     }
 
     #[test]
@@ -197,8 +189,8 @@ mod tests {
         assert_eq!(round, patterns::plan(Pattern::WriteSweep));
         assert_eq!(round.touches().len(), BUFFER_PAGES);
         assert_eq!(writes(1), round.touches().len() as u64);
-        let mut out = Line(String::new());
+        let mut out = String::new();
         patterns::write_pattern_done(&mut out, Pattern::Bench, writes(256) as usize);
-        assert_eq!(out.0, "PATTERN-DONE bench touches=4096");
+        assert_eq!(out, "PATTERN-DONE bench touches=4096");
     }
 }

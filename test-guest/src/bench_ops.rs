@@ -263,18 +263,10 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    struct Line(String);
-
-    impl Sink for Line {
-        fn put(&mut self, bytes: &[u8]) {
-            self.0.push_str(core::str::from_utf8(bytes).unwrap());
-        }
-    }
-
-    fn text(write: impl FnOnce(&mut Line)) -> String {
-        let mut out = Line(String::new());
+    fn text(write: impl FnOnce(&mut String)) -> String {
+        let mut out = String::new();
         write(&mut out);
-        out.0
+        out
     }
 
     #[test]

@@ -16,7 +16,6 @@ use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::hypercall::{evtchn_send, sched_yield, EvtchnPort, Hypervisor};
-use crate::text::Sink;
 
 /// Size of the `in` ring (guest input, unused here).
 pub const IN_RING_SIZE: u32 = 1024;
@@ -272,9 +271,10 @@ impl<B: Backend> Console<B> {
     }
 }
 
-impl<B: Backend> Sink for Console<B> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.write(bytes);
+impl<B: Backend> core::fmt::Write for Console<B> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.write(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -319,6 +319,7 @@ impl<H: Hypervisor> Backend for EvtchnBackend<H> {
 mod tests {
     use super::*;
     use crate::hypercall::{Hypercall, HypercallNr, EVTCHNOP_SEND, SCHEDOP_YIELD};
+    use crate::text::Sink;
     use core::mem::offset_of;
     use std::boxed::Box;
     use std::cell::RefCell;

@@ -36,7 +36,7 @@
 //! - [`hostile`]: the `hostile-calls` pattern: control-interface calls an unprivileged guest makes.
 //! - [`workload`]: the page workload and its FNV-1a checksum (also used by xtask).
 //! - [`patterns`]: the access patterns of `pattern=<name>`: their touches and lines.
-//! - [`text`]: number and string output without `core::fmt`.
+//! - [`text`]: the console's number and string formats, on `core::fmt::Write`.
 //! - [`bench`](mod@bench): the `bench` pattern's rounds (`rounds=<decimal>`) and its `BENCH` line.
 //! - [`bench_ops`]: the per-operation benchmarks `bench-events`, `bench-pingpong` and
 //!   `bench-sweep` (`pages=`, `phases=`, samples, TSC to ns) and their lines.

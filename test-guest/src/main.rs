@@ -464,12 +464,13 @@ mod kernel {
         }
     }
 
-    impl Sink for Output {
-        fn put(&mut self, bytes: &[u8]) {
+    impl core::fmt::Write for Output {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
             if let Some(ring) = &mut self.ring {
-                ring.put(bytes);
+                ring.write(s.as_bytes());
             }
-            self.mirror(bytes);
+            self.mirror(s.as_bytes());
+            Ok(())
         }
     }
 
@@ -1002,10 +1003,11 @@ mod kernel {
     /// Xen's own console alone (`console_io`), for when `OUTPUT` is unusable.
     struct XenConsole;
 
-    impl Sink for XenConsole {
-        fn put(&mut self, bytes: &[u8]) {
+    impl core::fmt::Write for XenConsole {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
             // Best effort: refused by a release Xen.
-            let _ = hypercall::console_io_write(&xen(), bytes);
+            let _ = hypercall::console_io_write(&xen(), s.as_bytes());
+            Ok(())
         }
     }
 

@@ -552,12 +552,6 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    impl Sink for String {
-        fn put(&mut self, bytes: &[u8]) {
-            self.push_str(core::str::from_utf8(bytes).unwrap());
-        }
-    }
-
     /// The patterns whose plan is empty: their accesses are not buffer touches.
     const NO_BUFFER_TOUCHES: [Pattern; 2] = [Pattern::BenchEvents, Pattern::BenchPingpong];
 

@@ -622,14 +622,6 @@ mod tests {
         }
     }
 
-    struct Text(Vec<u8>);
-
-    impl Sink for Text {
-        fn put(&mut self, bytes: &[u8]) {
-            self.0.extend_from_slice(bytes);
-        }
-    }
-
     /// Runs every route against a fake Xen with `policy`.
     fn run_with(policy: Policy) -> (FakeXen, Vec<Outcome>, Vec<Mfn>, Result<(), UndoError>) {
         let xen = FakeXen::new(policy);
@@ -649,9 +641,9 @@ mod tests {
         outcomes
             .iter()
             .map(|o| {
-                let mut text = Text(Vec::new());
+                let mut text = String::new();
                 o.write(&mut text);
-                String::from_utf8(text.0).unwrap()
+                text
             })
             .collect()
     }

@@ -651,21 +651,18 @@ mod tests {
 
     #[test]
     fn lines() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         write_pt_tables(&mut out, &tables());
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            out,
             "PT-TABLES va=0x2c5000 l1-pfn=0x21b l1-mfn=0x77001 l1-offset=0x628 \
              l2-pfn=0x21a l2-mfn=0x77002 l2-offset=0x8"
         );
-        let mut out = Vec::new();
+        let mut out = String::new();
         write_pt_hcall(&mut out, Step::Multicall, None);
-        assert_eq!(String::from_utf8(out).unwrap(), "PT-HCALL multicall begin");
-        let mut out = Vec::new();
+        assert_eq!(out, "PT-HCALL multicall begin");
+        let mut out = String::new();
         write_pt_hcall(&mut out, Step::MmuUpdateL2, Some(0x7700_1267));
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "PT-HCALL mmu_update_l2 done entry=0x77001267"
-        );
+        assert_eq!(out, "PT-HCALL mmu_update_l2 done entry=0x77001267");
     }
 }

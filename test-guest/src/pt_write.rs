@@ -556,21 +556,18 @@ mod tests {
 
     #[test]
     fn pt_write_line() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         write_pt_write(&mut out, Route::MmuUpdate, &alias());
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "PT-WRITE mmu_update l1-pfn=0x21b slot=197 va=0x2c5000"
-        );
+        assert_eq!(out, "PT-WRITE mmu_update l1-pfn=0x21b slot=197 va=0x2c5000");
         assert_eq!(Route::Emulated.name(), "emulated");
     }
 
     #[test]
     fn pt_slot_line() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         write_pt_slot(&mut out, &alias());
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            out,
             "PT-SLOT l1-pfn=0x21b slot=197 va=0x2c5000 pte-va=0x21b628"
         );
         assert_eq!(alias().pte_va(), 0x21_b628);

@@ -1,66 +1,10 @@
-//! Console output without `core::fmt`: strings, decimal and hex numbers.
+//! Console output through `core::fmt`: strings, decimal and hex numbers.
 //!
 //! The guest's output is a line protocol read by the host harness, so the formats
-//! are fixed here: decimal without padding, `0x`-prefixed lowercase hex, and the
-//! checksum as exactly 16 lowercase hex digits.
+//! are fixed here: decimal without padding (`{}`), `0x`-prefixed lowercase hex
+//! (`{:#x}`), and the checksum as exactly 16 lowercase hex digits (`{:016x}`).
 
-/// Lowercase hex digits.
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-/// The digits of one number, kept in a small stack buffer.
-#[derive(Clone, Copy, Debug)]
-pub struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    /// The digits, most significant first.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-
-    /// Writes the digits of `value` in base `radix` (2 to 16), least significant
-    /// last, at the end of the buffer.
-    fn new(mut value: u64, radix: u64) -> Self {
-        let mut digits = Self {
-            buf: [0; 20],
-            start: 20,
-        };
-        loop {
-            digits.start -= 1;
-            digits.buf[digits.start] = HEX_DIGITS[(value % radix) as usize];
-            value /= radix;
-            if value == 0 {
-                return digits;
-            }
-        }
-    }
-}
-
-/// `value` in decimal, no padding (`u64::MAX` has 20 digits).
-pub fn decimal(value: u64) -> Digits {
-    Digits::new(value, 10)
-}
-
-/// `value` in lowercase hex, no prefix, no padding.
-pub fn hex(value: u64) -> Digits {
-    Digits::new(value, 16)
-}
-
-/// `value` as exactly 16 lowercase hex digits.
-///
-/// ```
-/// assert_eq!(&test_guest::text::hex16(0xabc), b"0000000000000abc");
-/// ```
-pub fn hex16(value: u64) -> [u8; 16] {
-    let mut out = [b'0'; 16];
-    for (i, digit) in out.iter_mut().enumerate() {
-        let shift = 60 - 4 * i;
-        *digit = HEX_DIGITS[((value >> shift) & 0xf) as usize];
-    }
-    out
-}
+use core::fmt::Write;
 
 /// `byte` if it is printable ASCII (space to `~`), `?` otherwise: keeps one guest
 /// line one console line.
@@ -73,38 +17,35 @@ pub const fn printable(byte: u8) -> u8 {
 }
 
 /// Where text goes: the console in the guest, a buffer in tests.
-pub trait Sink {
-    /// Writes raw bytes.
-    fn put(&mut self, bytes: &[u8]);
-
+///
+/// Every [`core::fmt::Write`] is a `Sink` (a sink implements `write_str` and never fails);
+/// the helpers below name the protocol's number formats and ignore the
+/// [`core::fmt::Result`].
+pub trait Sink: Write {
     /// Writes a string.
     fn put_str(&mut self, s: &str) {
-        self.put(s.as_bytes());
+        let _ = self.write_str(s);
     }
 
     /// Writes `value` in decimal.
     fn put_dec(&mut self, value: u64) {
-        self.put(decimal(value).as_bytes());
+        let _ = write!(self, "{value}");
     }
 
     /// Writes `value` in decimal, with a leading `-` when negative (a hypercall's
     /// raw return value, such as `-22`).
     fn put_i64(&mut self, value: i64) {
-        if value < 0 {
-            self.put(b"-");
-        }
-        self.put_dec(value.unsigned_abs());
+        let _ = write!(self, "{value}");
     }
 
     /// Writes `value` as `0x` and lowercase hex digits.
     fn put_hex(&mut self, value: u64) {
-        self.put(b"0x");
-        self.put(hex(value).as_bytes());
+        let _ = write!(self, "{value:#x}");
     }
 
     /// Writes `value` as exactly 16 lowercase hex digits, no prefix.
     fn put_hex16(&mut self, value: u64) {
-        self.put(&hex16(value));
+        let _ = write!(self, "{value:016x}");
     }
 
     /// Writes `bytes` with anything but printable ASCII replaced by `?`.
@@ -114,10 +55,15 @@ pub trait Sink {
             for (out, &byte) in chunk.iter_mut().zip(piece) {
                 *out = printable(byte);
             }
-            self.put(&chunk[..piece.len()]);
+            // Printable ASCII is UTF-8.
+            if let Ok(text) = core::str::from_utf8(&chunk[..piece.len()]) {
+                self.put_str(text);
+            }
         }
     }
 }
+
+impl<W: Write + ?Sized> Sink for W {}
 
 /// A fixed-size buffer that collects output and hands it on in pieces of at most
 /// `N` bytes: whenever it fills up, and when the caller [`drain`](Self::drain)s it
@@ -169,35 +115,46 @@ impl<const N: usize> LineBuf<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::string::String;
     use std::vec::Vec;
 
-    impl Sink for Vec<u8> {
-        fn put(&mut self, bytes: &[u8]) {
-            self.extend_from_slice(bytes);
-        }
+    /// What `write` puts in a sink.
+    fn text(write: impl FnOnce(&mut String)) -> String {
+        let mut out = String::new();
+        write(&mut out);
+        out
     }
 
     #[test]
     fn decimal_digits() {
-        assert_eq!(decimal(0).as_bytes(), b"0");
-        assert_eq!(decimal(7).as_bytes(), b"7");
-        assert_eq!(decimal(4096).as_bytes(), b"4096");
-        assert_eq!(decimal(u64::MAX).as_bytes(), b"18446744073709551615");
+        for (value, digits) in [
+            (0, "0"),
+            (7, "7"),
+            (4096, "4096"),
+            (u64::MAX, "18446744073709551615"),
+        ] {
+            assert_eq!(text(|out| out.put_dec(value)), digits);
+        }
     }
 
     #[test]
     fn hex_digits() {
-        assert_eq!(hex(0).as_bytes(), b"0");
-        assert_eq!(hex(0xab).as_bytes(), b"ab");
-        assert_eq!(hex(u64::MAX).as_bytes(), b"ffffffffffffffff");
-        assert_eq!(&hex16(0), b"0000000000000000");
-        assert_eq!(&hex16(0xebeb_9254_ff2b_d002), b"ebeb9254ff2bd002");
-        assert_eq!(&hex16(0x1f), b"000000000000001f");
+        for (value, digits) in [(0, "0x0"), (0xab, "0xab"), (u64::MAX, "0xffffffffffffffff")] {
+            assert_eq!(text(|out| out.put_hex(value)), digits);
+        }
+        for (value, digits) in [
+            (0, "0000000000000000"),
+            (0xebeb_9254_ff2b_d002, "ebeb9254ff2bd002"),
+            (0x1f, "000000000000001f"),
+            (u64::MAX, "ffffffffffffffff"),
+        ] {
+            assert_eq!(text(|out| out.put_hex16(value)), digits);
+        }
     }
 
     #[test]
     fn sink_helpers_compose_a_line() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         out.put_str("TEST-GUEST FAIL page=");
         out.put_dec(3);
         out.put_str(" expected=");
@@ -208,28 +165,26 @@ mod tests {
         out.put_sanitized(b"a=1\tb\n\xff~");
         assert_eq!(
             out,
-            b"TEST-GUEST FAIL page=3 expected=0x5a sum=000000000000dead cmdline=a=1?b??~"
+            "TEST-GUEST FAIL page=3 expected=0x5a sum=000000000000dead cmdline=a=1?b??~"
         );
     }
 
     #[test]
     fn signed_decimal() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         for value in [0, 7, -1, -22, i64::MIN, i64::MAX] {
             out.put_i64(value);
             out.put_str(" ");
         }
-        assert_eq!(
-            out,
-            b"0 7 -1 -22 -9223372036854775808 9223372036854775807 ".as_slice()
-        );
+        assert_eq!(out, "0 7 -1 -22 -9223372036854775808 9223372036854775807 ");
     }
 
     #[test]
     fn sanitized_long_input_is_complete() {
         let input: Vec<u8> = (0..200u8).collect();
-        let mut out = Vec::new();
+        let mut out = String::new();
         out.put_sanitized(&input);
+        let out = out.into_bytes();
         assert_eq!(out.len(), 200);
         assert_eq!(out[31], b'?');
         assert_eq!(out[32], b' ');

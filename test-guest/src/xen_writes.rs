@@ -318,19 +318,11 @@ mod tests {
     use core::mem::{offset_of, size_of};
     use std::string::String;
 
-    struct Line(String);
-
-    impl Sink for Line {
-        fn put(&mut self, bytes: &[u8]) {
-            self.0.push_str(core::str::from_utf8(bytes).unwrap());
-        }
-    }
-
     /// What `write` puts on a line.
-    fn line(write: impl FnOnce(&mut Line)) -> String {
-        let mut out = Line(String::new());
+    fn line(write: impl FnOnce(&mut String)) -> String {
+        let mut out = String::new();
         write(&mut out);
-        out.0
+        out
     }
 
     /// Offsets printed by a C program including Xen 4.17's `vcpu.h` (gcc, x86_64).
