@@ -1,0 +1,664 @@
+use super::calls::batch_count;
+use super::*;
+use std::cell::RefCell;
+use std::vec::Vec;
+
+#[test]
+fn multicall_entries_are_xen_s_layout_and_marshal_their_call() {
+    use core::mem::{offset_of, size_of};
+    assert_eq!(size_of::<MulticallEntry>(), 64);
+    assert_eq!(offset_of!(MulticallEntry, result), 8);
+    assert_eq!(offset_of!(MulticallEntry, args), 16);
+    let entry = MulticallEntry::new(Hypercall::new(
+        HypercallNr::MMU_UPDATE,
+        [0x1000, 1, 0x2000, 0x7ff0, 0],
+    ));
+    assert_eq!(entry.op, 1);
+    assert_eq!(entry.args, [0x1000, 1, 0x2000, 0x7ff0, 0, 0]);
+    assert_eq!(entry.check(), Ok(0));
+    let failed = MulticallEntry {
+        result: -22i64 as u64,
+        ..entry
+    };
+    assert_eq!(failed.check(), Err(XenError::EINVAL));
+}
+
+#[test]
+fn multicall_passes_the_batch_and_its_length() {
+    let recorder = Recorder::new(false, |_| 0);
+    let mut batch = [MulticallEntry::new(Hypercall::new(
+        HypercallNr::UPDATE_VA_MAPPING,
+        [0x2c_5000, 0, UVMF_INVLPG, 0, 0],
+    )); 2];
+    // SAFETY: the recorder reads nothing.
+    assert_eq!(unsafe { multicall(&recorder, &mut batch) }, Ok(()));
+    let calls = recorder.calls.borrow();
+    assert_eq!(calls[0].0.nr, HypercallNr::MULTICALL);
+    assert_eq!(calls[0].0.args[..2], [batch.as_ptr() as u64, 2]);
+}
+
+/// Records each call, with the 32-bit word its second argument points to when
+/// `deref_arg1` says so, and answers from a script.
+struct Recorder {
+    calls: RefCell<Vec<(Hypercall, Option<u32>)>>,
+    deref_arg1: bool,
+    answer: fn(&Hypercall) -> i64,
+}
+
+impl Recorder {
+    fn new(deref_arg1: bool, answer: fn(&Hypercall) -> i64) -> Self {
+        Self {
+            calls: RefCell::new(Vec::new()),
+            deref_arg1,
+            answer,
+        }
+    }
+}
+
+impl Hypervisor for Recorder {
+    unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+        let pointee = self.deref_arg1.then(|| {
+            // SAFETY: the tests set `deref_arg1` only for hypercalls whose second
+            // argument points to a live 32-bit structure (this fn's contract).
+            unsafe { (call.args[1] as *const u32).read() }
+        });
+        self.calls.borrow_mut().push((call, pointee));
+        (self.answer)(&call)
+    }
+}
+
+#[test]
+fn numbers_match_xen_headers() {
+    assert_eq!(HypercallNr::CONSOLE_IO.get(), 18);
+    assert_eq!(HypercallNr::VCPU_OP.get(), 24);
+    assert_eq!(HypercallNr::SCHED_OP.get(), 29);
+    assert_eq!(HypercallNr::EVENT_CHANNEL_OP.get(), 32);
+    assert_eq!(
+        (
+            CONSOLEIO_WRITE,
+            VCPUOP_IS_UP,
+            SCHEDOP_YIELD,
+            SCHEDOP_SHUTDOWN
+        ),
+        (0, 3, 0, 2)
+    );
+    assert_eq!(EVTCHNOP_SEND, 4);
+    assert_eq!(ShutdownReason::Poweroff as u32, 0);
+    assert_eq!(ShutdownReason::Crash as u32, 3);
+    assert_eq!(XenError::ENOENT.errno(), 2);
+    assert_eq!(size_of::<SchedShutdown>(), 4);
+    assert_eq!(size_of::<EvtchnSend>(), 4);
+}
+
+#[test]
+fn entries_are_32_bytes_apart_inside_the_page() {
+    let at = |nr| Hypercall::new(nr, [0; 5]).entry_offset();
+    assert_eq!(at(HypercallNr::CONSOLE_IO), 18 * 32);
+    assert_eq!(at(HypercallNr::VCPU_OP), 768);
+    assert_eq!(at(HypercallNr::SCHED_OP), 928);
+    assert_eq!(at(HypercallNr::EVENT_CHANNEL_OP), 1024);
+    assert_eq!(at(HypercallNr::MMU_UPDATE), 32);
+    assert_eq!(at(HypercallNr::UPDATE_VA_MAPPING), 14 * 32);
+    assert_eq!(at(HypercallNr::GRANT_TABLE_OP), 640);
+    assert_eq!(at(HypercallNr::MMUEXT_OP), 832);
+    assert_eq!(at(HypercallNr::MEMORY_OP), 384);
+    assert_eq!(at(HypercallNr::XEN_VERSION), 544);
+    assert_eq!(at(HypercallNr::VM_ASSIST), 672);
+    for nr in [
+        HypercallNr::MMU_UPDATE,
+        HypercallNr::MEMORY_OP,
+        HypercallNr::XEN_VERSION,
+        HypercallNr::VM_ASSIST,
+        HypercallNr::UPDATE_VA_MAPPING,
+        HypercallNr::CONSOLE_IO,
+        HypercallNr::GRANT_TABLE_OP,
+        HypercallNr::VCPU_OP,
+        HypercallNr::MMUEXT_OP,
+        HypercallNr::SCHED_OP,
+        HypercallNr::EVENT_CHANNEL_OP,
+    ] {
+        assert!(at(nr) + HYPERCALL_ENTRY_SIZE <= HYPERCALL_PAGE_SIZE);
+    }
+}
+
+#[test]
+fn arguments_go_in_rdi_rsi_rdx_r10_r8() {
+    let call = Hypercall::new(HypercallNr::SCHED_OP, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        call.registers(),
+        Registers {
+            rdi: 1,
+            rsi: 2,
+            rdx: 3,
+            r10: 4,
+            r8: 5
+        }
+    );
+}
+
+#[test]
+fn check_splits_negative_errno() {
+    assert_eq!(XenError::check(0), Ok(0));
+    assert_eq!(XenError::check(7), Ok(7));
+    assert_eq!(XenError::check(-2), Err(XenError::ENOENT));
+    assert_eq!(XenError::check(-38), Err(XenError::ENOSYS));
+}
+
+#[test]
+fn shutdown_passes_reason_by_pointer() {
+    let hv = Recorder::new(true, |_| 0);
+    assert_eq!(sched_shutdown(&hv, ShutdownReason::Poweroff), Ok(()));
+    assert_eq!(sched_shutdown(&hv, ShutdownReason::Crash), Ok(()));
+    let calls = hv.calls.borrow();
+    assert_eq!(calls.len(), 2);
+    for ((call, pointee), reason) in calls.iter().zip([0, 3]) {
+        assert_eq!(call.nr, HypercallNr::SCHED_OP);
+        assert_eq!(call.args[0], SCHEDOP_SHUTDOWN);
+        assert_ne!(call.args[1], 0, "argument is a pointer, not the value");
+        assert_eq!(*pointee, Some(reason));
+        assert_eq!(&call.args[2..], &[0, 0, 0]);
+    }
+}
+
+#[test]
+fn event_and_poll_layouts_match_the_headers() {
+    use core::mem::offset_of;
+    assert_eq!((EVTCHNOP_ALLOC_UNBOUND, SCHEDOP_POLL), (6, 3));
+    assert_eq!(size_of::<EvtchnAllocUnbound>(), 8);
+    assert_eq!(offset_of!(EvtchnAllocUnbound, dom), 0);
+    assert_eq!(offset_of!(EvtchnAllocUnbound, remote_dom), 2);
+    assert_eq!(offset_of!(EvtchnAllocUnbound, port), 4);
+    assert_eq!(size_of::<SchedPoll>(), 24);
+    assert_eq!(offset_of!(SchedPoll, ports), 0);
+    assert_eq!(offset_of!(SchedPoll, nr_ports), 8);
+    assert_eq!(offset_of!(SchedPoll, timeout), 16);
+}
+
+#[test]
+fn alloc_unbound_asks_for_self_and_returns_xen_s_port() {
+    struct Xen(RefCell<Option<EvtchnAllocUnbound>>);
+    impl Hypervisor for Xen {
+        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+            assert_eq!(call.nr, HypercallNr::EVENT_CHANNEL_OP);
+            assert_eq!(call.args[0], EVTCHNOP_ALLOC_UNBOUND);
+            let alloc = call.args[1] as *mut EvtchnAllocUnbound;
+            // SAFETY: `evtchn_alloc_unbound` passes a live, writable structure.
+            unsafe {
+                *self.0.borrow_mut() = Some(alloc.read());
+                (*alloc).port = 42;
+            }
+            0
+        }
+    }
+    let xen = Xen(RefCell::new(None));
+    assert_eq!(evtchn_alloc_unbound(&xen, DomId::DOM0), Ok(EvtchnPort(42)));
+    assert_eq!(
+        *xen.0.borrow(),
+        Some(EvtchnAllocUnbound {
+            dom: 0x7FF0,
+            remote_dom: 0,
+            port: 0
+        })
+    );
+    let refused = Recorder::new(false, |_| -28);
+    assert_eq!(
+        evtchn_alloc_unbound(&refused, DomId::DOM0).map_err(XenError::errno),
+        Err(28)
+    );
+}
+
+#[test]
+fn poll_passes_one_port_and_the_timeout() {
+    struct Xen(RefCell<Vec<(SchedPoll, u32)>>);
+    impl Hypervisor for Xen {
+        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+            assert_eq!(call.nr, HypercallNr::SCHED_OP);
+            assert_eq!(call.args[0], SCHEDOP_POLL);
+            // SAFETY: `sched_poll` passes a live structure and a live port array.
+            let (poll, port) = unsafe {
+                let poll = (call.args[1] as *const SchedPoll).read();
+                (poll, (poll.ports as *const u32).read())
+            };
+            self.0.borrow_mut().push((poll, port));
+            0
+        }
+    }
+    let xen = Xen(RefCell::new(Vec::new()));
+    assert_eq!(sched_poll(&xen, EvtchnPort(9), 123_456), Ok(()));
+    let calls = xen.0.borrow();
+    let (poll, port) = calls[0];
+    assert_eq!((poll.nr_ports, poll.timeout, port), (1, 123_456, 9));
+}
+
+#[test]
+fn evtchn_send_passes_port_by_pointer() {
+    let hv = Recorder::new(true, |_| 0);
+    assert_eq!(evtchn_send(&hv, EvtchnPort(7)), Ok(()));
+    let calls = hv.calls.borrow();
+    let (call, pointee) = calls[0];
+    assert_eq!(call.nr, HypercallNr::EVENT_CHANNEL_OP);
+    assert_eq!(call.args[0], EVTCHNOP_SEND);
+    assert_eq!(pointee, Some(7));
+}
+
+#[test]
+fn yield_has_null_argument() {
+    let hv = Recorder::new(false, |_| 0);
+    assert_eq!(sched_yield(&hv), Ok(()));
+    let calls = hv.calls.borrow();
+    assert_eq!(calls[0].0.nr, HypercallNr::SCHED_OP);
+    assert_eq!(calls[0].0.args, [SCHEDOP_YIELD, 0, 0, 0, 0]);
+}
+
+#[test]
+fn count_vcpus_stops_at_enoent() {
+    // Three vCPUs: 0 up, 1 and 2 down, none from 3 on.
+    let hv = Recorder::new(false, |call| match call.args[1] {
+        0 => 1,
+        1 | 2 => 0,
+        _ => -2,
+    });
+    assert_eq!(count_vcpus(&hv, 64), Ok(3));
+    let calls = hv.calls.borrow();
+    assert_eq!(calls.len(), 4);
+    for (id, (call, _)) in calls.iter().enumerate() {
+        assert_eq!(call.nr, HypercallNr::VCPU_OP);
+        assert_eq!(call.args, [VCPUOP_IS_UP, id as u64, 0, 0, 0]);
+    }
+}
+
+#[test]
+fn count_vcpus_reports_other_errors_and_respects_max() {
+    let hv = Recorder::new(false, |_| -38);
+    assert_eq!(count_vcpus(&hv, 64), Err(XenError::ENOSYS));
+    let hv = Recorder::new(false, |_| 1);
+    assert_eq!(count_vcpus(&hv, 5), Ok(5));
+    assert_eq!(hv.calls.borrow().len(), 5);
+}
+
+#[test]
+fn console_io_write_passes_length_and_buffer() {
+    let hv = Recorder::new(false, |_| 0);
+    let text = b"hello\n";
+    assert_eq!(console_io_write(&hv, text), Ok(()));
+    let calls = hv.calls.borrow();
+    assert_eq!(calls[0].0.nr, HypercallNr::CONSOLE_IO);
+    assert_eq!(
+        calls[0].0.args,
+        [CONSOLEIO_WRITE, 6, text.as_ptr() as u64, 0, 0]
+    );
+    let denied = Recorder::new(false, |_| -1);
+    assert_eq!(console_io_write(&denied, text), Err(XenError::EPERM));
+}
+
+#[test]
+fn xen_version_and_vm_assist_numbers_and_arguments() {
+    // Checked with a C program including xen.h and version.h of Xen 4.17.
+    assert_eq!(HypercallNr::MEMORY_OP.get(), 12);
+    assert_eq!(HypercallNr::XEN_VERSION.get(), 17);
+    assert_eq!(HypercallNr::VM_ASSIST.get(), 21);
+    assert_eq!((XENVER_EXTRAVERSION, XEN_EXTRAVERSION_LEN), (1, 16));
+    assert_eq!((VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES), (0, 2));
+    assert_eq!(
+        (XenError::EFAULT.code(), XenError::ETIMEDOUT.code()),
+        (-14, -110)
+    );
+
+    let hv = Recorder::new(false, |call| {
+        if call.nr == HypercallNr::XEN_VERSION {
+            -14
+        } else {
+            0
+        }
+    });
+    let mut buf = [0u8; XEN_EXTRAVERSION_LEN];
+    // SAFETY: `buf` is 16 writable bytes; the recorder writes nothing.
+    let rc = unsafe { xen_version_extraversion(&hv, buf.as_mut_ptr()) };
+    assert_eq!(rc, -14, "the raw result, not an Err");
+    assert_eq!(
+        vm_assist_enable(&hv, VMASST_TYPE_WRITABLE_PAGETABLES),
+        Ok(())
+    );
+    let calls = hv.calls.borrow();
+    assert_eq!(calls[0].0.nr, HypercallNr::XEN_VERSION);
+    assert_eq!(calls[0].0.args, [1, buf.as_ptr() as u64, 0, 0, 0]);
+    assert_eq!(calls[1].0.nr, HypercallNr::VM_ASSIST);
+    assert_eq!(calls[1].0.args, [0, 2, 0, 0, 0]);
+    let refused = Recorder::new(false, |_| -22);
+    assert_eq!(vm_assist_enable(&refused, 2), Err(XenError::EINVAL));
+}
+
+/// Answers each call with a closure that sees the call (and may read or write
+/// through its pointers, as Xen would) and records the calls.
+struct Scripted<F: Fn(&Hypercall) -> i64> {
+    calls: RefCell<Vec<Hypercall>>,
+    answer: F,
+}
+
+impl<F: Fn(&Hypercall) -> i64> Scripted<F> {
+    fn new(answer: F) -> Self {
+        Self {
+            calls: RefCell::new(Vec::new()),
+            answer,
+        }
+    }
+}
+
+impl<F: Fn(&Hypercall) -> i64> Hypervisor for Scripted<F> {
+    unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+        self.calls.borrow_mut().push(call);
+        (self.answer)(&call)
+    }
+}
+
+/// Reads a `T` that a marshalled pointer argument points to.
+///
+/// # Safety
+///
+/// `addr` must point to a live, aligned `T` (a wrapper's argument during its call).
+unsafe fn pointee<T: Copy>(addr: u64) -> T {
+    // SAFETY: this fn's contract.
+    unsafe { (addr as *const T).read() }
+}
+
+/// Writes a `T` where a marshalled pointer argument points, as Xen writes OUT
+/// fields.
+///
+/// # Safety
+///
+/// `addr` must point to a live, aligned, writable `T`.
+unsafe fn write_pointee<T>(addr: u64, value: T) {
+    // SAFETY: this fn's contract.
+    unsafe { (addr as *mut T).write(value) }
+}
+
+// The memory wrappers for the tests' hypervisors. Their safety contracts are about
+// real page tables; a recording hypervisor changes no mapping.
+
+fn sim_update_va_mapping<H: Hypervisor>(
+    hv: &H,
+    va: u64,
+    val: u64,
+    flags: u64,
+) -> Result<(), XenError> {
+    // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+    unsafe { update_va_mapping(hv, va, val, flags) }
+}
+
+fn sim_mmu_update<H: Hypervisor>(
+    hv: &H,
+    reqs: &[MmuUpdate],
+    foreigndom: DomId,
+) -> Result<u32, XenError> {
+    // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+    unsafe { mmu_update(hv, reqs, foreigndom) }
+}
+
+fn sim_mmuext_op<H: Hypervisor>(
+    hv: &H,
+    ops: &[MmuextOp],
+    foreigndom: DomId,
+) -> Result<u32, XenError> {
+    // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+    unsafe { mmuext_op(hv, ops, foreigndom) }
+}
+
+fn sim_gnttab_map_grant_ref<H: Hypervisor>(
+    hv: &H,
+    op: &mut GnttabMapGrantRef,
+) -> Result<(), XenError> {
+    // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+    unsafe { gnttab_map_grant_ref(hv, op) }
+}
+
+fn sim_gnttab_unmap_grant_ref<H: Hypervisor>(
+    hv: &H,
+    op: &mut GnttabUnmapGrantRef,
+) -> Result<(), XenError> {
+    // SAFETY: `hv` is a test hypervisor, which changes no mapping.
+    unsafe { gnttab_unmap_grant_ref(hv, op) }
+}
+
+#[test]
+fn memory_numbers_match_xen_headers() {
+    // Checked with a C program including xen.h and grant_table.h of Xen 4.17.
+    assert_eq!(HypercallNr::MMU_UPDATE.get(), 1);
+    assert_eq!(HypercallNr::UPDATE_VA_MAPPING.get(), 14);
+    assert_eq!(HypercallNr::GRANT_TABLE_OP.get(), 20);
+    assert_eq!(HypercallNr::MMUEXT_OP.get(), 26);
+    assert_eq!(MMU_NORMAL_PT_UPDATE, 0);
+    assert_eq!(UVMF_INVLPG, 2);
+    assert_eq!(
+        (MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE, MMUEXT_INVLPG_LOCAL),
+        (0, 4, 7)
+    );
+    assert_eq!((GNTTABOP_MAP_GRANT_REF, GNTTABOP_UNMAP_GRANT_REF), (0, 1));
+    assert_eq!(GNTMAP_HOST_MAP, 2);
+    assert_eq!((GNTST_OKAY, GNTST_GENERAL_ERROR), (0, -1));
+    assert_eq!(DomId::SELF.0, 32752);
+    assert_eq!(DomId::XEN.0, 32754);
+    assert_eq!(DomId::DOM0.0, 0);
+    assert_eq!(XenError::EBUSY.code(), -16);
+    assert_eq!(XenError::EPERM.code(), -1);
+    assert_eq!(XenError::EINVAL.errno(), 22);
+}
+
+/// Offsets as gcc lays out the Xen 4.17 headers for x86_64 (printed with
+/// `offsetof`/`sizeof` from a C program including `xen.h` and `grant_table.h`).
+#[test]
+fn memory_structs_match_xen_headers() {
+    use core::mem::offset_of;
+    assert_eq!(offset_of!(MmuUpdate, ptr), 0);
+    assert_eq!(offset_of!(MmuUpdate, val), 8);
+    assert_eq!(size_of::<MmuUpdate>(), 16);
+
+    assert_eq!(offset_of!(MmuextOp, cmd), 0);
+    assert_eq!(offset_of!(MmuextOp, arg1), 8);
+    assert_eq!(offset_of!(MmuextOp, arg2), 16);
+    assert_eq!(size_of::<MmuextOp>(), 24);
+
+    assert_eq!(offset_of!(GnttabMapGrantRef, host_addr), 0);
+    assert_eq!(offset_of!(GnttabMapGrantRef, flags), 8);
+    assert_eq!(offset_of!(GnttabMapGrantRef, ref_), 12);
+    assert_eq!(offset_of!(GnttabMapGrantRef, dom), 16);
+    assert_eq!(offset_of!(GnttabMapGrantRef, status), 18);
+    assert_eq!(offset_of!(GnttabMapGrantRef, handle), 20);
+    assert_eq!(offset_of!(GnttabMapGrantRef, dev_bus_addr), 24);
+    assert_eq!(size_of::<GnttabMapGrantRef>(), 32);
+
+    assert_eq!(offset_of!(GnttabUnmapGrantRef, host_addr), 0);
+    assert_eq!(offset_of!(GnttabUnmapGrantRef, dev_bus_addr), 8);
+    assert_eq!(offset_of!(GnttabUnmapGrantRef, handle), 16);
+    assert_eq!(offset_of!(GnttabUnmapGrantRef, status), 20);
+    assert_eq!(size_of::<GnttabUnmapGrantRef>(), 24);
+}
+
+#[test]
+fn update_va_mapping_passes_va_pte_flags_by_value() {
+    let hv = Recorder::new(false, |_| -16);
+    let pte = (0x1_2345 << 12) | 3;
+    assert_eq!(
+        sim_update_va_mapping(&hv, 0x20f000, pte, UVMF_INVLPG),
+        Err(XenError::EBUSY)
+    );
+    let calls = hv.calls.borrow();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0.nr, HypercallNr::UPDATE_VA_MAPPING);
+    assert_eq!(calls[0].0.args, [0x20f000, pte, 2, 0, 0]);
+    let regs = calls[0].0.registers();
+    assert_eq!((regs.rdi, regs.rsi, regs.rdx), (0x20f000, pte, 2));
+    let ok = Recorder::new(false, |_| 0);
+    assert_eq!(sim_update_va_mapping(&ok, 0x1000, 0, UVMF_INVLPG), Ok(()));
+}
+
+#[test]
+fn mmu_update_passes_requests_count_done_and_foreigndom() {
+    let seen = RefCell::new(Vec::new());
+    let hv = Scripted::new(|call| {
+        let count = call.args[1] as usize;
+        for i in 0..count {
+            // SAFETY: `args[0]` points to `count` live requests during the call.
+            let req: MmuUpdate = unsafe { pointee(call.args[0] + 16 * i as u64) };
+            seen.borrow_mut().push(req);
+        }
+        // SAFETY: `args[2]` points to the wrapper's live `done`.
+        unsafe { write_pointee(call.args[2], count as u32) };
+        0
+    });
+    let reqs = [
+        MmuUpdate::normal_pt_update(0xabc_d078, 0x1234_5003),
+        MmuUpdate::normal_pt_update(0x1000, 0),
+    ];
+    assert_eq!(sim_mmu_update(&hv, &reqs, DomId::SELF), Ok(2));
+    assert_eq!(sim_mmu_update(&hv, &reqs[..1], DomId::XEN), Ok(1));
+    let calls = hv.calls.borrow();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].nr, HypercallNr::MMU_UPDATE);
+    assert_eq!(calls[0].args[0], reqs.as_ptr() as u64);
+    assert_eq!(calls[0].args[1], 2);
+    assert_ne!(calls[0].args[2], 0, "done is passed by pointer");
+    assert_eq!(calls[0].args[3], 0x7FF0, "FD = DOMID_SELF, PFD bits 0");
+    assert_eq!(calls[1].args[1], 1);
+    assert_eq!(calls[1].args[3], 0x7FF2, "FD = DOMID_XEN");
+    assert_eq!(calls[1].args[4], 0);
+    let seen = seen.borrow();
+    assert_eq!(
+        seen[0].ptr, 0xabc_d078,
+        "MMU_NORMAL_PT_UPDATE is 0 in bits 1:0"
+    );
+    assert_eq!(seen[0].val, 0x1234_5003);
+    assert_eq!(seen[2], reqs[0]);
+}
+
+#[test]
+fn machphys_update_names_the_frame_by_machine_address() {
+    assert_eq!(MMU_MACHPHYS_UPDATE, 1);
+    let req = MmuUpdate::machphys_update(0x1_2345, 0x20c);
+    assert_eq!(req.ptr, 0x1234_5001);
+    assert_eq!(req.val, 0x20c);
+}
+
+#[test]
+fn mmu_update_reports_xen_error() {
+    let hv = Scripted::new(|_| -1);
+    let req = [MmuUpdate::normal_pt_update(0x5000, 7)];
+    assert_eq!(sim_mmu_update(&hv, &req, DomId::XEN), Err(XenError::EPERM));
+}
+
+#[test]
+fn batch_count_rejects_continuation_bit() {
+    assert_eq!(batch_count(0), Ok(0));
+    assert_eq!(batch_count(1), Ok(1));
+    assert_eq!(batch_count((1 << 31) - 1), Ok((1 << 31) - 1));
+    assert_eq!(batch_count(1 << 31), Err(XenError::EINVAL));
+    assert_eq!(batch_count(usize::MAX), Err(XenError::EINVAL));
+}
+
+#[test]
+fn mmuext_op_passes_ops_by_pointer() {
+    let seen = RefCell::new(Vec::new());
+    let hv = Scripted::new(|call| {
+        // SAFETY: `args[0]` points to at least one live op during the call.
+        let op: MmuextOp = unsafe { pointee(call.args[0]) };
+        seen.borrow_mut().push(op);
+        if op.cmd == MMUEXT_PIN_L1_TABLE {
+            -22
+        } else {
+            // SAFETY: `args[2]` points to the wrapper's live `done`.
+            unsafe { write_pointee(call.args[2], 1u32) };
+            0
+        }
+    });
+    assert_eq!(
+        sim_mmuext_op(&hv, &[MmuextOp::pin_l1_table(0x4_2000)], DomId::SELF),
+        Err(XenError::EINVAL)
+    );
+    assert_eq!(
+        sim_mmuext_op(&hv, &[MmuextOp::invlpg_local(0x20f000)], DomId::SELF),
+        Ok(1)
+    );
+    assert_eq!(
+        sim_mmuext_op(&hv, &[MmuextOp::unpin_table(0x4_2000)], DomId::SELF),
+        Ok(1)
+    );
+    let calls = hv.calls.borrow();
+    for call in calls.iter() {
+        assert_eq!(call.nr, HypercallNr::MMUEXT_OP);
+        assert_eq!(call.args[1], 1);
+        assert_ne!(call.args[2], 0);
+        assert_eq!(call.args[3], 0x7FF0);
+    }
+    let seen = seen.borrow();
+    assert_eq!(
+        seen[0],
+        MmuextOp {
+            cmd: 0,
+            arg1: 0x4_2000,
+            arg2: 0
+        }
+    );
+    assert_eq!((seen[1].cmd, seen[1].arg1), (7, 0x20f000));
+    assert_eq!((seen[2].cmd, seen[2].arg1), (4, 0x4_2000));
+}
+
+#[test]
+fn grant_map_and_unmap_pass_one_op_and_read_back_status() {
+    let seen_map = RefCell::new(Vec::new());
+    let hv = Scripted::new(|call| {
+        if call.args[0] == GNTTABOP_MAP_GRANT_REF {
+            // SAFETY: `args[1]` points to the wrapper's live op.
+            let mut op: GnttabMapGrantRef = unsafe { pointee(call.args[1]) };
+            seen_map.borrow_mut().push(op);
+            if op.ref_ == 5 {
+                op.status = GNTST_OKAY;
+                op.handle = 9;
+            } else {
+                op.status = GNTST_GENERAL_ERROR;
+            }
+            // SAFETY: as above; Xen writes the OUT fields back.
+            unsafe { write_pointee(call.args[1], op) };
+        } else {
+            // SAFETY: `args[1]` points to the wrapper's live op.
+            let mut op: GnttabUnmapGrantRef = unsafe { pointee(call.args[1]) };
+            op.status = if op.handle == 9 { 0 } else { -4 };
+            // SAFETY: as above.
+            unsafe { write_pointee(call.args[1], op) };
+        }
+        0
+    });
+    let mut op = GnttabMapGrantRef::host_map(0x20f000, DomId::DOM0, 3);
+    assert_eq!(sim_gnttab_map_grant_ref(&hv, &mut op), Ok(()));
+    assert_eq!(op.status, GNTST_GENERAL_ERROR);
+    let mut op = GnttabMapGrantRef::host_map(0x20f000, DomId::DOM0, 5);
+    assert_eq!(sim_gnttab_map_grant_ref(&hv, &mut op), Ok(()));
+    assert_eq!((op.status, op.handle), (GNTST_OKAY, 9));
+    let mut unmap = GnttabUnmapGrantRef {
+        host_addr: 0x20f000,
+        dev_bus_addr: 0,
+        handle: op.handle,
+        status: -99,
+    };
+    assert_eq!(sim_gnttab_unmap_grant_ref(&hv, &mut unmap), Ok(()));
+    assert_eq!(unmap.status, 0);
+
+    let calls = hv.calls.borrow();
+    assert_eq!(calls.len(), 3);
+    for call in calls.iter() {
+        assert_eq!(call.nr, HypercallNr::GRANT_TABLE_OP);
+        assert_eq!(call.args[2], 1, "one op per call");
+        assert_eq!(&call.args[3..], &[0, 0]);
+    }
+    assert_eq!(calls[0].args[0], GNTTABOP_MAP_GRANT_REF);
+    assert_eq!(calls[2].args[0], GNTTABOP_UNMAP_GRANT_REF);
+    let seen = seen_map.borrow();
+    assert_eq!(seen[0].host_addr, 0x20f000);
+    assert_eq!(seen[0].flags, GNTMAP_HOST_MAP);
+    assert_eq!((seen[0].dom, seen[0].ref_), (0, 3));
+
+    let broken = Scripted::new(|_| -38);
+    let mut op = GnttabMapGrantRef::host_map(0x20f000, DomId::DOM0, 0);
+    assert_eq!(
+        sim_gnttab_map_grant_ref(&broken, &mut op),
+        Err(XenError::ENOSYS)
+    );
+}
