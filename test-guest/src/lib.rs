@@ -2,8 +2,9 @@
 //!
 //! Everything here is pure or generic over a [`hypercall::Hypervisor`], so it builds
 //! and is tested on the host (`cargo test -p test-guest`). The kernel itself
-//! (`src/main.rs`: ELF notes, entry, `kernel_main`, panic handler) only glues these
-//! pieces together for the real target.
+//! (`src/main.rs`, its doc the console contract; `src/kernel.rs` and `src/kernel/`:
+//! ELF notes and entry, console and panic handler, memory, `kernel_main`, the
+//! patterns) only glues these pieces together for the real target.
 //!
 //! # Building the kernel
 //!
