@@ -245,6 +245,7 @@ pub fn write_balloon(out: &mut (impl Sink + ?Sized), exchange: &Exchange) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_xen::{FakeXen, Script};
     use crate::hypercall::MMU_MACHPHYS_UPDATE;
     use core::mem::offset_of;
     use std::cell::RefCell;
@@ -270,7 +271,7 @@ mod tests {
     /// Xen for a PV guest: frames owned (at most `max_pages`), a LIFO free list (a
     /// frame given back is the next one handed out), the M2P, mappings by virtual
     /// address, a log.
-    struct FakeXen {
+    struct Model {
         owned: RefCell<Vec<u64>>,
         free: RefCell<Vec<u64>>,
         max_pages: usize,
@@ -279,14 +280,14 @@ mod tests {
         log: RefCell<Vec<String>>,
     }
 
-    impl FakeXen {
+    impl Model {
         fn log(&self, line: String) {
             self.log.borrow_mut().push(line);
         }
     }
 
-    impl Hypervisor for FakeXen {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+    impl Script for Model {
+        unsafe fn answer(&self, call: Hypercall) -> i64 {
             match call.nr {
                 HypercallNr::UPDATE_VA_MAPPING => {
                     let (va, pte) = (call.args[0], call.args[1]);
@@ -346,7 +347,7 @@ mod tests {
     }
 
     /// The guest's P2M; writes go to the same log as the fake Xen's.
-    struct P2m<'a>(&'a FakeXen, BTreeMap<u64, u64>);
+    struct P2m<'a>(&'a Model, BTreeMap<u64, u64>);
 
     impl Env for P2m<'_> {
         fn set_p2m(&mut self, pfn: Pfn, mfn: u64) {
@@ -362,8 +363,8 @@ mod tests {
     }
 
     /// A guest owning the four pages' frames, with `headroom` pages below `max_pages`.
-    fn xen(headroom: usize) -> FakeXen {
-        FakeXen {
+    fn xen(headroom: usize) -> Model {
+        Model {
             owned: RefCell::new(pages().iter().map(|p| p.1 .0).collect()),
             free: RefCell::new((0..4).rev().map(|i| 0x9_0000 + i).collect()),
             max_pages: 4 + headroom,
@@ -379,7 +380,7 @@ mod tests {
         let mut p2m = P2m(&xen, BTreeMap::new());
         let mut seen = Vec::new();
         // SAFETY: a fake Xen: nothing is mapped.
-        let result = unsafe { run(&xen, &mut p2m, &pages(), |e| seen.push(e)) };
+        let result = unsafe { run(&FakeXen::of(&xen), &mut p2m, &pages(), |e| seen.push(e)) };
         assert_eq!(result, Ok(()));
         let log = xen.log.borrow();
         let expected: Vec<String> = [
@@ -445,7 +446,7 @@ mod tests {
         let mut p2m = P2m(&xen, BTreeMap::new());
         let mut seen = Vec::new();
         // SAFETY: a fake Xen: nothing is mapped.
-        let result = unsafe { run(&xen, &mut p2m, &pages(), |e| seen.push(e)) };
+        let result = unsafe { run(&FakeXen::of(&xen), &mut p2m, &pages(), |e| seen.push(e)) };
         assert_eq!(result, Ok(()));
         assert!(seen.iter().all(|e| e.new != e.old));
         assert!(seen
@@ -458,7 +459,11 @@ mod tests {
         let xen = xen(0);
         let mut p2m = P2m(&xen, BTreeMap::new());
         // SAFETY: a fake Xen: nothing is mapped.
-        let result = unsafe { run(&xen, &mut p2m, &pages(), |_| panic!("no report")) };
+        let result = unsafe {
+            run(&FakeXen::of(&xen), &mut p2m, &pages(), |_| {
+                panic!("no report")
+            })
+        };
         assert_eq!(
             result,
             Err(BalloonError {
@@ -475,7 +480,11 @@ mod tests {
         let xen = xen(2);
         let mut p2m = P2m(&xen, BTreeMap::new());
         // SAFETY: a fake Xen: nothing is mapped.
-        let result = unsafe { run(&xen, &mut p2m, &pages(), |_| panic!("no report")) };
+        let result = unsafe {
+            run(&FakeXen::of(&xen), &mut p2m, &pages(), |_| {
+                panic!("no report")
+            })
+        };
         assert_eq!(
             result,
             Err(BalloonError {

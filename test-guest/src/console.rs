@@ -318,11 +318,11 @@ impl<H: Hypervisor> Backend for EvtchnBackend<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hypercall::{Hypercall, HypercallNr, EVTCHNOP_SEND, SCHEDOP_YIELD};
+    use crate::fake_xen;
+    use crate::hypercall::{HypercallNr, EVTCHNOP_SEND, SCHEDOP_YIELD};
     use crate::text::Sink;
     use core::mem::offset_of;
     use std::boxed::Box;
-    use std::cell::RefCell;
     use std::vec::Vec;
 
     /// A console page in ordinary memory, freed on drop.
@@ -573,24 +573,14 @@ mod tests {
         assert!(!console.flush());
     }
 
-    /// Records hypercalls and succeeds.
-    struct Recorder(RefCell<Vec<Hypercall>>);
-
-    impl Hypervisor for Recorder {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-            self.0.borrow_mut().push(call);
-            0
-        }
-    }
-
     #[test]
     fn evtchn_backend_sends_and_yields_then_gives_up() {
-        let mut backend = EvtchnBackend::new(Recorder(RefCell::new(Vec::new())), EvtchnPort(3), 2);
+        let mut backend = EvtchnBackend::new(fake_xen::answering(0), EvtchnPort(3), 2);
         backend.notify();
         assert!(backend.wait(0));
         assert!(backend.wait(1));
         assert!(!backend.wait(2));
-        let calls = backend.hv.0.borrow();
+        let calls = backend.hv.calls();
         assert_eq!(calls.len(), 3);
         assert_eq!(calls[0].nr, HypercallNr::EVENT_CHANNEL_OP);
         assert_eq!(calls[0].args[0], EVTCHNOP_SEND);

@@ -455,13 +455,14 @@ pub fn run<H: Hypervisor + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_xen::{FakeXen, Script};
     use core::cell::RefCell;
     use core::mem::{offset_of, size_of};
 
-    struct Recorder(RefCell<Vec<(Hypercall, Vec<u8>)>>);
-
-    impl Hypervisor for Recorder {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+    /// A fake Xen that refuses every call (`-1`) and keeps, per call, the bytes of its
+    /// argument structure, read as Xen would, in `seen`.
+    fn recorder(seen: &RefCell<Vec<Vec<u8>>>) -> FakeXen<impl Script + '_> {
+        FakeXen::new(move |call| {
             // Keep the argument structure's bytes, read as Xen would.
             let (pointer, size) = match call.nr {
                 HypercallNr::DOMCTL => (call.args[0], size_of::<Domctl>()),
@@ -473,9 +474,9 @@ mod tests {
                 // SAFETY: the wrappers pass live structures of at least `size` bytes.
                 unsafe { core::slice::from_raw_parts(pointer as *const u8, size).to_vec() }
             };
-            self.0.borrow_mut().push((call, bytes));
+            seen.borrow_mut().push(bytes);
             -1
-        }
+        })
     }
 
     fn setup() -> Setup {
@@ -512,7 +513,8 @@ mod tests {
 
     #[test]
     fn every_call_reaches_xen_with_its_domain() {
-        let hv = Recorder(RefCell::new(Vec::new()));
+        let seen = RefCell::new(Vec::new());
+        let hv = recorder(&seen);
         let mut lines = Vec::new();
         let n = run(&hv, &setup(), |call, target, rc| {
             lines.push(format!("{call} {target} {rc}"));
@@ -521,7 +523,7 @@ mod tests {
         assert_eq!(lines.len(), n);
         assert_eq!(lines[0], "get-default own-id -1");
         assert_eq!(lines[n - 1], "vm-event-enable-domid-invalid - -1");
-        let calls = hv.0.borrow();
+        let calls: Vec<_> = hv.calls().into_iter().zip(seen.take()).collect();
         // get-default against own id: access op 1, domid 7, pfn ~0.
         let (call, bytes) = &calls[0];
         assert_eq!(call.nr, HypercallNr::MEMORY_OP);

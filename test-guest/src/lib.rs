@@ -46,6 +46,8 @@
 //! - [`cmdline`]: the command line's mode words and `key=0x<hex>`, `key=<decimal>` values.
 //! - [`xen_writes`]: Xen writing a read-only page while another vCPU tries to
 //!   (`xen-copy-race`, `runstate-area`).
+//! - `fake_xen` (tests only): the one fake Xen of the host tests, a recorder with a
+//!   script (a closure or a model of Xen's effects).
 //! - [`traps`]: exceptions and upcalls whose frames Xen writes on a restricted stack
 //!   (`bounce-frame`).
 #![cfg_attr(not(test), no_std)]
@@ -56,6 +58,8 @@ pub mod bench;
 pub mod bench_ops;
 pub mod cmdline;
 pub mod console;
+#[cfg(test)]
+mod fake_xen;
 pub mod frames;
 pub mod handshake;
 pub mod hostile;

@@ -432,6 +432,7 @@ unsafe fn unmap_grant<H: Hypervisor + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_xen::{FakeXen, Script};
     use crate::hypercall::{
         Hypercall, HypercallNr, GNTTABOP_MAP_GRANT_REF, MMUEXT_INVLPG_LOCAL, MMUEXT_PIN_L1_TABLE,
         MMUEXT_UNPIN_TABLE,
@@ -476,23 +477,21 @@ mod tests {
         unmap_fails: bool,
     }
 
-    /// A fake Xen with one L1 entry: the target's.
-    struct FakeXen {
+    /// Xen's side, with one L1 entry: the target's.
+    struct Model {
         policy: Policy,
         l1e: Cell<u64>,
-        calls: RefCell<Vec<Hypercall>>,
         mmu_reqs: RefCell<Vec<(MmuUpdate, u64)>>,
         mmuext_ops: RefCell<Vec<MmuextOp>>,
         grant_maps: RefCell<Vec<GnttabMapGrantRef>>,
         grant_unmaps: RefCell<Vec<GnttabUnmapGrantRef>>,
     }
 
-    impl FakeXen {
+    impl Model {
         fn new(policy: Policy) -> Self {
             Self {
                 policy,
                 l1e: Cell::new(ORIGINAL),
-                calls: RefCell::new(Vec::new()),
                 mmu_reqs: RefCell::new(Vec::new()),
                 mmuext_ops: RefCell::new(Vec::new()),
                 grant_maps: RefCell::new(Vec::new()),
@@ -512,15 +511,10 @@ mod tests {
         fn is_own(pte: u64) -> bool {
             pte_mfn(pte) == Mfn(OWN_MFN)
         }
-
-        fn nrs(&self) -> Vec<u32> {
-            self.calls.borrow().iter().map(|c| c.nr.get()).collect()
-        }
     }
 
-    impl Hypervisor for FakeXen {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-            self.calls.borrow_mut().push(call);
+    impl Script for Model {
+        unsafe fn answer(&self, call: Hypercall) -> i64 {
             let p = self.policy;
             match call.nr {
                 HypercallNr::UPDATE_VA_MAPPING => {
@@ -603,9 +597,14 @@ mod tests {
         }
     }
 
+    /// The hypercall numbers `xen` was asked, in order.
+    fn nrs(xen: &FakeXen<Model>) -> Vec<u32> {
+        xen.calls().iter().map(|c| c.nr.get()).collect()
+    }
+
     /// Reads through the fake Xen's entry; records the frame each read saw.
     struct FakeEnv<'a> {
-        xen: &'a FakeXen,
+        xen: &'a Model,
         reads: Vec<Mfn>,
     }
 
@@ -623,8 +622,15 @@ mod tests {
     }
 
     /// Runs every route against a fake Xen with `policy`.
-    fn run_with(policy: Policy) -> (FakeXen, Vec<Outcome>, Vec<Mfn>, Result<(), UndoError>) {
-        let xen = FakeXen::new(policy);
+    fn run_with(
+        policy: Policy,
+    ) -> (
+        FakeXen<Model>,
+        Vec<Outcome>,
+        Vec<Mfn>,
+        Result<(), UndoError>,
+    ) {
+        let xen = FakeXen::of(Model::new(policy));
         let mut outcomes = Vec::new();
         let (reads, result) = {
             let mut env = FakeEnv {
@@ -695,10 +701,10 @@ mod tests {
         assert!(reads.is_empty(), "nothing read when nothing mapped");
         assert_eq!(xen.l1e.get(), ORIGINAL, "entry untouched");
         // One call per route, 8 for the grant refs, and no undo.
-        assert_eq!(xen.nrs(), [14, 1, 1, 26, 20, 20, 20, 20, 20, 20, 20, 20]);
+        assert_eq!(nrs(&xen), [14, 1, 1, 26, 20, 20, 20, 20, 20, 20, 20, 20]);
 
         let new_pte = (RING.0 << 12) | PTE_PRESENT | PTE_RW;
-        assert_eq!(xen.calls.borrow()[0].args, [VA, new_pte, UVMF_INVLPG, 0, 0]);
+        assert_eq!(xen.calls()[0].args, [VA, new_pte, UVMF_INVLPG, 0, 0]);
         let reqs = xen.mmu_reqs.borrow();
         let expected = MmuUpdate {
             ptr: 0x903_078,
@@ -736,7 +742,7 @@ mod tests {
         );
         assert_eq!(reads, [RING], "read once, through the ring's mapping");
         assert_eq!(xen.l1e.get(), ORIGINAL);
-        let calls = xen.calls.borrow();
+        let calls = xen.calls();
         assert_eq!(calls[1].nr, HypercallNr::UPDATE_VA_MAPPING);
         assert_eq!(
             calls[1].args,
@@ -765,7 +771,7 @@ mod tests {
         assert_eq!(reads, [RING]);
         assert_eq!(xen.l1e.get(), ORIGINAL);
         // update_va_mapping (refused), mmu_update, invlpg, restore, mmu_update (XEN)...
-        assert_eq!(xen.nrs()[..5], [14, 1, 26, 14, 1]);
+        assert_eq!(nrs(&xen)[..5], [14, 1, 26, 14, 1]);
         let ops = xen.mmuext_ops.borrow();
         assert_eq!((ops[0].cmd, ops[0].arg1), (MMUEXT_INVLPG_LOCAL, VA));
     }
@@ -822,20 +828,17 @@ mod tests {
 
     #[test]
     fn grant_hypercall_failure_is_the_rc() {
-        struct NoGrants(FakeXen);
-        impl Hypervisor for NoGrants {
-            unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-                if call.nr == HypercallNr::GRANT_TABLE_OP {
-                    -38
-                } else {
-                    // SAFETY: same call, same contract.
-                    unsafe { self.0.hypercall(call) }
-                }
+        let model = Model::new(Policy::default());
+        let hv = FakeXen::new(|call| {
+            if call.nr == HypercallNr::GRANT_TABLE_OP {
+                -38
+            } else {
+                // SAFETY: same call, same contract.
+                unsafe { model.answer(*call) }
             }
-        }
-        let hv = NoGrants(FakeXen::new(Policy::default()));
+        });
         let mut env = FakeEnv {
-            xen: &hv.0,
+            xen: &model,
             reads: Vec::new(),
         };
         let (outcome, undone) = probe(&hv, &mut env, RING, &target(), Route::GrantMap);
@@ -880,7 +883,7 @@ mod tests {
                 error: XenError::EBUSY,
             })
         );
-        assert_eq!(xen.nrs(), [14, 14], "no route tried after it");
+        assert_eq!(nrs(&xen), [14, 14], "no route tried after it");
     }
 
     #[test]

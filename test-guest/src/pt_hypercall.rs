@@ -351,6 +351,7 @@ pub fn write_pt_hcall(out: &mut (impl Sink + ?Sized), step: Step, done: Option<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_xen::{self, FakeXen, Script};
     use crate::hypercall::MMU_UPDATE_PREEMPTED;
     use crate::pagewalk::{kernel_rw_pte, PTE_USER};
     use crate::patterns::{plan, Pattern};
@@ -418,8 +419,9 @@ mod tests {
         }
     }
 
-    impl Hypervisor for Fake {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+    /// Xen's side: the entries' writes by hypercall.
+    impl Script for Fake {
+        unsafe fn answer(&self, call: Hypercall) -> i64 {
             match call.nr {
                 HypercallNr::UPDATE_VA_MAPPING => {
                     assert_eq!(call.args[0], ALIAS_VA);
@@ -489,13 +491,14 @@ mod tests {
     fn run_all(fake: &Fake) -> (Result<(), PtError>, Vec<Event>) {
         let mut events = Vec::new();
         let tables = tables();
-        let result = prepare(fake, &mut &*fake, &tables).and_then(|()| {
+        let xen = FakeXen::of(fake);
+        let result = prepare(&xen, &mut &*fake, &tables).and_then(|()| {
             Step::ALL.into_iter().try_for_each(|s| {
-                step(fake, &mut &*fake, &tables, s, TARGETS, touches(), |e| {
+                step(&xen, &mut &*fake, &tables, s, TARGETS, touches(), |e| {
                     events.push(e)
                 })
             })?;
-            finish(fake, &mut &*fake, &tables)
+            finish(&xen, &mut &*fake, &tables)
         });
         (result, events)
     }
@@ -553,22 +556,19 @@ mod tests {
 
     #[test]
     fn a_write_that_did_not_land_is_a_failure_before_any_touch() {
-        /// Says yes to everything and writes nothing.
-        struct Ignores;
-        impl Hypervisor for Ignores {
-            unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-                if call.nr == HypercallNr::MMU_UPDATE {
-                    // SAFETY: `done` is the caller's live counter.
-                    unsafe { *(call.args[2] as *mut u32) = 1 };
-                }
-                0
+        // Says yes to everything and writes nothing.
+        let ignores = FakeXen::new(|call| {
+            if call.nr == HypercallNr::MMU_UPDATE {
+                // SAFETY: `done` is the caller's live counter.
+                unsafe { fake_xen::write(call.args[2], 1u32) };
             }
-        }
+            0
+        });
         let fake = Fake::new();
         fake.l1e.set(0);
         let mut events = Vec::new();
         let result = step(
-            &Ignores,
+            &ignores,
             &mut &fake,
             &tables(),
             Step::MmuUpdate,
@@ -585,7 +585,7 @@ mod tests {
         );
         assert_eq!(events, [Event::Begin(Step::MmuUpdate)], "no touch");
         let result = step(
-            &Ignores,
+            &ignores,
             &mut &fake,
             &tables(),
             Step::MmuUpdateL2,
@@ -601,18 +601,15 @@ mod tests {
 
     #[test]
     fn a_failed_call_in_the_batch_is_the_step_s_failure() {
-        struct FailsInside;
-        impl Hypervisor for FailsInside {
-            unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-                assert_eq!(call.nr, HypercallNr::MULTICALL);
-                // SAFETY: the code under test passes one live, writable entry.
-                unsafe { (*(call.args[0] as *mut MulticallEntry)).result = -1i64 as u64 };
-                0
-            }
-        }
+        let fails_inside = FakeXen::new(|call| {
+            assert_eq!(call.nr, HypercallNr::MULTICALL);
+            // SAFETY: the code under test passes one live, writable entry.
+            unsafe { (*(call.args[0] as *mut MulticallEntry)).result = -1i64 as u64 };
+            0
+        });
         let fake = Fake::new();
         let result = step(
-            &FailsInside,
+            &fails_inside,
             &mut &fake,
             &tables(),
             Step::Multicall,

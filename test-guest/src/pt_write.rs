@@ -313,6 +313,7 @@ fn write_slot_fields(out: &mut (impl Sink + ?Sized), alias: &Alias) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_xen::{self, FakeXen, Script};
     use crate::hypercall::{Hypercall, HypercallNr, MMUEXT_INVLPG_LOCAL};
     use crate::pagewalk::{kernel_rw_pte, PTE_USER};
     use crate::patterns::{plan, Pattern};
@@ -358,8 +359,9 @@ mod tests {
         }
     }
 
-    impl Hypervisor for Fake {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+    /// Xen's side: the L1 entry's writes by hypercall.
+    impl Script for Fake {
+        unsafe fn answer(&self, call: Hypercall) -> i64 {
             match call.nr {
                 HypercallNr::VM_ASSIST => self.log(format!("vm_assist {}", call.args[1])),
                 HypercallNr::UPDATE_VA_MAPPING => {
@@ -442,7 +444,7 @@ mod tests {
     #[test]
     fn prepare_turns_on_writable_page_tables_and_clears_the_alias() {
         let fake = Fake::new();
-        assert_eq!(prepare(&fake, &mut &fake, &alias()), Ok(()));
+        assert_eq!(prepare(&FakeXen::of(&fake), &mut &fake, &alias()), Ok(()));
         assert_eq!(
             *fake.log.borrow(),
             ["vm_assist 2".to_string(), "update_va_mapping 0x0".into()]
@@ -452,16 +454,9 @@ mod tests {
 
     #[test]
     fn prepare_checks_the_alias_is_cleared() {
-        /// Accepts every call and changes nothing.
-        struct Ignores;
-        impl Hypervisor for Ignores {
-            unsafe fn hypercall(&self, _: Hypercall) -> i64 {
-                0
-            }
-        }
         let fake = Fake::new();
         assert_eq!(
-            prepare(&Ignores, &mut &fake, &alias()),
+            prepare(&fake_xen::answering(0), &mut &fake, &alias()),
             Err(PtError {
                 what: "pt-write: alias still mapped",
                 error: XenError::EINVAL
@@ -472,12 +467,19 @@ mod tests {
     #[test]
     fn both_routes_map_write_unmap_then_restore() {
         let fake = Fake::new();
-        prepare(&fake, &mut &fake, &alias()).unwrap();
+        prepare(&FakeXen::of(&fake), &mut &fake, &alias()).unwrap();
         let prepared = fake.log.borrow().len();
         let mut events = Vec::new();
-        let result = run(&fake, &mut &fake, &alias(), TARGETS, touches(), |e| {
-            events.push(e);
-        });
+        let result = run(
+            &FakeXen::of(&fake),
+            &mut &fake,
+            &alias(),
+            TARGETS,
+            touches(),
+            |e| {
+                events.push(e);
+            },
+        );
         assert_eq!(result, Ok(()));
         let [pte6, pte9] = TARGETS.map(kernel_rw_pte);
         // After the handshake the first write to the L1 page is the emulated store: a
@@ -515,11 +517,18 @@ mod tests {
             emulation_ignored: true,
             ..Fake::new()
         };
-        prepare(&fake, &mut &fake, &alias()).unwrap();
+        prepare(&FakeXen::of(&fake), &mut &fake, &alias()).unwrap();
         let mut events = Vec::new();
-        let result = run(&fake, &mut &fake, &alias(), TARGETS, touches(), |e| {
-            events.push(e);
-        });
+        let result = run(
+            &FakeXen::of(&fake),
+            &mut &fake,
+            &alias(),
+            TARGETS,
+            touches(),
+            |e| {
+                events.push(e);
+            },
+        );
         assert_eq!(
             result,
             Err(PtError {
@@ -532,18 +541,15 @@ mod tests {
 
     #[test]
     fn xen_errors_stop_the_pattern() {
-        struct Refuses;
-        impl Hypervisor for Refuses {
-            unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-                if call.nr == HypercallNr::VM_ASSIST {
-                    -22
-                } else {
-                    0
-                }
+        let refuses = FakeXen::new(|call| {
+            if call.nr == HypercallNr::VM_ASSIST {
+                -22
+            } else {
+                0
             }
-        }
+        });
         let fake = Fake::new();
-        let result = prepare(&Refuses, &mut &fake, &alias());
+        let result = prepare(&refuses, &mut &fake, &alias());
         assert_eq!(
             result,
             Err(PtError {

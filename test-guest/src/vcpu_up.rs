@@ -305,9 +305,8 @@ pub fn vcpu_down<H: Hypervisor + ?Sized>(hv: &H, vcpu: VcpuId) -> Result<(), Xen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_xen::{FakeXen, Script};
     use core::mem::offset_of;
-    use std::cell::RefCell;
-    use std::vec::Vec;
 
     /// Offsets and sizes printed by a C program including Xen 4.17's `xen.h` and
     /// `vcpu.h` (gcc, x86_64).
@@ -418,35 +417,28 @@ mod tests {
         );
     }
 
-    struct Recorder {
-        calls: RefCell<Vec<Hypercall>>,
-        answer: i64,
-    }
-
-    impl Hypervisor for Recorder {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
+    /// A fake Xen that checks the context's rip, as Xen would read it, and answers
+    /// `rc`.
+    fn recorder(rc: i64) -> FakeXen<impl Script> {
+        FakeXen::new(move |call| {
             if call.args[0] == VCPUOP_INITIALISE {
                 // SAFETY: the wrapper passes a live context; read its rip as Xen would.
                 let ctx = unsafe { &*(call.args[2] as *const VcpuGuestContext) };
                 assert_eq!(ctx.user_regs.rip, 0x10_2340);
             }
-            self.calls.borrow_mut().push(call);
-            self.answer
-        }
+            rc
+        })
     }
 
     #[test]
     fn vcpu_ops_marshal_cmd_vcpu_and_context() {
-        let hv = Recorder {
-            calls: RefCell::new(Vec::new()),
-            answer: 0,
-        };
+        let hv = recorder(0);
         let ctx = VcpuGuestContext::for_kernel_entry(0x10_2340, 0x18_8000, 1);
         // SAFETY: the recorder runs nothing.
         assert_eq!(unsafe { vcpu_initialise(&hv, VcpuId(1), &ctx) }, Ok(()));
         assert_eq!(vcpu_up(&hv, VcpuId(1)), Ok(()));
         assert_eq!(vcpu_down(&hv, VcpuId(1)), Ok(()));
-        let calls = hv.calls.borrow();
+        let calls = hv.calls();
         assert!(calls.iter().all(|c| c.nr == HypercallNr::VCPU_OP));
         assert_eq!(
             calls[0].args,
@@ -455,10 +447,7 @@ mod tests {
         assert_eq!(calls[1].args, [1, 1, 0, 0, 0]);
         assert_eq!(calls[2].args, [2, 1, 0, 0, 0]);
 
-        let exists = Recorder {
-            calls: RefCell::new(Vec::new()),
-            answer: -17,
-        };
+        let exists = recorder(-17);
         // SAFETY: as above.
         let rc = unsafe { vcpu_initialise(&exists, VcpuId(1), &ctx) };
         assert_eq!(rc.map_err(XenError::code), Err(-17));

@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// Something that makes hypercalls: Xen through its hypercall page in the guest, a
-/// recorder in host tests.
+/// Something that makes hypercalls: Xen through its hypercall page in the guest, the
+/// fake Xen of `crate::fake_xen` in host tests.
 pub trait Hypervisor {
     /// Makes `call` and returns Xen's raw result (`rax`).
     ///

@@ -1,5 +1,6 @@
 use super::calls::batch_count;
 use super::*;
+use crate::fake_xen::{read, write, FakeXen};
 use std::cell::RefCell;
 use std::vec::Vec;
 
@@ -25,46 +26,16 @@ fn multicall_entries_are_xen_s_layout_and_marshal_their_call() {
 
 #[test]
 fn multicall_passes_the_batch_and_its_length() {
-    let recorder = Recorder::new(false, |_| 0);
+    let recorder = FakeXen::new(|_| 0);
     let mut batch = [MulticallEntry::new(Hypercall::new(
         HypercallNr::UPDATE_VA_MAPPING,
         [0x2c_5000, 0, UVMF_INVLPG, 0, 0],
     )); 2];
     // SAFETY: the recorder reads nothing.
     assert_eq!(unsafe { multicall(&recorder, &mut batch) }, Ok(()));
-    let calls = recorder.calls.borrow();
-    assert_eq!(calls[0].0.nr, HypercallNr::MULTICALL);
-    assert_eq!(calls[0].0.args[..2], [batch.as_ptr() as u64, 2]);
-}
-
-/// Records each call, with the 32-bit word its second argument points to when
-/// `deref_arg1` says so, and answers from a script.
-struct Recorder {
-    calls: RefCell<Vec<(Hypercall, Option<u32>)>>,
-    deref_arg1: bool,
-    answer: fn(&Hypercall) -> i64,
-}
-
-impl Recorder {
-    fn new(deref_arg1: bool, answer: fn(&Hypercall) -> i64) -> Self {
-        Self {
-            calls: RefCell::new(Vec::new()),
-            deref_arg1,
-            answer,
-        }
-    }
-}
-
-impl Hypervisor for Recorder {
-    unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-        let pointee = self.deref_arg1.then(|| {
-            // SAFETY: the tests set `deref_arg1` only for hypercalls whose second
-            // argument points to a live 32-bit structure (this fn's contract).
-            unsafe { (call.args[1] as *const u32).read() }
-        });
-        self.calls.borrow_mut().push((call, pointee));
-        (self.answer)(&call)
-    }
+    let calls = recorder.calls();
+    assert_eq!(calls[0].nr, HypercallNr::MULTICALL);
+    assert_eq!(calls[0].args[..2], [batch.as_ptr() as u64, 2]);
 }
 
 #[test]
@@ -146,16 +117,23 @@ fn check_splits_negative_errno() {
 
 #[test]
 fn shutdown_passes_reason_by_pointer() {
-    let hv = Recorder::new(true, |_| 0);
+    let reasons = RefCell::new(Vec::new());
+    let hv = FakeXen::new(|call: &Hypercall| {
+        // SAFETY: `sched_shutdown` passes a live `sched_shutdown` (one `u32`).
+        reasons
+            .borrow_mut()
+            .push(unsafe { read::<u32>(call.args[1]) });
+        0
+    });
     assert_eq!(sched_shutdown(&hv, ShutdownReason::Poweroff), Ok(()));
     assert_eq!(sched_shutdown(&hv, ShutdownReason::Crash), Ok(()));
-    let calls = hv.calls.borrow();
+    let calls = hv.calls();
     assert_eq!(calls.len(), 2);
-    for ((call, pointee), reason) in calls.iter().zip([0, 3]) {
+    for ((call, pointee), reason) in calls.iter().zip(reasons.take()).zip([0, 3]) {
         assert_eq!(call.nr, HypercallNr::SCHED_OP);
         assert_eq!(call.args[0], SCHEDOP_SHUTDOWN);
         assert_ne!(call.args[1], 0, "argument is a pointer, not the value");
-        assert_eq!(*pointee, Some(reason));
+        assert_eq!(pointee, reason);
         assert_eq!(&call.args[2..], &[0, 0, 0]);
     }
 }
@@ -176,31 +154,28 @@ fn event_and_poll_layouts_match_the_headers() {
 
 #[test]
 fn alloc_unbound_asks_for_self_and_returns_xen_s_port() {
-    struct Xen(RefCell<Option<EvtchnAllocUnbound>>);
-    impl Hypervisor for Xen {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-            assert_eq!(call.nr, HypercallNr::EVENT_CHANNEL_OP);
-            assert_eq!(call.args[0], EVTCHNOP_ALLOC_UNBOUND);
-            let alloc = call.args[1] as *mut EvtchnAllocUnbound;
-            // SAFETY: `evtchn_alloc_unbound` passes a live, writable structure.
-            unsafe {
-                *self.0.borrow_mut() = Some(alloc.read());
-                (*alloc).port = 42;
-            }
-            0
-        }
-    }
-    let xen = Xen(RefCell::new(None));
+    let asked = RefCell::new(None);
+    let xen = FakeXen::new(|call| {
+        assert_eq!(call.nr, HypercallNr::EVENT_CHANNEL_OP);
+        assert_eq!(call.args[0], EVTCHNOP_ALLOC_UNBOUND);
+        // SAFETY: `evtchn_alloc_unbound` passes a live, writable structure.
+        let mut alloc: EvtchnAllocUnbound = unsafe { read(call.args[1]) };
+        *asked.borrow_mut() = Some(alloc);
+        alloc.port = 42;
+        // SAFETY: as above.
+        unsafe { write(call.args[1], alloc) };
+        0
+    });
     assert_eq!(evtchn_alloc_unbound(&xen, DomId::DOM0), Ok(EvtchnPort(42)));
     assert_eq!(
-        *xen.0.borrow(),
+        asked.take(),
         Some(EvtchnAllocUnbound {
             dom: 0x7FF0,
             remote_dom: 0,
             port: 0
         })
     );
-    let refused = Recorder::new(false, |_| -28);
+    let refused = FakeXen::new(|_| -28);
     assert_eq!(
         evtchn_alloc_unbound(&refused, DomId::DOM0).map_err(XenError::errno),
         Err(28)
@@ -209,33 +184,35 @@ fn alloc_unbound_asks_for_self_and_returns_xen_s_port() {
 
 #[test]
 fn poll_passes_one_port_and_the_timeout() {
-    struct Xen(RefCell<Vec<(SchedPoll, u32)>>);
-    impl Hypervisor for Xen {
-        unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-            assert_eq!(call.nr, HypercallNr::SCHED_OP);
-            assert_eq!(call.args[0], SCHEDOP_POLL);
-            // SAFETY: `sched_poll` passes a live structure and a live port array.
-            let (poll, port) = unsafe {
-                let poll = (call.args[1] as *const SchedPoll).read();
-                (poll, (poll.ports as *const u32).read())
-            };
-            self.0.borrow_mut().push((poll, port));
-            0
-        }
-    }
-    let xen = Xen(RefCell::new(Vec::new()));
+    let seen = RefCell::new(Vec::new());
+    let xen = FakeXen::new(|call| {
+        assert_eq!(call.nr, HypercallNr::SCHED_OP);
+        assert_eq!(call.args[0], SCHEDOP_POLL);
+        // SAFETY: `sched_poll` passes a live structure and a live port array.
+        let (poll, port) = unsafe {
+            let poll: SchedPoll = read(call.args[1]);
+            (poll, read::<u32>(poll.ports))
+        };
+        seen.borrow_mut().push((poll, port));
+        0
+    });
     assert_eq!(sched_poll(&xen, EvtchnPort(9), 123_456), Ok(()));
-    let calls = xen.0.borrow();
+    let calls = seen.take();
     let (poll, port) = calls[0];
     assert_eq!((poll.nr_ports, poll.timeout, port), (1, 123_456, 9));
 }
 
 #[test]
 fn evtchn_send_passes_port_by_pointer() {
-    let hv = Recorder::new(true, |_| 0);
+    let port = RefCell::new(None);
+    let hv = FakeXen::new(|call: &Hypercall| {
+        // SAFETY: `evtchn_send` passes a live `evtchn_send` (one `u32`).
+        *port.borrow_mut() = Some(unsafe { read::<u32>(call.args[1]) });
+        0
+    });
     assert_eq!(evtchn_send(&hv, EvtchnPort(7)), Ok(()));
-    let calls = hv.calls.borrow();
-    let (call, pointee) = calls[0];
+    let call = hv.calls()[0];
+    let pointee = port.take();
     assert_eq!(call.nr, HypercallNr::EVENT_CHANNEL_OP);
     assert_eq!(call.args[0], EVTCHNOP_SEND);
     assert_eq!(pointee, Some(7));
@@ -243,25 +220,25 @@ fn evtchn_send_passes_port_by_pointer() {
 
 #[test]
 fn yield_has_null_argument() {
-    let hv = Recorder::new(false, |_| 0);
+    let hv = FakeXen::new(|_| 0);
     assert_eq!(sched_yield(&hv), Ok(()));
-    let calls = hv.calls.borrow();
-    assert_eq!(calls[0].0.nr, HypercallNr::SCHED_OP);
-    assert_eq!(calls[0].0.args, [SCHEDOP_YIELD, 0, 0, 0, 0]);
+    let calls = hv.calls();
+    assert_eq!(calls[0].nr, HypercallNr::SCHED_OP);
+    assert_eq!(calls[0].args, [SCHEDOP_YIELD, 0, 0, 0, 0]);
 }
 
 #[test]
 fn count_vcpus_stops_at_enoent() {
     // Three vCPUs: 0 up, 1 and 2 down, none from 3 on.
-    let hv = Recorder::new(false, |call| match call.args[1] {
+    let hv = FakeXen::new(|call| match call.args[1] {
         0 => 1,
         1 | 2 => 0,
         _ => -2,
     });
     assert_eq!(count_vcpus(&hv, 64), Ok(3));
-    let calls = hv.calls.borrow();
+    let calls = hv.calls();
     assert_eq!(calls.len(), 4);
-    for (id, (call, _)) in calls.iter().enumerate() {
+    for (id, call) in calls.iter().enumerate() {
         assert_eq!(call.nr, HypercallNr::VCPU_OP);
         assert_eq!(call.args, [VCPUOP_IS_UP, id as u64, 0, 0, 0]);
     }
@@ -269,25 +246,25 @@ fn count_vcpus_stops_at_enoent() {
 
 #[test]
 fn count_vcpus_reports_other_errors_and_respects_max() {
-    let hv = Recorder::new(false, |_| -38);
+    let hv = FakeXen::new(|_| -38);
     assert_eq!(count_vcpus(&hv, 64), Err(XenError::ENOSYS));
-    let hv = Recorder::new(false, |_| 1);
+    let hv = FakeXen::new(|_| 1);
     assert_eq!(count_vcpus(&hv, 5), Ok(5));
-    assert_eq!(hv.calls.borrow().len(), 5);
+    assert_eq!(hv.calls().len(), 5);
 }
 
 #[test]
 fn console_io_write_passes_length_and_buffer() {
-    let hv = Recorder::new(false, |_| 0);
+    let hv = FakeXen::new(|_| 0);
     let text = b"hello\n";
     assert_eq!(console_io_write(&hv, text), Ok(()));
-    let calls = hv.calls.borrow();
-    assert_eq!(calls[0].0.nr, HypercallNr::CONSOLE_IO);
+    let calls = hv.calls();
+    assert_eq!(calls[0].nr, HypercallNr::CONSOLE_IO);
     assert_eq!(
-        calls[0].0.args,
+        calls[0].args,
         [CONSOLEIO_WRITE, 6, text.as_ptr() as u64, 0, 0]
     );
-    let denied = Recorder::new(false, |_| -1);
+    let denied = FakeXen::new(|_| -1);
     assert_eq!(console_io_write(&denied, text), Err(XenError::EPERM));
 }
 
@@ -304,7 +281,7 @@ fn xen_version_and_vm_assist_numbers_and_arguments() {
         (-14, -110)
     );
 
-    let hv = Recorder::new(false, |call| {
+    let hv = FakeXen::new(|call| {
         if call.nr == HypercallNr::XEN_VERSION {
             -14
         } else {
@@ -319,57 +296,13 @@ fn xen_version_and_vm_assist_numbers_and_arguments() {
         vm_assist_enable(&hv, VMASST_TYPE_WRITABLE_PAGETABLES),
         Ok(())
     );
-    let calls = hv.calls.borrow();
-    assert_eq!(calls[0].0.nr, HypercallNr::XEN_VERSION);
-    assert_eq!(calls[0].0.args, [1, buf.as_ptr() as u64, 0, 0, 0]);
-    assert_eq!(calls[1].0.nr, HypercallNr::VM_ASSIST);
-    assert_eq!(calls[1].0.args, [0, 2, 0, 0, 0]);
-    let refused = Recorder::new(false, |_| -22);
+    let calls = hv.calls();
+    assert_eq!(calls[0].nr, HypercallNr::XEN_VERSION);
+    assert_eq!(calls[0].args, [1, buf.as_ptr() as u64, 0, 0, 0]);
+    assert_eq!(calls[1].nr, HypercallNr::VM_ASSIST);
+    assert_eq!(calls[1].args, [0, 2, 0, 0, 0]);
+    let refused = FakeXen::new(|_| -22);
     assert_eq!(vm_assist_enable(&refused, 2), Err(XenError::EINVAL));
-}
-
-/// Answers each call with a closure that sees the call (and may read or write
-/// through its pointers, as Xen would) and records the calls.
-struct Scripted<F: Fn(&Hypercall) -> i64> {
-    calls: RefCell<Vec<Hypercall>>,
-    answer: F,
-}
-
-impl<F: Fn(&Hypercall) -> i64> Scripted<F> {
-    fn new(answer: F) -> Self {
-        Self {
-            calls: RefCell::new(Vec::new()),
-            answer,
-        }
-    }
-}
-
-impl<F: Fn(&Hypercall) -> i64> Hypervisor for Scripted<F> {
-    unsafe fn hypercall(&self, call: Hypercall) -> i64 {
-        self.calls.borrow_mut().push(call);
-        (self.answer)(&call)
-    }
-}
-
-/// Reads a `T` that a marshalled pointer argument points to.
-///
-/// # Safety
-///
-/// `addr` must point to a live, aligned `T` (a wrapper's argument during its call).
-unsafe fn pointee<T: Copy>(addr: u64) -> T {
-    // SAFETY: this fn's contract.
-    unsafe { (addr as *const T).read() }
-}
-
-/// Writes a `T` where a marshalled pointer argument points, as Xen writes OUT
-/// fields.
-///
-/// # Safety
-///
-/// `addr` must point to a live, aligned, writable `T`.
-unsafe fn write_pointee<T>(addr: u64, value: T) {
-    // SAFETY: this fn's contract.
-    unsafe { (addr as *mut T).write(value) }
 }
 
 // The memory wrappers for the tests' hypervisors. Their safety contracts are about
@@ -475,34 +408,34 @@ fn memory_structs_match_xen_headers() {
 
 #[test]
 fn update_va_mapping_passes_va_pte_flags_by_value() {
-    let hv = Recorder::new(false, |_| -16);
+    let hv = FakeXen::new(|_| -16);
     let pte = (0x1_2345 << 12) | 3;
     assert_eq!(
         sim_update_va_mapping(&hv, 0x20f000, pte, UVMF_INVLPG),
         Err(XenError::EBUSY)
     );
-    let calls = hv.calls.borrow();
+    let calls = hv.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].0.nr, HypercallNr::UPDATE_VA_MAPPING);
-    assert_eq!(calls[0].0.args, [0x20f000, pte, 2, 0, 0]);
-    let regs = calls[0].0.registers();
+    assert_eq!(calls[0].nr, HypercallNr::UPDATE_VA_MAPPING);
+    assert_eq!(calls[0].args, [0x20f000, pte, 2, 0, 0]);
+    let regs = calls[0].registers();
     assert_eq!((regs.rdi, regs.rsi, regs.rdx), (0x20f000, pte, 2));
-    let ok = Recorder::new(false, |_| 0);
+    let ok = FakeXen::new(|_| 0);
     assert_eq!(sim_update_va_mapping(&ok, 0x1000, 0, UVMF_INVLPG), Ok(()));
 }
 
 #[test]
 fn mmu_update_passes_requests_count_done_and_foreigndom() {
     let seen = RefCell::new(Vec::new());
-    let hv = Scripted::new(|call| {
+    let hv = FakeXen::new(|call| {
         let count = call.args[1] as usize;
         for i in 0..count {
             // SAFETY: `args[0]` points to `count` live requests during the call.
-            let req: MmuUpdate = unsafe { pointee(call.args[0] + 16 * i as u64) };
+            let req: MmuUpdate = unsafe { read(call.args[0] + 16 * i as u64) };
             seen.borrow_mut().push(req);
         }
         // SAFETY: `args[2]` points to the wrapper's live `done`.
-        unsafe { write_pointee(call.args[2], count as u32) };
+        unsafe { write(call.args[2], count as u32) };
         0
     });
     let reqs = [
@@ -511,7 +444,7 @@ fn mmu_update_passes_requests_count_done_and_foreigndom() {
     ];
     assert_eq!(sim_mmu_update(&hv, &reqs, DomId::SELF), Ok(2));
     assert_eq!(sim_mmu_update(&hv, &reqs[..1], DomId::XEN), Ok(1));
-    let calls = hv.calls.borrow();
+    let calls = hv.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].nr, HypercallNr::MMU_UPDATE);
     assert_eq!(calls[0].args[0], reqs.as_ptr() as u64);
@@ -540,7 +473,7 @@ fn machphys_update_names_the_frame_by_machine_address() {
 
 #[test]
 fn mmu_update_reports_xen_error() {
-    let hv = Scripted::new(|_| -1);
+    let hv = FakeXen::new(|_| -1);
     let req = [MmuUpdate::normal_pt_update(0x5000, 7)];
     assert_eq!(sim_mmu_update(&hv, &req, DomId::XEN), Err(XenError::EPERM));
 }
@@ -557,15 +490,15 @@ fn batch_count_rejects_continuation_bit() {
 #[test]
 fn mmuext_op_passes_ops_by_pointer() {
     let seen = RefCell::new(Vec::new());
-    let hv = Scripted::new(|call| {
+    let hv = FakeXen::new(|call| {
         // SAFETY: `args[0]` points to at least one live op during the call.
-        let op: MmuextOp = unsafe { pointee(call.args[0]) };
+        let op: MmuextOp = unsafe { read(call.args[0]) };
         seen.borrow_mut().push(op);
         if op.cmd == MMUEXT_PIN_L1_TABLE {
             -22
         } else {
             // SAFETY: `args[2]` points to the wrapper's live `done`.
-            unsafe { write_pointee(call.args[2], 1u32) };
+            unsafe { write(call.args[2], 1u32) };
             0
         }
     });
@@ -581,7 +514,7 @@ fn mmuext_op_passes_ops_by_pointer() {
         sim_mmuext_op(&hv, &[MmuextOp::unpin_table(0x4_2000)], DomId::SELF),
         Ok(1)
     );
-    let calls = hv.calls.borrow();
+    let calls = hv.calls();
     for call in calls.iter() {
         assert_eq!(call.nr, HypercallNr::MMUEXT_OP);
         assert_eq!(call.args[1], 1);
@@ -604,10 +537,10 @@ fn mmuext_op_passes_ops_by_pointer() {
 #[test]
 fn grant_map_and_unmap_pass_one_op_and_read_back_status() {
     let seen_map = RefCell::new(Vec::new());
-    let hv = Scripted::new(|call| {
+    let hv = FakeXen::new(|call| {
         if call.args[0] == GNTTABOP_MAP_GRANT_REF {
             // SAFETY: `args[1]` points to the wrapper's live op.
-            let mut op: GnttabMapGrantRef = unsafe { pointee(call.args[1]) };
+            let mut op: GnttabMapGrantRef = unsafe { read(call.args[1]) };
             seen_map.borrow_mut().push(op);
             if op.ref_ == 5 {
                 op.status = GNTST_OKAY;
@@ -616,13 +549,13 @@ fn grant_map_and_unmap_pass_one_op_and_read_back_status() {
                 op.status = GNTST_GENERAL_ERROR;
             }
             // SAFETY: as above; Xen writes the OUT fields back.
-            unsafe { write_pointee(call.args[1], op) };
+            unsafe { write(call.args[1], op) };
         } else {
             // SAFETY: `args[1]` points to the wrapper's live op.
-            let mut op: GnttabUnmapGrantRef = unsafe { pointee(call.args[1]) };
+            let mut op: GnttabUnmapGrantRef = unsafe { read(call.args[1]) };
             op.status = if op.handle == 9 { 0 } else { -4 };
             // SAFETY: as above.
-            unsafe { write_pointee(call.args[1], op) };
+            unsafe { write(call.args[1], op) };
         }
         0
     });
@@ -641,7 +574,7 @@ fn grant_map_and_unmap_pass_one_op_and_read_back_status() {
     assert_eq!(sim_gnttab_unmap_grant_ref(&hv, &mut unmap), Ok(()));
     assert_eq!(unmap.status, 0);
 
-    let calls = hv.calls.borrow();
+    let calls = hv.calls();
     assert_eq!(calls.len(), 3);
     for call in calls.iter() {
         assert_eq!(call.nr, HypercallNr::GRANT_TABLE_OP);
@@ -655,7 +588,7 @@ fn grant_map_and_unmap_pass_one_op_and_read_back_status() {
     assert_eq!(seen[0].flags, GNTMAP_HOST_MAP);
     assert_eq!((seen[0].dom, seen[0].ref_), (0, 3));
 
-    let broken = Scripted::new(|_| -38);
+    let broken = FakeXen::new(|_| -38);
     let mut op = GnttabMapGrantRef::host_map(0x20f000, DomId::DOM0, 0);
     assert_eq!(
         sim_gnttab_map_grant_ref(&broken, &mut op),
