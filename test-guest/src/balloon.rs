@@ -234,12 +234,12 @@ pub unsafe fn run<H: Hypervisor + ?Sized, E: Env>(
 
 /// `BALLOON pfn=0x<pfn> old-mfn=0x<hex> new-mfn=0x<hex>` (after `TEST-GUEST `).
 pub fn write_balloon(out: &mut (impl Sink + ?Sized), exchange: &Exchange) {
-    out.put_str("BALLOON pfn=");
-    out.put_hex(exchange.pfn.0);
-    out.put_str(" old-mfn=");
-    out.put_hex(exchange.old.0);
-    out.put_str(" new-mfn=");
-    out.put_hex(exchange.new.0);
+    let Exchange { pfn, old, new } = exchange;
+    let _ = write!(
+        out,
+        "BALLOON pfn={:#x} old-mfn={:#x} new-mfn={:#x}",
+        pfn.0, old.0, new.0
+    );
 }
 
 #[cfg(test)]

@@ -64,16 +64,11 @@ pub const fn writes(rounds: u32) -> u64 {
 /// monotonic even where Xen's interpolated system time is not (nested under TCG, the TSC
 /// scaling Xen calibrated can make a short interval come out as 0 ns).
 pub fn write_bench(out: &mut (impl Sink + ?Sized), rounds: u32, ns: u64, tsc: u64) {
-    out.put_str("BENCH rounds=");
-    out.put_dec(u64::from(rounds));
-    out.put_str(" pages=");
-    out.put_dec(BUFFER_PAGES as u64);
-    out.put_str(" writes=");
-    out.put_dec(writes(rounds));
-    out.put_str(" ns=");
-    out.put_dec(ns);
-    out.put_str(" tsc=");
-    out.put_dec(tsc);
+    let writes = writes(rounds);
+    let _ = write!(
+        out,
+        "BENCH rounds={rounds} pages={BUFFER_PAGES} writes={writes} ns={ns} tsc={tsc}"
+    );
 }
 
 /// `BENCH-XEN-COPY calls=<R> failed=<n> ns=<ns> tsc=<ticks>` (after the `TEST-GUEST `
@@ -87,14 +82,10 @@ pub fn write_bench_xen_copy(
     ns: u64,
     tsc: u64,
 ) {
-    out.put_str("BENCH-XEN-COPY calls=");
-    out.put_dec(u64::from(calls));
-    out.put_str(" failed=");
-    out.put_dec(failed);
-    out.put_str(" ns=");
-    out.put_dec(ns);
-    out.put_str(" tsc=");
-    out.put_dec(tsc);
+    let _ = write!(
+        out,
+        "BENCH-XEN-COPY calls={calls} failed={failed} ns={ns} tsc={tsc}"
+    );
 }
 
 #[cfg(test)]

@@ -424,12 +424,7 @@ pub fn make_extra<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, extra: Extra) -
 /// Writes `HOSTILE <call> <target> rc=<rc>` (target `-` for an extra call), without the
 /// `TEST-GUEST ` prefix.
 pub fn write_line(out: &mut impl Sink, call: &str, target: &str, rc: i64) {
-    out.put_str("HOSTILE ");
-    out.put_str(call);
-    out.put_str(" ");
-    out.put_str(target);
-    out.put_str(" rc=");
-    out.put_i64(rc);
+    let _ = write!(out, "HOSTILE {call} {target} rc={rc}");
 }
 
 /// Makes every call, one line each through `line`; returns how many.

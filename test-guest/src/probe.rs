@@ -136,15 +136,13 @@ pub struct Outcome {
 impl Outcome {
     /// Writes `PROBE <route> rc=<rc> mapped=<yes|no>` (the caller adds `TEST-GUEST `).
     pub fn write(&self, out: &mut (impl Sink + ?Sized)) {
-        out.put_str("PROBE ");
-        out.put_str(self.route.name());
-        out.put_str(" rc=");
-        out.put_i64(self.rc);
-        out.put_str(if self.mapped {
-            " mapped=yes"
-        } else {
-            " mapped=no"
-        });
+        let mapped = if self.mapped { "yes" } else { "no" };
+        let _ = write!(
+            out,
+            "PROBE {} rc={} mapped={mapped}",
+            self.route.name(),
+            self.rc
+        );
     }
 }
 

@@ -289,25 +289,24 @@ fn set_l1e<H: Hypervisor + ?Sized, E: Env>(
 pub fn write_pt_slot(out: &mut (impl Sink + ?Sized), alias: &Alias) {
     out.put_str("PT-SLOT");
     write_slot_fields(out, alias);
-    out.put_str(" pte-va=");
-    out.put_hex(alias.pte_va());
+    let _ = write!(out, " pte-va={:#x}", alias.pte_va());
 }
 
 /// `PT-WRITE <route> l1-pfn=0x<pfn> slot=<index> va=0x<alias>` (after `TEST-GUEST `).
 pub fn write_pt_write(out: &mut (impl Sink + ?Sized), route: Route, alias: &Alias) {
-    out.put_str("PT-WRITE ");
-    out.put_str(route.name());
+    let _ = write!(out, "PT-WRITE {}", route.name());
     write_slot_fields(out, alias);
 }
 
 /// ` l1-pfn=0x<pfn> slot=<index> va=0x<alias>`, shared by `PT-SLOT` and `PT-WRITE`.
 fn write_slot_fields(out: &mut (impl Sink + ?Sized), alias: &Alias) {
-    out.put_str(" l1-pfn=");
-    out.put_hex(alias.l1_pfn().0);
-    out.put_str(" slot=");
-    out.put_dec(alias.slot.index);
-    out.put_str(" va=");
-    out.put_hex(alias.va);
+    let _ = write!(
+        out,
+        " l1-pfn={:#x} slot={} va={:#x}",
+        alias.l1_pfn().0,
+        alias.slot.index,
+        alias.va
+    );
 }
 
 #[cfg(test)]
