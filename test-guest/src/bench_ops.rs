@@ -181,10 +181,7 @@ pub const fn evtchn_bit(port: u32) -> Option<(usize, u32)> {
 /// `BENCH-AREA first-pfn=0x<pfn> pages=<N>`: the event area's first page and the pages
 /// `bench-events` writes.
 pub fn write_bench_area(out: &mut (impl Sink + ?Sized), first: Pfn, pages: u32) {
-    out.put_str("BENCH-AREA first-pfn=");
-    out.put_hex(first.0);
-    out.put_str(" pages=");
-    out.put_dec(u64::from(pages));
+    let _ = write!(out, "BENCH-AREA first-pfn={:#x} pages={pages}", first.0);
 }
 
 /// `BENCH-EVENTS pages=<N> vcpus=<v> tsc=<ticks> ns=<ns>`.
@@ -195,57 +192,43 @@ pub fn write_bench_events(
     tsc: u64,
     ns: u64,
 ) {
-    out.put_str("BENCH-EVENTS pages=");
-    out.put_dec(u64::from(pages));
-    out.put_str(" vcpus=");
-    out.put_dec(u64::from(vcpus));
+    let _ = write!(out, "BENCH-EVENTS pages={pages} vcpus={vcpus}");
     put_times(out, tsc, ns);
 }
 
 /// `ECHO-PORT port=<p>`: the unbound port dom0's echo binds.
 pub fn write_echo_port(out: &mut (impl Sink + ?Sized), port: u32) {
-    out.put_str("ECHO-PORT port=");
-    out.put_dec(u64::from(port));
+    let _ = write!(out, "ECHO-PORT port={port}");
 }
 
 /// `BENCH-PINGPONG rounds=<R> tsc=<ticks> ns=<ns>`.
 pub fn write_bench_pingpong(out: &mut (impl Sink + ?Sized), rounds: u32, tsc: u64, ns: u64) {
-    out.put_str("BENCH-PINGPONG rounds=");
-    out.put_dec(u64::from(rounds));
+    let _ = write!(out, "BENCH-PINGPONG rounds={rounds}");
     put_times(out, tsc, ns);
 }
 
 /// `SWEEP phase=<n> tsc=<ticks> ns=<ns>`: one timed sweep of `bench-sweep`.
 pub fn write_sweep(out: &mut (impl Sink + ?Sized), phase: u32, tsc: u64, ns: u64) {
-    out.put_str("SWEEP phase=");
-    out.put_dec(u64::from(phase));
+    let _ = write!(out, "SWEEP phase={phase}");
     put_times(out, tsc, ns);
 }
 
 /// ` tsc=<ticks> ns=<ns>`.
 fn put_times(out: &mut (impl Sink + ?Sized), tsc: u64, ns: u64) {
-    out.put_str(" tsc=");
-    out.put_dec(tsc);
-    out.put_str(" ns=");
-    out.put_dec(ns);
+    let _ = write!(out, " tsc={tsc} ns={ns}");
 }
 
 /// `BENCH-SCALE mul=<tsc_to_system_mul> shift=<tsc_shift>` (the shift signed).
 pub fn write_bench_scale(out: &mut (impl Sink + ?Sized), mul: u32, shift: i8) {
-    out.put_str("BENCH-SCALE mul=");
-    out.put_dec(u64::from(mul));
-    out.put_str(" shift=");
-    out.put_i64(i64::from(shift));
+    let _ = write!(out, "BENCH-SCALE mul={mul} shift={shift}");
 }
 
 /// `BENCH-SAMPLES from=<from> <ticks> ...`: `samples` (at most [`SAMPLES_PER_LINE`] by
 /// the callers' choice), the first being sample number `from`.
 pub fn write_bench_samples(out: &mut (impl Sink + ?Sized), from: usize, samples: &[u64]) {
-    out.put_str("BENCH-SAMPLES from=");
-    out.put_dec(from as u64);
+    let _ = write!(out, "BENCH-SAMPLES from={from}");
     for &ticks in samples {
-        out.put_str(" ");
-        out.put_dec(ticks);
+        let _ = write!(out, " {ticks}");
     }
 }
 

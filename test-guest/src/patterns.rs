@@ -488,28 +488,24 @@ pub fn plan(pattern: Pattern) -> Plan {
 /// `READY go-pfn=0x<pfn>` (after the `TEST-GUEST ` prefix) for the handshake that
 /// opens phase 1, `READY go-pfn=0x<pfn> phase=<n>` for a later phase `n`.
 pub fn write_ready(out: &mut (impl Sink + ?Sized), go_pfn: Pfn, phase: u32) {
-    out.put_str("READY go-pfn=");
-    out.put_hex(go_pfn.0);
+    let _ = write!(out, "READY go-pfn={:#x}", go_pfn.0);
     if phase > 1 {
-        out.put_str(" phase=");
-        out.put_dec(u64::from(phase));
+        let _ = write!(out, " phase={phase}");
     }
 }
 
 /// `TOUCH <r|w|x> page=<p> offset=0x<o> va=0x<va>[ vcpu=<n>]`: `va` is the address
 /// the access used.
 pub fn write_touch(out: &mut (impl Sink + ?Sized), touch: &Touch, va: u64) {
-    out.put_str("TOUCH ");
-    out.put_str(touch.access.letter());
-    out.put_str(" page=");
-    out.put_dec(touch.page as u64);
-    out.put_str(" offset=");
-    out.put_hex(touch.offset as u64);
-    out.put_str(" va=");
-    out.put_hex(va);
+    let _ = write!(
+        out,
+        "TOUCH {} page={} offset={:#x} va={va:#x}",
+        touch.access.letter(),
+        touch.page,
+        touch.offset
+    );
     if let Some(vcpu) = touch.vcpu {
-        out.put_str(" vcpu=");
-        out.put_dec(u64::from(vcpu));
+        let _ = write!(out, " vcpu={vcpu}");
     }
 }
 
@@ -518,10 +514,7 @@ pub fn write_touch(out: &mut (impl Sink + ?Sized), touch: &Touch, va: u64) {
 /// rounds x 16, `bench-xen-copy` its hypercalls, `bench-events` its pages,
 /// `bench-sweep` 16 per timed phase, `bench-pingpong` 0.
 pub fn write_pattern_done(out: &mut (impl Sink + ?Sized), pattern: Pattern, touches: usize) {
-    out.put_str("PATTERN-DONE ");
-    out.put_str(pattern.name());
-    out.put_str(" touches=");
-    out.put_dec(touches as u64);
+    let _ = write!(out, "PATTERN-DONE {} touches={touches}", pattern.name());
 }
 
 /// `XEN-COPY rc=<rc> page=7 offset=0x40 text=<text>`: `rc` is the hypercall's raw
@@ -529,21 +522,17 @@ pub fn write_pattern_done(out: &mut (impl Sink + ?Sized), pattern: Pattern, touc
 /// non-printables as `?`; empty if Xen wrote nothing).
 pub fn write_xen_copy(out: &mut (impl Sink + ?Sized), rc: i64, copied: &[u8]) {
     let len = copied.iter().position(|&b| b == 0).unwrap_or(copied.len());
-    out.put_str("XEN-COPY rc=");
-    out.put_i64(rc);
-    out.put_str(" page=");
-    out.put_dec(XEN_COPY_PAGE as u64);
-    out.put_str(" offset=");
-    out.put_hex(XEN_COPY_OFFSET as u64);
-    out.put_str(" text=");
+    let _ = write!(
+        out,
+        "XEN-COPY rc={rc} page={} offset={:#x} text=",
+        XEN_COPY_PAGE, XEN_COPY_OFFSET
+    );
     out.put_sanitized(&copied[..len]);
 }
 
 /// `VCPU <n> up`, printed by vCPU `n` itself once it runs.
 pub fn write_vcpu_up(out: &mut (impl Sink + ?Sized), vcpu: u32) {
-    out.put_str("VCPU ");
-    out.put_dec(u64::from(vcpu));
-    out.put_str(" up");
+    let _ = write!(out, "VCPU {vcpu} up");
 }
 
 #[cfg(test)]

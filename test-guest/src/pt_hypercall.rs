@@ -313,37 +313,29 @@ fn write_entry<H: Hypervisor + ?Sized>(
 /// l2-offset=..` (after `TEST-GUEST `), printed before `READY`.
 pub fn write_pt_tables(out: &mut (impl Sink + ?Sized), tables: &Tables) {
     let alias = tables.alias();
-    out.put_str("PT-TABLES va=");
-    out.put_hex(alias.va());
+    let _ = write!(out, "PT-TABLES va={:#x}", alias.va());
     for (level, pfn, slot) in [
         ("l1", alias.l1_pfn(), alias.slot()),
         ("l2", tables.l2_pfn(), tables.l2()),
     ] {
-        out.put_str(" ");
-        out.put_str(level);
-        out.put_str("-pfn=");
-        out.put_hex(pfn.0);
-        out.put_str(" ");
-        out.put_str(level);
-        out.put_str("-mfn=");
-        out.put_hex(slot.table.0);
-        out.put_str(" ");
-        out.put_str(level);
-        out.put_str("-offset=");
-        out.put_hex(slot.index * pagewalk::ENTRY_SIZE);
+        let _ = write!(
+            out,
+            " {level}-pfn={:#x} {level}-mfn={:#x} {level}-offset={:#x}",
+            pfn.0,
+            slot.table.0,
+            slot.index * pagewalk::ENTRY_SIZE
+        );
     }
 }
 
 /// `PT-HCALL <step> begin` or `PT-HCALL <step> done entry=0x<value>` (after
 /// `TEST-GUEST `), for [`Event::Begin`] and [`Event::Done`].
 pub fn write_pt_hcall(out: &mut (impl Sink + ?Sized), step: Step, done: Option<u64>) {
-    out.put_str("PT-HCALL ");
-    out.put_str(step.name());
+    let _ = write!(out, "PT-HCALL {}", step.name());
     match done {
         None => out.put_str(" begin"),
         Some(entry) => {
-            out.put_str(" done entry=");
-            out.put_hex(entry);
+            let _ = write!(out, " done entry={entry:#x}");
         }
     }
 }

@@ -290,26 +290,23 @@ pub fn evtchn_bind_ipi<H: Hypervisor + ?Sized>(
 
 /// `BOUNCE kind=<name> delivered=<n> right=<n>`.
 pub fn write_kind_line(out: &mut (impl Sink + ?Sized), kind: Kind, delivered: u64, right: u64) {
-    out.put_str("BOUNCE kind=");
-    out.put_str(kind.name());
-    out.put_str(" delivered=");
-    out.put_dec(delivered);
-    out.put_str(" right=");
-    out.put_dec(right);
+    let _ = write!(
+        out,
+        "BOUNCE kind={} delivered={delivered} right={right}",
+        kind.name()
+    );
 }
 
 /// `BOUNCE-BAD kind=<name> round=<n> field=<name> got=0x<hex> expected=0x<hex>`.
 pub fn write_bad_line(out: &mut (impl Sink + ?Sized), kind: Kind, round: u64, bad: &Mismatch) {
-    out.put_str("BOUNCE-BAD kind=");
-    out.put_str(kind.name());
-    out.put_str(" round=");
-    out.put_dec(round);
-    out.put_str(" field=");
-    out.put_str(bad.field);
-    out.put_str(" got=");
-    out.put_hex(bad.got);
-    out.put_str(" expected=");
-    out.put_hex(bad.expected);
+    let _ = write!(
+        out,
+        "BOUNCE-BAD kind={} round={round} field={} got={:#x} expected={:#x}",
+        kind.name(),
+        bad.field,
+        bad.got,
+        bad.expected
+    );
 }
 
 #[cfg(test)]

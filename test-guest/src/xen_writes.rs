@@ -272,16 +272,11 @@ impl XenCounts {
 
 /// `RACE-XEN <pattern> calls=<n> landed=<n> right=<n> seen-early=<n>`.
 pub fn write_xen_line(out: &mut (impl Sink + ?Sized), pattern: &str, counts: &XenCounts) {
-    out.put_str("RACE-XEN ");
-    out.put_str(pattern);
-    out.put_str(" calls=");
-    out.put_dec(counts.calls);
-    out.put_str(" landed=");
-    out.put_dec(counts.landed);
-    out.put_str(" right=");
-    out.put_dec(counts.right);
-    out.put_str(" seen-early=");
-    out.put_dec(counts.seen_early);
+    let _ = write!(
+        out,
+        "RACE-XEN {pattern} calls={} landed={} right={} seen-early={}",
+        counts.calls, counts.landed, counts.right, counts.seen_early
+    );
 }
 
 /// `RACE-BAD <pattern> call=<i> rc=<rc> word=0x<hex>`: the first wrong result.
@@ -292,24 +287,12 @@ pub fn write_bad_line(
     rc: i64,
     word: u64,
 ) {
-    out.put_str("RACE-BAD ");
-    out.put_str(pattern);
-    out.put_str(" call=");
-    out.put_dec(call);
-    out.put_str(" rc=");
-    out.put_i64(rc);
-    out.put_str(" word=");
-    out.put_hex(word);
+    let _ = write!(out, "RACE-BAD {pattern} call={call} rc={rc} word={word:#x}");
 }
 
 /// `RACE-GUEST <pattern> stores=<n> early=<n>`.
 pub fn write_guest_line(out: &mut (impl Sink + ?Sized), pattern: &str, stores: u64, early: u64) {
-    out.put_str("RACE-GUEST ");
-    out.put_str(pattern);
-    out.put_str(" stores=");
-    out.put_dec(stores);
-    out.put_str(" early=");
-    out.put_dec(early);
+    let _ = write!(out, "RACE-GUEST {pattern} stores={stores} early={early}");
 }
 
 #[cfg(test)]
