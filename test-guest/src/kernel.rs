@@ -6,6 +6,7 @@
 //! the `ring-probe` mode in `ring_probe`; the `pattern=<name>` access patterns in
 //! `patterns`.
 
+use core::fmt::Write;
 use test_guest::cmdline;
 use test_guest::frames::Pfn;
 use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
@@ -52,9 +53,7 @@ extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
         Err(e) => fail("vcpu_op is_up", e),
     };
     line(|out| {
-        out.put_str("vcpus=");
-        out.put_dec(u64::from(vcpus));
-        out.put_str(" cmdline=");
+        let _ = write!(out, "vcpus={vcpus} cmdline=");
         out.put_sanitized(start_info.cmdline());
     });
 
@@ -63,10 +62,7 @@ extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
         fail("buffer not at BUFFER_GFN", XenError::EINVAL);
     }
     line(|out| {
-        out.put_str("BUFFER gfn=");
-        out.put_hex(first.0);
-        out.put_str(" pages=");
-        out.put_dec(BUFFER_PAGES as u64);
+        let _ = write!(out, "BUFFER gfn={:#x} pages={}", first.0, BUFFER_PAGES);
     });
 
     // The buffer's machine frames, which a PV listener names in XENMEM_access_op.
@@ -78,8 +74,7 @@ extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
         Some(frames) => line(|out| {
             out.put_str("FRAMES");
             for mfn in frames {
-                out.put_str(" ");
-                out.put_hex(*mfn);
+                let _ = write!(out, " {:#x}", *mfn);
             }
         }),
         None => fail("buffer frames not in the P2M", XenError::EINVAL),
@@ -95,8 +90,7 @@ extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
     }
     let sum = workload();
     line(|out| {
-        out.put_str("DONE ");
-        out.put_hex16(sum);
+        let _ = write!(out, "DONE {sum:016x}");
     });
     if cmdline::has_word(start_info.cmdline(), cmdline::RING_PROBE) {
         ring_probe::ring_probe(&hv, start_info);
@@ -125,14 +119,11 @@ fn workload() -> u64 {
         Ok(sum) => sum,
         Err(m) => {
             line(|out| {
-                out.put_str("FAIL page=");
-                out.put_dec(m.page as u64);
-                out.put_str(" offset=");
-                out.put_dec(m.offset as u64);
-                out.put_str(" expected=");
-                out.put_hex(u64::from(m.expected));
-                out.put_str(" got=");
-                out.put_hex(u64::from(m.got));
+                let _ = write!(
+                    out,
+                    "FAIL page={} offset={} expected={:#x} got={:#x}",
+                    m.page, m.offset, m.expected, m.got
+                );
             });
             shutdown(ShutdownReason::Crash)
         }
@@ -150,8 +141,7 @@ fn heartbeat(hv: &HypercallPage) -> ! {
         round += 1;
         if round % ROUNDS_PER_BEAT == 0 {
             line(|out| {
-                out.put_str("HEARTBEAT ");
-                out.put_dec(round / ROUNDS_PER_BEAT);
+                let _ = write!(out, "HEARTBEAT {}", round / ROUNDS_PER_BEAT);
             });
         }
         if let Err(e) = hypercall::sched_yield(hv) {

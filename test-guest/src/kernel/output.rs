@@ -2,6 +2,7 @@
 //! whole lines, `FAIL` lines, shutdown, and the panic handler.
 
 use core::cell::UnsafeCell;
+use core::fmt::Write;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -137,10 +138,7 @@ pub(super) fn line(body: impl FnOnce(&mut Output)) {
 /// Prints `TEST-GUEST FAIL <what> error=<errno>` and crashes.
 pub(super) fn fail(what: &str, error: XenError) -> ! {
     line(|out| {
-        out.put_str("FAIL ");
-        out.put_str(what);
-        out.put_str(" error=");
-        out.put_dec(error.errno());
+        let _ = write!(out, "FAIL {what} error={}", error.errno());
     });
     shutdown(ShutdownReason::Crash)
 }
@@ -160,9 +158,7 @@ pub(super) fn shutdown(mut reason: ShutdownReason) -> ! {
         .flatten();
     if let (ShutdownReason::Poweroff, Some(lost)) = (reason, lost) {
         let mut out = XenConsole;
-        out.put_str("TEST-GUEST FAIL console lost=");
-        out.put_dec(lost);
-        out.put_str("\n");
+        let _ = writeln!(out, "TEST-GUEST FAIL console lost={lost}");
         reason = ShutdownReason::Crash;
     }
     let hv = xen();
@@ -218,9 +214,7 @@ fn panic_body(out: &mut impl Sink, info: &PanicInfo<'_>) {
     out.put_str("PANIC ");
     match info.location() {
         Some(loc) => {
-            out.put_str(loc.file());
-            out.put_str(":");
-            out.put_dec(u64::from(loc.line()));
+            let _ = write!(out, "{}:{}", loc.file(), loc.line());
         }
         None => out.put_str("unknown"),
     }

@@ -1,5 +1,6 @@
 //! Publishing the P2M in `shared_info` (every mode) and printing it (`p2m` mode).
 
+use core::fmt::Write;
 use core::sync::atomic::{fence, Ordering};
 
 use test_guest::frames::{self, Mfn, Pfn};
@@ -7,7 +8,6 @@ use test_guest::hypercall::{self, HypercallPage, XenError, UVMF_INVLPG};
 use test_guest::p2m_tree;
 use test_guest::pagewalk;
 use test_guest::start_info::StartInfo;
-use test_guest::text::Sink;
 
 use super::memory::{l1_slot, p2m, BssPage, SHARED_INFO};
 use super::output::{fail, line};
@@ -80,10 +80,11 @@ pub(super) fn publish_p2m(hv: &HypercallPage, si: &StartInfo) {
             .write_volatile(fll_mfn.0);
     }
     line(|out| {
-        out.put_str("P2M-PUBLISHED max_pfn=");
-        out.put_hex(si.nr_pages);
-        out.put_str(" fll=");
-        out.put_hex(fll_mfn.0);
+        let _ = write!(
+            out,
+            "P2M-PUBLISHED max_pfn={:#x} fll={:#x}",
+            si.nr_pages, fll_mfn.0
+        );
     });
 }
 
@@ -94,12 +95,11 @@ pub(super) fn print_p2m_runs(start_info: &StartInfo) {
     };
     for run in frames::runs(p2m) {
         line(|out| {
-            out.put_str("P2M pfn=");
-            out.put_hex(run.first_pfn);
-            out.put_str(" mfn=");
-            out.put_hex(run.first_mfn);
-            out.put_str(" count=");
-            out.put_dec(run.count);
+            let _ = write!(
+                out,
+                "P2M pfn={:#x} mfn={:#x} count={}",
+                run.first_pfn, run.first_mfn, run.count
+            );
         });
     }
 }

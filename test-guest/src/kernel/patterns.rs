@@ -7,6 +7,7 @@
 //! (`test_guest::bench_ops`) time each operation or sweep, also without `TOUCH` lines.
 //! Patterns that need more than plain accesses have a module each.
 
+use core::fmt::Write;
 use core::sync::atomic::{compiler_fence, Ordering};
 
 use test_guest::frames::Pfn;
@@ -45,8 +46,7 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, name: &[u8], vcpus: u32) -
         line(|out| {
             out.put_str("FAIL unknown pattern ");
             out.put_sanitized(name);
-            out.put_str(" error=");
-            out.put_dec(XenError::EINVAL.errno());
+            let _ = write!(out, " error={}", XenError::EINVAL.errno());
         });
         shutdown(ShutdownReason::Crash)
     };
@@ -150,8 +150,7 @@ fn wait_for_go(hv: &HypercallPage, phase: u32) {
             if phase > 1 {
                 out.put_dec(u64::from(phase));
             }
-            out.put_str(" on the go page error=");
-            out.put_dec(XenError::ETIMEDOUT.errno());
+            let _ = write!(out, " on the go page error={}", XenError::ETIMEDOUT.errno());
         });
         shutdown(ShutdownReason::Crash)
     }
@@ -207,8 +206,7 @@ fn hostile_calls(hv: &HypercallPage, plan: &Plan) -> usize {
         line(|out| hostile::write_line(out, call, target, rc));
     });
     line(|out| {
-        out.put_str("HOSTILE-DONE calls=");
-        out.put_dec(calls as u64);
+        let _ = write!(out, "HOSTILE-DONE calls={calls}");
     });
     plan.touches().iter().for_each(touch_buffer);
     plan.touches().len()
@@ -251,10 +249,11 @@ fn exec(si: &StartInfo, plan: &Plan) -> usize {
     print_touch(call, code as u64);
     if got != plan::EXEC_RESULT {
         line(|out| {
-            out.put_str("FAIL exec returned=");
-            out.put_hex(u64::from(got));
-            out.put_str(" expected=");
-            out.put_hex(u64::from(plan::EXEC_RESULT));
+            let _ = write!(
+                out,
+                "FAIL exec returned={got:#x} expected={:#x}",
+                u64::from(plan::EXEC_RESULT)
+            );
         });
         shutdown(ShutdownReason::Crash)
     }

@@ -1,6 +1,7 @@
 //! The `ring-probe` mode: mapping the monitor ring's frame by every route of
 //! `test_guest::probe`.
 
+use core::fmt::Write;
 use test_guest::cmdline;
 use test_guest::frames::Mfn;
 use test_guest::hypercall::{HypercallPage, ShutdownReason, XenError};
@@ -39,12 +40,13 @@ pub(super) fn ring_probe(hv: &HypercallPage, si: &StartInfo) {
     });
     if let Err(e) = done {
         line(|out| {
-            out.put_str("FAIL probe ");
-            out.put_str(e.route.name());
-            out.put_str(" undo: ");
-            out.put_str(e.what);
-            out.put_str(" error=");
-            out.put_dec(e.error.errno());
+            let _ = write!(
+                out,
+                "FAIL probe {} undo: {} error={}",
+                e.route.name(),
+                e.what,
+                e.error.errno()
+            );
         });
         shutdown(ShutdownReason::Crash)
     }

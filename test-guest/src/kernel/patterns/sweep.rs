@@ -11,13 +11,13 @@
 //! got=0x<hex>`, as the workload's), checked once the clock stopped. The dispatcher
 //! prints `PATTERN-DONE bench-sweep touches=<16 * K>`.
 
+use core::fmt::Write;
 use core::sync::atomic::{compiler_fence, Ordering};
 
 use test_guest::bench_ops;
 use test_guest::hypercall::{HypercallPage, ShutdownReason, XenError};
 use test_guest::patterns::{Access, Plan, Touch, Via, MAX_TOUCHES};
 use test_guest::start_info::StartInfo;
-use test_guest::text::Sink;
 use test_guest::workload::BUFFER_PAGES;
 
 use super::super::{buffer_byte, fail, line, shutdown};
@@ -89,14 +89,13 @@ fn check(plan: &Plan, read: &[u8; MAX_TOUCHES]) {
 /// `FAIL page=<p> offset=<o> expected=0x<hex> got=0x<hex>`, then a crash.
 fn report(touch: &Touch, got: u8) -> ! {
     line(|out| {
-        out.put_str("FAIL page=");
-        out.put_dec(touch.page as u64);
-        out.put_str(" offset=");
-        out.put_dec(touch.offset as u64);
-        out.put_str(" expected=");
-        out.put_hex(u64::from(touch.value()));
-        out.put_str(" got=");
-        out.put_hex(u64::from(got));
+        let _ = write!(
+            out,
+            "FAIL page={} offset={} expected={:#x} got={got:#x}",
+            touch.page,
+            touch.offset,
+            touch.value()
+        );
     });
     shutdown(ShutdownReason::Crash)
 }
