@@ -18,34 +18,13 @@ pub const fn printable(byte: u8) -> u8 {
 
 /// Where text goes: the console in the guest, a buffer in tests.
 ///
-/// Every [`core::fmt::Write`] is a `Sink` (a sink implements `write_str` and never fails);
-/// the helpers below name the protocol's number formats and ignore the
-/// [`core::fmt::Result`].
+/// Every [`core::fmt::Write`] is a `Sink` (a sink implements `write_str` and never
+/// fails, so callers ignore `write!`'s [`core::fmt::Result`]); numbers go through
+/// `write!` with the protocol's formats (see the module's doc).
 pub trait Sink: Write {
     /// Writes a string.
     fn put_str(&mut self, s: &str) {
         let _ = self.write_str(s);
-    }
-
-    /// Writes `value` in decimal.
-    fn put_dec(&mut self, value: u64) {
-        let _ = write!(self, "{value}");
-    }
-
-    /// Writes `value` in decimal, with a leading `-` when negative (a hypercall's
-    /// raw return value, such as `-22`).
-    fn put_i64(&mut self, value: i64) {
-        let _ = write!(self, "{value}");
-    }
-
-    /// Writes `value` as `0x` and lowercase hex digits.
-    fn put_hex(&mut self, value: u64) {
-        let _ = write!(self, "{value:#x}");
-    }
-
-    /// Writes `value` as exactly 16 lowercase hex digits, no prefix.
-    fn put_hex16(&mut self, value: u64) {
-        let _ = write!(self, "{value:016x}");
     }
 
     /// Writes `bytes` with anything but printable ASCII replaced by `?`.
@@ -115,32 +94,24 @@ impl<const N: usize> LineBuf<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::format;
     use std::string::String;
     use std::vec::Vec;
 
-    /// What `write` puts in a sink.
-    fn text(write: impl FnOnce(&mut String)) -> String {
-        let mut out = String::new();
-        write(&mut out);
-        out
-    }
-
+    /// The protocol's formats, as `core::fmt` writes them: decimal without padding,
+    /// `0x` and lowercase hex, the checksum as exactly 16 lowercase hex digits.
     #[test]
-    fn decimal_digits() {
+    fn number_formats() {
         for (value, digits) in [
             (0, "0"),
             (7, "7"),
             (4096, "4096"),
             (u64::MAX, "18446744073709551615"),
         ] {
-            assert_eq!(text(|out| out.put_dec(value)), digits);
+            assert_eq!(format!("{value}"), digits);
         }
-    }
-
-    #[test]
-    fn hex_digits() {
         for (value, digits) in [(0, "0x0"), (0xab, "0xab"), (u64::MAX, "0xffffffffffffffff")] {
-            assert_eq!(text(|out| out.put_hex(value)), digits);
+            assert_eq!(format!("{value:#x}"), digits);
         }
         for (value, digits) in [
             (0, "0000000000000000"),
@@ -148,35 +119,36 @@ mod tests {
             (0x1f, "000000000000001f"),
             (u64::MAX, "ffffffffffffffff"),
         ] {
-            assert_eq!(text(|out| out.put_hex16(value)), digits);
+            assert_eq!(format!("{value:016x}"), digits);
         }
+        let signed: Vec<String> = [0, 7, -1, -22, i64::MIN, i64::MAX]
+            .iter()
+            .map(|value| format!("{value}"))
+            .collect();
+        assert_eq!(
+            signed,
+            [
+                "0",
+                "7",
+                "-1",
+                "-22",
+                "-9223372036854775808",
+                "9223372036854775807"
+            ]
+        );
     }
 
     #[test]
-    fn sink_helpers_compose_a_line() {
+    fn a_sink_composes_a_line() {
         let mut out = String::new();
-        out.put_str("TEST-GUEST FAIL page=");
-        out.put_dec(3);
-        out.put_str(" expected=");
-        out.put_hex(0x5a);
-        out.put_str(" sum=");
-        out.put_hex16(0xdead);
+        out.put_str("TEST-GUEST FAIL ");
+        let _ = write!(out, "page={} expected={:#x} sum={:016x}", 3, 0x5a, 0xdead);
         out.put_str(" cmdline=");
         out.put_sanitized(b"a=1\tb\n\xff~");
         assert_eq!(
             out,
             "TEST-GUEST FAIL page=3 expected=0x5a sum=000000000000dead cmdline=a=1?b??~"
         );
-    }
-
-    #[test]
-    fn signed_decimal() {
-        let mut out = String::new();
-        for value in [0, 7, -1, -22, i64::MIN, i64::MAX] {
-            out.put_i64(value);
-            out.put_str(" ");
-        }
-        assert_eq!(out, "0 7 -1 -22 -9223372036854775808 9223372036854775807 ");
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn wait_for_go(hv: &HypercallPage, phase: u32) {
         line(|out| {
             out.put_str("FAIL no GO");
             if phase > 1 {
-                out.put_dec(u64::from(phase));
+                let _ = write!(out, "{phase}");
             }
             let _ = write!(out, " on the go page error={}", XenError::ETIMEDOUT.errno());
         });
