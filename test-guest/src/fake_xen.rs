@@ -2,10 +2,10 @@
 //!
 //! A [`FakeXen`] records every hypercall it is asked, in order, and answers each from
 //! its [`Script`]: a closure for the tests that only need an answer ([`FakeXen::new`]:
-//! `|_| 0`, `|_| -22`, or one that looks at the call), or ([`FakeXen::of`]) a model of the part of Xen a module drives (an L1
-//! entry, a page's frame, grant and M2P state...) for the tests that need Xen's effects.
-//! A script reads and writes through the call's pointer arguments with [`read`] and
-//! [`write`], as Xen would.
+//! `|_| 0`, `|_| -22`, or one that looks at the call), or ([`FakeXen::of`]) a model of
+//! the part of Xen a module drives (an L1 entry, a page's frame, grant and M2P
+//! state...) for the tests that need Xen's effects. A script reads and writes through
+//! the call's pointer arguments with [`read`] and [`write`], as Xen would.
 
 use core::cell::RefCell;
 use core::ops::Deref;

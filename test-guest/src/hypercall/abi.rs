@@ -38,8 +38,8 @@ impl HypercallNr {
     /// `#define __HYPERVISOR_vm_assist            21`
     pub const VM_ASSIST: Self = Self(21);
     /// `#define __HYPERVISOR_iret                 23`: never called through
-    /// [`Hypervisor`]; a handler jumps to its entry with an `iret_context` on its
-    /// stack (`test_guest::traps`).
+    /// [`Hypervisor`](super::Hypervisor); a handler jumps to its entry with an
+    /// `iret_context` on its stack (`test_guest::traps`).
     pub const IRET: Self = Self(23);
     /// `#define __HYPERVISOR_vcpu_op              24`
     pub const VCPU_OP: Self = Self(24);

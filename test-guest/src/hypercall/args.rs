@@ -201,7 +201,7 @@ pub struct SchedPoll {
 }
 
 /// `struct multicall_entry { xen_ulong_t op, result; xen_ulong_t args[6]; }` (`xen.h`),
-/// 64 bytes for a 64-bit guest: one hypercall of a [`multicall`] batch.
+/// 64 bytes for a 64-bit guest: one hypercall of a [`multicall`](super::multicall) batch.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MulticallEntry {
