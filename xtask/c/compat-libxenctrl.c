@@ -7,10 +7,11 @@
  * Enables the monitor ring (xc_monitor_enable), checks the capabilities and
  * the ring's initial state, binds its event channel, sets the default access
  * rx and FRAME_RW's access rw (machine frames: the _mfn calls), reads them
- * back (the default, FRAME_RW, and FRAME_DEFAULT which must read rx), prints SETUP-DONE, then answers every
- * mem_access event (each frame relaxed to rwx, read back, the vCPU resumed)
- * until the domain shuts down or SECONDS pass; then puts the default back to
- * rwx and disables the ring.  Each step prints a `STEP name ok ...` line or a
+ * back (the default, FRAME_RW, and FRAME_DEFAULT which must read rx), makes
+ * FRAME_DEFAULT r in a batch with FRAME_RW (set_access_multi), reads both
+ * back, prints SETUP-DONE, then answers every mem_access event (each frame
+ * relaxed to rwx, read back, the vCPU resumed) until the domain shuts down or
+ * SECONDS pass; then puts the default back to rwx and disables the ring.  Each step prints a `STEP name ok ...` line or a
  * `STEP name FAIL ...` one; the last line is `SUMMARY ok ...` or
  * `SUMMARY fail`.
  *
@@ -79,6 +80,14 @@ static int set_access(xenmem_access_t access, uint64_t mfn, uint32_t nr)
         return xc_set_mem_access(xch, domid, access, mfn, nr);
 
     return xc_set_mem_access_mfn(xch, domid, access, mfn, nr);
+}
+
+static int set_access_multi(uint8_t *access, uint64_t *mfns, uint32_t nr)
+{
+    if ( legacy )
+        return xc_set_mem_access_multi(xch, domid, access, mfns, nr);
+
+    return xc_set_mem_access_multi_mfn(xch, domid, access, mfns, nr);
 }
 
 static int get_access(uint64_t mfn, xenmem_access_t *access)
@@ -232,6 +241,24 @@ int main(int argc, char *argv[])
     ok &= check_access("get-default-frame", frame_default, XENMEM_access_rx);
     if ( !ok )
         goto reset;
+
+    /* A batch: FRAME_RW stays rw, FRAME_DEFAULT becomes r (still no write). */
+    {
+        uint64_t mfns[] = { frame_rw, frame_default };
+        uint8_t access[] = { XENMEM_access_rw, XENMEM_access_r };
+
+        if ( set_access_multi(access, mfns, 2) )
+        {
+            fail("set-multi");
+            ok = false;
+            goto reset;
+        }
+        printf("STEP set-multi ok\n");
+        ok &= check_access("get-multi-rw", frame_rw, XENMEM_access_rw);
+        ok &= check_access("get-multi-r", frame_default, XENMEM_access_r);
+        if ( !ok )
+            goto reset;
+    }
 
     printf("SETUP-DONE\n");
 

@@ -4,7 +4,8 @@
 //! The guest runs `pattern=write-sweep` and waits for GO. The program enables the monitor
 //! ring (`xc_monitor_enable`: ring mapped, its event channel bound), checks the capabilities
 //! (mem_access for PV), sets the default access rx and buffer page 0's frame rw with the
-//! `_mfn` calls and reads them back (the default, page 0 rw, page 1 rx). Then dom0 lets the
+//! `_mfn` calls and reads them back (the default, page 0 rw, page 1 rx), then page 1 r in a
+//! batch with page 0 (`xc_set_mem_access_multi_mfn`), read back. Then dom0 lets the
 //! guest go; the program answers every event (each frame relaxed to rwx; the first batch
 //! resumed with `xc_monitor_resume`, later ones by event channel) until the guest has
 //! powered off, puts the default back to rwx and disables the ring.
@@ -47,6 +48,9 @@ const STEPS: &[&str] = &[
     "get-default",
     "get-frame",
     "get-default-frame",
+    "set-multi",
+    "get-multi-rw",
+    "get-multi-r",
     "relaxed",
     "resume",
     "events",
@@ -171,8 +175,8 @@ fn on_host(view: &HostView) -> Result<()> {
     } else {
         ensure!(api == "legacy", "SUMMARY {summary}");
         not_run.push(
-            "the _mfn calls (xc_set_mem_access_mfn, xc_get_mem_access_mfn) themselves: the \
-             booted Xen has no XENMEM_access_op_mfn and refused them with ENOSYS; the same \
+            "the _mfn calls (xc_set_mem_access_mfn, xc_set_mem_access_multi_mfn, \
+             xc_get_mem_access_mfn) themselves: the booted Xen has no XENMEM_access_op_mfn and refused them with ENOSYS; the same \
              steps ran through the calls without the flag",
         );
     }
