@@ -13,6 +13,7 @@ use crate::debian::DebianRoot;
 use crate::initramfs::Tree;
 use crate::layout::{Layout, XEN_SERIES};
 use crate::progress::step;
+use crate::xen_tools::XenTools;
 
 /// Where the agent (this binary) sits in dom0; the kernel starts it as init.
 pub const AGENT_PATH: &str = "/usr/bin/xtask";
@@ -56,6 +57,8 @@ pub struct OurPrograms {
     pub agent: PathBuf,
     pub listener: PathBuf,
     pub test_guest: PathBuf,
+    /// libxenctrl and xen-access from our series, in place of Debian's, and our C programs.
+    pub tools: XenTools,
 }
 
 /// Builds the dom0 initramfs when anything in it changed; returns its path.
@@ -74,7 +77,10 @@ pub fn build(
     let mut elves = Vec::new();
     let xen_bin = format!("/usr/lib/xen-{XEN_SERIES}/bin");
     for program in XEN_PROGRAMS {
-        let source = debian.xen_bin().join(program);
+        let source = match *program {
+            "xen-access" => ours.tools.xen_access.clone(),
+            _ => debian.xen_bin().join(program),
+        };
         tree.host_file(&format!("{xen_bin}/{program}"), &source, 0o755);
         elves.push(source);
     }
@@ -82,9 +88,17 @@ pub fn build(
         tree.host_file(path, source, 0o755);
         elves.push(source.clone());
     }
+    for (name, binary) in &ours.tools.programs {
+        tree.host_file(&format!("/usr/bin/{name}"), binary, 0o755);
+        elves.push(binary.clone());
+    }
     tree.host_file(TEST_GUEST_PATH, &ours.test_guest, 0o644);
     tree.contents(PV32_GUEST_PATH, crate::pv32_kernel::image(), 0o644);
     add_libraries(sh, &mut tree, debian, &elves)?;
+    // Ours replace Debian's builds of the same libraries (same version, our series on top).
+    for (name, library) in &ours.tools.libraries {
+        tree.host_file(&format!("/lib/x86_64-linux-gnu/{name}"), library, 0o755);
+    }
     add_modules(&mut tree, debian)?;
 
     let image = dir.join("dom0-initramfs.cpio.zst");

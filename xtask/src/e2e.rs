@@ -18,7 +18,8 @@ use crate::progress::{step, Phase};
 use crate::qemu::{Ending, Machine};
 use crate::scenarios::robust::counts::{RobustCounts, ROBUST_FILE};
 use crate::scenarios::{self, HostView, Scenario, ScenarioResult, Status, RESULT_FILE};
-use crate::{debian, hv_module, xen_build, xen_log};
+use crate::xen_tools::XenTools;
+use crate::{debian, hv_module, xen_build, xen_log, xen_tools};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -124,15 +125,16 @@ pub fn build_system(
 
     let phase = Phase::start(
         "build_xen",
-        "the Rust module, then Xen 4.17 from Debian's source with our patches",
+        "the Rust module, then Xen 4.17 from Debian's source with our patches, then libxenctrl and xen-access",
     );
     let rust_object = hv_module::build(sh, layout)?;
     hv_module::check(sh, layout, &rust_object)?;
     let xen = xen_build::build(sh, layout, &rust_object, variant)?;
+    let tools = xen_tools::build(sh, layout, variant.dir)?;
     phases.build_xen = phase.finish();
 
     let phase = Phase::start("build_dom0", "test guest, listener, dom0 initramfs");
-    let ours = build_our_programs(sh, layout)?;
+    let ours = build_our_programs(sh, layout, tools)?;
     let initramfs = dom0_image::build(sh, layout, &debian, &ours)?;
     phases.build_dom0 = phase.finish();
     Ok((
@@ -145,7 +147,7 @@ pub fn build_system(
     ))
 }
 
-fn build_our_programs(sh: &Shell, layout: &Layout) -> Result<OurPrograms> {
+fn build_our_programs(sh: &Shell, layout: &Layout, tools: XenTools) -> Result<OurPrograms> {
     let _root = sh.push_dir(&layout.root);
     step("cargo build -p test-guest (PV kernel) and -p listener");
     cmd!(
@@ -171,6 +173,7 @@ fn build_our_programs(sh: &Shell, layout: &Layout) -> Result<OurPrograms> {
             .join(BARE_METAL_TARGET)
             .join("release")
             .join("test-guest"),
+        tools,
     })
 }
 

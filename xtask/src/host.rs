@@ -23,6 +23,18 @@ const HOST_PACKAGES: &[&str] = &[
     "libc6-dev",
     "binutils", // strip, objdump
     "patch",    // our patch series
+    // Xen's tools (libxenctrl, xen-access): autoconf for the configure scripts Debian's
+    // source leaves out, and what configure insists on even for a minimal build.
+    "autoconf",
+    "autotools-dev", // config.sub, config.guess
+    "pkg-config",
+    "python3-dev",
+    "libyajl-dev",
+    "uuid-dev",
+    "libncurses-dev",
+    "zlib1g-dev",
+    "liblzma-dev",
+    "acpica-tools", // iasl
 ];
 
 /// The target the test guest (and later the hypervisor module) is built for.

@@ -23,6 +23,7 @@ mod scenarios;
 mod vm;
 mod xen_build;
 mod xen_log;
+mod xen_tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -82,6 +82,9 @@ CONFIG_PV_MEM_ACCESS=y
 ",
 };
 
+/// The list of source files (no build outputs) a prepared tree keeps at its top.
+pub const SOURCE_MANIFEST: &str = ".source-manifest";
+
 /// Where the first patch of our series links the Rust module's object from.
 const RUST_OBJECT_IN_TREE: &str = "xen/arch/x86/mm/pv-mem-access/rust.o";
 
@@ -304,7 +307,7 @@ fn apply_patch(sh: &Shell, tree: &Path, patch: &Path) -> Result<()> {
 /// Makes `tree` hold exactly the files of `staging`, touching only files whose contents
 /// differ, so build outputs of unchanged sources stay valid. Returns how many files changed.
 fn sync_tree(staging: &Path, tree: &Path) -> Result<usize> {
-    let manifest_path = tree.join(".source-manifest");
+    let manifest_path = tree.join(SOURCE_MANIFEST);
     let old: BTreeSet<String> = std::fs::read_to_string(&manifest_path)
         .unwrap_or_default()
         .lines()

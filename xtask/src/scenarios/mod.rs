@@ -58,6 +58,8 @@ pub const ALL: &[&Scenario] = &[
     &hostile::race::RUNSTATE_AREA,
     &hostile::bounce_frame::SCENARIO,
     &hostile::pt_hypercall_write::SCENARIO,
+    &compat::libxenctrl::SCENARIO,
+    &compat::xen_access::SCENARIO,
     &bench::SCENARIO,
 ];
 
