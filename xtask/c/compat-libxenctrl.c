@@ -14,11 +14,6 @@
  * SECONDS pass; then puts the default back to rwx and disables the ring.  Each step prints a `STEP name ok ...` line or a
  * `STEP name FAIL ...` one; the last line is `SUMMARY ok ...` or
  * `SUMMARY fail`.
- *
- * Until Xen knows XENMEM_access_op_mfn, the _mfn calls fail with ENOSYS: the
- * program says so (`INFO mfn-flag absent`) and goes on with the calls
- * without the flag (which such a Xen takes as machine frames for PV), so the
- * events are still exercised; the summary says which calls were used.
  */
 
 #include <errno.h>
@@ -36,19 +31,9 @@
 #include <xenforeignmemory.h>
 #include <xen/vm_event.h>
 
-#ifndef XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS
-#define XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS 13
-#endif
-#ifndef MEM_ACCESS_GFN_IS_MFN
-#define MEM_ACCESS_GFN_IS_MFN (1 << 7)
-#endif
-#ifndef XENMEM_resource_vm_event_ring
-#define XENMEM_resource_vm_event_ring 4
-#endif
 
 static xc_interface *xch;
 static uint32_t domid;
-static bool legacy; /* Xen has no XENMEM_access_op_mfn: calls without it */
 
 static const char *access_name(xenmem_access_t access)
 {
@@ -74,27 +59,19 @@ static void fail(const char *step)
     fflush(stdout);
 }
 
+/* A PV guest's frames are machine frames: the _mfn calls. */
 static int set_access(xenmem_access_t access, uint64_t mfn, uint32_t nr)
 {
-    if ( legacy )
-        return xc_set_mem_access(xch, domid, access, mfn, nr);
-
     return xc_set_mem_access_mfn(xch, domid, access, mfn, nr);
 }
 
 static int set_access_multi(uint8_t *access, uint64_t *mfns, uint32_t nr)
 {
-    if ( legacy )
-        return xc_set_mem_access_multi(xch, domid, access, mfns, nr);
-
     return xc_set_mem_access_multi_mfn(xch, domid, access, mfns, nr);
 }
 
 static int get_access(uint64_t mfn, xenmem_access_t *access)
 {
-    if ( legacy )
-        return xc_get_mem_access(xch, domid, mfn, access);
-
     return xc_get_mem_access_mfn(xch, domid, mfn, access);
 }
 
@@ -213,13 +190,6 @@ int main(int argc, char *argv[])
     BACK_RING_INIT(&back_ring, sring, XC_PAGE_SIZE);
 
     rc = set_access(XENMEM_access_rx, ~0ull, 0);
-    if ( rc && errno == ENOSYS )
-    {
-        printf("INFO mfn-flag absent (ENOSYS): using the calls without "
-               "XENMEM_access_op_mfn\n");
-        legacy = true;
-        rc = set_access(XENMEM_access_rx, ~0ull, 0);
-    }
     if ( rc )
     {
         fail("set-default");
@@ -377,7 +347,6 @@ int main(int argc, char *argv[])
         printf("STEP disable ok\n");
 
     xc_interface_close(xch);
-    printf("SUMMARY %s events=%u api=%s\n", ok ? "ok" : "fail", events,
-           legacy ? "legacy" : "mfn");
+    printf("SUMMARY %s events=%u api=mfn\n", ok ? "ok" : "fail", events);
     return ok ? 0 : 1;
 }

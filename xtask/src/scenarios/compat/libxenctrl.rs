@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use libxc::xenstore::resolve_domain;
 
-use super::{wait_for_output, xen_has_mfn_flag};
+use super::wait_for_output;
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::events::run::{parse_go_pfn, release, wait, GO};
 use crate::scenarios::events::trace::{hex, Account};
@@ -164,22 +164,10 @@ fn on_host(view: &HostView) -> Result<()> {
     let exit = view.read("exit.txt")?;
     ensure!(exit.trim() == "exit=0", "compat-libxenctrl: {exit}");
 
-    let api = field(summary, "api").unwrap_or("");
-    let mut not_run = Vec::new();
-    if xen_has_mfn_flag() {
-        ensure!(
-            api == "mfn",
-            "Xen has XENMEM_access_op_mfn, yet the _mfn calls were refused: {}",
-            context()
-        );
-    } else {
-        ensure!(api == "legacy", "SUMMARY {summary}");
-        not_run.push(
-            "the _mfn calls (xc_set_mem_access_mfn, xc_set_mem_access_multi_mfn, \
-             xc_get_mem_access_mfn) themselves: the booted Xen has no XENMEM_access_op_mfn and refused them with ENOSYS; the same \
-             steps ran through the calls without the flag",
-        );
-    }
+    ensure!(
+        field(summary, "api") == Some("mfn"),
+        "SUMMARY {summary}: not through the _mfn calls"
+    );
 
     let account = Account::parse(&view.read("guest-console.log")?)?;
     ensure!(account.done, "the guest did not finish its pattern");
@@ -216,23 +204,16 @@ fn on_host(view: &HostView) -> Result<()> {
             );
         }
     }
-    if xen_has_mfn_flag() {
-        ensure!(
-            events.iter().all(|(_, _, flagged)| *flagged),
-            "an event without MEM_ACCESS_GFN_IS_MFN"
-        );
-    } else {
-        not_run.push("MEM_ACCESS_GFN_IS_MFN on every request (not in this Xen)");
-    }
+    ensure!(
+        events.iter().all(|(_, _, flagged)| *flagged),
+        "an event without MEM_ACCESS_GFN_IS_MFN"
+    );
 
     let status = view.read("status-after.txt")?;
     ensure!(
         status.contains("monitoring off"),
         "after the program: {status}"
     );
-    if !not_run.is_empty() {
-        view.save_note("not-run.txt", &(not_run.join("\n") + "\n"))?;
-    }
     Ok(())
 }
 

@@ -3,10 +3,6 @@
 //! the series' tools patches (built by `xen_tools.rs` and put into dom0 in place of
 //! Debian's), monitor a PV test guest: a C program written against libxenctrl
 //! (`xtask/c/compat-libxenctrl.c`) and `xen-access` in its `write` and `exec` modes.
-//!
-//! The `_mfn` calls need `XENMEM_access_op_mfn` in the booted Xen (patch 0012). A Xen
-//! without it refuses them with `ENOSYS`: the tools scenarios then check what does not
-//! depend on it, and say in `not-run.txt` which assertions they could not make.
 
 pub mod libxenctrl;
 pub mod pfn_refused;
@@ -17,17 +13,6 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-
-use crate::layout::Layout;
-
-/// Whether the booted Xen knows `XENMEM_access_op_mfn`: its public header (the patched
-/// source the hypervisor was built from) defines it.
-pub fn xen_has_mfn_flag() -> bool {
-    let header = Layout::new()
-        .cache()
-        .join("xen/tree/xen/include/public/memory.h");
-    std::fs::read_to_string(header).is_ok_and(|text| text.contains("XENMEM_access_op_mfn"))
-}
 
 /// Waits until `path` holds `needle` (true) or `child` exited without writing it (false).
 pub fn wait_for_output(
