@@ -3,7 +3,8 @@
 //!
 //! The guest runs `pattern=write-sweep` and waits for GO. The program enables the monitor
 //! ring (`xc_monitor_enable`: ring mapped, its event channel bound), checks the capabilities
-//! (mem_access for PV), sets the default access rx and buffer page 0's frame rw with the
+//! (mem_access for PV), maps the ring again the standard way (`xenforeignmemory_map_resource`,
+//! which must give the same page), sets the default access rx and buffer page 0's frame rw with the
 //! `_mfn` calls and reads them back (the default, page 0 rw, page 1 rx), then page 1 r in a
 //! batch with page 0 (`xc_set_mem_access_multi_mfn`), read back. Then dom0 lets the
 //! guest go; the program answers every event (each frame relaxed to rwx; the first batch
@@ -37,11 +38,12 @@ const GUEST: &str = "compat-libxenctrl";
 const OUTPUT: &str = "/tmp/compat-libxenctrl.out";
 const ERRORS: &str = "/tmp/compat-libxenctrl.err";
 
-/// Every step the program must report `ok`, whichever calls Xen takes.
+/// Every step the program must report `ok`.
 const STEPS: &[&str] = &[
     "capabilities",
     "enable",
     "ring",
+    "map-resource",
     "evtchn",
     "set-default",
     "set-frame",
