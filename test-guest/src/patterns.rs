@@ -509,6 +509,55 @@ pub fn write_touch(out: &mut (impl Sink + ?Sized), touch: &Touch, va: u64) {
     }
 }
 
+/// A `TOUCH` line as the host reads it back: what [`write_touch`] printed, so the two
+/// sides of the line are one pair of functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TouchLine {
+    /// `r`, `w` or `x`.
+    pub access: char,
+    /// The buffer page.
+    pub page: usize,
+    /// The byte offset in the page.
+    pub offset: usize,
+    /// The virtual address the access used.
+    pub va: u64,
+    /// The vCPU, in `multi-vcpu`.
+    pub vcpu: Option<u32>,
+}
+
+impl TouchLine {
+    /// What follows `TOUCH ` in a line [`write_touch`] wrote; `None` for anything else
+    /// (every word in its place, numbers in the base `write_touch` uses).
+    pub fn parse(text: &str) -> Option<TouchLine> {
+        let mut words = text.split_whitespace();
+        let access = match words.next()? {
+            "r" => 'r',
+            "w" => 'w',
+            "x" => 'x',
+            _ => return None,
+        };
+        let mut field = |key: &str| words.next()?.strip_prefix(key)?.strip_prefix('=');
+        let hex = |text: &str| u64::from_str_radix(text.strip_prefix("0x")?, 16).ok();
+        let page = field("page")?.parse().ok()?;
+        let offset = usize::try_from(hex(field("offset")?)?).ok()?;
+        let va = hex(field("va")?)?;
+        let vcpu = match words.next() {
+            None => None,
+            Some(word) => Some(word.strip_prefix("vcpu=")?.parse().ok()?),
+        };
+        if words.next().is_some() {
+            return None;
+        }
+        Some(TouchLine {
+            access,
+            page,
+            offset,
+            va,
+            vcpu,
+        })
+    }
+}
+
 /// `PATTERN-DONE <name> touches=<n>`: `n` counts the `TOUCH` lines printed (of every
 /// vCPU); for the timed patterns, which print none, the writes they made: `bench`
 /// rounds x 16, `bench-xen-copy` its hypercalls, `bench-events` its pages,
@@ -922,6 +971,16 @@ mod tests {
         let mut out = String::new();
         write_touch(&mut out, t, t.buffer_va());
         assert_eq!(out, "TOUCH w page=8 offset=0x800 va=0x208800 vcpu=1");
+        assert_eq!(
+            TouchLine::parse(out.strip_prefix("TOUCH ").unwrap()),
+            Some(TouchLine {
+                access: 'w',
+                page: 8,
+                offset: 0x800,
+                va: 0x20_8800,
+                vcpu: Some(1),
+            })
+        );
 
         let t = plan(Pattern::Exec).touches()[1];
         let t = &t;
@@ -968,5 +1027,36 @@ mod tests {
             out, "XEN-COPY rc=0 page=7 offset=0x40 text=a b?0123456789ab",
             "no NUL: all 16 bytes"
         );
+    }
+
+    #[test]
+    fn every_touch_line_reads_back_as_written() {
+        for pattern in Pattern::ALL {
+            for t in plan(pattern).touches() {
+                let mut out = String::new();
+                write_touch(&mut out, t, t.buffer_va());
+                let line = TouchLine::parse(out.strip_prefix("TOUCH ").unwrap());
+                assert_eq!(
+                    line,
+                    Some(TouchLine {
+                        access: t.access.letter().chars().next().unwrap(),
+                        page: t.page,
+                        offset: t.offset,
+                        va: t.buffer_va(),
+                        vcpu: t.vcpu,
+                    }),
+                    "{out}"
+                );
+            }
+        }
+        for bad in [
+            "q page=1 offset=0x0 va=0x0",
+            "w page=1 offset=16 va=0x0",
+            "w offset=0x0 page=1 va=0x0",
+            "w page=1 offset=0x0 va=0x0 vcpu=x",
+            "w page=1 offset=0x0 va=0x0 vcpu=1 more",
+        ] {
+            assert_eq!(TouchLine::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -144,31 +144,17 @@ impl Account {
     }
 }
 
+/// A `TOUCH` line, read with the guest's own parser of what it prints.
 fn parse_touch(text: &str) -> Result<Touch> {
-    let mut words = text.split_whitespace();
-    let access = words
-        .next()
-        .and_then(|word| word.chars().next())
-        .context("no access letter")?;
-    let mut touch = Touch {
-        access,
-        page: u64::MAX,
-        offset: 0,
-        va: 0,
-        vcpu: 0,
-    };
-    for word in words {
-        let (key, value) = word.split_once('=').context("not key=value")?;
-        match key {
-            "page" => touch.page = value.parse()?,
-            "offset" => touch.offset = hex(value)?,
-            "va" => touch.va = hex(value)?,
-            "vcpu" => touch.vcpu = value.parse()?,
-            _ => {}
-        }
-    }
-    ensure!(touch.page != u64::MAX, "no page");
-    Ok(touch)
+    let line = test_guest::patterns::TouchLine::parse(text)
+        .context("not a TOUCH line as the guest writes them")?;
+    Ok(Touch {
+        access: line.access,
+        page: line.page as u64,
+        offset: line.offset as u64,
+        va: line.va,
+        vcpu: line.vcpu.unwrap_or(0),
+    })
 }
 
 pub fn hex(text: &str) -> Result<u64> {
