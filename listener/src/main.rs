@@ -13,7 +13,6 @@ mod frames;
 mod monitor;
 mod pages;
 mod ring_state;
-mod timings;
 mod trace;
 
 use std::process::ExitCode;

@@ -49,8 +49,8 @@ use tokio::io::Interest;
 
 use crate::frames::{Frame, FrameNames};
 use crate::pages::{self, PageAccess, PageRequest};
-use crate::timings::Timings;
 use crate::trace::{self, Format, Record};
+use listener::timings::Timings;
 
 /// What to do with a page after its event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -256,7 +256,7 @@ pub fn run(options: Options) -> Result<Stop> {
                 options.timeout,
             )
         });
-    let timings = session.timings.clone();
+    let timings = session.timings;
     let stop = session.teardown(result.as_ref().ok().copied());
     if let Some(path) = &options.timings {
         if let Err(error) = std::fs::write(path, timings.to_json()) {

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Sums over a run, in nanoseconds. Only kept when asked for: reading the clock is a
 /// system call in a PV dom0, and would cost every answer its share.
-#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Timings {
     /// Whether the steps are timed (`--timings`).
     #[serde(skip)]

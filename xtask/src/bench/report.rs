@@ -41,6 +41,12 @@ fn verdict(figure: &Figure) -> &'static str {
     }
 }
 
+fn target(figure: &Figure) -> String {
+    figure
+        .target
+        .map_or_else(|| "none".into(), |target| target.describe())
+}
+
 fn number(value: f64) -> String {
     if value == value.trunc() && value.abs() < 1e9 {
         format!("{value:.0}")
@@ -64,10 +70,7 @@ pub fn table(figures: &[Figure]) -> String {
             number(figure.min),
             number(figure.max),
             figure.runs.len(),
-            figure
-                .target
-                .map(|target| target.describe())
-                .unwrap_or_else(|| "none".into()),
+            target(figure),
             verdict(figure)
         );
     }
@@ -106,10 +109,7 @@ pub fn markdown(setting: &Setting, figures: &[Figure], rtt_note: &str) -> String
             number(figure.min),
             number(figure.max),
             figure.runs.len(),
-            figure
-                .target
-                .map(|target| target.describe())
-                .unwrap_or_else(|| "none".into()),
+            target(figure),
             verdict(figure)
         );
     }

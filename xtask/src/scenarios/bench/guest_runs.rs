@@ -15,7 +15,9 @@ use nix::unistd::Pid;
 
 use listener::record::Record;
 
-use super::measurements::{ListenerTimings, TscScale};
+use listener::timings::Timings;
+
+use super::measurements::TscScale;
 use crate::scenarios::dom0::Guest;
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::events::run::{
@@ -56,7 +58,7 @@ pub struct Timed {
     pub line: String,
     pub console: String,
     pub trace: Option<String>,
-    pub listener: Option<ListenerTimings>,
+    pub listener: Option<Timings>,
 }
 
 impl Timed {

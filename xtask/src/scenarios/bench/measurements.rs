@@ -3,6 +3,7 @@
 //! microseconds), one entry per run. The figures (ratios, medians) are the host's work
 //! ([`crate::bench::figures`]), so a change of a figure's definition needs no new boot.
 
+use listener::timings::Timings;
 use serde::{Deserialize, Serialize};
 
 /// Everything one `bench/figures` run measured.
@@ -61,18 +62,8 @@ pub struct EventRtt {
 pub struct ListenerBreakdown {
     /// The guest's median per event in this run, for comparison with the others.
     pub events_median_tsc: u64,
-    pub listener: ListenerTimings,
-}
-
-/// `listener monitor --timings`: sums over the run, in nanoseconds (dom0's clock).
-#[derive(Serialize, Deserialize, Debug, Default, Clone, Copy, PartialEq)]
-pub struct ListenerTimings {
-    pub wakeups: u64,
-    pub events: u64,
-    pub drain_ns: u64,
-    pub set_access_ns: u64,
-    pub trace_ns: u64,
-    pub notify_ns: u64,
+    /// `listener monitor --timings`: sums over the run, in nanoseconds (dom0's clock).
+    pub listener: Timings,
 }
 
 /// The guest's per-operation samples in TSC ticks, and the scale that turns ticks into

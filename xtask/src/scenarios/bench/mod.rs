@@ -127,11 +127,34 @@ fn measure_run(
     Ok(())
 }
 
-fn tsc_of(dom0: &Dom0, run: &TimedRun) -> Result<u64> {
-    time(dom0, run, |_| Ok(()))?.value("tsc")
+/// The guest TSC ticks of one run of `cmdline` per configuration, each in a new guest
+/// (`<prefix>-<label>-<run>`), in the order of `configurations` turned by `run`, so none
+/// always goes first; the ticks in the order of `configurations`.
+fn interleaved(
+    dom0: &Dom0,
+    run: u32,
+    prefix: &str,
+    cmdline: &str,
+    result: &str,
+    configurations: &[(&str, Monitoring); 3],
+) -> Result<[u64; 3]> {
+    let mut ticks = [0u64; 3];
+    for offset in 0..3 {
+        let index = (offset + run as usize) % 3;
+        let (label, monitoring) = configurations[index];
+        let timed = TimedRun {
+            name: &format!("{prefix}-{label}-{run}"),
+            vcpus: 1,
+            cmdline,
+            result,
+            monitoring,
+        };
+        ticks[index] = time(dom0, &timed, |_| Ok(()))?.value("tsc")?;
+    }
+    Ok(ticks)
 }
 
-/// The write loop three ways; the order turns with the run, so none always goes first.
+/// The write loop three ways.
 fn write_loop(dom0: &Dom0, run: u32) -> Result<WriteLoop> {
     let cmdline = format!("pattern=bench rounds={WRITE_ROUNDS}");
     let configurations = [
@@ -142,21 +165,14 @@ fn write_loop(dom0: &Dom0, run: u32) -> Result<WriteLoop> {
             Monitoring::Listener(&["--default-access", "rwx"]),
         ),
     ];
-    let mut ticks = [0u64; 3];
-    for offset in 0..3 {
-        let index = (offset + run as usize) % 3;
-        let (label, monitoring) = configurations[index];
-        ticks[index] = tsc_of(
-            dom0,
-            &TimedRun {
-                name: &format!("bench-write-{label}-{run}"),
-                vcpus: 1,
-                cmdline: &cmdline,
-                result: "TEST-GUEST BENCH ",
-                monitoring,
-            },
-        )?;
-    }
+    let ticks = interleaved(
+        dom0,
+        run,
+        "bench-write",
+        &cmdline,
+        "TEST-GUEST BENCH ",
+        &configurations,
+    )?;
     Ok(WriteLoop {
         writes: u64::from(WRITE_ROUNDS) * 16,
         plain_tsc: ticks[0],
@@ -292,21 +308,14 @@ fn hypercall_loop(dom0: &Dom0, run: u32) -> Result<HypercallLoop> {
         ("rwx", Monitoring::Listener(&["--default-access", "rwx"])),
         ("rx", Monitoring::Listener(&read_only)),
     ];
-    let mut ticks = [0u64; 3];
-    for offset in 0..3 {
-        let index = (offset + run as usize) % 3;
-        let (label, monitoring) = configurations[index];
-        ticks[index] = tsc_of(
-            dom0,
-            &TimedRun {
-                name: &format!("bench-copy-{label}-{run}"),
-                vcpus: 1,
-                cmdline: &cmdline,
-                result: "TEST-GUEST BENCH-XEN-COPY ",
-                monitoring,
-            },
-        )?;
-    }
+    let ticks = interleaved(
+        dom0,
+        run,
+        "bench-copy",
+        &cmdline,
+        "TEST-GUEST BENCH-XEN-COPY ",
+        &configurations,
+    )?;
     Ok(HypercallLoop {
         calls: u64::from(XEN_COPY_CALLS),
         plain_tsc: ticks[0],
