@@ -304,6 +304,26 @@ fn apply_patch(sh: &Shell, tree: &Path, patch: &Path) -> Result<()> {
     )
 }
 
+/// Makes `to` a copy of the file (or symbolic link) `from` unless it already is one, so an
+/// unchanged file keeps its time stamp; whether it had to change.
+pub fn sync_file(from: &Path, to: &Path, is_symlink: bool) -> Result<bool> {
+    if is_symlink {
+        let target = std::fs::read_link(from)?;
+        if std::fs::read_link(to).ok().as_ref() == Some(&target) {
+            return Ok(false);
+        }
+        let _ = std::fs::remove_file(to);
+        std::os::unix::fs::symlink(&target, to)?;
+    } else {
+        if std::fs::read(to).ok() == Some(std::fs::read(from)?) {
+            return Ok(false);
+        }
+        let _ = std::fs::remove_file(to);
+        std::fs::copy(from, to)?;
+    }
+    Ok(true)
+}
+
 /// Makes `tree` hold exactly the files of `staging`, touching only files whose contents
 /// differ, so build outputs of unchanged sources stay valid. Returns how many files changed.
 fn sync_tree(staging: &Path, tree: &Path) -> Result<usize> {
@@ -330,16 +350,7 @@ fn sync_tree(staging: &Path, tree: &Path) -> Result<usize> {
                 continue;
             }
             new.insert(relative.to_string_lossy().into_owned());
-            if kind.is_symlink() {
-                let target = std::fs::read_link(&from)?;
-                if std::fs::read_link(&to).ok() != Some(target.clone()) {
-                    let _ = std::fs::remove_file(&to);
-                    std::os::unix::fs::symlink(&target, &to)?;
-                    changed += 1;
-                }
-            } else if std::fs::read(&to).ok() != Some(std::fs::read(&from)?) {
-                let _ = std::fs::remove_file(&to);
-                std::fs::copy(&from, &to)?;
+            if sync_file(&from, &to, kind.is_symlink())? {
                 changed += 1;
             }
         }

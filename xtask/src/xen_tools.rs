@@ -178,16 +178,7 @@ fn sync_sources(source: &Path, tree: &Path) -> Result<usize> {
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&from)?;
-            if std::fs::read_link(&to).ok() != Some(target.clone()) {
-                let _ = std::fs::remove_file(&to);
-                std::os::unix::fs::symlink(&target, &to)?;
-                changed += 1;
-            }
-        } else if std::fs::read(&to).ok() != Some(std::fs::read(&from)?) {
-            let _ = std::fs::remove_file(&to);
-            std::fs::copy(&from, &to)?;
+        if xen_build::sync_file(&from, &to, meta.file_type().is_symlink())? {
             changed += 1;
         }
     }
