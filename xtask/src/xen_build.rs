@@ -402,6 +402,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sync_file_copies_only_what_differs() {
+        let dir = std::env::temp_dir().join(format!("xtask-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (from, to) = (dir.join("from"), dir.join("to"));
+        std::fs::write(&from, "a").unwrap();
+        assert!(sync_file(&from, &to, false).unwrap());
+        assert!(!sync_file(&from, &to, false).unwrap());
+        std::fs::write(&from, "b").unwrap();
+        assert!(sync_file(&from, &to, false).unwrap());
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "b");
+        let (link, copy) = (dir.join("link"), dir.join("copy"));
+        std::os::unix::fs::symlink("from", &link).unwrap();
+        assert!(sync_file(&link, &copy, true).unwrap());
+        assert!(!sync_file(&link, &copy, true).unwrap());
+        assert_eq!(std::fs::read_link(&copy).unwrap(), Path::new("from"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn disabled_options_are_checked_as_kconfig_writes_them() {
         assert_eq!(kconfig_line("CONFIG_HVM=n"), "# CONFIG_HVM is not set");
         assert_eq!(kconfig_line("CONFIG_PV=y"), "CONFIG_PV=y");
