@@ -10,6 +10,7 @@ use core::fmt::Write;
 use test_guest::cmdline;
 use test_guest::frames::Pfn;
 use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
+use test_guest::lines::{Done, Frames, Heartbeat};
 use test_guest::start_info::StartInfo;
 use test_guest::text::Sink;
 use test_guest::workload::{self, BUFFER_GFN, BUFFER_PAGES};
@@ -70,12 +71,9 @@ extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
         let start = usize::try_from(BUFFER_GFN).ok()?;
         p2m.get(start..start + BUFFER_PAGES)
     });
-    match frames {
-        Some(frames) => line(|out| {
-            out.put_str("FRAMES");
-            for mfn in frames {
-                let _ = write!(out, " {:#x}", *mfn);
-            }
+    match frames.and_then(|frames| frames.try_into().ok()) {
+        Some(mfns) => line(|out| {
+            let _ = write!(out, "{}", Frames { mfns });
         }),
         None => fail("buffer frames not in the P2M", XenError::EINVAL),
     }
@@ -90,7 +88,7 @@ extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
     }
     let sum = workload();
     line(|out| {
-        let _ = write!(out, "DONE {sum:016x}");
+        let _ = write!(out, "{}", Done { checksum: sum });
     });
     if cmdline::has_word(start_info.cmdline(), cmdline::RING_PROBE) {
         ring_probe::ring_probe(&hv, start_info);
@@ -141,7 +139,8 @@ fn heartbeat(hv: &HypercallPage) -> ! {
         round += 1;
         if round % ROUNDS_PER_BEAT == 0 {
             line(|out| {
-                let _ = write!(out, "HEARTBEAT {}", round / ROUNDS_PER_BEAT);
+                let beat = round / ROUNDS_PER_BEAT;
+                let _ = write!(out, "{}", Heartbeat { beat });
             });
         }
         if let Err(e) = hypercall::sched_yield(hv) {

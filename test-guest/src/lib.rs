@@ -36,6 +36,8 @@
 //! - [`handshake`]: the go page a pattern waits on, and bounded waits.
 //! - [`hostile`]: the `hostile-calls` pattern: control-interface calls an unprivileged guest makes.
 //! - [`workload`]: the page workload and its FNV-1a checksum (also used by xtask).
+//! - [`lines`]: the console lines the host reads, one type each: `Display` writes
+//!   the line, [`lines::Line::parse`] reads it back.
 //! - [`patterns`]: the access patterns of `pattern=<name>`: their touches and lines.
 //! - [`text`]: the console's number and string formats, on `core::fmt::Write`.
 //! - [`bench`](mod@bench): the `bench` pattern's rounds (`rounds=<decimal>`) and its `BENCH` line.
@@ -64,6 +66,7 @@ pub mod frames;
 pub mod handshake;
 pub mod hostile;
 pub mod hypercall;
+pub mod lines;
 pub mod p2m_tree;
 pub mod pagewalk;
 pub mod patterns;

@@ -75,7 +75,10 @@
 //! | `bench-pingpong` | nothing (empty plan): `ECHO-PORT` before `READY`, then `rounds=<R>` timed event-channel round trips with dom0's echo; `BENCH-PINGPONG`, `BENCH-SCALE`, `BENCH-SAMPLES` ([`crate::bench_ops`]); `PATTERN-DONE bench-pingpong touches=0` |
 //! | `bench-sweep` | in each phase `n` = 2 to `K + 1` (`phases=<K>`, default 8, at most 64; each after `READY ... phase=<n>` and `"GO<n>"`), timed, without `TOUCH` lines: w pages 0..15 in order at offset `0x10 * page` (as `write-sweep`), then r the same bytes in the same order (its plan: one sweep); one `SWEEP` line per phase ([`crate::bench_ops`]); `PATTERN-DONE bench-sweep touches=<16*K>` |
 
+use core::fmt;
+
 use crate::frames::{Pfn, PAGE_SIZE};
+use crate::lines::{Line, Words};
 use crate::text::Sink;
 use crate::workload::{BUFFER_GFN, BUFFER_PAGES};
 
@@ -485,32 +488,69 @@ pub fn plan(pattern: Pattern) -> Plan {
     plan
 }
 
-/// `READY go-pfn=0x<pfn>` (after the `TEST-GUEST ` prefix) for the handshake that
-/// opens phase 1, `READY go-pfn=0x<pfn> phase=<n>` for a later phase `n`.
-pub fn write_ready(out: &mut (impl Sink + ?Sized), go_pfn: Pfn, phase: u32) {
-    let _ = write!(out, "READY go-pfn={:#x}", go_pfn.0);
-    if phase > 1 {
-        let _ = write!(out, " phase={phase}");
+/// `READY go-pfn=0x<pfn>` for the handshake that opens phase 1, `READY
+/// go-pfn=0x<pfn> phase=<n>` for a later phase `n` (see "Phases" above): the guest
+/// waits on the go page at `pfn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ready {
+    /// The go page's pfn.
+    pub go_pfn: u64,
+    /// The phase the handshake opens (1 is not printed).
+    pub phase: u32,
+}
+
+impl fmt::Display for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "READY go-pfn={:#x}", self.go_pfn)?;
+        if self.phase > 1 {
+            write!(f, " phase={}", self.phase)?;
+        }
+        Ok(())
     }
 }
 
-/// `TOUCH <r|w|x> page=<p> offset=0x<o> va=0x<va>[ vcpu=<n>]`: `va` is the address
-/// the access used.
-pub fn write_touch(out: &mut (impl Sink + ?Sized), touch: &Touch, va: u64) {
+impl Line for Ready {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "READY")?;
+        let go_pfn = words.hex("go-pfn")?;
+        let phase = match words.next() {
+            None => 1,
+            Some(word) => match word.strip_prefix("phase=")?.parse().ok()? {
+                phase if phase > 1 => phase,
+                _ => return None,
+            },
+        };
+        words.end()?;
+        Some(Ready { go_pfn, phase })
+    }
+}
+
+/// Writes [`Ready`] (after the `TEST-GUEST ` prefix).
+pub fn write_ready(out: &mut (impl Sink + ?Sized), go_pfn: Pfn, phase: u32) {
     let _ = write!(
         out,
-        "TOUCH {} page={} offset={:#x} va={va:#x}",
-        touch.access.letter(),
-        touch.page,
-        touch.offset
+        "{}",
+        Ready {
+            go_pfn: go_pfn.0,
+            phase
+        }
     );
-    if let Some(vcpu) = touch.vcpu {
-        let _ = write!(out, " vcpu={vcpu}");
-    }
 }
 
-/// A `TOUCH` line as the host reads it back: what [`write_touch`] printed, so the two
-/// sides of the line are one pair of functions.
+/// Writes the [`TouchLine`] of `touch` through `va`, the address the access used.
+pub fn write_touch(out: &mut (impl Sink + ?Sized), touch: &Touch, va: u64) {
+    let line = TouchLine {
+        access: touch.access.letter().chars().next().unwrap_or('?'),
+        page: touch.page,
+        offset: touch.offset,
+        va,
+        vcpu: touch.vcpu,
+    };
+    let _ = write!(out, "{line}");
+}
+
+/// `TOUCH <r|w|x> page=<page> offset=0x<hex> va=0x<hex>[ vcpu=<n>]`: one touch (see
+/// "Touches" above), printed after the access; `vcpu=` only in `multi-vcpu`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TouchLine {
     /// `r`, `w` or `x`.
@@ -525,29 +565,38 @@ pub struct TouchLine {
     pub vcpu: Option<u32>,
 }
 
-impl TouchLine {
-    /// What follows `TOUCH ` in a line [`write_touch`] wrote; `None` for anything else
-    /// (every word in its place, numbers in the base `write_touch` uses).
-    pub fn parse(text: &str) -> Option<TouchLine> {
-        let mut words = text.split_whitespace();
+impl fmt::Display for TouchLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TOUCH {} page={} offset={:#x} va={:#x}",
+            self.access, self.page, self.offset, self.va
+        )?;
+        if let Some(vcpu) = self.vcpu {
+            write!(f, " vcpu={vcpu}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Line for TouchLine {
+    /// Every word in its place, numbers in the base `Display` uses.
+    fn parse(body: &str) -> Option<TouchLine> {
+        let mut words = Words::after(body, "TOUCH")?;
         let access = match words.next()? {
             "r" => 'r',
             "w" => 'w',
             "x" => 'x',
             _ => return None,
         };
-        let mut field = |key: &str| words.next()?.strip_prefix(key)?.strip_prefix('=');
-        let hex = |text: &str| u64::from_str_radix(text.strip_prefix("0x")?, 16).ok();
-        let page = field("page")?.parse().ok()?;
-        let offset = usize::try_from(hex(field("offset")?)?).ok()?;
-        let va = hex(field("va")?)?;
+        let page = words.dec("page")?;
+        let offset = usize::try_from(words.hex("offset")?).ok()?;
+        let va = words.hex("va")?;
         let vcpu = match words.next() {
             None => None,
             Some(word) => Some(word.strip_prefix("vcpu=")?.parse().ok()?),
         };
-        if words.next().is_some() {
-            return None;
-        }
+        words.end()?;
         Some(TouchLine {
             access,
             page,
@@ -558,25 +607,104 @@ impl TouchLine {
     }
 }
 
-/// `PATTERN-DONE <name> touches=<n>`: `n` counts the `TOUCH` lines printed (of every
-/// vCPU); for the timed patterns, which print none, the writes they made: `bench`
-/// rounds x 16, `bench-xen-copy` its hypercalls, `bench-events` its pages,
-/// `bench-sweep` 16 per timed phase, `bench-pingpong` 0.
+/// `PATTERN-DONE <name> touches=<n>`: the pattern ran to its end; `n` counts the
+/// `TOUCH` lines printed (of every vCPU); for the timed patterns, which print none,
+/// the writes they made: `bench` rounds x 16, `bench-xen-copy` its hypercalls,
+/// `bench-events` its pages, `bench-sweep` 16 per timed phase, `bench-pingpong` 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatternDone {
+    /// The pattern.
+    pub pattern: Pattern,
+    /// Its touches.
+    pub touches: usize,
+}
+
+impl fmt::Display for PatternDone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PATTERN-DONE {} touches={}",
+            self.pattern.name(),
+            self.touches
+        )
+    }
+}
+
+impl Line for PatternDone {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "PATTERN-DONE")?;
+        let pattern = Pattern::from_name(words.next()?.as_bytes())?;
+        let touches = words.dec("touches")?;
+        words.end()?;
+        Some(PatternDone { pattern, touches })
+    }
+}
+
+/// Writes [`PatternDone`].
 pub fn write_pattern_done(out: &mut (impl Sink + ?Sized), pattern: Pattern, touches: usize) {
-    let _ = write!(out, "PATTERN-DONE {} touches={touches}", pattern.name());
+    let _ = write!(out, "{}", PatternDone { pattern, touches });
 }
 
 /// `XEN-COPY rc=<rc> page=7 offset=0x40 text=<text>`: `rc` is the hypercall's raw
 /// result, `text` what the page held afterwards up to its first NUL (at most 16 bytes,
-/// non-printables as `?`; empty if Xen wrote nothing).
+/// non-printables as `?`; empty if Xen wrote nothing; it may hold spaces, and runs to
+/// the end of the line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XenCopy<'a> {
+    /// The hypercall's result.
+    pub rc: i64,
+    /// The page Xen wrote.
+    pub page: usize,
+    /// Where in the page.
+    pub offset: usize,
+    /// What the page held: printed up to the first NUL, sanitized.
+    pub text: &'a [u8],
+}
+
+impl fmt::Display for XenCopy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self
+            .text
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.text.len());
+        write!(
+            f,
+            "XEN-COPY rc={} page={} offset={:#x} text=",
+            self.rc, self.page, self.offset
+        )?;
+        f.put_sanitized(&self.text[..len]);
+        Ok(())
+    }
+}
+
+impl<'a> XenCopy<'a> {
+    /// [`Line::parse`] for a line that lives as long as `body`.
+    pub fn parse_in(body: &'a str) -> Option<Self> {
+        let (head, text) = body.trim_end().split_once(" text=")?;
+        let mut words = Words::after(head, "XEN-COPY")?;
+        let rc = words.dec("rc")?;
+        let page = words.dec("page")?;
+        let offset = usize::try_from(words.hex("offset")?).ok()?;
+        words.end()?;
+        Some(XenCopy {
+            rc,
+            page,
+            offset,
+            text: text.as_bytes(),
+        })
+    }
+}
+
+/// Writes [`XenCopy`] for page 7 at 0x40: `copied` the 16 bytes read back.
 pub fn write_xen_copy(out: &mut (impl Sink + ?Sized), rc: i64, copied: &[u8]) {
-    let len = copied.iter().position(|&b| b == 0).unwrap_or(copied.len());
-    let _ = write!(
-        out,
-        "XEN-COPY rc={rc} page={} offset={:#x} text=",
-        XEN_COPY_PAGE, XEN_COPY_OFFSET
-    );
-    out.put_sanitized(&copied[..len]);
+    let line = XenCopy {
+        rc,
+        page: XEN_COPY_PAGE,
+        offset: XEN_COPY_OFFSET,
+        text: copied,
+    };
+    let _ = write!(out, "{line}");
 }
 
 /// `VCPU <n> up`, printed by vCPU `n` itself once it runs.
@@ -587,7 +715,7 @@ pub fn write_vcpu_up(out: &mut (impl Sink + ?Sized), vcpu: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::string::String;
+    use std::string::{String, ToString};
     use std::vec::Vec;
 
     /// The patterns whose plan is empty: their accesses are not buffer touches.
@@ -972,7 +1100,7 @@ mod tests {
         write_touch(&mut out, t, t.buffer_va());
         assert_eq!(out, "TOUCH w page=8 offset=0x800 va=0x208800 vcpu=1");
         assert_eq!(
-            TouchLine::parse(out.strip_prefix("TOUCH ").unwrap()),
+            TouchLine::parse(&out),
             Some(TouchLine {
                 access: 'w',
                 page: 8,
@@ -1035,7 +1163,7 @@ mod tests {
             for t in plan(pattern).touches() {
                 let mut out = String::new();
                 write_touch(&mut out, t, t.buffer_va());
-                let line = TouchLine::parse(out.strip_prefix("TOUCH ").unwrap());
+                let line = TouchLine::parse(&out);
                 assert_eq!(
                     line,
                     Some(TouchLine {
@@ -1050,13 +1178,93 @@ mod tests {
             }
         }
         for bad in [
-            "q page=1 offset=0x0 va=0x0",
-            "w page=1 offset=16 va=0x0",
-            "w offset=0x0 page=1 va=0x0",
-            "w page=1 offset=0x0 va=0x0 vcpu=x",
-            "w page=1 offset=0x0 va=0x0 vcpu=1 more",
+            "TOUCH q page=1 offset=0x0 va=0x0",
+            "TOUCH w page=1 offset=16 va=0x0",
+            "TOUCH w offset=0x0 page=1 va=0x0",
+            "TOUCH w page=1 offset=0x0 va=0x0 vcpu=x",
+            "TOUCH w page=1 offset=0x0 va=0x0 vcpu=1 more",
+            "TOUCHED w page=1 offset=0x0 va=0x0",
+            "w page=1 offset=0x0 va=0x0",
         ] {
             assert_eq!(TouchLine::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn ready_pattern_done_and_xen_copy_round_trip() {
+        use crate::lines::tests::round_trip;
+        round_trip(
+            Ready {
+                go_pfn: 0x1f3,
+                phase: 1,
+            },
+            "READY go-pfn=0x1f3",
+        );
+        round_trip(
+            Ready {
+                go_pfn: 0x2f0,
+                phase: 2,
+            },
+            "READY go-pfn=0x2f0 phase=2",
+        );
+        round_trip(
+            Ready {
+                go_pfn: 0x2f0,
+                phase: 20,
+            },
+            "READY go-pfn=0x2f0 phase=20",
+        );
+        for bad in [
+            "READY go-pfn=0x2f0 phase=1",
+            "READY go-pfn=496",
+            "READY go-pfn=0x2f0 phase=2 x",
+            "READY",
+        ] {
+            assert_eq!(Ready::parse(bad), None, "{bad}");
+        }
+        for (pattern, touches, text) in [
+            (
+                Pattern::Generation,
+                32,
+                "PATTERN-DONE generation touches=32",
+            ),
+            (Pattern::Bench, 4096, "PATTERN-DONE bench touches=4096"),
+            (
+                Pattern::BenchPingpong,
+                0,
+                "PATTERN-DONE bench-pingpong touches=0",
+            ),
+        ] {
+            round_trip(PatternDone { pattern, touches }, text);
+        }
+        for pattern in Pattern::ALL {
+            let line = PatternDone {
+                pattern,
+                touches: 7,
+            };
+            assert_eq!(PatternDone::parse(&line.to_string()), Some(line));
+        }
+        assert_eq!(PatternDone::parse("PATTERN-DONE nope touches=1"), None);
+
+        let line = XenCopy {
+            rc: 0,
+            page: 7,
+            offset: 0x40,
+            text: b"a b?0123456789ab",
+        };
+        let text = "XEN-COPY rc=0 page=7 offset=0x40 text=a b?0123456789ab";
+        assert_eq!(line.to_string(), text);
+        assert_eq!(XenCopy::parse_in(text), Some(line));
+        let empty = "XEN-COPY rc=-14 page=7 offset=0x40 text=";
+        assert_eq!(
+            XenCopy::parse_in(empty),
+            Some(XenCopy {
+                rc: -14,
+                page: 7,
+                offset: 0x40,
+                text: b"",
+            })
+        );
+        assert_eq!(XenCopy::parse_in("XEN-COPY rc=0 page=7 offset=0x40"), None);
     }
 }

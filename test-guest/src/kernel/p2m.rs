@@ -5,6 +5,7 @@ use core::sync::atomic::{fence, Ordering};
 
 use test_guest::frames::{self, Mfn, Pfn};
 use test_guest::hypercall::{self, HypercallPage, XenError, UVMF_INVLPG};
+use test_guest::lines::P2mRun;
 use test_guest::p2m_tree;
 use test_guest::pagewalk;
 use test_guest::start_info::StartInfo;
@@ -95,11 +96,12 @@ pub(super) fn print_p2m_runs(start_info: &StartInfo) {
     };
     for run in frames::runs(p2m) {
         line(|out| {
-            let _ = write!(
-                out,
-                "P2M pfn={:#x} mfn={:#x} count={}",
-                run.first_pfn, run.first_mfn, run.count
-            );
+            let run = P2mRun {
+                pfn: run.first_pfn,
+                mfn: run.first_mfn,
+                count: run.count,
+            };
+            let _ = write!(out, "{run}");
         });
     }
 }

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use test_guest::lines::{Done, Line};
 
 use super::dom0::GuestConfig;
 use super::{Dom0, HostView, Scenario};
@@ -31,7 +32,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         vcpus: 1,
         cmdline: CMDLINE,
     })?;
-    let waited = guest.wait_for_line("TEST-GUEST DONE", Duration::from_secs(120));
+    let waited = guest.wait_for::<Done>(Duration::from_secs(120));
     let shutdown = waited.and_then(|_| guest.wait_for_shutdown(Duration::from_secs(60)));
     guest.save_console()?;
     dom0.save("shutdown.txt", shutdown?.as_str())?;
@@ -48,14 +49,12 @@ fn on_host(view: &HostView) -> Result<()> {
         banner == format!("TEST-GUEST vcpus=1 cmdline={CMDLINE}"),
         "unexpected banner: {banner}"
     );
-    let done = console
-        .lines()
-        .find_map(|line| line.strip_prefix("TEST-GUEST DONE "))
-        .context("the guest printed no DONE line")?;
-    let expected = format!("{:016x}", test_guest::workload::expected_checksum());
+    let done = Done::find(&console).context("the guest printed no DONE line")?;
+    let expected = test_guest::workload::expected_checksum();
     ensure!(
-        done.trim() == expected,
-        "the guest's checksum is {done}, its workload predicts {expected}"
+        done.checksum == expected,
+        "the guest's checksum is {:016x}, its workload predicts {expected:016x}",
+        done.checksum
     );
     let shutdown = view.read("shutdown.txt")?;
     ensure!(

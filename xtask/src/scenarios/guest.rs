@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use test_guest::lines::{self, Line};
+
 use super::Dom0;
 use crate::dom0_image::TEST_GUEST_PATH;
 
@@ -143,59 +145,67 @@ impl<'a> Guest<'a> {
         }
     }
 
-    /// The machine frames of the guest's buffer pages, from its `TEST-GUEST FRAMES` line.
-    pub fn frames(&self) -> Result<Vec<u64>> {
-        let line = self.wait_for_line("TEST-GUEST FRAMES ", Duration::from_secs(60))?;
-        line.trim_start_matches("TEST-GUEST FRAMES ")
-            .split_whitespace()
-            .map(|word| {
-                u64::from_str_radix(word.trim_start_matches("0x"), 16)
-                    .with_context(|| format!("{word:?} in {line:?} is not a frame number"))
-            })
-            .collect()
+    /// Waits until a console line reads as a `T` (a guest line type, whose doc is the line's
+    /// format); returns the first.
+    pub fn wait_for<T: Line>(&self, timeout: Duration) -> Result<T> {
+        self.wait_for_matching(|_: &T| true, timeout)
     }
 
-    /// Every machine frame of the guest, in pfn order, from its `TEST-GUEST P2M` lines (the
-    /// guest prints them when its command line has `p2m`, before its DONE line).
+    /// Waits until a console line reads as a `T` that `wanted` accepts; returns the first.
+    pub fn wait_for_matching<T: Line>(
+        &self,
+        wanted: impl Fn(&T) -> bool,
+        timeout: Duration,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let console = self.console();
+            let found = lines::bodies(&console)
+                .filter_map(T::parse)
+                .find(|line| wanted(line));
+            if let Some(line) = found {
+                return Ok(line);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the guest printed no {} line (as wanted) in {}s (its console: {})",
+                    std::any::type_name::<T>(),
+                    timeout.as_secs(),
+                    self.console_log().display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The machine frames of the guest's buffer pages, from its
+    /// [`FRAMES`](test_guest::lines::Frames) line.
+    pub fn frames(&self) -> Result<Vec<u64>> {
+        Ok(self
+            .wait_for::<lines::Frames>(Duration::from_secs(60))?
+            .mfns
+            .to_vec())
+    }
+
+    /// Every machine frame of the guest, in pfn order, from its
+    /// [`P2M`](test_guest::lines::P2mRun) lines (the guest prints them when its command line
+    /// has `p2m`, before its DONE line).
     pub fn all_frames(&self) -> Result<Vec<u64>> {
-        self.wait_for_line("TEST-GUEST DONE", Duration::from_secs(120))?;
+        self.wait_for::<lines::Done>(Duration::from_secs(120))?;
         self.p2m_frames()
     }
 
-    /// The frames of the `TEST-GUEST P2M` lines printed so far (a guest running a pattern
-    /// prints them before its `READY` line, and never a `DONE`).
+    /// The frames of the [`P2M`](test_guest::lines::P2mRun) lines printed so far (a guest
+    /// running a pattern prints them before its `READY` line, and never a `DONE`).
     pub fn p2m_frames(&self) -> Result<Vec<u64>> {
-        let mut frames = Vec::new();
-        for line in self.console().lines() {
-            let Some(run) = line.strip_prefix("TEST-GUEST P2M ") else {
-                continue;
-            };
-            let field = |name: &str| -> Result<u64> {
-                let value = run
-                    .split_whitespace()
-                    .find_map(|word| word.strip_prefix(name))
-                    .with_context(|| format!("no {name} in {line:?}"))?;
-                match value.strip_prefix("0x") {
-                    Some(hex) => u64::from_str_radix(hex, 16),
-                    None => value.parse(),
-                }
-                .with_context(|| format!("bad {name} in {line:?}"))
-            };
-            let (pfn, mfn, count) = (field("pfn=")?, field("mfn=")?, field("count=")?);
-            if pfn != frames.len() as u64 {
-                bail!("the P2M runs skip or repeat pfn {pfn:#x}");
-            }
-            frames.extend(mfn..mfn + count);
-        }
-        Ok(frames)
+        p2m_frames(&self.console())
     }
 
-    /// The highest `TEST-GUEST HEARTBEAT <n>` so far (0 before the first).
+    /// The highest [`HEARTBEAT`](test_guest::lines::Heartbeat) so far (0 before the first).
     pub fn heartbeat(&self) -> u64 {
-        self.console()
-            .lines()
-            .filter_map(|line| line.strip_prefix("TEST-GUEST HEARTBEAT "))
-            .filter_map(|n| n.trim().parse().ok())
+        lines::bodies(&self.console())
+            .filter_map(lines::Heartbeat::parse)
+            .map(|line| line.beat)
             .max()
             .unwrap_or(0)
     }
@@ -273,9 +283,26 @@ impl Drop for Guest<'_> {
     }
 }
 
+/// The frames of the [`P2M`](test_guest::lines::P2mRun) lines of `console`, which must
+/// follow each other in pfn order from pfn 0.
+fn p2m_frames(console: &str) -> Result<Vec<u64>> {
+    let mut frames = Vec::new();
+    for body in lines::bodies(console) {
+        if !body.starts_with("P2M ") {
+            continue;
+        }
+        let run = lines::P2mRun::parse(body).with_context(|| format!("bad P2M line {body:?}"))?;
+        if run.pfn != frames.len() as u64 {
+            bail!("the P2M runs skip or repeat pfn {:#x}", run.pfn);
+        }
+        frames.extend(run.mfn..run.mfn + run.count);
+    }
+    Ok(frames)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Shutdown;
+    use super::{p2m_frames, Shutdown};
 
     #[test]
     fn xl_states_give_shutdown_reasons() {
@@ -285,5 +312,20 @@ mod tests {
         assert_eq!(Shutdown::from_xl_state("---sc-"), Some(Shutdown::Crash));
         assert_eq!(Shutdown::from_xl_state("---sr-"), Some(Shutdown::Reboot));
         assert_eq!(Shutdown::from_xl_state(""), None);
+    }
+
+    #[test]
+    fn p2m_runs_join_in_pfn_order() {
+        let console = "TEST-GUEST P2M-PUBLISHED max_pfn=0x5 fll=0x9\n\
+                       TEST-GUEST P2M pfn=0x0 mfn=0x100 count=3\n\
+                       TEST-GUEST P2M pfn=0x3 mfn=0x200 count=2\n";
+        assert_eq!(
+            p2m_frames(console).unwrap(),
+            [0x100, 0x101, 0x102, 0x200, 0x201]
+        );
+        let gap =
+            "TEST-GUEST P2M pfn=0x0 mfn=0x100 count=3\nTEST-GUEST P2M pfn=0x4 mfn=0x1 count=1\n";
+        assert!(p2m_frames(gap).is_err());
+        assert!(p2m_frames("TEST-GUEST P2M pfn=0x0 mfn=0x100\n").is_err());
     }
 }

@@ -19,7 +19,7 @@ pub mod trace;
 
 use std::collections::HashMap;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use hypervisor_patch::access::{AccessKind, Outcome, PageAccess};
 
 use run::PatternRun;
@@ -297,14 +297,12 @@ case!(
         // (allowed), then writes it (reported).
         pages: &[(7, 1, "r")],
         check: |account, _| {
+            let copy = test_guest::lines::bodies(&account.console)
+                .find_map(test_guest::patterns::XenCopy::parse_in)
+                .context("no XEN-COPY line")?;
             ensure!(
-                account.field("XEN-COPY", "rc") == Some("0")
-                    && account.field("XEN-COPY", "text") == Some(crate::layout::XEN_EXTRA_VERSION),
-                "Xen's copy did not land: {:?}",
-                account
-                    .console
-                    .lines()
-                    .find(|line| line.contains("XEN-COPY"))
+                copy.rc == 0 && copy.text == crate::layout::XEN_EXTRA_VERSION.as_bytes(),
+                "Xen's copy did not land: {copy}"
             );
             Ok(())
         },

@@ -149,11 +149,12 @@ fn drive(
     during(guest)
 }
 
+/// The go page of a console line that is a [`Ready`](test_guest::patterns::Ready) line.
 pub fn parse_go_pfn(line: &str) -> Result<u64> {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix("go-pfn=0x"))
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .with_context(|| format!("no go-pfn in {line:?}"))
+    test_guest::lines::body(line)
+        .and_then(<test_guest::patterns::Ready as test_guest::lines::Line>::parse)
+        .map(|ready| ready.go_pfn)
+        .with_context(|| format!("not a READY line as the guest writes them: {line:?}"))
 }
 
 /// Starts `listener monitor` on `domain`, its trace going to `output`, with `options`.

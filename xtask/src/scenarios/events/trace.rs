@@ -3,6 +3,8 @@
 //! snapshot with what differs between runs (machine frames, instruction pointers) left out.
 
 use anyhow::{bail, ensure, Context, Result};
+use test_guest::lines::{self, Line};
+use test_guest::patterns::{PatternDone, Ready, TouchLine};
 
 /// The first guest frame of the test guest's 16-page buffer (`TEST-GUEST BUFFER gfn=0x200`),
 /// and its pages: the guest's own constants.
@@ -110,17 +112,19 @@ impl Account {
         let mut frames = Vec::new();
         let mut done = false;
         let mut phase2_at = None;
-        for line in console.lines() {
-            let Some(rest) = line.trim().strip_prefix("TEST-GUEST ") else {
-                continue;
-            };
-            if let Some(touch) = rest.strip_prefix("TOUCH ") {
-                touches.push(parse_touch(touch).with_context(|| format!("in {line:?}"))?);
-            } else if let Some(list) = rest.strip_prefix("FRAMES ") {
-                frames = list.split_whitespace().map(hex).collect::<Result<_>>()?;
-            } else if rest.starts_with("PATTERN-DONE") {
+        for body in lines::bodies(console) {
+            if body.starts_with("TOUCH ") {
+                touches.push(parse_touch(body).with_context(|| format!("in {body:?}"))?);
+            } else if body.starts_with("FRAMES ") {
+                frames = lines::Frames::parse(body)
+                    .with_context(|| {
+                        format!("not a FRAMES line as the guest writes them: {body:?}")
+                    })?
+                    .mfns
+                    .to_vec();
+            } else if PatternDone::parse(body).is_some() {
                 done = true;
-            } else if rest.starts_with("READY ") && rest.ends_with(" phase=2") {
+            } else if Ready::parse(body).is_some_and(|ready| ready.phase == 2) {
                 phase2_at = Some(touches.len());
             }
         }
@@ -145,9 +149,8 @@ impl Account {
 }
 
 /// A `TOUCH` line, read with the guest's own parser of what it prints.
-fn parse_touch(text: &str) -> Result<Touch> {
-    let line = test_guest::patterns::TouchLine::parse(text)
-        .context("not a TOUCH line as the guest writes them")?;
+fn parse_touch(body: &str) -> Result<Touch> {
+    let line = TouchLine::parse(body).context("not a TOUCH line as the guest writes them")?;
     Ok(Touch {
         access: line.access,
         page: line.page as u64,
