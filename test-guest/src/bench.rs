@@ -24,7 +24,10 @@
 //! `bench-pingpong` and `bench-sweep`, which time each operation with the TSC alone and
 //! print per-operation samples, are in [`crate::bench_ops`].
 
+use core::fmt;
+
 use crate::cmdline;
+use crate::lines::{Line, Words};
 use crate::text::Sink;
 use crate::workload::BUFFER_PAGES;
 
@@ -57,24 +60,104 @@ pub const fn writes(rounds: u32) -> u64 {
     rounds as u64 * BUFFER_PAGES as u64
 }
 
-/// `BENCH rounds=<R> pages=16 writes=<R*16> ns=<ns> tsc=<ticks>` (after the `TEST-GUEST ` prefix):
-/// `ns` the nanoseconds the `rounds` rounds took.
+/// `BENCH rounds=<R> pages=16 writes=<R*16> ns=<ns> tsc=<ticks>`: the `bench`
+/// pattern's result, `ns` the nanoseconds the `rounds` rounds took.
 ///
 /// `tsc` is the time-stamp counter's advance over the same loop: the guest's own clock,
 /// monotonic even where Xen's interpolated system time is not (nested under TCG, the TSC
 /// scaling Xen calibrated can make a short interval come out as 0 ns).
-pub fn write_bench(out: &mut (impl Sink + ?Sized), rounds: u32, ns: u64, tsc: u64) {
-    let writes = writes(rounds);
-    let _ = write!(
-        out,
-        "BENCH rounds={rounds} pages={BUFFER_PAGES} writes={writes} ns={ns} tsc={tsc}"
-    );
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bench {
+    /// The rounds.
+    pub rounds: u32,
+    /// The pages written per round (16).
+    pub pages: usize,
+    /// All the writes, [`writes`]`(rounds)`.
+    pub writes: u64,
+    /// Nanoseconds, Xen's system time.
+    pub ns: u64,
+    /// TSC ticks.
+    pub tsc: u64,
 }
 
-/// `BENCH-XEN-COPY calls=<R> failed=<n> ns=<ns> tsc=<ticks>` (after the `TEST-GUEST `
-/// prefix): the `bench-xen-copy` pattern's `R` hypercalls (`XENVER_extraversion`, Xen
-/// writing 16 bytes into buffer page `i % 16` at 0x40), `failed` of them with a
-/// non-zero result, timed as [`write_bench`]'s loop.
+impl fmt::Display for Bench {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BENCH rounds={} pages={} writes={} ns={} tsc={}",
+            self.rounds, self.pages, self.writes, self.ns, self.tsc
+        )
+    }
+}
+
+impl Line for Bench {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "BENCH")?;
+        let line = Bench {
+            rounds: words.dec("rounds")?,
+            pages: words.dec("pages")?,
+            writes: words.dec("writes")?,
+            ns: words.dec("ns")?,
+            tsc: words.dec("tsc")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes the [`Bench`] line of `rounds` rounds.
+pub fn write_bench(out: &mut (impl Sink + ?Sized), rounds: u32, ns: u64, tsc: u64) {
+    let line = Bench {
+        rounds,
+        pages: BUFFER_PAGES,
+        writes: writes(rounds),
+        ns,
+        tsc,
+    };
+    let _ = write!(out, "{line}");
+}
+
+/// `BENCH-XEN-COPY calls=<R> failed=<n> ns=<ns> tsc=<ticks>`: the `bench-xen-copy`
+/// pattern's `R` hypercalls (`XENVER_extraversion`, Xen writing 16 bytes into buffer
+/// page `i % 16` at 0x40), `failed` of them with a non-zero result, timed as
+/// [`Bench`]'s loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchXenCopy {
+    /// The hypercalls.
+    pub calls: u32,
+    /// Those with a non-zero result.
+    pub failed: u64,
+    /// Nanoseconds, Xen's system time.
+    pub ns: u64,
+    /// TSC ticks.
+    pub tsc: u64,
+}
+
+impl fmt::Display for BenchXenCopy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BENCH-XEN-COPY calls={} failed={} ns={} tsc={}",
+            self.calls, self.failed, self.ns, self.tsc
+        )
+    }
+}
+
+impl Line for BenchXenCopy {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "BENCH-XEN-COPY")?;
+        let line = BenchXenCopy {
+            calls: words.dec("calls")?,
+            failed: words.dec("failed")?,
+            ns: words.dec("ns")?,
+            tsc: words.dec("tsc")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`BenchXenCopy`].
 pub fn write_bench_xen_copy(
     out: &mut (impl Sink + ?Sized),
     calls: u32,
@@ -82,10 +165,13 @@ pub fn write_bench_xen_copy(
     ns: u64,
     tsc: u64,
 ) {
-    let _ = write!(
-        out,
-        "BENCH-XEN-COPY calls={calls} failed={failed} ns={ns} tsc={tsc}"
-    );
+    let line = BenchXenCopy {
+        calls,
+        failed,
+        ns,
+        tsc,
+    };
+    let _ = write!(out, "{line}");
 }
 
 #[cfg(test)]
@@ -183,5 +269,44 @@ mod tests {
         let mut out = String::new();
         patterns::write_pattern_done(&mut out, Pattern::Bench, writes(256) as usize);
         assert_eq!(out, "PATTERN-DONE bench touches=4096");
+    }
+
+    #[test]
+    fn bench_lines_read_back() {
+        use crate::lines::tests::round_trip;
+        round_trip(
+            Bench {
+                rounds: 256,
+                pages: 16,
+                writes: 4096,
+                ns: 1_234_567,
+                tsc: 12345,
+            },
+            "BENCH rounds=256 pages=16 writes=4096 ns=1234567 tsc=12345",
+        );
+        round_trip(
+            BenchXenCopy {
+                calls: 4096,
+                failed: 1,
+                ns: u64::MAX,
+                tsc: 7,
+            },
+            "BENCH-XEN-COPY calls=4096 failed=1 ns=18446744073709551615 tsc=7",
+        );
+        let mut out = String::new();
+        write_bench_xen_copy(&mut out, 4096, 1, u64::MAX, 7);
+        assert_eq!(
+            out,
+            "BENCH-XEN-COPY calls=4096 failed=1 ns=18446744073709551615 tsc=7"
+        );
+        assert_eq!(
+            Bench::parse("BENCH-XEN-COPY calls=1 failed=0 ns=0 tsc=0"),
+            None
+        );
+        assert_eq!(
+            BenchXenCopy::parse("BENCH rounds=1 pages=16 writes=16 ns=0 tsc=1"),
+            None
+        );
+        assert_eq!(Bench::parse("BENCH rounds=1 pages=16 writes=16 ns=0"), None);
     }
 }

@@ -66,10 +66,12 @@
 //! accesses no watched page; `bench-sweep`'s counts its writes (16 per phase, each
 //! also read back).
 
+use core::fmt;
 use core::ops::Range;
 
 use crate::cmdline;
 use crate::frames::Pfn;
+use crate::lines::{Line, Words};
 use crate::text::Sink;
 use crate::workload::BUFFER_PAGES;
 
@@ -179,12 +181,86 @@ pub const fn evtchn_bit(port: u32) -> Option<(usize, u32)> {
 }
 
 /// `BENCH-AREA first-pfn=0x<pfn> pages=<N>`: the event area's first page and the pages
-/// `bench-events` writes.
-pub fn write_bench_area(out: &mut (impl Sink + ?Sized), first: Pfn, pages: u32) {
-    let _ = write!(out, "BENCH-AREA first-pfn={:#x} pages={pages}", first.0);
+/// `bench-events` writes (before `READY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchArea {
+    /// The area's first pfn.
+    pub first_pfn: u64,
+    /// The pages written.
+    pub pages: u32,
 }
 
-/// `BENCH-EVENTS pages=<N> vcpus=<v> tsc=<ticks> ns=<ns>`.
+impl fmt::Display for BenchArea {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BENCH-AREA first-pfn={:#x} pages={}",
+            self.first_pfn, self.pages
+        )
+    }
+}
+
+impl Line for BenchArea {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "BENCH-AREA")?;
+        let line = BenchArea {
+            first_pfn: words.hex("first-pfn")?,
+            pages: words.dec("pages")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`BenchArea`].
+pub fn write_bench_area(out: &mut (impl Sink + ?Sized), first: Pfn, pages: u32) {
+    let line = BenchArea {
+        first_pfn: first.0,
+        pages,
+    };
+    let _ = write!(out, "{line}");
+}
+
+/// ` tsc=<ticks> ns=<ns>`, the end of the timed lines.
+fn times(f: &mut fmt::Formatter<'_>, tsc: u64, ns: u64) -> fmt::Result {
+    write!(f, " tsc={tsc} ns={ns}")
+}
+
+/// `BENCH-EVENTS pages=<N> vcpus=<v> tsc=<ticks> ns=<ns>`: `bench-events`' total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchEvents {
+    /// The pages written, one event each when monitored.
+    pub pages: u32,
+    /// The vCPUs that wrote them.
+    pub vcpus: u32,
+    /// TSC ticks.
+    pub tsc: u64,
+    /// Nanoseconds at vCPU 0's scale.
+    pub ns: u64,
+}
+
+impl fmt::Display for BenchEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BENCH-EVENTS pages={} vcpus={}", self.pages, self.vcpus)?;
+        times(f, self.tsc, self.ns)
+    }
+}
+
+impl Line for BenchEvents {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "BENCH-EVENTS")?;
+        let line = BenchEvents {
+            pages: words.dec("pages")?,
+            vcpus: words.dec("vcpus")?,
+            tsc: words.dec("tsc")?,
+            ns: words.dec("ns")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`BenchEvents`].
 pub fn write_bench_events(
     out: &mut (impl Sink + ?Sized),
     pages: u32,
@@ -192,43 +268,207 @@ pub fn write_bench_events(
     tsc: u64,
     ns: u64,
 ) {
-    let _ = write!(out, "BENCH-EVENTS pages={pages} vcpus={vcpus}");
-    put_times(out, tsc, ns);
+    let line = BenchEvents {
+        pages,
+        vcpus,
+        tsc,
+        ns,
+    };
+    let _ = write!(out, "{line}");
 }
 
-/// `ECHO-PORT port=<p>`: the unbound port dom0's echo binds.
+/// `ECHO-PORT port=<p>`: the unbound port dom0's echo binds (`bench-pingpong`, before
+/// `READY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EchoPort {
+    /// The port.
+    pub port: u32,
+}
+
+impl fmt::Display for EchoPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ECHO-PORT port={}", self.port)
+    }
+}
+
+impl Line for EchoPort {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "ECHO-PORT")?;
+        let port = words.dec("port")?;
+        words.end()?;
+        Some(EchoPort { port })
+    }
+}
+
+/// Writes [`EchoPort`].
 pub fn write_echo_port(out: &mut (impl Sink + ?Sized), port: u32) {
-    let _ = write!(out, "ECHO-PORT port={port}");
+    let _ = write!(out, "{}", EchoPort { port });
 }
 
-/// `BENCH-PINGPONG rounds=<R> tsc=<ticks> ns=<ns>`.
+/// `BENCH-PINGPONG rounds=<R> tsc=<ticks> ns=<ns>`: `bench-pingpong`'s total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchPingpong {
+    /// The round trips.
+    pub rounds: u32,
+    /// TSC ticks.
+    pub tsc: u64,
+    /// Nanoseconds at vCPU 0's scale.
+    pub ns: u64,
+}
+
+impl fmt::Display for BenchPingpong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BENCH-PINGPONG rounds={}", self.rounds)?;
+        times(f, self.tsc, self.ns)
+    }
+}
+
+impl Line for BenchPingpong {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "BENCH-PINGPONG")?;
+        let line = BenchPingpong {
+            rounds: words.dec("rounds")?,
+            tsc: words.dec("tsc")?,
+            ns: words.dec("ns")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`BenchPingpong`].
 pub fn write_bench_pingpong(out: &mut (impl Sink + ?Sized), rounds: u32, tsc: u64, ns: u64) {
-    let _ = write!(out, "BENCH-PINGPONG rounds={rounds}");
-    put_times(out, tsc, ns);
+    let _ = write!(out, "{}", BenchPingpong { rounds, tsc, ns });
 }
 
-/// `SWEEP phase=<n> tsc=<ticks> ns=<ns>`: one timed sweep of `bench-sweep`.
+/// `SWEEP phase=<n> tsc=<ticks> ns=<ns>`: one timed sweep of `bench-sweep`, in phase
+/// `n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    /// The phase.
+    pub phase: u32,
+    /// TSC ticks.
+    pub tsc: u64,
+    /// Nanoseconds at vCPU 0's scale.
+    pub ns: u64,
+}
+
+impl fmt::Display for Sweep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SWEEP phase={}", self.phase)?;
+        times(f, self.tsc, self.ns)
+    }
+}
+
+impl Line for Sweep {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "SWEEP")?;
+        let line = Sweep {
+            phase: words.dec("phase")?,
+            tsc: words.dec("tsc")?,
+            ns: words.dec("ns")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`Sweep`].
 pub fn write_sweep(out: &mut (impl Sink + ?Sized), phase: u32, tsc: u64, ns: u64) {
-    let _ = write!(out, "SWEEP phase={phase}");
-    put_times(out, tsc, ns);
+    let _ = write!(out, "{}", Sweep { phase, tsc, ns });
 }
 
-/// ` tsc=<ticks> ns=<ns>`.
-fn put_times(out: &mut (impl Sink + ?Sized), tsc: u64, ns: u64) {
-    let _ = write!(out, " tsc={tsc} ns={ns}");
+/// `BENCH-SCALE mul=<tsc_to_system_mul> shift=<tsc_shift>` (the shift signed): vCPU
+/// 0's TSC scale, which turns the samples' ticks into nanoseconds ([`tsc_to_ns`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchScale {
+    /// `tsc_to_system_mul`.
+    pub mul: u32,
+    /// `tsc_shift`.
+    pub shift: i8,
 }
 
-/// `BENCH-SCALE mul=<tsc_to_system_mul> shift=<tsc_shift>` (the shift signed).
+impl fmt::Display for BenchScale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BENCH-SCALE mul={} shift={}", self.mul, self.shift)
+    }
+}
+
+impl Line for BenchScale {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "BENCH-SCALE")?;
+        let line = BenchScale {
+            mul: words.dec("mul")?,
+            shift: words.dec("shift")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`BenchScale`].
 pub fn write_bench_scale(out: &mut (impl Sink + ?Sized), mul: u32, shift: i8) {
-    let _ = write!(out, "BENCH-SCALE mul={mul} shift={shift}");
+    let _ = write!(out, "{}", BenchScale { mul, shift });
 }
 
-/// `BENCH-SAMPLES from=<from> <ticks> ...`: `samples` (at most [`SAMPLES_PER_LINE`] by
-/// the callers' choice), the first being sample number `from`.
+/// `BENCH-SAMPLES from=<from> <ticks> ...`: at most [`SAMPLES_PER_LINE`] samples, the
+/// first being sample number `from` (of the run's samples, in order, [`sample_lines`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchSamples {
+    /// The number of the line's first sample.
+    pub from: usize,
+    len: usize,
+    ticks: [u64; SAMPLES_PER_LINE],
+}
+
+impl BenchSamples {
+    /// The line of `samples` from sample `from`; `None` for more than
+    /// [`SAMPLES_PER_LINE`] samples.
+    pub fn new(from: usize, samples: &[u64]) -> Option<Self> {
+        let mut ticks = [0; SAMPLES_PER_LINE];
+        ticks.get_mut(..samples.len())?.copy_from_slice(samples);
+        Some(BenchSamples {
+            from,
+            len: samples.len(),
+            ticks,
+        })
+    }
+
+    /// The samples, in ticks.
+    pub fn samples(&self) -> &[u64] {
+        &self.ticks[..self.len]
+    }
+}
+
+impl fmt::Display for BenchSamples {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BENCH-SAMPLES from={}", self.from)?;
+        self.samples()
+            .iter()
+            .try_for_each(|ticks| write!(f, " {ticks}"))
+    }
+}
+
+impl Line for BenchSamples {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "BENCH-SAMPLES")?;
+        let from = words.dec("from")?;
+        let mut line = BenchSamples::new(from, &[])?;
+        while let Some(word) = words.next() {
+            *line.ticks.get_mut(line.len)? = word.parse().ok()?;
+            line.len += 1;
+        }
+        Some(line)
+    }
+}
+
+/// Writes the [`BenchSamples`] line of `samples` (at most [`SAMPLES_PER_LINE`] by the
+/// callers' choice: any further ones are left out), the first being sample number
+/// `from`.
 pub fn write_bench_samples(out: &mut (impl Sink + ?Sized), from: usize, samples: &[u64]) {
-    let _ = write!(out, "BENCH-SAMPLES from={from}");
-    for &ticks in samples {
-        let _ = write!(out, " {ticks}");
+    let samples = &samples[..samples.len().min(SAMPLES_PER_LINE)];
+    if let Some(line) = BenchSamples::new(from, samples) {
+        let _ = write!(out, "{line}");
     }
 }
 
@@ -243,7 +483,7 @@ pub fn sample_lines(samples: &[u64], mut line: impl FnMut(usize, &[u64])) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::string::String;
+    use std::string::{String, ToString};
     use std::vec::Vec;
 
     fn text(write: impl FnOnce(&mut String)) -> String {
@@ -390,6 +630,69 @@ mod tests {
         assert_eq!(
             text(|out| write_bench_samples(out, 0, &[])),
             "BENCH-SAMPLES from=0"
+        );
+    }
+
+    #[test]
+    fn lines_read_back() {
+        use crate::lines::tests::round_trip;
+        round_trip(
+            BenchArea {
+                first_pfn: 0x210,
+                pages: 256,
+            },
+            "BENCH-AREA first-pfn=0x210 pages=256",
+        );
+        round_trip(
+            BenchEvents {
+                pages: 256,
+                vcpus: 1,
+                tsc: 9_876_543,
+                ns: 3_292_181,
+            },
+            "BENCH-EVENTS pages=256 vcpus=1 tsc=9876543 ns=3292181",
+        );
+        round_trip(EchoPort { port: 7 }, "ECHO-PORT port=7");
+        round_trip(
+            BenchPingpong {
+                rounds: 65536,
+                tsc: u64::MAX,
+                ns: 12,
+            },
+            "BENCH-PINGPONG rounds=65536 tsc=18446744073709551615 ns=12",
+        );
+        round_trip(
+            Sweep {
+                phase: 9,
+                tsc: 4321,
+                ns: 1440,
+            },
+            "SWEEP phase=9 tsc=4321 ns=1440",
+        );
+        round_trip(
+            BenchScale {
+                mul: 0xaaaa_aaaa,
+                shift: -1,
+            },
+            "BENCH-SCALE mul=2863311530 shift=-1",
+        );
+        round_trip(
+            BenchSamples::new(32, &[100, 0, u64::MAX]).unwrap(),
+            "BENCH-SAMPLES from=32 100 0 18446744073709551615",
+        );
+        round_trip(BenchSamples::new(0, &[]).unwrap(), "BENCH-SAMPLES from=0");
+        let full: Vec<u64> = (0..16).collect();
+        let line = BenchSamples::new(16, &full).unwrap();
+        assert_eq!(line.samples(), &full[..]);
+        assert_eq!(BenchSamples::parse(&line.to_string()), Some(line));
+        let too_many = std::format!("{line} 16");
+        assert_eq!(BenchSamples::parse(&too_many), None);
+        assert_eq!(BenchSamples::new(0, &[0; 17]), None);
+        assert_eq!(BenchSamples::parse("BENCH-SAMPLES from=0 5x"), None);
+        assert_eq!(Sweep::parse("SWEEP phase=9 tsc=4321"), None);
+        assert_eq!(
+            BenchScale::parse("BENCH-SCALE mul=4294967296 shift=0"),
+            None
         );
     }
 

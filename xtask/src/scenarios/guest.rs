@@ -148,7 +148,7 @@ impl<'a> Guest<'a> {
     /// Waits until a console line reads as a `T` (a guest line type, whose doc is the line's
     /// format); returns the first.
     pub fn wait_for<T: Line>(&self, timeout: Duration) -> Result<T> {
-        self.wait_for_matching(|_: &T| true, timeout)
+        self.wait_for_parsed(std::any::type_name::<T>(), T::parse, timeout)
     }
 
     /// Waits until a console line reads as a `T` that `wanted` accepts; returns the first.
@@ -157,19 +157,26 @@ impl<'a> Guest<'a> {
         wanted: impl Fn(&T) -> bool,
         timeout: Duration,
     ) -> Result<T> {
+        let parse = |body: &str| T::parse(body).filter(|line| wanted(line));
+        self.wait_for_parsed(std::any::type_name::<T>(), parse, timeout)
+    }
+
+    /// Waits until `parse` reads a guest line (the text after its `TEST-GUEST ` prefix);
+    /// returns what it read from the first. `what` names the line in the error.
+    pub fn wait_for_parsed<T>(
+        &self,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        timeout: Duration,
+    ) -> Result<T> {
         let deadline = Instant::now() + timeout;
         loop {
-            let console = self.console();
-            let found = lines::bodies(&console)
-                .filter_map(T::parse)
-                .find(|line| wanted(line));
-            if let Some(line) = found {
+            if let Some(line) = lines::bodies(&self.console()).find_map(&parse) {
                 return Ok(line);
             }
             if Instant::now() > deadline {
                 bail!(
-                    "the guest printed no {} line (as wanted) in {}s (its console: {})",
-                    std::any::type_name::<T>(),
+                    "the guest printed no {what} line (as wanted) in {}s (its console: {})",
                     timeout.as_secs(),
                     self.console_log().display()
                 );

@@ -76,13 +76,10 @@ fn echo(evtchn: &Evtchn, local: EvtchnPort, stop: &AtomicBool) -> Result<u64> {
     Ok(answered)
 }
 
-/// The port of the guest's `TEST-GUEST ECHO-PORT port=<p>` line.
+/// The port of the guest's [`ECHO-PORT`](test_guest::bench_ops::EchoPort) line.
 pub fn echo_port(console: &str) -> Result<u32> {
-    let line = console
-        .lines()
-        .find(|line| line.contains("TEST-GUEST ECHO-PORT "))
-        .context("no ECHO-PORT line")?;
-    super::guest_runs::word_value(line, "port")?
-        .try_into()
-        .context("port= is not a u32")
+    use test_guest::lines::Line;
+    Ok(test_guest::bench_ops::EchoPort::find(console)
+        .context("no ECHO-PORT line")?
+        .port)
 }

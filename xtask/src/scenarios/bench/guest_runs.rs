@@ -17,12 +17,14 @@ use listener::record::Record;
 
 use listener::timings::Timings;
 
+use test_guest::bench_ops::{BenchSamples, BenchScale};
+use test_guest::lines::{self, Line};
+use test_guest::patterns::Ready;
+
 use super::measurements::TscScale;
 use crate::scenarios::dom0::Guest;
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::events::run::{
-    parse_go_pfn, release, start_listener, wait, wait_for_header, GO, TRACE,
-};
+use crate::scenarios::events::run::{release, start_listener, wait, wait_for_header, GO, TRACE};
 use crate::scenarios::Dom0;
 
 /// Where a listener given `--timings TIMINGS` leaves them.
@@ -47,26 +49,22 @@ pub struct TimedRun<'a> {
     pub name: &'a str,
     pub vcpus: u32,
     pub cmdline: &'a str,
-    /// The start of the guest's result line, e.g. `TEST-GUEST BENCH `.
-    pub result: &'a str,
+    /// The guest's result line read for its TSC ticks, e.g. [`Bench`](test_guest::bench::Bench)'s `tsc` (the
+    /// argument is the text after `TEST-GUEST `).
+    pub result: fn(&str) -> Option<u64>,
     pub monitoring: Monitoring<'a>,
 }
 
-/// What a run left: the result line, the guest's console, the listener's trace and
-/// timings.
+/// What a run left: the TSC ticks of its result line, the guest's console, the listener's
+/// trace and timings.
 pub struct Timed {
-    pub line: String,
+    pub tsc: u64,
     pub console: String,
     pub trace: Option<String>,
     pub listener: Option<Timings>,
 }
 
 impl Timed {
-    /// The number after `key=` in the result line.
-    pub fn value(&self, key: &str) -> Result<u64> {
-        word_value(&self.line, key)
-    }
-
     /// The per-operation samples of the `BENCH-SAMPLES` lines, in order.
     pub fn samples(&self) -> Result<Vec<u64>> {
         samples(&self.console)
@@ -110,7 +108,7 @@ pub fn time<T>(
     };
     guest.destroy(Duration::from_secs(30))?;
     Ok(Timed {
-        line: outcome?,
+        tsc: outcome?,
         console,
         trace,
         listener: timings,
@@ -122,9 +120,8 @@ fn drive<T>(
     guest: &Guest,
     listener: &mut Option<Child>,
     before_go: impl FnOnce(&Guest) -> Result<T>,
-) -> Result<String> {
-    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(120))?;
-    let go_pfn = parse_go_pfn(&ready)?;
+) -> Result<u64> {
+    let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(120))?.go_pfn;
     match run.monitoring {
         Monitoring::None => {}
         Monitoring::LogDirty => {
@@ -144,67 +141,41 @@ fn drive<T>(
     // configuration only the faults of the pages it works on.
     std::thread::sleep(SETTLE);
     release(run.name, go_pfn, GO)?;
-    let line = guest.wait_for_line(run.result, Duration::from_secs(600))?;
+    let tsc = guest.wait_for_parsed("result", run.result, Duration::from_secs(600))?;
     drop(guard);
     if let Monitoring::LogDirty = run.monitoring {
         let privcmd = Privcmd::open()?;
         log_dirty_disable(&privcmd, resolve_domain(run.name)?)?;
     }
-    Ok(line)
+    Ok(tsc)
 }
 
-/// The decimal after `key=` among the words of `line`.
-pub fn word_value(line: &str, key: &str) -> Result<u64> {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|value| value.parse().ok())
-        .with_context(|| format!("no {key}=<decimal> in {line:?}"))
-}
-
-/// `TEST-GUEST BENCH-SAMPLES from=<i> <ticks>...` lines, joined in order; each line must
+/// The samples of the [`BENCH-SAMPLES`](BenchSamples) lines, joined in order; each line must
 /// start where the previous ended.
 pub fn samples(console: &str) -> Result<Vec<u64>> {
     let mut all = Vec::new();
-    for line in console.lines() {
-        let Some((_, rest)) = line.split_once("TEST-GUEST BENCH-SAMPLES ") else {
+    for body in lines::bodies(console) {
+        if !body.starts_with("BENCH-SAMPLES ") {
             continue;
-        };
-        let mut words = rest.split_whitespace();
-        let from: usize = words
-            .next()
-            .and_then(|word| word.strip_prefix("from="))
-            .and_then(|from| from.parse().ok())
-            .with_context(|| format!("no from= in {line:?}"))?;
+        }
+        let line = BenchSamples::parse(body).with_context(|| format!("bad line {body:?}"))?;
         anyhow::ensure!(
-            from == all.len(),
-            "samples from {from} follow {} samples: {line:?}",
+            line.from == all.len(),
+            "samples from {} follow {} samples: {body:?}",
+            line.from,
             all.len()
         );
-        for word in words {
-            all.push(
-                word.parse()
-                    .with_context(|| format!("sample {word:?} in {line:?}"))?,
-            );
-        }
+        all.extend(line.samples());
     }
     Ok(all)
 }
 
-/// The `TEST-GUEST BENCH-SCALE mul=<u32> shift=<i8>` line.
+/// The guest's [`BENCH-SCALE`](BenchScale) line.
 pub fn scale(console: &str) -> Result<TscScale> {
-    let line = console
-        .lines()
-        .find(|line| line.contains("TEST-GUEST BENCH-SCALE "))
-        .context("no BENCH-SCALE line")?;
-    let mul = word_value(line, "mul")?;
-    let shift = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("shift="))
-        .and_then(|shift| shift.parse::<i8>().ok())
-        .with_context(|| format!("no shift= in {line:?}"))?;
+    let line = BenchScale::find(console).context("no BENCH-SCALE line")?;
     Ok(TscScale {
-        mul: u32::try_from(mul).context("mul= is not a u32")?,
-        shift,
+        mul: line.mul,
+        shift: line.shift,
     })
 }
 
@@ -241,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn scale_and_values_are_read_from_their_lines() {
+    fn scale_is_read_from_its_line() {
         let console = "TEST-GUEST BENCH-SCALE mul=3000000000 shift=-1\n";
         assert_eq!(
             scale(console).unwrap(),
@@ -250,8 +221,7 @@ mod tests {
                 shift: -1
             }
         );
-        assert_eq!(word_value("BENCH pages=16 tsc=99", "tsc").unwrap(), 99);
-        assert!(word_value("BENCH pages=16", "tsc").is_err());
+        assert!(scale("TEST-GUEST BENCH-SCALE mul=3000000000\n").is_err());
     }
 
     #[test]

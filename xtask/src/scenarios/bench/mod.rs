@@ -28,6 +28,9 @@ mod scaling;
 
 use anyhow::{Context, Result};
 use libxc::xenstore::resolve_domain;
+use test_guest::bench::{Bench, BenchXenCopy};
+use test_guest::bench_ops::{BenchArea, BenchEvents, BenchPingpong};
+use test_guest::lines::Line;
 
 use guest_runs::{time, traced_events, Monitoring, Timed, TimedRun};
 use measurements::{
@@ -135,7 +138,7 @@ fn interleaved(
     run: u32,
     prefix: &str,
     cmdline: &str,
-    result: &str,
+    result: fn(&str) -> Option<u64>,
     configurations: &[(&str, Monitoring); 3],
 ) -> Result<[u64; 3]> {
     let mut ticks = [0u64; 3];
@@ -149,7 +152,7 @@ fn interleaved(
             result,
             monitoring,
         };
-        ticks[index] = time(dom0, &timed, |_| Ok(()))?.value("tsc")?;
+        ticks[index] = time(dom0, &timed, |_| Ok(()))?.tsc;
     }
     Ok(ticks)
 }
@@ -170,7 +173,7 @@ fn write_loop(dom0: &Dom0, run: u32) -> Result<WriteLoop> {
         run,
         "bench-write",
         &cmdline,
-        "TEST-GUEST BENCH ",
+        |body| Bench::parse(body).map(|line| line.tsc),
         &configurations,
     )?;
     Ok(WriteLoop {
@@ -197,7 +200,7 @@ fn events_with(dom0: &Dom0, name: &str, vcpus: u32, listener: &[&str]) -> Result
             name,
             vcpus,
             cmdline: &format!("pattern=bench-events pages={EVENTS}"),
-            result: "TEST-GUEST BENCH-EVENTS ",
+            result: |body| BenchEvents::parse(body).map(|line| line.tsc),
             monitoring: Monitoring::Listener(listener),
         },
         |_| Ok(()),
@@ -217,16 +220,9 @@ fn listener_breakdown(dom0: &Dom0) -> Result<ListenerBreakdown> {
 
 /// The events of `timed` (its area's pages) the listener's trace does not have.
 fn lost_events(timed: &Timed) -> Result<u64> {
-    let area = timed
-        .console
-        .lines()
-        .find(|line| line.contains("TEST-GUEST BENCH-AREA "))
-        .context("no BENCH-AREA line")?;
-    let first = area
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("first-pfn=0x"))
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .with_context(|| format!("no first-pfn= in {area:?}"))?;
+    let first = BenchArea::find(&timed.console)
+        .context("no BENCH-AREA line")?
+        .first_pfn;
     let trace = timed
         .trace
         .as_deref()
@@ -246,7 +242,7 @@ fn event_rtt(dom0: &Dom0, run: u32, measured: &mut Measurements) -> Result<(Even
             name: &name,
             vcpus: 1,
             cmdline: &format!("pattern=bench-pingpong rounds={EVENTS}"),
-            result: "TEST-GUEST BENCH-PINGPONG ",
+            result: |body| BenchPingpong::parse(body).map(|line| line.tsc),
             monitoring: Monitoring::None,
         },
         |guest| {
@@ -262,9 +258,9 @@ fn event_rtt(dom0: &Dom0, run: u32, measured: &mut Measurements) -> Result<(Even
     Ok((
         EventRtt {
             events: u64::from(EVENTS),
-            events_tsc: events.value("tsc")?,
+            events_tsc: events.tsc,
             rounds: u64::from(EVENTS),
-            pingpong_tsc: pingpong.value("tsc")?,
+            pingpong_tsc: pingpong.tsc,
             events_median_tsc: median(&event_samples).context("no event samples")?,
             pingpong_median_tsc: median(&pingpong_samples).context("no ping-pong samples")?,
         },
@@ -283,8 +279,8 @@ fn two_vcpus(dom0: &Dom0, run: u32, one_vcpu: Timed) -> Result<VcpuScaling> {
     let two = events(dom0, &format!("bench-events-2vcpus-{run}"), 2)?;
     Ok(VcpuScaling {
         events: u64::from(EVENTS),
-        one_vcpu_tsc: one_vcpu.value("tsc")?,
-        two_vcpus_tsc: two.value("tsc")?,
+        one_vcpu_tsc: one_vcpu.tsc,
+        two_vcpus_tsc: two.tsc,
         lost_one_vcpu: lost_events(&one_vcpu)?,
         lost_two_vcpus: lost_events(&two)?,
     })
@@ -313,7 +309,7 @@ fn hypercall_loop(dom0: &Dom0, run: u32) -> Result<HypercallLoop> {
         run,
         "bench-copy",
         &cmdline,
-        "TEST-GUEST BENCH-XEN-COPY ",
+        |body| BenchXenCopy::parse(body).map(|line| line.tsc),
         &configurations,
     )?;
     Ok(HypercallLoop {

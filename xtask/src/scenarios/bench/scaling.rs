@@ -19,11 +19,12 @@ use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 use libxc::{Access, DomId};
 
-use super::guest_runs::word_value;
 use super::measurements::{AccessChange, Step};
 use crate::scenarios::dom0::{Guest, GuestConfig};
-use crate::scenarios::events::run::{parse_go_pfn, release};
+use crate::scenarios::events::run::release;
 use crate::scenarios::{perf_counters, Dom0};
+use test_guest::bench_ops::Sweep;
+use test_guest::patterns::Ready;
 
 /// The two guest sizes compared.
 pub const SMALL_MIB: u32 = 64;
@@ -101,9 +102,9 @@ impl<'a> SweepGuest<'a> {
             vcpus: 1,
             cmdline: &cmdline,
         })?;
-        let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(300));
+        let ready = guest.wait_for::<Ready>(Duration::from_secs(300));
         let prepared = ready.and_then(|ready| {
-            let go_pfn = parse_go_pfn(&ready)?;
+            let go_pfn = ready.go_pfn;
             let frame = *guest.frames()?.first().context("no buffer frames")?;
             let domain = resolve_domain(name)?;
             monitor_enable(privcmd, domain)?;
@@ -156,8 +157,11 @@ impl<'a> SweepGuest<'a> {
     ) -> Result<Step> {
         let phase = self.phase;
         self.phase += 1;
-        let ready = format!("TEST-GUEST READY go-pfn={:#x} phase={phase}", self.go_pfn);
-        self.guest.wait_for_line(&ready, Duration::from_secs(120))?;
+        let (go_pfn, timeout) = (self.go_pfn, Duration::from_secs(120));
+        self.guest.wait_for_matching(
+            |ready: &Ready| ready.go_pfn == go_pfn && ready.phase == phase,
+            timeout,
+        )?;
         let start = Instant::now();
         set_mem_access_mfn(privcmd, self.domain, target, access)?;
         let call_us = start.elapsed().as_secs_f64() * 1e6;
@@ -165,14 +169,13 @@ impl<'a> SweepGuest<'a> {
             .with_context(|| format!("no go value for phase {phase}"))?;
         let before = perf_counters::read(dom0)?;
         release(&self.guest.name, self.go_pfn, go)?;
-        let line = self.guest.wait_for_line(
-            &format!("TEST-GUEST SWEEP phase={phase} "),
-            Duration::from_secs(120),
-        )?;
+        let sweep = self
+            .guest
+            .wait_for_matching(|sweep: &Sweep| sweep.phase == phase, timeout)?;
         let after = perf_counters::read(dom0)?;
         Ok(Step {
             call_us,
-            sweep_ns: word_value(&line, "ns")?,
+            sweep_ns: sweep.ns,
             sweep_faults: perf_counters::growth(&before, &after, SHADOW_FAULTS)?,
         })
     }
