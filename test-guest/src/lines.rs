@@ -100,6 +100,13 @@ impl<'a> Words<'a> {
         hex(self.value(key)?)
     }
 
+    /// The next word's value (`<first><second>=0x<hex>`: a key in two parts, such as
+    /// `l1` and `-pfn`).
+    pub(crate) fn hex_of(&mut self, first: &str, second: &str) -> Option<u64> {
+        let word = self.next()?.strip_prefix(first)?.strip_prefix(second)?;
+        hex(word.strip_prefix('=')?)
+    }
+
     /// `Some(())` if no word is left.
     pub(crate) fn end(mut self) -> Option<()> {
         self.next().is_none().then_some(())

@@ -51,10 +51,13 @@
 //!
 //! After step 4 the alias's original entry is put back ([`finish`]).
 
+use core::fmt;
+
 use crate::frames::{Mfn, Pfn};
 use crate::hypercall::{
     self, DomId, Hypercall, HypercallNr, Hypervisor, MmuUpdate, MulticallEntry, UVMF_INVLPG,
 };
+use crate::lines::{Line, Words};
 use crate::pagewalk::{self, L1Slot};
 use crate::patterns::Touch;
 use crate::pt_write::{check, err, Alias, PtError};
@@ -309,35 +312,124 @@ fn write_entry<H: Hypervisor + ?Sized>(
     )
 }
 
-/// `PT-TABLES va=0x<alias> l1-pfn=.. l1-mfn=.. l1-offset=.. l2-pfn=.. l2-mfn=..
-/// l2-offset=..` (after `TEST-GUEST `), printed before `READY`.
-pub fn write_pt_tables(out: &mut (impl Sink + ?Sized), tables: &Tables) {
-    let alias = tables.alias();
-    let _ = write!(out, "PT-TABLES va={:#x}", alias.va());
-    for (level, pfn, slot) in [
-        ("l1", alias.l1_pfn(), alias.slot()),
-        ("l2", tables.l2_pfn(), tables.l2()),
-    ] {
-        let _ = write!(
-            out,
-            " {level}-pfn={:#x} {level}-mfn={:#x} {level}-offset={:#x}",
-            pfn.0,
-            slot.table.0,
-            slot.index * pagewalk::ENTRY_SIZE
-        );
+/// `PT-TABLES va=0x<alias> l1-pfn=0x<pfn> l1-mfn=0x<mfn> l1-offset=0x<offset>
+/// l2-pfn=0x<pfn> l2-mfn=0x<mfn> l2-offset=0x<offset>` (one line), printed before
+/// `READY`: the alias and the two page tables the pattern writes, each with the byte
+/// offset of the entry that maps the alias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PtTables {
+    /// The alias address.
+    pub va: u64,
+    /// The L1 table and its entry.
+    pub l1: TableEntry,
+    /// The L2 table and its entry.
+    pub l2: TableEntry,
+}
+
+/// One page table of [`PtTables`] and the entry in it that maps the alias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableEntry {
+    /// The table's guest frame.
+    pub pfn: u64,
+    /// Its machine frame.
+    pub mfn: u64,
+    /// The entry's byte offset in the table.
+    pub offset: u64,
+}
+
+impl PtTables {
+    /// The line of `tables`.
+    pub fn of(tables: &Tables) -> Self {
+        let alias = tables.alias();
+        let entry = |pfn: Pfn, slot: &L1Slot| TableEntry {
+            pfn: pfn.0,
+            mfn: slot.table.0,
+            offset: slot.index * pagewalk::ENTRY_SIZE,
+        };
+        PtTables {
+            va: alias.va(),
+            l1: entry(alias.l1_pfn(), alias.slot()),
+            l2: entry(tables.l2_pfn(), tables.l2()),
+        }
     }
 }
 
-/// `PT-HCALL <step> begin` or `PT-HCALL <step> done entry=0x<value>` (after
-/// `TEST-GUEST `), for [`Event::Begin`] and [`Event::Done`].
-pub fn write_pt_hcall(out: &mut (impl Sink + ?Sized), step: Step, done: Option<u64>) {
-    let _ = write!(out, "PT-HCALL {}", step.name());
-    match done {
-        None => out.put_str(" begin"),
-        Some(entry) => {
-            let _ = write!(out, " done entry={entry:#x}");
+impl fmt::Display for PtTables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PT-TABLES va={:#x}", self.va)?;
+        for (level, entry) in [("l1", self.l1), ("l2", self.l2)] {
+            write!(
+                f,
+                " {level}-pfn={:#x} {level}-mfn={:#x} {level}-offset={:#x}",
+                entry.pfn, entry.mfn, entry.offset
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Line for PtTables {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "PT-TABLES")?;
+        let va = words.hex("va")?;
+        let mut entry = |level: &str| -> Option<TableEntry> {
+            Some(TableEntry {
+                pfn: words.hex_of(level, "-pfn")?,
+                mfn: words.hex_of(level, "-mfn")?,
+                offset: words.hex_of(level, "-offset")?,
+            })
+        };
+        let l1 = entry("l1")?;
+        let l2 = entry("l2")?;
+        words.end()?;
+        Some(PtTables { va, l1, l2 })
+    }
+}
+
+/// Writes the [`PtTables`] line of `tables`.
+pub fn write_pt_tables(out: &mut (impl Sink + ?Sized), tables: &Tables) {
+    let _ = write!(out, "{}", PtTables::of(tables));
+}
+
+/// `PT-HCALL <step> begin` before step `step`'s hypercall ([`Event::Begin`]), `PT-HCALL
+/// <step> done entry=0x<value>` after it ([`Event::Done`]), `value` the entry the
+/// guest read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PtHcall {
+    /// The step.
+    pub step: Step,
+    /// `None` for `begin`, the entry read back for `done`.
+    pub done: Option<u64>,
+}
+
+impl fmt::Display for PtHcall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PT-HCALL {}", self.step.name())?;
+        match self.done {
+            None => f.write_str(" begin"),
+            Some(entry) => write!(f, " done entry={entry:#x}"),
         }
     }
+}
+
+impl Line for PtHcall {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "PT-HCALL")?;
+        let name = words.next()?;
+        let step = Step::ALL.into_iter().find(|step| step.name() == name)?;
+        let done = match words.next()? {
+            "begin" => None,
+            "done" => Some(words.hex("entry")?),
+            _ => return None,
+        };
+        words.end()?;
+        Some(PtHcall { step, done })
+    }
+}
+
+/// Writes [`PtHcall`].
+pub fn write_pt_hcall(out: &mut (impl Sink + ?Sized), step: Step, done: Option<u64>) {
+    let _ = write!(out, "{}", PtHcall { step, done });
 }
 
 #[cfg(test)]
@@ -348,7 +440,7 @@ mod tests {
     use crate::pagewalk::{kernel_rw_pte, PTE_USER};
     use crate::patterns::{plan, Pattern};
     use std::cell::{Cell, RefCell};
-    use std::string::String;
+    use std::string::{String, ToString};
     use std::vec::Vec;
 
     const ALIAS_VA: u64 = 0x2c_5000;
@@ -653,5 +745,56 @@ mod tests {
         let mut out = String::new();
         write_pt_hcall(&mut out, Step::MmuUpdateL2, Some(0x7700_1267));
         assert_eq!(out, "PT-HCALL mmu_update_l2 done entry=0x77001267");
+    }
+
+    #[test]
+    fn lines_read_back() {
+        use crate::lines::tests::round_trip;
+        let tables = PtTables {
+            va: 0x2c_5000,
+            l1: TableEntry {
+                pfn: 0x21b,
+                mfn: 0x77001,
+                offset: 0x628,
+            },
+            l2: TableEntry {
+                pfn: 0x21a,
+                mfn: 0x77002,
+                offset: 0x8,
+            },
+        };
+        assert_eq!(PtTables::of(&self::tables()), tables);
+        round_trip(
+            tables,
+            "PT-TABLES va=0x2c5000 l1-pfn=0x21b l1-mfn=0x77001 l1-offset=0x628 \
+             l2-pfn=0x21a l2-mfn=0x77002 l2-offset=0x8",
+        );
+        assert_eq!(
+            PtTables::parse("PT-TABLES va=0x2c5000 l1-pfn=0x21b l1-mfn=0x77001 l1-offset=0x628"),
+            None
+        );
+        round_trip(
+            PtHcall {
+                step: Step::Multicall,
+                done: None,
+            },
+            "PT-HCALL multicall begin",
+        );
+        round_trip(
+            PtHcall {
+                step: Step::MmuUpdateL2,
+                done: Some(0x7700_1267),
+            },
+            "PT-HCALL mmu_update_l2 done entry=0x77001267",
+        );
+        for step in Step::ALL {
+            let line = PtHcall {
+                step,
+                done: Some(1),
+            };
+            assert_eq!(PtHcall::parse(&line.to_string()), Some(line));
+        }
+        assert_eq!(PtHcall::parse("PT-HCALL multicall done"), None);
+        assert_eq!(PtHcall::parse("PT-HCALL other begin"), None);
     }
 }

@@ -58,11 +58,14 @@
 //! TEST-GUEST PT-WRITE <emulated|mmu_update> l1-pfn=0x<pfn of the L1 table> slot=<index> va=0x<alias>
 //! ```
 
+use core::fmt;
+
 use crate::frames::{Mfn, Pfn, PAGE_SIZE};
 use crate::hypercall::{
     self, DomId, Hypervisor, MmuUpdate, MmuextOp, XenError, UVMF_INVLPG,
     VMASST_TYPE_WRITABLE_PAGETABLES,
 };
+use crate::lines::{Line, Words};
 use crate::pagewalk::{self, L1Slot};
 use crate::patterns::Touch;
 use crate::text::Sink;
@@ -283,30 +286,113 @@ fn set_l1e<H: Hypervisor + ?Sized, E: Env>(
     }
 }
 
-/// `PT-SLOT l1-pfn=0x<pfn> slot=<index> va=0x<alias> pte-va=0x<entry>` (after
-/// `TEST-GUEST `), printed before `READY`: the alias [`run`] will use and where its L1
-/// entry is.
+/// `PT-SLOT l1-pfn=0x<pfn> slot=<index> va=0x<alias> pte-va=0x<entry>`, printed before
+/// `READY`: the alias [`run`] will use and where its L1 entry is (`pte-va` the
+/// guest-virtual address of the entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PtSlot {
+    /// The guest frame of the L1 page table.
+    pub l1_pfn: u64,
+    /// The entry's index in it.
+    pub slot: u64,
+    /// The alias address.
+    pub va: u64,
+    /// Where the guest writes the entry.
+    pub pte_va: u64,
+}
+
+impl PtSlot {
+    /// The line of `alias`.
+    pub fn of(alias: &Alias) -> Self {
+        PtSlot {
+            l1_pfn: alias.l1_pfn().0,
+            slot: alias.slot.index,
+            va: alias.va,
+            pte_va: alias.pte_va(),
+        }
+    }
+}
+
+impl fmt::Display for PtSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PT-SLOT l1-pfn={:#x} slot={} va={:#x} pte-va={:#x}",
+            self.l1_pfn, self.slot, self.va, self.pte_va
+        )
+    }
+}
+
+impl Line for PtSlot {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "PT-SLOT")?;
+        let line = PtSlot {
+            l1_pfn: words.hex("l1-pfn")?,
+            slot: words.dec("slot")?,
+            va: words.hex("va")?,
+            pte_va: words.hex("pte-va")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes the [`PtSlot`] line of `alias`.
 pub fn write_pt_slot(out: &mut (impl Sink + ?Sized), alias: &Alias) {
-    out.put_str("PT-SLOT");
-    write_slot_fields(out, alias);
-    let _ = write!(out, " pte-va={:#x}", alias.pte_va());
+    let _ = write!(out, "{}", PtSlot::of(alias));
 }
 
-/// `PT-WRITE <route> l1-pfn=0x<pfn> slot=<index> va=0x<alias>` (after `TEST-GUEST `).
+/// `PT-WRITE <route> l1-pfn=0x<pfn> slot=<index> va=0x<alias>`: `route` mapped the
+/// alias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PtWrite {
+    /// The route.
+    pub route: Route,
+    /// The guest frame of the L1 page table.
+    pub l1_pfn: u64,
+    /// The entry's index in it.
+    pub slot: u64,
+    /// The alias address.
+    pub va: u64,
+}
+
+impl fmt::Display for PtWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PT-WRITE {} l1-pfn={:#x} slot={} va={:#x}",
+            self.route.name(),
+            self.l1_pfn,
+            self.slot,
+            self.va
+        )
+    }
+}
+
+impl Line for PtWrite {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "PT-WRITE")?;
+        let name = words.next()?;
+        let line = PtWrite {
+            route: Route::ALL.into_iter().find(|route| route.name() == name)?,
+            l1_pfn: words.hex("l1-pfn")?,
+            slot: words.dec("slot")?,
+            va: words.hex("va")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes the [`PtWrite`] line of `route` and `alias`.
 pub fn write_pt_write(out: &mut (impl Sink + ?Sized), route: Route, alias: &Alias) {
-    let _ = write!(out, "PT-WRITE {}", route.name());
-    write_slot_fields(out, alias);
-}
-
-/// ` l1-pfn=0x<pfn> slot=<index> va=0x<alias>`, shared by `PT-SLOT` and `PT-WRITE`.
-fn write_slot_fields(out: &mut (impl Sink + ?Sized), alias: &Alias) {
-    let _ = write!(
-        out,
-        " l1-pfn={:#x} slot={} va={:#x}",
-        alias.l1_pfn().0,
-        alias.slot.index,
-        alias.va
-    );
+    let line = PtWrite {
+        route,
+        l1_pfn: alias.l1_pfn().0,
+        slot: alias.slot.index,
+        va: alias.va,
+    };
+    let _ = write!(out, "{line}");
 }
 
 #[cfg(test)]
@@ -317,7 +403,7 @@ mod tests {
     use crate::pagewalk::{kernel_rw_pte, PTE_USER};
     use crate::patterns::{plan, Pattern};
     use std::cell::{Cell, RefCell};
-    use std::string::String;
+    use std::string::{String, ToString};
     use std::vec::Vec;
 
     const ALIAS_VA: u64 = 0x2c_5000;
@@ -576,5 +662,50 @@ mod tests {
             "PT-SLOT l1-pfn=0x21b slot=197 va=0x2c5000 pte-va=0x21b628"
         );
         assert_eq!(alias().pte_va(), 0x21_b628);
+    }
+
+    #[test]
+    fn pt_lines_read_back() {
+        use crate::lines::tests::round_trip;
+        round_trip(
+            PtSlot {
+                l1_pfn: 0x21b,
+                slot: 197,
+                va: 0x2c_5000,
+                pte_va: 0x21_b628,
+            },
+            "PT-SLOT l1-pfn=0x21b slot=197 va=0x2c5000 pte-va=0x21b628",
+        );
+        assert_eq!(PtSlot::of(&alias()).to_string(), {
+            let mut out = String::new();
+            write_pt_slot(&mut out, &alias());
+            out
+        });
+        for (route, text) in [
+            (
+                Route::MmuUpdate,
+                "PT-WRITE mmu_update l1-pfn=0x21b slot=197 va=0x2c5000",
+            ),
+            (
+                Route::Emulated,
+                "PT-WRITE emulated l1-pfn=0x21b slot=197 va=0x2c5000",
+            ),
+        ] {
+            let line = PtWrite {
+                route,
+                l1_pfn: 0x21b,
+                slot: 197,
+                va: 0x2c_5000,
+            };
+            round_trip(line, text);
+        }
+        assert_eq!(
+            PtWrite::parse("PT-WRITE other l1-pfn=0x21b slot=197 va=0x2c5000"),
+            None
+        );
+        assert_eq!(
+            PtSlot::parse("PT-SLOT l1-pfn=0x21b slot=197 va=0x2c5000"),
+            None
+        );
     }
 }

@@ -19,6 +19,7 @@ use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use test_guest::lines::Line;
 
 use super::trace::PtSlot;
 use crate::scenarios::dom0::GuestConfig;
@@ -81,7 +82,7 @@ fn run_with(
     let mut options: Vec<String> = run.listener.iter().map(|s| s.to_string()).collect();
     if run.restrict_page_table {
         let console = guest.console();
-        let slot = PtSlot::parse(&console).context("no PT-SLOT line before READY")?;
+        let slot = PtSlot::find(&console).context("no PT-SLOT line before READY")?;
         options.extend(["--access".to_string(), format!("{:#x}=r", slot.l1_pfn)]);
     }
     let _ = std::fs::remove_file(TRACE);

@@ -82,29 +82,9 @@ pub struct Account {
     pub phase2_at: Option<usize>,
 }
 
-/// The page-table slot of the pt-write pattern (`TEST-GUEST PT-SLOT`): the guest frame of the
-/// L1 page table and the address through which the guest writes the entry.
-pub struct PtSlot {
-    pub l1_pfn: u64,
-    pub pte_va: u64,
-}
-
-impl PtSlot {
-    pub fn parse(console: &str) -> Option<PtSlot> {
-        let line = console
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("TEST-GUEST PT-SLOT "))?;
-        let field = |key: &str| {
-            line.split_whitespace()
-                .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
-                .and_then(|value| hex(value).ok())
-        };
-        Some(PtSlot {
-            l1_pfn: field("l1-pfn")?,
-            pte_va: field("pte-va")?,
-        })
-    }
-}
+/// The page-table slot of the pt-write pattern: the guest's own line type (the guest frame
+/// of the L1 page table, the address through which the guest writes the entry, ...).
+pub use test_guest::pt_write::PtSlot;
 
 impl Account {
     pub fn parse(console: &str) -> Result<Account> {

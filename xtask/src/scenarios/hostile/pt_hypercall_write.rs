@@ -39,11 +39,14 @@ use libxc::xenstore::resolve_domain;
 use listener::record::Reason;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use test_guest::lines::{self, Line};
+use test_guest::patterns::Ready;
+use test_guest::pt_hypercall::{PtHcall, PtTables, Step};
 
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::events::check_fault_counts;
 use crate::scenarios::events::run::{self, TRACE};
-use crate::scenarios::events::trace::{hex, Account, Event, Trace, BUFFER_PFN};
+use crate::scenarios::events::trace::{Account, Event, Trace, BUFFER_PFN};
 use crate::scenarios::guest::Guest;
 use crate::scenarios::{Dom0, HostView, Scenario};
 
@@ -55,14 +58,8 @@ pub const SCENARIO: Scenario = Scenario {
 
 const GUEST: &str = "pt-hypercall-write";
 
-/// The steps, by their name in the guest's `PT-HCALL` lines, step `n` in phase `n`
-/// (`test_guest::pt_hypercall::Step::ALL`).
-const STEPS: [&str; 4] = [
-    "mmu_update",
-    "update_va_mapping",
-    "multicall",
-    "mmu_update_l2",
-];
+/// The steps, step `n` in phase `n`.
+const STEPS: [Step; 4] = Step::ALL;
 
 /// The buffer pages steps 1-3 map and write (`test_guest::patterns::PT_HYPERCALL_PAGES`).
 const PAGES: [u64; 3] = [1, 2, 3];
@@ -74,50 +71,23 @@ const L2_MARK: u64 = 1 << 9;
 const HOLD: Duration = Duration::from_secs(3);
 
 /// The go value of phase `n`, the guest's own ([`test_guest::handshake::go_value`]).
-fn go_value(phase: usize) -> Result<u64> {
-    u32::try_from(phase)
-        .ok()
-        .and_then(test_guest::handshake::go_value)
+fn go_value(phase: u32) -> Result<u64> {
+    test_guest::handshake::go_value(phase)
         .with_context(|| format!("the guest has no go value for phase {phase}"))
 }
 
-/// The guest's `PT-TABLES` line: the alias, and each table page's frames and the offset of
-/// the entry the steps write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tables {
-    va: u64,
-    l1: TablePage,
-    l2: TablePage,
+/// The guest's [`PT-TABLES`](PtTables) line: the alias, and each table page's frames and the
+/// offset of the entry the steps write.
+fn tables(account: &Account) -> Result<PtTables> {
+    PtTables::find(&account.console).context("no PT-TABLES line")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TablePage {
-    pfn: u64,
-    mfn: u64,
-    offset: u64,
-}
-
-impl Tables {
-    fn parse(account: &Account) -> Result<Tables> {
-        let field = |key: &str| -> Result<u64> {
-            let value = account
-                .field("PT-TABLES", key)
-                .with_context(|| format!("no {key}= in the guest's PT-TABLES line"))?;
-            hex(value)
-        };
-        let page = |level: &str| -> Result<TablePage> {
-            Ok(TablePage {
-                pfn: field(&format!("{level}-pfn"))?,
-                mfn: field(&format!("{level}-mfn"))?,
-                offset: field(&format!("{level}-offset"))?,
-            })
-        };
-        Ok(Tables {
-            va: field("va")?,
-            l1: page("l1")?,
-            l2: page("l2")?,
-        })
-    }
+/// The entry the guest read back after `step`'s hypercall, from its `PT-HCALL <step> done`
+/// line.
+fn entry_after(console: &str, step: Step) -> Option<u64> {
+    lines::bodies(console)
+        .filter_map(PtHcall::parse)
+        .find_map(|line| (line.step == step).then_some(line.done).flatten())
 }
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
@@ -140,7 +110,7 @@ fn monitored(dom0: &Dom0, guest: &Guest) -> Result<()> {
     let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
     let go_pfn = run::parse_go_pfn(&ready)?;
     dom0.save("domid.txt", resolve_domain(GUEST)?.0.to_string())?;
-    let tables = Tables::parse(&Account::parse(&guest.console())?)?;
+    let tables = tables(&Account::parse(&guest.console())?)?;
     let mut options: Vec<String> = ["--default-access", "rwx", "--on-event", "relax"]
         .map(String::from)
         .to_vec();
@@ -160,7 +130,7 @@ fn monitored(dom0: &Dom0, guest: &Guest) -> Result<()> {
 fn steps(
     dom0: &Dom0,
     guest: &Guest,
-    tables: &Tables,
+    tables: &PtTables,
     go_pfn: u64,
     listener: &mut Child,
 ) -> Result<()> {
@@ -169,8 +139,12 @@ fn steps(
     let l1_pfn = format!("{:#x}", tables.l1.pfn);
     let mut held = String::new();
     for (phase, step) in (1..).zip(STEPS) {
+        let name = step.name();
         if phase > 1 {
-            guest.wait_for_line(&format!("phase={phase}"), Duration::from_secs(180))?;
+            guest.wait_for_matching(
+                |ready: &Ready| ready.phase == phase,
+                Duration::from_secs(180),
+            )?;
         }
         if phase == 2 || phase == 3 {
             // The listener relaxed the L1 page when it answered the last step.
@@ -183,16 +157,22 @@ fn steps(
         let begun = go_value(phase)
             .and_then(|go| run::release(GUEST, go_pfn, go))
             .and_then(|()| {
-                guest.wait_for_line(&format!("PT-HCALL {step} begin"), Duration::from_secs(120))
+                guest.wait_for_matching(
+                    |line: &PtHcall| line.step == step && line.done.is_none(),
+                    Duration::from_secs(120),
+                )
             });
         if begun.is_ok() {
             std::thread::sleep(HOLD);
         }
-        let returned = guest.console().contains(&format!("PT-HCALL {step} done"));
+        let returned = entry_after(&guest.console(), step).is_some();
         kill(pid, Signal::SIGCONT)?;
         begun?;
-        held += &format!("{step} returned-while-held={returned}\n");
-        guest.wait_for_line(&format!("PT-HCALL {step} done"), Duration::from_secs(120))?;
+        held += &format!("{name} returned-while-held={returned}\n");
+        guest.wait_for_matching(
+            |line: &PtHcall| line.step == step && line.done.is_some(),
+            Duration::from_secs(120),
+        )?;
     }
     dom0.save("held.txt", &held)?;
     guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(180))?;
@@ -248,9 +228,10 @@ impl Expected {
 }
 
 /// The events the steps must raise, in order.
-fn expected(tables: &Tables, account: &Account) -> Result<Vec<Expected>> {
+fn expected(tables: &PtTables, account: &Account) -> Result<Vec<Expected>> {
     let mut expected = Vec::new();
     for (index, step) in STEPS.iter().enumerate() {
+        let step = step.name();
         let table = if index < PAGES.len() {
             tables.l1
         } else {
@@ -298,7 +279,7 @@ fn on_host(view: &HostView) -> Result<()> {
     }
     let account = Account::parse(&console)?;
     ensure!(account.done, "the guest did not finish its pattern");
-    let tables = Tables::parse(&account)?;
+    let tables = tables(&account)?;
     ensure!(
         tables.l1.pfn != tables.l2.pfn,
         "one page for both tables: {tables:?}"
@@ -306,19 +287,18 @@ fn on_host(view: &HostView) -> Result<()> {
 
     // Each write landed: the entry the guest read back after its hypercall returned.
     for (index, step) in STEPS.iter().enumerate() {
-        let entry = account
-            .field(&format!("PT-HCALL {step} done"), "entry")
-            .with_context(|| format!("no `PT-HCALL {step} done` line"))?;
-        let entry = hex(entry)?;
+        let name = step.name();
+        let entry = entry_after(&account.console, *step)
+            .with_context(|| format!("no `PT-HCALL {name} done` line"))?;
         let frame = (entry & 0x000f_ffff_ffff_f000) >> 12;
         match PAGES.get(index) {
             Some(&page) => ensure!(
                 entry & 1 == 1 && Some(&frame) == account.frames.get(page as usize),
-                "step {step}: the L1 entry reads {entry:#x}, not page {page}'s frame"
+                "step {name}: the L1 entry reads {entry:#x}, not page {page}'s frame"
             ),
             None => ensure!(
                 entry & L2_MARK != 0 && frame == tables.l1.mfn,
-                "step {step}: the L2 entry reads {entry:#x}: no mark, or not the L1 table {:#x}",
+                "step {name}: the L2 entry reads {entry:#x}: no mark, or not the L1 table {:#x}",
                 tables.l1.mfn
             ),
         }
@@ -326,7 +306,7 @@ fn on_host(view: &HostView) -> Result<()> {
 
     // No hypercall returned while its report waited for the held listener.
     let held = view.read("held.txt")?;
-    for step in STEPS {
+    for step in STEPS.map(Step::name) {
         let line = format!("{step} returned-while-held=false");
         ensure!(
             held.lines().any(|l| l == line),
@@ -358,6 +338,7 @@ fn on_host(view: &HostView) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use test_guest::pt_hypercall::TableEntry;
 
     #[test]
     fn go_values_are_the_guest_s() {
@@ -382,17 +363,17 @@ TEST-GUEST TOUCH w page=3 offset=0x330 va=0x279330
 TEST-GUEST PATTERN-DONE pt-hypercall touches=3
 ";
         let account = Account::parse(console).unwrap();
-        let tables = Tables::parse(&account).unwrap();
+        let tables = tables(&account).unwrap();
         assert_eq!(
             tables,
-            Tables {
+            PtTables {
                 va: 0x27_9000,
-                l1: TablePage {
+                l1: TableEntry {
                     pfn: 0x237,
                     mfn: 0x5237,
                     offset: 0x3c8
                 },
-                l2: TablePage {
+                l2: TableEntry {
                     pfn: 0x236,
                     mfn: 0x5236,
                     offset: 0x8
@@ -400,11 +381,12 @@ TEST-GUEST PATTERN-DONE pt-hypercall touches=3
             }
         );
         assert_eq!(
-            account.field("PT-HCALL mmu_update done", "entry"),
-            Some("0x101067")
+            entry_after(&account.console, Step::MmuUpdate),
+            Some(0x10_1067)
         );
+        assert_eq!(entry_after(&account.console, Step::Multicall), None);
         let expected = expected(&tables, &account).unwrap();
-        let hypercall = |page: TablePage| Expected {
+        let hypercall = |page: TableEntry| Expected {
             pfn: page.pfn,
             mfn: page.mfn,
             offset: page.offset,
