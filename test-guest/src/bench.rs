@@ -90,7 +90,7 @@ impl fmt::Display for Bench {
     }
 }
 
-impl Line for Bench {
+impl Line<'_> for Bench {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "BENCH")?;
         let line = Bench {
@@ -143,7 +143,7 @@ impl fmt::Display for BenchXenCopy {
     }
 }
 
-impl Line for BenchXenCopy {
+impl Line<'_> for BenchXenCopy {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "BENCH-XEN-COPY")?;
         let line = BenchXenCopy {

@@ -200,7 +200,7 @@ impl fmt::Display for BenchArea {
     }
 }
 
-impl Line for BenchArea {
+impl Line<'_> for BenchArea {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "BENCH-AREA")?;
         let line = BenchArea {
@@ -246,7 +246,7 @@ impl fmt::Display for BenchEvents {
     }
 }
 
-impl Line for BenchEvents {
+impl Line<'_> for BenchEvents {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "BENCH-EVENTS")?;
         let line = BenchEvents {
@@ -291,7 +291,7 @@ impl fmt::Display for EchoPort {
     }
 }
 
-impl Line for EchoPort {
+impl Line<'_> for EchoPort {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "ECHO-PORT")?;
         let port = words.dec("port")?;
@@ -323,7 +323,7 @@ impl fmt::Display for BenchPingpong {
     }
 }
 
-impl Line for BenchPingpong {
+impl Line<'_> for BenchPingpong {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "BENCH-PINGPONG")?;
         let line = BenchPingpong {
@@ -360,7 +360,7 @@ impl fmt::Display for Sweep {
     }
 }
 
-impl Line for Sweep {
+impl Line<'_> for Sweep {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "SWEEP")?;
         let line = Sweep {
@@ -394,7 +394,7 @@ impl fmt::Display for BenchScale {
     }
 }
 
-impl Line for BenchScale {
+impl Line<'_> for BenchScale {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "BENCH-SCALE")?;
         let line = BenchScale {
@@ -449,7 +449,7 @@ impl fmt::Display for BenchSamples {
     }
 }
 
-impl Line for BenchSamples {
+impl Line<'_> for BenchSamples {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "BENCH-SAMPLES")?;
         let from = words.dec("from")?;

@@ -31,7 +31,10 @@
 //!   `rcu_lock_remote_domain_by_id` as for access_op; `xsm_domain_resource_map(XSM_DM_PRIV)`
 //!   gives `-EPERM`.
 
+use core::fmt;
+
 use crate::hypercall::{DomId, Hypercall, HypercallNr, Hypervisor};
+use crate::lines::{Line, Words};
 use crate::text::Sink;
 
 /// `#define __HYPERVISOR_domctl 36` (`xen.h`).
@@ -421,10 +424,62 @@ pub fn make_extra<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, extra: Extra) -
     }
 }
 
-/// Writes `HOSTILE <call> <target> rc=<rc>` (target `-` for an extra call), without the
-/// `TEST-GUEST ` prefix.
+/// `HOSTILE <call> <target> rc=<rc>`: one call of the pattern and its raw result
+/// (target `-` for an extra call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hostile<'a> {
+    /// The call's name.
+    pub call: &'a str,
+    /// The target's name.
+    pub target: &'a str,
+    /// Xen's result: 0 or a negative errno.
+    pub rc: i64,
+}
+
+impl fmt::Display for Hostile<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HOSTILE {} {} rc={}", self.call, self.target, self.rc)
+    }
+}
+
+impl<'a> Line<'a> for Hostile<'a> {
+    fn parse(body: &'a str) -> Option<Self> {
+        let mut words = Words::after(body, "HOSTILE")?;
+        let line = Hostile {
+            call: words.next()?,
+            target: words.next()?,
+            rc: words.dec("rc")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`Hostile`].
 pub fn write_line(out: &mut impl Sink, call: &str, target: &str, rc: i64) {
-    let _ = write!(out, "HOSTILE {call} {target} rc={rc}");
+    let _ = write!(out, "{}", Hostile { call, target, rc });
+}
+
+/// `HOSTILE-DONE calls=<n>`: the pattern made `n` calls, one [`Hostile`] line each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostileDone {
+    /// The calls made.
+    pub calls: usize,
+}
+
+impl fmt::Display for HostileDone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HOSTILE-DONE calls={}", self.calls)
+    }
+}
+
+impl Line<'_> for HostileDone {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "HOSTILE-DONE")?;
+        let calls = words.dec("calls")?;
+        words.end()?;
+        Some(HostileDone { calls })
+    }
 }
 
 /// Makes every call, one line each through `line`; returns how many.
@@ -552,5 +607,33 @@ mod tests {
         let mut out = String::new();
         write_line(&mut out, "domctl-bad-pointer", "-", 0);
         assert_eq!(out, "HOSTILE domctl-bad-pointer - rc=0");
+    }
+
+    #[test]
+    fn lines_read_back() {
+        use crate::lines::tests::round_trip;
+        round_trip(
+            Hostile {
+                call: "get-default",
+                target: "own-id",
+                rc: -1,
+            },
+            "HOSTILE get-default own-id rc=-1",
+        );
+        round_trip(
+            Hostile {
+                call: "domctl-old-version",
+                target: "-",
+                rc: 0,
+            },
+            "HOSTILE domctl-old-version - rc=0",
+        );
+        let mut out = std::string::String::new();
+        write_line(&mut out, "acquire-ring", "domid-self", -3);
+        assert_eq!(out, "HOSTILE acquire-ring domid-self rc=-3");
+        round_trip(HostileDone { calls: 4 }, "HOSTILE-DONE calls=4");
+        assert_eq!(Hostile::parse("HOSTILE-DONE calls=4"), None);
+        assert_eq!(Hostile::parse("HOSTILE x y rc=oops"), None);
+        assert_eq!(HostileDone::parse("HOSTILE get-default own-id rc=-1"), None);
     }
 }

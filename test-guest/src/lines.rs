@@ -18,6 +18,8 @@
 //! | `P2M` | [`P2mRun`] |
 //! | `DONE` | [`Done`] |
 //! | `HEARTBEAT` | [`Heartbeat`] |
+//! | `BOUNCE` | [`Bounce`] |
+//! | `BOUNCE-BAD` | [`BounceBad`] |
 //! | `PT-SLOT` | [`crate::pt_write::PtSlot`] |
 //! | `BENCH` | [`crate::bench::Bench`] |
 //! | `BENCH-XEN-COPY` | [`crate::bench::BenchXenCopy`] |
@@ -32,20 +34,22 @@
 use core::fmt;
 use core::str::{FromStr, SplitWhitespace};
 
+use crate::traps::Kind;
 use crate::workload::BUFFER_PAGES;
 
 /// What the kernel prints before every line.
 pub const PREFIX: &str = "TEST-GUEST ";
 
-/// One line of the guest's console protocol.
-pub trait Line: fmt::Display + Sized {
+/// One line of the guest's console protocol; `'a` is the text's lifetime, for a line
+/// that keeps some of it (a name, a text).
+pub trait Line<'a>: fmt::Display + Sized {
     /// Reads back what [`Display`](fmt::Display) wrote: `body` is the text after
     /// [`PREFIX`] (trailing whitespace ignored); `None` for anything else.
-    fn parse(body: &str) -> Option<Self>;
+    fn parse(body: &'a str) -> Option<Self>;
 
     /// The first line of `console` (the guest's console, many lines) that reads as a
     /// `Self`.
-    fn find(console: &str) -> Option<Self> {
+    fn find(console: &'a str) -> Option<Self> {
         bodies(console).find_map(Self::parse)
     }
 }
@@ -137,7 +141,7 @@ impl fmt::Display for Frames {
     }
 }
 
-impl Line for Frames {
+impl Line<'_> for Frames {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "FRAMES")?;
         let mut mfns = [0; BUFFER_PAGES];
@@ -172,7 +176,7 @@ impl fmt::Display for P2mRun {
     }
 }
 
-impl Line for P2mRun {
+impl Line<'_> for P2mRun {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "P2M")?;
         let run = P2mRun {
@@ -199,7 +203,7 @@ impl fmt::Display for Done {
     }
 }
 
-impl Line for Done {
+impl Line<'_> for Done {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "DONE")?;
         let digits = words.next()?;
@@ -225,12 +229,99 @@ impl fmt::Display for Heartbeat {
     }
 }
 
-impl Line for Heartbeat {
+impl Line<'_> for Heartbeat {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "HEARTBEAT")?;
         let beat = words.next()?.parse().ok()?;
         words.end()?;
         Some(Heartbeat { beat })
+    }
+}
+
+/// `BOUNCE kind=<name> delivered=<n> right=<n>`: the `bounce-frame` pattern's count of
+/// one kind of delivery ([`crate::traps`]), `right` of them with a right frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounce {
+    /// The kind.
+    pub kind: Kind,
+    /// Deliveries made.
+    pub delivered: u64,
+    /// Of them, with the frame right.
+    pub right: u64,
+}
+
+impl fmt::Display for Bounce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BOUNCE kind={} delivered={} right={}",
+            self.kind.name(),
+            self.delivered,
+            self.right
+        )
+    }
+}
+
+/// The kind called `name`.
+fn kind(name: &str) -> Option<Kind> {
+    Kind::ALL.into_iter().find(|kind| kind.name() == name)
+}
+
+impl Line<'_> for Bounce {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "BOUNCE")?;
+        let line = Bounce {
+            kind: kind(words.value("kind")?)?,
+            delivered: words.dec("delivered")?,
+            right: words.dec("right")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// `BOUNCE-BAD kind=<name> round=<n> field=<name> got=0x<hex> expected=0x<hex>`: the
+/// first wrong frame, of a `kind` delivery in round `n` ([`crate::traps::Mismatch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BounceBad<'a> {
+    /// The kind.
+    pub kind: Kind,
+    /// The round.
+    pub round: u64,
+    /// The wrong field's name.
+    pub field: &'a str,
+    /// What the frame held.
+    pub got: u64,
+    /// What it should have held.
+    pub expected: u64,
+}
+
+impl fmt::Display for BounceBad<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BOUNCE-BAD kind={} round={} field={} got={:#x} expected={:#x}",
+            self.kind.name(),
+            self.round,
+            self.field,
+            self.got,
+            self.expected
+        )
+    }
+}
+
+impl<'a> Line<'a> for BounceBad<'a> {
+    fn parse(body: &'a str) -> Option<Self> {
+        let mut words = Words::after(body, "BOUNCE-BAD")?;
+        let line = BounceBad {
+            kind: kind(words.value("kind")?)?,
+            round: words.dec("round")?,
+            field: words.value("field")?,
+            got: words.hex("got")?,
+            expected: words.hex("expected")?,
+        };
+        words.end()?;
+        Some(line)
     }
 }
 
@@ -243,11 +334,11 @@ pub(crate) mod tests {
 
     /// `line` displays as exactly `text`, and `text` parses back to `line` (also with
     /// the prefix, a timestamp and a line end around it, as a console log has it).
-    pub(crate) fn round_trip<T: Line + PartialEq + fmt::Debug>(line: T, text: &str) {
+    pub(crate) fn round_trip<'a, T: Line<'a> + PartialEq + fmt::Debug>(line: T, text: &'a str) {
         assert_eq!(line.to_string(), text);
         assert_eq!(T::parse(text).as_ref(), Some(&line), "{text}");
-        let console = std::format!("noise\n[12.5] {PREFIX}{text}\r\n");
-        assert_eq!(T::find(&console).as_ref(), Some(&line), "{console}");
+        let console = std::format!("noise\n[12.5] {PREFIX}{text}\r\n").leak();
+        assert_eq!(T::find(console).as_ref(), Some(&line), "{console}");
     }
 
     #[test]
@@ -314,5 +405,54 @@ pub(crate) mod tests {
         assert_eq!(Done::parse("DONE EBEB9254FF2BD002"), None);
         round_trip(Heartbeat { beat: 3 }, "HEARTBEAT 3");
         assert_eq!(Heartbeat::parse("HEARTBEAT"), None);
+    }
+
+    #[test]
+    fn bounce_lines() {
+        round_trip(
+            Bounce {
+                kind: Kind::BadSelector,
+                delivered: 64,
+                right: 63,
+            },
+            "BOUNCE kind=mov-ds delivered=64 right=63",
+        );
+        for kind in Kind::ALL {
+            let line = Bounce {
+                kind,
+                delivered: 1,
+                right: 1,
+            };
+            assert_eq!(Bounce::parse(&line.to_string()), Some(line));
+        }
+        round_trip(
+            BounceBad {
+                kind: Kind::Upcall,
+                round: 3,
+                field: "rip",
+                got: 0x1f,
+                expected: 0x20,
+            },
+            "BOUNCE-BAD kind=upcall round=3 field=rip got=0x1f expected=0x20",
+        );
+        let mut out = std::string::String::new();
+        crate::traps::write_kind_line(&mut out, Kind::Int3, 64, 64);
+        assert_eq!(out, "BOUNCE kind=int3 delivered=64 right=64");
+        let mut out = std::string::String::new();
+        let bad = crate::traps::Mismatch {
+            field: "rsp",
+            got: 0x20c_ff8,
+            expected: 0x20c_ff0,
+        };
+        crate::traps::write_bad_line(&mut out, Kind::Ud2, 9, &bad);
+        assert_eq!(
+            out,
+            "BOUNCE-BAD kind=ud2 round=9 field=rsp got=0x20cff8 expected=0x20cff0"
+        );
+        assert_eq!(Bounce::parse("BOUNCE kind=nmi delivered=1 right=1"), None);
+        assert_eq!(
+            Bounce::parse("BOUNCE-BAD kind=upcall round=3 field=rip got=0x1f expected=0x20"),
+            None
+        );
     }
 }

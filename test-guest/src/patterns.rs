@@ -509,7 +509,7 @@ impl fmt::Display for Ready {
     }
 }
 
-impl Line for Ready {
+impl Line<'_> for Ready {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "READY")?;
         let go_pfn = words.hex("go-pfn")?;
@@ -579,7 +579,7 @@ impl fmt::Display for TouchLine {
     }
 }
 
-impl Line for TouchLine {
+impl Line<'_> for TouchLine {
     /// Every word in its place, numbers in the base `Display` uses.
     fn parse(body: &str) -> Option<TouchLine> {
         let mut words = Words::after(body, "TOUCH")?;
@@ -630,7 +630,7 @@ impl fmt::Display for PatternDone {
     }
 }
 
-impl Line for PatternDone {
+impl Line<'_> for PatternDone {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "PATTERN-DONE")?;
         let pattern = Pattern::from_name(words.next()?.as_bytes())?;
@@ -678,9 +678,8 @@ impl fmt::Display for XenCopy<'_> {
     }
 }
 
-impl<'a> XenCopy<'a> {
-    /// [`Line::parse`] for a line that lives as long as `body`.
-    pub fn parse_in(body: &'a str) -> Option<Self> {
+impl<'a> Line<'a> for XenCopy<'a> {
+    fn parse(body: &'a str) -> Option<Self> {
         let (head, text) = body.trim_end().split_once(" text=")?;
         let mut words = Words::after(head, "XEN-COPY")?;
         let rc = words.dec("rc")?;
@@ -1252,12 +1251,13 @@ mod tests {
             offset: 0x40,
             text: b"a b?0123456789ab",
         };
-        let text = "XEN-COPY rc=0 page=7 offset=0x40 text=a b?0123456789ab";
-        assert_eq!(line.to_string(), text);
-        assert_eq!(XenCopy::parse_in(text), Some(line));
+        round_trip(
+            line,
+            "XEN-COPY rc=0 page=7 offset=0x40 text=a b?0123456789ab",
+        );
         let empty = "XEN-COPY rc=-14 page=7 offset=0x40 text=";
         assert_eq!(
-            XenCopy::parse_in(empty),
+            XenCopy::parse(empty),
             Some(XenCopy {
                 rc: -14,
                 page: 7,
@@ -1265,6 +1265,6 @@ mod tests {
                 text: b"",
             })
         );
-        assert_eq!(XenCopy::parse_in("XEN-COPY rc=0 page=7 offset=0x40"), None);
+        assert_eq!(XenCopy::parse("XEN-COPY rc=0 page=7 offset=0x40"), None);
     }
 }

@@ -70,11 +70,14 @@
 //! [`Hypervisor`](crate::hypercall::Hypervisor) and [`Env`], so it is tested on the
 //! host against a fake Xen.
 
+use core::fmt;
+
 use crate::frames::Mfn;
 use crate::hypercall::{
     self, DomId, GnttabMapGrantRef, GnttabUnmapGrantRef, Hypervisor, MmuUpdate, MmuextOp, XenError,
     GNTST_OKAY, UVMF_INVLPG,
 };
+use crate::lines::{Line, Words};
 use crate::pagewalk::{self, L1Slot};
 use crate::text::Sink;
 
@@ -134,15 +137,56 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Writes `PROBE <route> rc=<rc> mapped=<yes|no>` (the caller adds `TEST-GUEST `).
+    /// Writes the outcome's line (the caller adds `TEST-GUEST `): see [`Outcome`]'s
+    /// `Display`.
     pub fn write(&self, out: &mut (impl Sink + ?Sized)) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+/// `PROBE <route> rc=<rc> mapped=<yes|no>`: one route's outcome.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mapped = if self.mapped { "yes" } else { "no" };
-        let _ = write!(
-            out,
+        write!(
+            f,
             "PROBE {} rc={} mapped={mapped}",
             self.route.name(),
             self.rc
-        );
+        )
+    }
+}
+
+impl Line<'_> for Outcome {
+    fn parse(body: &str) -> Option<Self> {
+        let mut words = Words::after(body, "PROBE")?;
+        let name = words.next()?;
+        let route = Route::ALL.into_iter().find(|route| route.name() == name)?;
+        let rc = words.dec("rc")?;
+        let mapped = match words.value("mapped")? {
+            "yes" => true,
+            "no" => false,
+            _ => return None,
+        };
+        words.end()?;
+        Some(Outcome { route, rc, mapped })
+    }
+}
+
+/// `PROBES DONE`: every route was tried, after their [`Outcome`] lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbesDone;
+
+impl fmt::Display for ProbesDone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PROBES DONE")
+    }
+}
+
+impl Line<'_> for ProbesDone {
+    fn parse(body: &str) -> Option<Self> {
+        Words::after(body, "PROBES DONE")?.end()?;
+        Some(ProbesDone)
     }
 }
 
@@ -903,5 +947,38 @@ mod tests {
             (Route::GrantMap, "grant unmap", -4)
         );
         assert_eq!(xen.grant_maps.borrow().len(), 1, "no ref tried after it");
+    }
+
+    #[test]
+    fn lines_read_back() {
+        use crate::lines::tests::round_trip;
+        round_trip(
+            Outcome {
+                route: Route::UpdateVaMapping,
+                rc: -16,
+                mapped: false,
+            },
+            "PROBE update_va_mapping rc=-16 mapped=no",
+        );
+        round_trip(
+            Outcome {
+                route: Route::GrantMap,
+                rc: 0,
+                mapped: true,
+            },
+            "PROBE grant-map rc=0 mapped=yes",
+        );
+        for route in Route::ALL {
+            let line = Outcome {
+                route,
+                rc: -1,
+                mapped: false,
+            };
+            assert_eq!(Outcome::parse(&std::format!("{line}")), Some(line));
+        }
+        assert_eq!(Outcome::parse("PROBE grant-map rc=0 mapped=maybe"), None);
+        assert_eq!(Outcome::parse("PROBE other rc=0 mapped=no"), None);
+        round_trip(ProbesDone, "PROBES DONE");
+        assert_eq!(ProbesDone::parse("PROBES DONE now"), None);
     }
 }

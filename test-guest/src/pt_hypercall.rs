@@ -368,7 +368,7 @@ impl fmt::Display for PtTables {
     }
 }
 
-impl Line for PtTables {
+impl Line<'_> for PtTables {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "PT-TABLES")?;
         let va = words.hex("va")?;
@@ -412,7 +412,7 @@ impl fmt::Display for PtHcall {
     }
 }
 
-impl Line for PtHcall {
+impl Line<'_> for PtHcall {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "PT-HCALL")?;
         let name = words.next()?;

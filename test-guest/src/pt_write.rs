@@ -323,7 +323,7 @@ impl fmt::Display for PtSlot {
     }
 }
 
-impl Line for PtSlot {
+impl Line<'_> for PtSlot {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "PT-SLOT")?;
         let line = PtSlot {
@@ -369,7 +369,7 @@ impl fmt::Display for PtWrite {
     }
 }
 
-impl Line for PtWrite {
+impl Line<'_> for PtWrite {
     fn parse(body: &str) -> Option<Self> {
         let mut words = Words::after(body, "PT-WRITE")?;
         let name = words.next()?;

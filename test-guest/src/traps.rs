@@ -288,25 +288,26 @@ pub fn evtchn_bind_ipi<H: Hypervisor + ?Sized>(
     Ok(EvtchnPort(bind.port))
 }
 
-/// `BOUNCE kind=<name> delivered=<n> right=<n>`.
+/// Writes [`Bounce`](crate::lines::Bounce).
 pub fn write_kind_line(out: &mut (impl Sink + ?Sized), kind: Kind, delivered: u64, right: u64) {
-    let _ = write!(
-        out,
-        "BOUNCE kind={} delivered={delivered} right={right}",
-        kind.name()
-    );
+    let line = crate::lines::Bounce {
+        kind,
+        delivered,
+        right,
+    };
+    let _ = write!(out, "{line}");
 }
 
-/// `BOUNCE-BAD kind=<name> round=<n> field=<name> got=0x<hex> expected=0x<hex>`.
+/// Writes [`BounceBad`](crate::lines::BounceBad).
 pub fn write_bad_line(out: &mut (impl Sink + ?Sized), kind: Kind, round: u64, bad: &Mismatch) {
-    let _ = write!(
-        out,
-        "BOUNCE-BAD kind={} round={round} field={} got={:#x} expected={:#x}",
-        kind.name(),
-        bad.field,
-        bad.got,
-        bad.expected
-    );
+    let line = crate::lines::BounceBad {
+        kind,
+        round,
+        field: bad.field,
+        got: bad.got,
+        expected: bad.expected,
+    };
+    let _ = write!(out, "{line}");
 }
 
 #[cfg(test)]

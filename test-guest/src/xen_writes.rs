@@ -37,7 +37,10 @@
 //! `early`: those that completed before vCPU 1 was done (must be 0: the page is
 //! read-only until dom0 makes it writable, after vCPU 1's `RACE-XEN` line).
 
+use core::fmt;
+
 use crate::hypercall::{self, Hypercall, HypercallNr, Hypervisor, VcpuId, XenError};
+use crate::lines::{Line, Words};
 use crate::text::Sink;
 
 /// `#define VCPUOP_get_runstate_info     4` (`vcpu.h`): Xen copies the vCPU's
@@ -270,16 +273,87 @@ impl XenCounts {
     }
 }
 
-/// `RACE-XEN <pattern> calls=<n> landed=<n> right=<n> seen-early=<n>`.
-pub fn write_xen_line(out: &mut (impl Sink + ?Sized), pattern: &str, counts: &XenCounts) {
-    let _ = write!(
-        out,
-        "RACE-XEN {pattern} calls={} landed={} right={} seen-early={}",
-        counts.calls, counts.landed, counts.right, counts.seen_early
-    );
+/// `RACE-XEN <pattern> calls=<n> landed=<n> right=<n> seen-early=<n>`: vCPU 1's
+/// account of Xen's writes ([`XenCounts`]) in `xen-copy-race` or `runstate-area`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaceXen<'a> {
+    /// The pattern's name.
+    pub pattern: &'a str,
+    /// The counts.
+    pub counts: XenCounts,
 }
 
-/// `RACE-BAD <pattern> call=<i> rc=<rc> word=0x<hex>`: the first wrong result.
+impl fmt::Display for RaceXen<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts = &self.counts;
+        write!(
+            f,
+            "RACE-XEN {} calls={} landed={} right={} seen-early={}",
+            self.pattern, counts.calls, counts.landed, counts.right, counts.seen_early
+        )
+    }
+}
+
+impl<'a> Line<'a> for RaceXen<'a> {
+    fn parse(body: &'a str) -> Option<Self> {
+        let mut words = Words::after(body, "RACE-XEN")?;
+        let pattern = words.next()?;
+        let counts = XenCounts {
+            calls: words.dec("calls")?,
+            landed: words.dec("landed")?,
+            right: words.dec("right")?,
+            seen_early: words.dec("seen-early")?,
+        };
+        words.end()?;
+        Some(RaceXen { pattern, counts })
+    }
+}
+
+/// Writes [`RaceXen`].
+pub fn write_xen_line(out: &mut (impl Sink + ?Sized), pattern: &str, counts: &XenCounts) {
+    let counts = *counts;
+    let _ = write!(out, "{}", RaceXen { pattern, counts });
+}
+
+/// `RACE-BAD <pattern> call=<i> rc=<rc> word=0x<hex>`: the first wrong result Xen
+/// left, of call `i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaceBad<'a> {
+    /// The pattern's name.
+    pub pattern: &'a str,
+    /// The call's index.
+    pub call: u64,
+    /// Its result.
+    pub rc: i64,
+    /// The word found in the page.
+    pub word: u64,
+}
+
+impl fmt::Display for RaceBad<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RACE-BAD {} call={} rc={} word={:#x}",
+            self.pattern, self.call, self.rc, self.word
+        )
+    }
+}
+
+impl<'a> Line<'a> for RaceBad<'a> {
+    fn parse(body: &'a str) -> Option<Self> {
+        let mut words = Words::after(body, "RACE-BAD")?;
+        let line = RaceBad {
+            pattern: words.next()?,
+            call: words.dec("call")?,
+            rc: words.dec("rc")?,
+            word: words.hex("word")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`RaceBad`].
 pub fn write_bad_line(
     out: &mut (impl Sink + ?Sized),
     pattern: &str,
@@ -287,12 +361,58 @@ pub fn write_bad_line(
     rc: i64,
     word: u64,
 ) {
-    let _ = write!(out, "RACE-BAD {pattern} call={call} rc={rc} word={word:#x}");
+    let line = RaceBad {
+        pattern,
+        call,
+        rc,
+        word,
+    };
+    let _ = write!(out, "{line}");
 }
 
-/// `RACE-GUEST <pattern> stores=<n> early=<n>`.
+/// `RACE-GUEST <pattern> stores=<n> early=<n>`: vCPU 0's completed stores, `early` of
+/// them while the page was read-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaceGuest<'a> {
+    /// The pattern's name.
+    pub pattern: &'a str,
+    /// Stores completed.
+    pub stores: u64,
+    /// Of them, while the page was read-only.
+    pub early: u64,
+}
+
+impl fmt::Display for RaceGuest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RACE-GUEST {} stores={} early={}",
+            self.pattern, self.stores, self.early
+        )
+    }
+}
+
+impl<'a> Line<'a> for RaceGuest<'a> {
+    fn parse(body: &'a str) -> Option<Self> {
+        let mut words = Words::after(body, "RACE-GUEST")?;
+        let line = RaceGuest {
+            pattern: words.next()?,
+            stores: words.dec("stores")?,
+            early: words.dec("early")?,
+        };
+        words.end()?;
+        Some(line)
+    }
+}
+
+/// Writes [`RaceGuest`].
 pub fn write_guest_line(out: &mut (impl Sink + ?Sized), pattern: &str, stores: u64, early: u64) {
-    let _ = write!(out, "RACE-GUEST {pattern} stores={stores} early={early}");
+    let line = RaceGuest {
+        pattern,
+        stores,
+        early,
+    };
+    let _ = write!(out, "{line}");
 }
 
 #[cfg(test)]
@@ -435,6 +555,46 @@ mod tests {
         assert_eq!(
             line(|out| write_guest_line(out, "runstate-area", 1, 0)),
             "RACE-GUEST runstate-area stores=1 early=0"
+        );
+    }
+
+    #[test]
+    fn lines_read_back() {
+        use crate::lines::tests::round_trip;
+        let counts = XenCounts {
+            calls: 10_000,
+            landed: 10_000,
+            right: 9_999,
+            seen_early: 0,
+        };
+        round_trip(
+            RaceXen {
+                pattern: "xen-copy-race",
+                counts,
+            },
+            "RACE-XEN xen-copy-race calls=10000 landed=10000 right=9999 seen-early=0",
+        );
+        round_trip(
+            RaceBad {
+                pattern: "xen-copy-race",
+                call: 7,
+                rc: -14,
+                word: 0x2d70,
+            },
+            "RACE-BAD xen-copy-race call=7 rc=-14 word=0x2d70",
+        );
+        round_trip(
+            RaceGuest {
+                pattern: "runstate-area",
+                stores: 1,
+                early: 0,
+            },
+            "RACE-GUEST runstate-area stores=1 early=0",
+        );
+        assert_eq!(RaceGuest::parse("RACE-GUEST runstate-area stores=1"), None);
+        assert_eq!(
+            RaceXen::parse("RACE-GUEST runstate-area stores=1 early=0"),
+            None
         );
     }
 }

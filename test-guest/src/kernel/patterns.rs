@@ -206,7 +206,7 @@ fn hostile_calls(hv: &HypercallPage, plan: &Plan) -> usize {
         line(|out| hostile::write_line(out, call, target, rc));
     });
     line(|out| {
-        let _ = write!(out, "HOSTILE-DONE calls={calls}");
+        let _ = write!(out, "{}", hostile::HostileDone { calls });
     });
     plan.touches().iter().for_each(touch_buffer);
     plan.touches().len()

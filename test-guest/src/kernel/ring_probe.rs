@@ -7,7 +7,6 @@ use test_guest::frames::Mfn;
 use test_guest::hypercall::{HypercallPage, ShutdownReason, XenError};
 use test_guest::probe;
 use test_guest::start_info::StartInfo;
-use test_guest::text::Sink;
 use test_guest::workload::BUFFER_PAGES;
 
 use super::memory::{buffer_byte, l1_slot, p2m};
@@ -50,7 +49,9 @@ pub(super) fn ring_probe(hv: &HypercallPage, si: &StartInfo) {
         });
         shutdown(ShutdownReason::Crash)
     }
-    line(|out| out.put_str("PROBES DONE"));
+    line(|out| {
+        let _ = write!(out, "{}", probe::ProbesDone);
+    });
 }
 
 /// The probes' view of memory: the buffer's last page and its L1 entry.

@@ -147,12 +147,12 @@ impl<'a> Guest<'a> {
 
     /// Waits until a console line reads as a `T` (a guest line type, whose doc is the line's
     /// format); returns the first.
-    pub fn wait_for<T: Line>(&self, timeout: Duration) -> Result<T> {
-        self.wait_for_parsed(std::any::type_name::<T>(), T::parse, timeout)
+    pub fn wait_for<T: for<'l> Line<'l>>(&self, timeout: Duration) -> Result<T> {
+        self.wait_for_parsed(std::any::type_name::<T>(), |body| T::parse(body), timeout)
     }
 
     /// Waits until a console line reads as a `T` that `wanted` accepts; returns the first.
-    pub fn wait_for_matching<T: Line>(
+    pub fn wait_for_matching<T: for<'l> Line<'l>>(
         &self,
         wanted: impl Fn(&T) -> bool,
         timeout: Duration,

@@ -18,6 +18,9 @@ use libxc::monitor::RingMapping;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 
+use test_guest::lines::{self, Line};
+use test_guest::probe::{Outcome, ProbesDone};
+
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::{Dom0, HostView, Scenario};
 
@@ -62,7 +65,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         cmdline: &cmdline,
     })?;
     dom0.run("listener", &["enable", "--domain", "ring-prober"])?;
-    let done = b.wait_for_line("TEST-GUEST PROBES DONE", Duration::from_secs(120));
+    let done = b.wait_for::<ProbesDone>(Duration::from_secs(120));
     b.save_console()?;
     done?;
     // Both rings still map for the listener.
@@ -79,16 +82,13 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
 fn on_host(view: &HostView) -> Result<()> {
     let console = view.read("guest-console.log")?;
     for (route, rc) in ROUTES {
-        let line = console
-            .lines()
-            .find(|line| line.starts_with(&format!("TEST-GUEST PROBE {route} ")))
+        let line = lines::bodies(&console)
+            .filter_map(Outcome::parse)
+            .find(|outcome| outcome.route.name() == route)
             .with_context(|| format!("the guest did not report the route {route}"))?;
+        ensure!(!line.mapped, "the guest mapped the ring: {line}");
         ensure!(
-            line.ends_with(" mapped=no"),
-            "the guest mapped the ring: {line}"
-        );
-        ensure!(
-            line.contains(&format!(" rc={rc} ")),
+            line.rc == i64::from(rc),
             "expected rc={rc} (see the table in this file): {line}"
         );
     }

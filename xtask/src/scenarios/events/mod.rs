@@ -303,7 +303,7 @@ case!(
         pages: &[(7, 1, "r")],
         check: |account, _| {
             let copy = test_guest::lines::bodies(&account.console)
-                .find_map(test_guest::patterns::XenCopy::parse_in)
+                .find_map(test_guest::patterns::XenCopy::parse)
                 .context("no XEN-COPY line")?;
             ensure!(
                 copy.rc == 0 && copy.text == crate::layout::XEN_EXTRA_VERSION.as_bytes(),

@@ -153,7 +153,7 @@ fn drive(
 /// The go page of a console line that is a [`Ready`](test_guest::patterns::Ready) line.
 pub fn parse_go_pfn(line: &str) -> Result<u64> {
     test_guest::lines::body(line)
-        .and_then(<test_guest::patterns::Ready as test_guest::lines::Line>::parse)
+        .and_then(<test_guest::patterns::Ready as test_guest::lines::Line<'_>>::parse)
         .map(|ready| ready.go_pfn)
         .with_context(|| format!("not a READY line as the guest writes them: {line:?}"))
 }

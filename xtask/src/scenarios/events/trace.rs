@@ -116,16 +116,6 @@ impl Account {
             phase2_at,
         })
     }
-
-    /// The value of `key=` on the first console line starting with `TEST-GUEST <prefix>`.
-    pub fn field(&self, prefix: &str, key: &str) -> Option<&str> {
-        self.console
-            .lines()
-            .filter_map(|line| line.trim().strip_prefix("TEST-GUEST "))
-            .find(|rest| rest.starts_with(prefix))?
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
-    }
 }
 
 /// A `TOUCH` line, read with the guest's own parser of what it prints.

@@ -22,6 +22,8 @@
 //! with the domain (exit 4). Counts in `counts.txt`.
 
 use anyhow::{ensure, Result};
+use test_guest::lines::{self, Bounce, BounceBad, Line};
+use test_guest::traps::Kind;
 
 use super::{fault_count, fault_counts, show_fault_counts, TraceSummary};
 use crate::scenarios::events::run::{self, PatternRun};
@@ -40,7 +42,6 @@ const PAGE: u64 = 12;
 const TOUCH_OFFSET: u64 = 0x10;
 /// Rounds of deliveries, each kind once a round.
 const ROUNDS: u64 = 64;
-const KINDS: [&str; 4] = ["int3", "ud2", "mov-ds", "upcall"];
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
     let page = format!("{:#x}=rx", BUFFER_PFN + PAGE);
@@ -74,16 +75,19 @@ fn on_host(view: &HostView) -> Result<()> {
         |counts| show_fault_counts(counts),
     );
     let mut kinds = Vec::new();
-    for kind in KINDS {
-        let prefix = format!("BOUNCE kind={kind} ");
-        let count = |key: &str| -> Option<u64> { account.field(&prefix, key)?.parse().ok() };
-        kinds.push((kind, count("delivered"), count("right")));
+    for kind in Kind::ALL {
+        let line = lines::bodies(&account.console)
+            .filter_map(Bounce::parse)
+            .find(|line| line.kind == kind);
+        let count = |count: fn(&Bounce) -> u64| line.as_ref().map(count);
+        kinds.push((
+            kind.name(),
+            count(|line| line.delivered),
+            count(|line| line.right),
+        ));
     }
-    let bad = account
-        .console
-        .lines()
-        .find(|line| line.contains("TEST-GUEST BOUNCE-BAD"))
-        .map(str::trim);
+    let bad = BounceBad::find(&account.console).map(|bad| bad.to_string());
+    let bad = bad.as_deref();
     let counts = format!(
         "deliveries (kind, delivered, right): {kinds:?}\nfirst wrong frame: {}\ntrace: {}\
          Xen's fault counts: {faults_text}\n",

@@ -25,6 +25,8 @@
 //! counts go to `counts.txt`.
 
 use anyhow::{ensure, Context, Result};
+use test_guest::lines::{self, Line};
+use test_guest::xen_writes::{RaceBad, RaceGuest, RaceXen, XenCounts};
 
 use super::{fault_count, fault_counts, show_fault_counts, TraceSummary};
 use crate::scenarios::events::run::{self, PatternRun};
@@ -106,37 +108,33 @@ fn in_dom0(race: &Race, dom0: &Dom0) -> Result<()> {
     outcome.and(condensed)
 }
 
-/// The number after `key=` on the guest's `TEST-GUEST <prefix>` line.
-fn number(account: &Account, prefix: &str, key: &str) -> Result<u64> {
-    let value = account
-        .field(prefix, key)
-        .with_context(|| format!("no {key}= on the guest's {prefix} line"))?;
-    value
-        .parse()
-        .with_context(|| format!("{key}={value} on the guest's {prefix} line"))
-}
-
 fn on_host(race: &Race, view: &HostView) -> Result<()> {
-    let account = Account::parse(&view.read("guest-console.log")?)?;
-    let xen_line = format!("RACE-XEN {}", race.pattern);
-    let guest_line = format!("RACE-GUEST {}", race.pattern);
-    let calls = number(&account, &xen_line, "calls")?;
-    let landed = number(&account, &xen_line, "landed")?;
-    let right = number(&account, &xen_line, "right")?;
-    let seen_early = number(&account, &xen_line, "seen-early")?;
-    let stores = number(&account, &guest_line, "stores")?;
-    let early = number(&account, &guest_line, "early")?;
+    let console = view.read("guest-console.log")?;
+    let account = Account::parse(&console)?;
+    let ours = |pattern: &str| pattern == race.pattern;
+    let xen = lines::bodies(&console)
+        .filter_map(RaceXen::parse)
+        .find(|line| ours(line.pattern))
+        .with_context(|| format!("no RACE-XEN {} line", race.pattern))?;
+    let guest = lines::bodies(&console)
+        .filter_map(RaceGuest::parse)
+        .find(|line| ours(line.pattern))
+        .with_context(|| format!("no RACE-GUEST {} line", race.pattern))?;
+    let XenCounts {
+        calls,
+        landed,
+        right,
+        seen_early,
+    } = xen.counts;
+    let (stores, early) = (guest.stores, guest.early);
     let summary = TraceSummary::read(view)?;
     let faults = fault_counts(view);
     let faults_text = faults.as_ref().map_or_else(
         |error| format!("({error})"),
         |counts| show_fault_counts(counts),
     );
-    let bad_line = account
-        .console
-        .lines()
-        .find(|line| line.contains("TEST-GUEST RACE-BAD"))
-        .unwrap_or("none");
+    let bad_line =
+        RaceBad::find(&console).map_or_else(|| "none".to_string(), |bad| bad.to_string());
     let counts = format!(
         "vCPU 1: {calls} calls, Xen's writes landed {landed}, right {right}, vCPU 0's marker \
          seen early {seen_early}; first wrong: {bad_line}\nvCPU 0: {stores} stores completed, \

@@ -12,6 +12,8 @@ use libxc::monitor::ForeignMapping;
 use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
 use libxc::DomId;
+use test_guest::hostile::{Hostile, HostileDone};
+use test_guest::lines::{self, Line};
 
 use super::super::raw::{EACCES, EFAULT, EPERM, ESRCH};
 use super::table::Row;
@@ -59,24 +61,19 @@ pub fn expected(call: &str, target: &str) -> Option<i32> {
     }
 }
 
-/// One `TEST-GUEST HOSTILE <call> <target> rc=<rc>` line: (call, target, positive errno or
-/// 0).
+/// One [`HOSTILE`](Hostile) line: (call, target, positive errno or 0).
 pub fn parse_line(line: &str) -> Option<(String, String, i32)> {
-    let rest = line.split("TEST-GUEST HOSTILE ").nth(1)?;
-    let mut words = rest.split_whitespace();
-    let call = words.next()?;
-    let target = words.next()?;
-    let rc: i64 = words.next()?.strip_prefix("rc=")?.parse().ok()?;
-    let errno = i32::try_from(-rc).ok()?;
-    Some((call.to_string(), target.to_string(), errno))
+    let line = Hostile::parse(lines::body(line)?)?;
+    let errno = i32::try_from(-line.rc).ok()?;
+    Some((line.call.to_string(), line.target.to_string(), errno))
 }
 
-/// The rows of a guest console: one per `HOSTILE` line, with `unchanged` for all.
+/// The rows of a guest console: one per [`HOSTILE`](Hostile) line, with `unchanged` for all.
 pub fn rows(console: &str, unchanged: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for line in console
         .lines()
-        .filter(|line| line.contains("TEST-GUEST HOSTILE "))
+        .filter(|line| lines::body(line).is_some_and(|body| body.starts_with("HOSTILE ")))
     {
         let (call, target, got) =
             parse_line(line).with_context(|| format!("malformed line {line:?}"))?;
@@ -89,11 +86,9 @@ pub fn rows(console: &str, unchanged: bool) -> Result<Vec<Row>> {
             unchanged,
         });
     }
-    let done = console
-        .lines()
-        .find_map(|line| line.split("TEST-GUEST HOSTILE-DONE calls=").nth(1))
-        .and_then(|n| n.trim().parse::<usize>().ok())
-        .context("no HOSTILE-DONE line")?;
+    let done = HostileDone::find(console)
+        .context("no HOSTILE-DONE line")?
+        .calls;
     if done != rows.len() {
         bail!(
             "the guest made {done} calls but printed {} lines",
