@@ -10,9 +10,8 @@ use core::fmt::Write;
 use test_guest::cmdline;
 use test_guest::frames::Pfn;
 use test_guest::hypercall::{self, HypercallPage, ShutdownReason, XenError};
-use test_guest::lines::{Done, Frames, Heartbeat};
+use test_guest::lines::{Banner, Done, Frames, Heartbeat};
 use test_guest::start_info::StartInfo;
-use test_guest::text::Sink;
 use test_guest::workload::{self, BUFFER_GFN, BUFFER_PAGES};
 
 mod boot;
@@ -54,8 +53,8 @@ extern "C" fn kernel_main(start_info: &'static StartInfo) -> ! {
         Err(e) => fail("vcpu_op is_up", e),
     };
     line(|out| {
-        let _ = write!(out, "vcpus={vcpus} cmdline=");
-        out.put_sanitized(start_info.cmdline());
+        let cmdline = start_info.cmdline();
+        let _ = write!(out, "{}", Banner { vcpus, cmdline });
     });
 
     let first = Pfn::from_virt(buffer_byte(0, 0) as u64);

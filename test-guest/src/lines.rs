@@ -14,6 +14,7 @@
 //! | `READY` | [`crate::patterns::Ready`] |
 //! | `PATTERN-DONE` | [`crate::patterns::PatternDone`] |
 //! | `XEN-COPY` | [`crate::patterns::XenCopy`] |
+//! | `vcpus=` | [`Banner`] |
 //! | `FRAMES` | [`Frames`] |
 //! | `P2M` | [`P2mRun`] |
 //! | `DONE` | [`Done`] |
@@ -34,6 +35,7 @@
 use core::fmt;
 use core::str::{FromStr, SplitWhitespace};
 
+use crate::text::Sink;
 use crate::traps::Kind;
 use crate::workload::BUFFER_PAGES;
 
@@ -124,6 +126,35 @@ pub(crate) fn hex(text: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(digits, 16).ok()
+}
+
+/// `vcpus=<n> cmdline=<text>`: the kernel's first line, the vCPUs it found and its
+/// command line (`start_info`'s `cmd_line`, non-printables as `?`; it may hold spaces,
+/// and runs to the end of the line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Banner<'a> {
+    /// The vCPUs that are up or can be brought up.
+    pub vcpus: u32,
+    /// The command line.
+    pub cmdline: &'a [u8],
+}
+
+impl fmt::Display for Banner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "vcpus={} cmdline=", self.vcpus)?;
+        f.put_sanitized(self.cmdline);
+        Ok(())
+    }
+}
+
+impl<'a> Line<'a> for Banner<'a> {
+    fn parse(body: &'a str) -> Option<Self> {
+        let (vcpus, cmdline) = body.strip_prefix("vcpus=")?.split_once(" cmdline=")?;
+        Some(Banner {
+            vcpus: vcpus.parse().ok()?,
+            cmdline: cmdline.as_bytes(),
+        })
+    }
 }
 
 /// `FRAMES 0x<mfn> ... 0x<mfn>`: the machine frame of each of the 16 buffer pages
@@ -361,6 +392,31 @@ pub(crate) mod tests {
         assert_eq!(hex("1f"), None);
         assert_eq!(hex("0x+1"), None);
         assert_eq!(hex("0x"), None);
+    }
+
+    #[test]
+    fn banner() {
+        round_trip(
+            Banner {
+                vcpus: 1,
+                cmdline: b"pattern=bench rounds=4",
+            },
+            "vcpus=1 cmdline=pattern=bench rounds=4",
+        );
+        round_trip(
+            Banner {
+                vcpus: 2,
+                cmdline: b"",
+            },
+            "vcpus=2 cmdline=",
+        );
+        let line = Banner {
+            vcpus: 1,
+            cmdline: b"a\tb",
+        };
+        assert_eq!(line.to_string(), "vcpus=1 cmdline=a?b");
+        assert_eq!(Banner::parse("vcpus=x cmdline="), None);
+        assert_eq!(Banner::parse("vcpus=1"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use test_guest::lines::{Done, Line};
+use test_guest::lines::{Banner, Done, Line};
 
 use super::dom0::GuestConfig;
 use super::{Dom0, HostView, Scenario};
@@ -41,14 +41,12 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
 
 fn on_host(view: &HostView) -> Result<()> {
     let console = view.read("guest-console.log")?;
-    let banner = console
-        .lines()
-        .find(|line| line.starts_with("TEST-GUEST vcpus="))
-        .context("the guest printed no banner")?;
-    ensure!(
-        banner == format!("TEST-GUEST vcpus=1 cmdline={CMDLINE}"),
-        "unexpected banner: {banner}"
-    );
+    let banner = Banner::find(&console).context("the guest printed no banner")?;
+    let expected = Banner {
+        vcpus: 1,
+        cmdline: CMDLINE.as_bytes(),
+    };
+    ensure!(banner == expected, "unexpected banner: {banner}");
     let done = Done::find(&console).context("the guest printed no DONE line")?;
     let expected = test_guest::workload::expected_checksum();
     ensure!(

@@ -127,24 +127,6 @@ impl<'a> Guest<'a> {
             .unwrap_or_default()
     }
 
-    /// Waits until a console line contains `needle`; returns that line.
-    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.console().lines().find(|line| line.contains(needle)) {
-                return Ok(line.to_string());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the guest printed no line with {needle:?} in {}s (its console: {})",
-                    timeout.as_secs(),
-                    self.console_log().display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     /// Waits until a console line reads as a `T` (a guest line type, whose doc is the line's
     /// format); returns the first.
     pub fn wait_for<T: for<'l> Line<'l>>(&self, timeout: Duration) -> Result<T> {

@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use libxc::xenstore::resolve_domain;
+use test_guest::patterns::{PatternDone, Ready};
 
 use super::wait_for_output;
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::events::run::{parse_go_pfn, release, wait, GO};
+use crate::scenarios::events::run::{release, wait, GO};
 use crate::scenarios::events::trace::{hex, Account};
 use crate::scenarios::{Dom0, HostView, Scenario};
 
@@ -68,8 +69,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         cmdline: "pattern=write-sweep",
     })?;
     let result = (|| -> Result<()> {
-        let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
-        let go_pfn = parse_go_pfn(&ready)?;
+        let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
         let frames = guest.frames()?;
         ensure!(frames.len() >= 2, "the guest's FRAMES line is short");
         let domid = resolve_domain(GUEST)?.0;
@@ -92,9 +92,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         );
         let driven = match setup {
             Ok(true) => release(GUEST, go_pfn, GO)
-                .and_then(|_| {
-                    guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(240))
-                })
+                .and_then(|_| guest.wait_for::<PatternDone>(Duration::from_secs(240)))
                 .and_then(|_| guest.wait_for_shutdown(Duration::from_secs(120)))
                 .map(drop),
             // It stopped before: its output says why.

@@ -24,9 +24,10 @@ use anyhow::{bail, ensure, Context, Result};
 use libxc::xenstore::resolve_domain;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use test_guest::patterns::{PatternDone, Ready};
 
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::events::run::{parse_go_pfn, release, wait, GO};
+use crate::scenarios::events::run::{release, wait, GO};
 use crate::scenarios::events::trace::{hex, Account, BUFFER_PFN};
 use crate::scenarios::{Dom0, HostView, Scenario};
 
@@ -59,8 +60,7 @@ fn run_mode(dom0: &Dom0, mode: &str, pattern: &str, default: &str) -> Result<()>
         cmdline: pattern,
     })?;
     let result = (|| -> Result<()> {
-        let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
-        let go_pfn = parse_go_pfn(&ready)?;
+        let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
         let domid = resolve_domain(&name)?.0;
         let output = format!("/tmp/xen-access-{mode}.out");
         let errors = format!("/tmp/xen-access-{mode}.err");
@@ -93,9 +93,7 @@ fn run_mode(dom0: &Dom0, mode: &str, pattern: &str, default: &str) -> Result<()>
         };
         let driven = if monitoring {
             release(&name, go_pfn, GO)
-                .and_then(|_| {
-                    guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(240))
-                })
+                .and_then(|_| guest.wait_for::<PatternDone>(Duration::from_secs(240)))
                 .and_then(|_| guest.wait_for_shutdown(Duration::from_secs(120)))
                 .map(drop)
         } else {

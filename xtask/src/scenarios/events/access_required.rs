@@ -13,8 +13,9 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
+use test_guest::patterns::{PatternDone, Ready};
 
-use super::run::{parse_go_pfn, release, GO};
+use super::run::{release, GO};
 use super::trace::{Account, BUFFER_PAGES, BUFFER_PFN};
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::{Dom0, HostView, Scenario};
@@ -33,8 +34,7 @@ fn run(dom0: &Dom0, name: &str, required: &str) -> Result<()> {
         vcpus: 1,
         cmdline: "pattern=write-sweep",
     })?;
-    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
-    let go_pfn = parse_go_pfn(&ready)?;
+    let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
     let mut report = String::new();
     let mut listener = |args: &[&str]| -> Result<()> {
         let mut all = args.to_vec();
@@ -62,7 +62,7 @@ fn run(dom0: &Dom0, name: &str, required: &str) -> Result<()> {
             guest.wait_for_shutdown(Duration::from_secs(120))?.as_str()
         )
     } else {
-        guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(120))?;
+        guest.wait_for::<PatternDone>(Duration::from_secs(120))?;
         // XENMEM_access_op needs a ring (for HVM too): enable again to read back.
         listener(&["enable"])?;
         listener(&["get-access", "--pfn", &pages[0], "--pfn", &pages[15]])?;

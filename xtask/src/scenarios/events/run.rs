@@ -20,6 +20,7 @@ use libxc::xenstore::resolve_domain;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use test_guest::lines::Line;
+use test_guest::patterns::{PatternDone, Ready};
 
 use super::trace::PtSlot;
 use crate::scenarios::dom0::GuestConfig;
@@ -76,8 +77,7 @@ fn run_with(
     run: &PatternRun,
     during: impl FnOnce(&Guest) -> Result<()>,
 ) -> Result<()> {
-    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
-    let go_pfn = parse_go_pfn(&ready)?;
+    let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
     dom0.save("domid.txt", resolve_domain(run.guest)?.0.to_string())?;
     let mut options: Vec<String> = run.listener.iter().map(|s| s.to_string()).collect();
     if run.restrict_page_table {
@@ -136,7 +136,7 @@ fn drive(
         kill(pid, Signal::SIGCONT)?;
     }
     if let Some(command) = run.between_phases {
-        guest.wait_for_line("phase=2", Duration::from_secs(180))?;
+        guest.wait_for_matching(|ready: &Ready| ready.phase == 2, Duration::from_secs(180))?;
         let mut args = command.to_vec();
         args.extend(["--domain", run.guest]);
         dom0.run("listener", &args)?;
@@ -146,16 +146,8 @@ fn drive(
         let shutdown = guest.wait_for_shutdown(Duration::from_secs(120))?;
         return dom0.save("shutdown.txt", shutdown.as_str());
     }
-    guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(180))?;
+    guest.wait_for::<PatternDone>(Duration::from_secs(180))?;
     during(guest)
-}
-
-/// The go page of a console line that is a [`Ready`](test_guest::patterns::Ready) line.
-pub fn parse_go_pfn(line: &str) -> Result<u64> {
-    test_guest::lines::body(line)
-        .and_then(<test_guest::patterns::Ready as test_guest::lines::Line<'_>>::parse)
-        .map(|ready| ready.go_pfn)
-        .with_context(|| format!("not a READY line as the guest writes them: {line:?}"))
 }
 
 /// Starts `listener monitor` on `domain`, its trace going to `output`, with `options`.

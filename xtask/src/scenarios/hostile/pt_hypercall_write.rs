@@ -40,6 +40,7 @@ use listener::record::Reason;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use test_guest::lines::{self, Line};
+use test_guest::patterns::PatternDone;
 use test_guest::patterns::Ready;
 use test_guest::pt_hypercall::{PtHcall, PtTables, Step};
 
@@ -107,8 +108,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
 /// `listener.txt` (its exit status) and `held.txt` (per step, whether the hypercall
 /// returned while the listener was held).
 fn monitored(dom0: &Dom0, guest: &Guest) -> Result<()> {
-    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
-    let go_pfn = run::parse_go_pfn(&ready)?;
+    let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
     dom0.save("domid.txt", resolve_domain(GUEST)?.0.to_string())?;
     let tables = tables(&Account::parse(&guest.console())?)?;
     let mut options: Vec<String> = ["--default-access", "rwx", "--on-event", "relax"]
@@ -175,7 +175,7 @@ fn steps(
         )?;
     }
     dom0.save("held.txt", &held)?;
-    guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(180))?;
+    guest.wait_for::<PatternDone>(Duration::from_secs(180))?;
     Ok(())
 }
 

@@ -16,13 +16,12 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use libxc::privcmd::Privcmd;
+use test_guest::patterns::{PatternDone, Ready};
 
 use super::{leaked, Counters, SLACK_PAGES};
 use crate::scenarios::abi::destroy_while_monitored::{available_pages, settle};
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::events::run::{
-    parse_go_pfn, release, start_listener, wait, wait_for_header, GO, TRACE,
-};
+use crate::scenarios::events::run::{release, start_listener, wait, wait_for_header, GO, TRACE};
 use crate::scenarios::events::trace::BUFFER_PFN;
 use crate::scenarios::{Dom0, HostView, Scenario};
 
@@ -44,7 +43,7 @@ fn cycle(dom0: &Dom0, name: &str, vcpus: u32) -> Result<(i32, usize)> {
         vcpus,
         cmdline: "pattern=write-sweep",
     })?;
-    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
+    let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
     let _ = std::fs::remove_file(TRACE);
     let mut options = vec!["--default-access".to_string(), "rwx".to_string()];
     for page in 0..EVENTS {
@@ -54,8 +53,8 @@ fn cycle(dom0: &Dom0, name: &str, vcpus: u32) -> Result<(i32, usize)> {
     let mut listener = start_listener(name, TRACE, &options)?;
     let run = (|| -> Result<i32> {
         wait_for_header(&mut listener)?;
-        release(name, parse_go_pfn(&ready)?, GO)?;
-        guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(120))?;
+        release(name, go_pfn, GO)?;
+        guest.wait_for::<PatternDone>(Duration::from_secs(120))?;
         guest.wait_for_shutdown(Duration::from_secs(60))?;
         wait(&mut listener, Duration::from_secs(30))
     })();

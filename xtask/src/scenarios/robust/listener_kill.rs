@@ -40,14 +40,14 @@ use libxc::{DomId, Errno};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
+use test_guest::lines::Line;
+use test_guest::patterns::{PatternDone, Ready};
 
 use super::accounting::{self, Segment, Tally, Then};
 use super::{leaked, Counters, SLACK_PAGES};
 use crate::scenarios::abi::destroy_while_monitored::{available_pages, settle};
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::events::run::{
-    parse_go_pfn, release, start_listener, wait, wait_for_header_in, GO,
-};
+use crate::scenarios::events::run::{release, start_listener, wait, wait_for_header_in, GO};
 use crate::scenarios::events::trace::Account;
 use crate::scenarios::events::trace::BUFFER_PFN;
 use crate::scenarios::{Dom0, HostView, Scenario};
@@ -148,7 +148,7 @@ fn wait_for_events(path: &str, events: usize, console: impl Fn() -> String) {
     while events_in(path) < events && Instant::now() < deadline {
         polls += 1;
         // The console is a bigger file: looked at every 50th poll.
-        if polls.is_multiple_of(50) && console().contains("TEST-GUEST PATTERN-DONE") {
+        if polls.is_multiple_of(50) && PatternDone::find(&console()).is_some() {
             return;
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -195,7 +195,7 @@ fn one_run(
             "pattern=multi-vcpu"
         },
     })?;
-    let ready = guest.wait_for_line("TEST-GUEST READY ", Duration::from_secs(60))?;
+    let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
     let domid = resolve_domain(&name)?;
     let options = listener_options();
     let mut run = Run {
@@ -211,7 +211,7 @@ fn one_run(
     let trace_path = |segment: usize| format!("/tmp/kill-{index}-{segment}.jsonl");
     let mut listener = start_listener(&name, &trace_path(0), &options)?;
     wait_for_header_in(&mut listener, &trace_path(0))?;
-    release(&name, parse_go_pfn(&ready)?, GO)?;
+    release(&name, go_pfn, GO)?;
     let mut seen = 0u64;
     let mut alive = Some(listener);
     for segment in 0..KILLS_PER_RUN {
@@ -273,7 +273,7 @@ fn one_run(
         }
     }
     // A listener still alive (no kill was left for it) stops by itself on the poweroff.
-    let finished = guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(120));
+    let finished = guest.wait_for::<PatternDone>(Duration::from_secs(120));
     if let Some(mut child) = alive {
         let segment = run.segments.len();
         let status = guest

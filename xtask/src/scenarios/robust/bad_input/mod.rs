@@ -30,11 +30,11 @@ use libxc::monitor::{monitor_disable, monitor_enable, shadow_allocation_mib, Rin
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 use libxc::DomId;
+use test_guest::patterns::{Pattern, PatternDone, Ready};
 
 use super::counts::{RobustCounts, ROBUST_FILE};
 use super::raw::{self as r};
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::events::run::parse_go_pfn;
 use crate::scenarios::{Dom0, HostView, Scenario};
 use state::{snapshot, Checker, Watched};
 use table::Table;
@@ -167,8 +167,7 @@ fn hostile_guest(
         cmdline: "pattern=hostile-calls",
     })?;
     let hostile_id = resolve_domain(HOSTILE)?;
-    let go_pfn =
-        parse_go_pfn(&hostile.wait_for_line("TEST-GUEST READY", Duration::from_secs(60))?)?;
+    let go_pfn = hostile.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
     let hostile_frame = hostile.frames()?[0];
     let watched = [
         Watched {
@@ -191,12 +190,16 @@ fn hostile_guest(
             monitored_frame,
         ],
     )?;
-    let done = hostile.wait_for_line("TEST-GUEST PATTERN-DONE", from_guest::CALLS_TIMEOUT);
+    let done = hostile.wait_for::<PatternDone>(from_guest::CALLS_TIMEOUT);
     dom0.save("hostile-console.log", hostile.console())?;
     let done = done?;
+    let expected = PatternDone {
+        pattern: Pattern::HostileCalls,
+        touches: 1,
+    };
     ensure!(
-        done.contains("PATTERN-DONE hostile-calls touches=1"),
-        "the unprivileged guest ended its pattern with {done:?}"
+        done == expected,
+        "the unprivileged guest ended its pattern with {done}, not {expected}"
     );
     let after = snapshot(privcmd, &watched);
     from_guest::rows(&hostile.console(), before == after)

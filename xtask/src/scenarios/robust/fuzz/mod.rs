@@ -28,12 +28,13 @@ use libxc::privcmd::Privcmd;
 use libxc::sysctl::physinfo;
 use libxc::xenstore::resolve_domain;
 use libxc::DomId;
+use test_guest::patterns::{PatternDone, Ready};
 
 use super::counts::{RobustCounts, ROBUST_FILE};
 use super::raw::{self as r, FrameList, Lists, Outcome};
 use crate::exchange::FUZZ_SEED_VARIABLE;
 use crate::scenarios::dom0::GuestConfig;
-use crate::scenarios::events::run::{parse_go_pfn, release, GO};
+use crate::scenarios::events::run::{release, GO};
 use crate::scenarios::{Dom0, HostView, Scenario};
 use gen::{FuzzCall, ListChoice, ListPlace, Pools};
 use rng::SplitMix64;
@@ -126,7 +127,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         cmdline: "p2m pattern=write-sweep",
     })?;
     let domid = resolve_domain(GUEST)?;
-    let go_pfn = parse_go_pfn(&guest.wait_for_line("TEST-GUEST READY", Duration::from_secs(60))?)?;
+    let go_pfn = guest.wait_for::<Ready>(Duration::from_secs(60))?.go_pfn;
     monitor_enable(&privcmd, domid)?;
     let ring_frame = RingMapping::map(&privcmd, domid)?.frame;
     let pools = Pools {
@@ -165,7 +166,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     restore(&privcmd, domid)?;
     let shadow = shadow_allocation_mib(&privcmd, domid)?;
     release(GUEST, go_pfn, GO)?;
-    let done = guest.wait_for_line("TEST-GUEST PATTERN-DONE", Duration::from_secs(120));
+    let done = guest.wait_for::<PatternDone>(Duration::from_secs(120));
     guest.save_console()?;
     done?;
     guest.destroy(Duration::from_secs(30))?;
