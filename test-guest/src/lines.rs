@@ -31,6 +31,20 @@
 //! | `SWEEP` | [`crate::bench_ops::Sweep`] |
 //! | `BENCH-SCALE` | [`crate::bench_ops::BenchScale`] |
 //! | `BENCH-SAMPLES` | [`crate::bench_ops::BenchSamples`] |
+//! | `PT-WRITE` | [`crate::pt_write::PtWrite`] |
+//! | `PT-TABLES` | [`crate::pt_hypercall::PtTables`] |
+//! | `PT-HCALL` | [`crate::pt_hypercall::PtHcall`] |
+//! | `RACE-XEN` | [`crate::xen_writes::RaceXen`] |
+//! | `RACE-BAD` | [`crate::xen_writes::RaceBad`] |
+//! | `RACE-GUEST` | [`crate::xen_writes::RaceGuest`] |
+//! | `HOSTILE` | [`crate::hostile::Hostile`] |
+//! | `HOSTILE-DONE` | [`crate::hostile::HostileDone`] |
+//! | `PROBE` | [`crate::probe::Outcome`] |
+//! | `PROBES DONE` | [`crate::probe::ProbesDone`] |
+//!
+//! Lines no host code reads have no type: `BUFFER`, `P2M-PUBLISHED`, `VCPU <n> up`,
+//! `BALLOON`, and `FAIL` / `PANIC` / `console lost` (free text; the host only looks
+//! for their keyword).
 
 use core::fmt;
 use core::str::{FromStr, SplitWhitespace};

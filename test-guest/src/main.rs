@@ -45,6 +45,11 @@
 //!
 //! # Console lines (the contract with the host harness)
 //!
+//! Each line the host reads is one type of `test_guest` (the table is in
+//! `test_guest::lines`): its `Display` is what the kernel prints after `TEST-GUEST `,
+//! its `Line::parse` what xtask reads back, and its doc the line's description. The
+//! lists below only give the lines in the order they come; the types are the reference.
+//!
 //! ```text
 //! TEST-GUEST vcpus=<n> cmdline=<start_info cmd_line, non-printables as ?>
 //! TEST-GUEST BUFFER gfn=0x200 pages=16

@@ -28,7 +28,8 @@ use libxc::privcmd::Privcmd;
 use libxc::sysctl::physinfo;
 use libxc::xenstore::resolve_domain;
 use libxc::DomId;
-use test_guest::patterns::{PatternDone, Ready};
+use test_guest::lines::Line;
+use test_guest::patterns::{Pattern, PatternDone, Ready};
 
 use super::counts::{RobustCounts, ROBUST_FILE};
 use super::raw::{self as r, FrameList, Lists, Outcome};
@@ -214,7 +215,7 @@ fn on_host(view: &HostView) -> Result<()> {
     );
     let console = view.read("guest-console.log")?;
     ensure!(
-        console.contains("PATTERN-DONE write-sweep"),
+        PatternDone::find(&console).is_some_and(|done| done.pattern == Pattern::WriteSweep),
         "the guest did not finish its pattern"
     );
     ensure!(!console.contains("TEST-GUEST FAIL"), "the guest failed");
