@@ -143,8 +143,8 @@ impl<'a> Guest<'a> {
         self.wait_for_parsed(std::any::type_name::<T>(), parse, timeout)
     }
 
-    /// Waits until `parse` reads a guest line (the text after its `TEST-GUEST ` prefix);
-    /// returns what it read from the first. `what` names the line in the error.
+    /// Waits until `parse` reads a complete guest line (the text after its `TEST-GUEST `
+    /// prefix); returns what it read from the first. `what` names the line in the error.
     pub fn wait_for_parsed<T>(
         &self,
         what: &str,
@@ -153,7 +153,7 @@ impl<'a> Guest<'a> {
     ) -> Result<T> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = lines::bodies(&self.console()).find_map(&parse) {
+            if let Some(line) = first_parsed(&self.console(), &parse) {
                 return Ok(line);
             }
             if Instant::now() > deadline {
@@ -272,6 +272,14 @@ impl Drop for Guest<'_> {
     }
 }
 
+/// What `parse` reads from the first line of `console` it reads, of the complete lines
+/// only (ended by a newline: the guest may be halfway through the last one, which could
+/// read as a line with a shorter number).
+fn first_parsed<T>(console: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+    let complete = &console[..console.rfind('\n').map_or(0, |end| end + 1)];
+    lines::bodies(complete).find_map(parse)
+}
+
 /// The frames of the [`P2M`](test_guest::lines::P2mRun) lines of `console`, which must
 /// follow each other in pfn order from pfn 0.
 fn p2m_frames(console: &str) -> Result<Vec<u64>> {
@@ -291,7 +299,9 @@ fn p2m_frames(console: &str) -> Result<Vec<u64>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{p2m_frames, Shutdown};
+    use super::{first_parsed, p2m_frames, Shutdown};
+    use test_guest::bench_ops::Sweep;
+    use test_guest::lines::Line;
 
     #[test]
     fn xl_states_give_shutdown_reasons() {
@@ -316,5 +326,16 @@ mod tests {
             "TEST-GUEST P2M pfn=0x0 mfn=0x100 count=3\nTEST-GUEST P2M pfn=0x4 mfn=0x1 count=1\n";
         assert!(p2m_frames(gap).is_err());
         assert!(p2m_frames("TEST-GUEST P2M pfn=0x0 mfn=0x100\n").is_err());
+    }
+
+    #[test]
+    fn only_complete_lines_are_read() {
+        let parse = |body: &str| Sweep::parse(body).map(|sweep| sweep.ns);
+        let partial =
+            "TEST-GUEST READY go-pfn=0x2f0 phase=2\nTEST-GUEST SWEEP phase=2 tsc=4321 ns=14";
+        assert_eq!(first_parsed(partial, parse), None);
+        assert_eq!(first_parsed(&format!("{partial}40\n"), parse), Some(1440));
+        assert_eq!(first_parsed(&format!("{partial}40\r\n"), parse), Some(1440));
+        assert_eq!(first_parsed("", parse), None);
     }
 }
