@@ -40,6 +40,7 @@ pub mod access;
 pub mod domctl;
 pub mod error;
 pub mod evtchn;
+pub mod frame;
 pub mod ioctl;
 pub mod memory;
 pub mod monitor;
@@ -52,6 +53,7 @@ pub mod xenstore;
 
 pub use access::Access;
 pub use error::{Error, Result};
+pub use frame::{AccessFrame, FrameKind, FrameNumber, Gfn, Mfn, Pfn};
 /// The errno an [`Error`] carries (nix's), so users compare with `Errno::EBUSY` and friends
 /// without depending on nix themselves.
 pub use nix::errno::Errno;

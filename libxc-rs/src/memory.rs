@@ -5,6 +5,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::access::Access;
 use crate::error::{Error, Result};
+use crate::frame::{AccessFrame, FrameKind, FrameNumber, Gfn, Mfn, Pfn};
 use crate::privcmd::{hypercall, Privcmd};
 use crate::DomId;
 
@@ -85,9 +86,9 @@ pub struct MemoryReservation {
 pub fn populate_physmap(
     privcmd: &Privcmd,
     domain: DomId,
-    first_pfn: u64,
+    first_pfn: Pfn,
     count: usize,
-) -> Result<Vec<u64>> {
+) -> Result<Vec<Mfn>> {
     const LIST_OFFSET: usize = 2048;
     let name = format!(
         "XENMEM_populate_physmap(domain {}, {count} pages)",
@@ -98,7 +99,7 @@ pub fn populate_physmap(
     }
     let mut buffer = privcmd.buffer(1)?;
     for index in 0..count {
-        buffer.write_at(LIST_OFFSET + index * 8, &(first_pfn + index as u64));
+        buffer.write_at(LIST_OFFSET + index * 8, &(first_pfn.0 + index as u64));
     }
     let extent_start = buffer.address_at(LIST_OFFSET);
     buffer.write(&MemoryReservation {
@@ -116,23 +117,33 @@ pub fn populate_physmap(
         ));
     }
     Ok((0..count)
-        .map(|index| buffer.read_at::<u64>(LIST_OFFSET + index * 8))
+        .map(|index| Mfn(buffer.read_at::<u64>(LIST_OFFSET + index * 8)))
         .collect())
 }
 
-/// Where a page's access is set or read: one guest frame, or the domain's default.
+/// Where a page's access is set or read: frames named as `F` says ([`Gfn`] for an HVM
+/// guest, [`Mfn`] for a PV one), or the domain's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccessTarget {
+pub enum AccessTarget<F> {
     /// The default every page without an access of its own follows.
     Default,
-    /// Frames `first .. first + count` (a guest frame number: the PFN of an HVM guest; for
-    /// PV, what the hypervisor series defines).
+    /// Frames `first .. first + count`.
     Frames {
         /// The first frame.
-        first: u64,
+        first: F,
         /// How many frames.
         count: u32,
     },
+}
+
+impl<F> AccessTarget<F> {
+    /// One frame.
+    pub const fn frame(frame: F) -> AccessTarget<F> {
+        AccessTarget::Frames {
+            first: frame,
+            count: 1,
+        }
+    }
 }
 
 /// `HYPERVISOR_memory_op(cmd, argument)`.
@@ -151,49 +162,73 @@ pub unsafe fn memory_op(privcmd: &Privcmd, name: &str, cmd: u64, argument: u64) 
 pub fn set_mem_access(
     privcmd: &Privcmd,
     domain: DomId,
-    target: AccessTarget,
+    target: AccessTarget<Gfn>,
     access: Access,
 ) -> Result<()> {
-    set_mem_access_raw(privcmd, domain, FrameKind::Gfn, target, access as u8)
+    set_access(privcmd, domain, target, access)
 }
 
 /// `xc_set_mem_access_mfn`: sets `access` on `target` of a PV `domain` (machine frames).
 pub fn set_mem_access_mfn(
     privcmd: &Privcmd,
     domain: DomId,
-    target: AccessTarget,
+    target: AccessTarget<Mfn>,
     access: Access,
 ) -> Result<()> {
-    set_mem_access_raw(privcmd, domain, FrameKind::Mfn, target, access as u8)
+    set_access(privcmd, domain, target, access)
 }
 
-/// [`set_mem_access`] with frames of `kind`.
-pub fn set_access(
+/// [`set_mem_access`] with frames of either kind.
+pub fn set_access<F: FrameNumber>(
+    privcmd: &Privcmd,
+    domain: DomId,
+    target: AccessTarget<F>,
+    access: Access,
+) -> Result<()> {
+    set_mem_access_raw(privcmd, domain, target, access as u8)
+}
+
+/// [`set_access`] on one frame of a kind known only at run time (a ring's request).
+pub fn set_frame_access(
+    privcmd: &Privcmd,
+    domain: DomId,
+    frame: AccessFrame,
+    access: Access,
+) -> Result<()> {
+    match frame {
+        AccessFrame::Gfn(gfn) => set_access(privcmd, domain, AccessTarget::frame(gfn), access),
+        AccessFrame::Mfn(mfn) => set_access(privcmd, domain, AccessTarget::frame(mfn), access),
+    }
+}
+
+/// [`set_access`] on the default of a domain whose kind is known only at run time.
+pub fn set_default_access(
     privcmd: &Privcmd,
     domain: DomId,
     kind: FrameKind,
-    target: AccessTarget,
     access: Access,
 ) -> Result<()> {
-    set_mem_access_raw(privcmd, domain, kind, target, access as u8)
+    match kind {
+        FrameKind::Gfn => set_access::<Gfn>(privcmd, domain, AccessTarget::Default, access),
+        FrameKind::Mfn => set_access::<Mfn>(privcmd, domain, AccessTarget::Default, access),
+    }
 }
 
 /// [`set_mem_access`] with frames of either kind and any raw access value, for tests of
 /// Xen's checks.
-pub fn set_mem_access_raw(
+pub fn set_mem_access_raw<F: FrameNumber>(
     privcmd: &Privcmd,
     domain: DomId,
-    kind: FrameKind,
-    target: AccessTarget,
+    target: AccessTarget<F>,
     access: u8,
 ) -> Result<()> {
     let (pfn, nr) = match target {
         AccessTarget::Default => (!0, 0),
-        AccessTarget::Frames { first, count } => (first, count),
+        AccessTarget::Frames { first, count } => (first.number(), count),
     };
     let mut buffer = privcmd.buffer(1)?;
     buffer.write(&MemAccessOp {
-        op: kind.op(ACCESS_OP_SET_ACCESS),
+        op: F::KIND.op(ACCESS_OP_SET_ACCESS),
         access,
         domid: domain.0,
         nr,
@@ -219,35 +254,15 @@ pub const ACCESS_OP_SET_ACCESS_MULTI: u8 = 4;
 /// way), so a frame number is never taken for the other kind.
 pub const ACCESS_OP_MFN: u8 = 0x80;
 
-/// How a call names frames: an HVM guest's by gfn, a PV guest's by machine frame (the only
-/// numbers Xen can check: a PV guest writes its own P2M). Xen refuses the wrong kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameKind {
-    /// Guest frame numbers (HVM): the libxenctrl calls of the same names.
-    Gfn,
-    /// Machine frame numbers (PV): the `_mfn` calls, with [`ACCESS_OP_MFN`].
-    Mfn,
-}
-
-impl FrameKind {
-    /// `op` as Xen must receive it for frames of this kind.
-    pub const fn op(self, op: u8) -> u8 {
-        match self {
-            FrameKind::Gfn => op,
-            FrameKind::Mfn => op | ACCESS_OP_MFN,
-        }
-    }
-}
-
 /// `xc_set_mem_access_multi`: sets `accesses[i]` on `frames[i]` (gfns) of an HVM `domain` in
 /// one hypercall (Xen continues it as it needs to).
 pub fn set_mem_access_multi(
     privcmd: &Privcmd,
     domain: DomId,
-    frames: &[u64],
+    frames: &[Gfn],
     accesses: &[Access],
 ) -> Result<()> {
-    set_access_multi(privcmd, domain, FrameKind::Gfn, frames, accesses)
+    set_access_multi(privcmd, domain, frames, accesses)
 }
 
 /// `xc_set_mem_access_multi_mfn`: [`set_mem_access_multi`] for a PV `domain`, whose frames
@@ -255,18 +270,17 @@ pub fn set_mem_access_multi(
 pub fn set_mem_access_multi_mfn(
     privcmd: &Privcmd,
     domain: DomId,
-    frames: &[u64],
+    frames: &[Mfn],
     accesses: &[Access],
 ) -> Result<()> {
-    set_access_multi(privcmd, domain, FrameKind::Mfn, frames, accesses)
+    set_access_multi(privcmd, domain, frames, accesses)
 }
 
-/// [`set_mem_access_multi`] with frames of `kind`.
-pub fn set_access_multi(
+/// [`set_mem_access_multi`] with frames of either kind.
+pub fn set_access_multi<F: FrameNumber>(
     privcmd: &Privcmd,
     domain: DomId,
-    kind: FrameKind,
-    frames: &[u64],
+    frames: &[F],
     accesses: &[Access],
 ) -> Result<()> {
     let name = format!(
@@ -284,14 +298,14 @@ pub fn set_access_multi(
     let pages = (accesses_at + frames.len()).div_ceil(4096);
     let mut buffer = privcmd.buffer(pages)?;
     for (index, frame) in frames.iter().enumerate() {
-        buffer.write_at(frames_at + 8 * index, frame);
+        buffer.write_at(frames_at + 8 * index, &frame.number());
     }
     for (index, access) in accesses.iter().enumerate() {
         buffer.write_at(accesses_at + index, &(*access as u8));
     }
     let (pfn_list, access_list) = (buffer.address_at(frames_at), buffer.address_at(accesses_at));
     buffer.write(&MemAccessOp {
-        op: kind.op(ACCESS_OP_SET_ACCESS_MULTI),
+        op: F::KIND.op(ACCESS_OP_SET_ACCESS_MULTI),
         domid: domain.0,
         nr: count,
         pfn_list,
@@ -302,30 +316,29 @@ pub fn set_access_multi(
     unsafe { memory_op(privcmd, &name, ACCESS_OP, buffer.address()) }.map(drop)
 }
 
-/// `xc_get_mem_access`: the access of one gfn of an HVM `domain`, or (`pfn` `None`) its
+/// `xc_get_mem_access`: the access of one gfn of an HVM `domain`, or (`gfn` `None`) its
 /// default.
-pub fn get_mem_access(privcmd: &Privcmd, domain: DomId, pfn: Option<u64>) -> Result<Access> {
-    get_access(privcmd, domain, FrameKind::Gfn, pfn)
+pub fn get_mem_access(privcmd: &Privcmd, domain: DomId, gfn: Option<Gfn>) -> Result<Access> {
+    get_access(privcmd, domain, gfn)
 }
 
 /// `xc_get_mem_access_mfn`: the access of one machine frame of a PV `domain`, or (`mfn`
 /// `None`) its default.
-pub fn get_mem_access_mfn(privcmd: &Privcmd, domain: DomId, mfn: Option<u64>) -> Result<Access> {
-    get_access(privcmd, domain, FrameKind::Mfn, mfn)
+pub fn get_mem_access_mfn(privcmd: &Privcmd, domain: DomId, mfn: Option<Mfn>) -> Result<Access> {
+    get_access(privcmd, domain, mfn)
 }
 
-/// [`get_mem_access`] with a frame of `kind`.
-pub fn get_access(
+/// [`get_mem_access`] with a frame of either kind.
+pub fn get_access<F: FrameNumber>(
     privcmd: &Privcmd,
     domain: DomId,
-    kind: FrameKind,
-    pfn: Option<u64>,
+    frame: Option<F>,
 ) -> Result<Access> {
     let mut buffer = privcmd.buffer(1)?;
     buffer.write(&MemAccessOp {
-        op: kind.op(ACCESS_OP_GET_ACCESS),
+        op: F::KIND.op(ACCESS_OP_GET_ACCESS),
         domid: domain.0,
-        pfn: pfn.unwrap_or(!0),
+        pfn: frame.map_or(!0, F::number),
         ..MemAccessOp::default()
     });
     // SAFETY: the buffer holds a whole xen_mem_access_op without pointers.
@@ -346,6 +359,22 @@ pub fn get_access(
     })
 }
 
+/// [`get_access`] of one frame of a kind known only at run time, or (`None`) of the default
+/// of a domain whose frames are of `kind`.
+pub fn get_access_of(
+    privcmd: &Privcmd,
+    domain: DomId,
+    kind: FrameKind,
+    frame: Option<AccessFrame>,
+) -> Result<Access> {
+    match (kind, frame) {
+        (_, Some(AccessFrame::Gfn(gfn))) => get_access(privcmd, domain, Some(gfn)),
+        (_, Some(AccessFrame::Mfn(mfn))) => get_access(privcmd, domain, Some(mfn)),
+        (FrameKind::Gfn, None) => get_access::<Gfn>(privcmd, domain, None),
+        (FrameKind::Mfn, None) => get_access::<Mfn>(privcmd, domain, None),
+    }
+}
+
 /// `xenforeignmemory_map_resource`'s first half: the machine frames of resource `kind`/`id`
 /// of `domain`, as Xen hands them to a PV caller.
 pub fn acquire_resource_frames(
@@ -353,7 +382,7 @@ pub fn acquire_resource_frames(
     domain: DomId,
     kind: u16,
     id: u32,
-) -> Result<Vec<u64>> {
+) -> Result<Vec<Mfn>> {
     let name = format!(
         "XENMEM_acquire_resource(type {kind}, id {id}, domain {})",
         domain.0
@@ -385,7 +414,7 @@ pub fn acquire_resource_frames(
     // SAFETY: the struct and its frame list (room for `count` frames) are in the buffer.
     unsafe { memory_op(privcmd, &name, ACQUIRE_RESOURCE, buffer.address()) }?;
     Ok((0..count as usize)
-        .map(|index| buffer.read_at::<u64>(LIST_OFFSET + index * 8))
+        .map(|index| Mfn(buffer.read_at::<u64>(LIST_OFFSET + index * 8)))
         .collect())
 }
 

@@ -21,6 +21,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::domctl::{self, Domctl};
 use crate::error::{Error, Result};
 use crate::evtchn::EvtchnPort;
+use crate::frame::Mfn;
 use crate::ioctl::{privcmd_mmapbatch_v2, PrivcmdMmapbatchV2};
 use crate::memory::{acquire_resource_frames, RESOURCE_VM_EVENT_RING};
 use crate::privcmd::{Privcmd, PAGE_SIZE};
@@ -231,7 +232,7 @@ impl DomainInfo {
 const GETDOMAININFO_SHARED_INFO_FRAME: usize = 48;
 
 /// The frame of `domain`'s shared_info page (`xc_domain_getinfo`'s `shared_info_frame`).
-pub fn shared_info_frame(privcmd: &Privcmd, domain: DomId) -> Result<u64> {
+pub fn shared_info_frame(privcmd: &Privcmd, domain: DomId) -> Result<Mfn> {
     let domctl = domctl::call(
         privcmd,
         "XEN_DOMCTL_getdomaininfo",
@@ -245,7 +246,7 @@ pub fn shared_info_frame(privcmd: &Privcmd, domain: DomId) -> Result<u64> {
             reason: format!("no domain {}", domain.0),
         });
     }
-    Ok(info[GETDOMAININFO_SHARED_INFO_FRAME / 8])
+    Ok(Mfn(info[GETDOMAININFO_SHARED_INFO_FRAME / 8]))
 }
 
 /// Whether `domain` is an HVM guest (`xc_domain_getinfo`'s `hvm`): its frames are guest
@@ -354,7 +355,7 @@ fn shadow_op(privcmd: &Privcmd, domain: DomId, op: u32, name: &str) -> Result<()
 pub struct RingMapping {
     mapping: ForeignMapping,
     /// The ring's machine frame (owned by `DOMID_XEN`).
-    pub frame: u64,
+    pub frame: Mfn,
 }
 
 impl RingMapping {
@@ -411,7 +412,7 @@ impl ForeignMapping {
     pub fn map(
         privcmd: &Privcmd,
         domain: DomId,
-        frames: &[u64],
+        frames: &[Mfn],
         writable: bool,
     ) -> Result<ForeignMapping> {
         let name = format!(
@@ -439,13 +440,14 @@ impl ForeignMapping {
             )
         }
         .map_err(|errno| Error::from_errno("mmap /dev/xen/privcmd", errno))?;
+        let numbers: Vec<u64> = frames.iter().map(|frame| frame.0).collect();
         let mut errors = vec![0i32; frames.len()];
         let batch = PrivcmdMmapbatchV2 {
             num,
             dom: domain.0,
             pad: 0,
             addr: base.as_ptr() as u64,
-            arr: frames.as_ptr(),
+            arr: numbers.as_ptr(),
             err: errors.as_mut_ptr(),
         };
         // SAFETY: the ioctl reads `batch` and the frame list and writes one int per frame into

@@ -7,15 +7,20 @@
 //! guest can only make the listener read the guest's own memory. Xen never relies on the
 //! result: it checks every machine frame a listener names.
 
+use std::mem::offset_of;
+
 use crate::error::{Error, Result};
+use crate::frame::{Mfn, Pfn};
 use crate::monitor::ForeignMapping;
 use crate::privcmd::Privcmd;
 use crate::DomId;
 
-/// `offsetof(struct shared_info, arch.max_pfn)` on x86_64 (gcc, Xen 4.17 headers).
-const MAX_PFN_OFFSET: usize = 3088;
+/// `offsetof(struct shared_info, arch.max_pfn)` (xen-sys's bindings of public/xen.h).
+const MAX_PFN_OFFSET: usize =
+    offset_of!(xen_sys::shared_info, arch) + offset_of!(xen_sys::arch_shared_info, max_pfn);
 /// `offsetof(struct shared_info, arch.pfn_to_mfn_frame_list_list)`.
-const FRAME_LIST_LIST_OFFSET: usize = 3096;
+const FRAME_LIST_LIST_OFFSET: usize = offset_of!(xen_sys::shared_info, arch)
+    + offset_of!(xen_sys::arch_shared_info, pfn_to_mfn_frame_list_list);
 /// Entries of one list page.
 const PER_PAGE: u64 = 512;
 /// The largest P2M this reader accepts: 64 GiB of guest memory.
@@ -44,13 +49,13 @@ impl P2m {
         }
         let p2m_pages = max_pfn.div_ceil(PER_PAGE);
         let list_pages = p2m_pages.div_ceil(PER_PAGE);
-        let top = ForeignMapping::map(privcmd, domain, &[list_list], false)?;
-        let lists: Vec<u64> = (0..list_pages as usize)
-            .map(|index| top.read_u64(index).unwrap_or(0))
+        let top = ForeignMapping::map(privcmd, domain, &[Mfn(list_list)], false)?;
+        let lists: Vec<Mfn> = (0..list_pages as usize)
+            .map(|index| Mfn(top.read_u64(index).unwrap_or(0)))
             .collect();
         let lists = ForeignMapping::map(privcmd, domain, &lists, false)?;
-        let pages: Vec<u64> = (0..p2m_pages as usize)
-            .map(|index| lists.read_u64(index).unwrap_or(0))
+        let pages: Vec<Mfn> = (0..p2m_pages as usize)
+            .map(|index| Mfn(lists.read_u64(index).unwrap_or(0)))
             .collect();
         let p2m = ForeignMapping::map(privcmd, domain, &pages, false)?;
         let mfns = (0..max_pfn as usize)
@@ -76,10 +81,10 @@ impl P2m {
     }
 
     /// The machine frame behind guest frame `pfn`, if the P2M has one.
-    pub fn mfn(&self, pfn: u64) -> Option<u64> {
-        let mfn = *self.mfns.get(usize::try_from(pfn).ok()?)?;
+    pub fn mfn(&self, pfn: Pfn) -> Option<Mfn> {
+        let mfn = *self.mfns.get(usize::try_from(pfn.0).ok()?)?;
         // INVALID_P2M_ENTRY (~0) marks a hole, and Linux's markers no frame of its RAM.
-        is_machine_frame(mfn).then_some(mfn)
+        is_machine_frame(mfn).then_some(Mfn(mfn))
     }
 
     /// How many guest frames the P2M covers.
@@ -140,11 +145,11 @@ impl ReverseP2m {
     }
 
     /// The guest frame whose P2M entry is `mfn`, if any.
-    pub fn pfn(&self, mfn: u64) -> Option<u64> {
+    pub fn pfn(&self, mfn: Mfn) -> Option<Pfn> {
         self.pairs
-            .binary_search_by_key(&mfn, |(mfn, _)| *mfn)
+            .binary_search_by_key(&mfn.0, |(mfn, _)| *mfn)
             .ok()
-            .map(|index| self.pairs[index].1)
+            .map(|index| Pfn(self.pairs[index].1))
     }
 
     /// How many machine frames the map knows.
@@ -174,15 +179,15 @@ mod tests {
         ]);
         let reverse = p2m.reverse();
         assert_eq!(reverse.len(), 3);
-        assert_eq!(reverse.pfn(0x1234), Some(0));
-        assert_eq!(reverse.pfn(0x1000), Some(2));
-        assert_eq!(reverse.pfn(0x2000), Some(5));
-        assert_eq!(reverse.pfn(0x4321), None);
-        assert_eq!(reverse.pfn(4), None);
-        assert_eq!(reverse.pfn(u64::MAX), None);
-        assert_eq!(reverse.pfn(0x1001), None);
+        assert_eq!(reverse.pfn(Mfn(0x1234)), Some(Pfn(0)));
+        assert_eq!(reverse.pfn(Mfn(0x1000)), Some(Pfn(2)));
+        assert_eq!(reverse.pfn(Mfn(0x2000)), Some(Pfn(5)));
+        assert_eq!(reverse.pfn(Mfn(0x4321)), None);
+        assert_eq!(reverse.pfn(Mfn(4)), None);
+        assert_eq!(reverse.pfn(Mfn(u64::MAX)), None);
+        assert_eq!(reverse.pfn(Mfn(0x1001)), None);
         for pfn in [0, 2, 5] {
-            assert_eq!(reverse.pfn(p2m.mfn(pfn).unwrap()), Some(pfn));
+            assert_eq!(reverse.pfn(p2m.mfn(Pfn(pfn)).unwrap()), Some(Pfn(pfn)));
         }
     }
 
@@ -190,9 +195,9 @@ mod tests {
     fn a_machine_frame_claimed_twice_maps_to_the_lowest_pfn() {
         let reverse = ReverseP2m::new(&[0x50, 0x70, 0x50, 0x60, 0x70]);
         assert_eq!(reverse.len(), 3);
-        assert_eq!(reverse.pfn(0x50), Some(0));
-        assert_eq!(reverse.pfn(0x70), Some(1));
-        assert_eq!(reverse.pfn(0x60), Some(3));
+        assert_eq!(reverse.pfn(Mfn(0x50)), Some(Pfn(0)));
+        assert_eq!(reverse.pfn(Mfn(0x70)), Some(Pfn(1)));
+        assert_eq!(reverse.pfn(Mfn(0x60)), Some(Pfn(3)));
     }
 
     #[test]
@@ -200,6 +205,6 @@ mod tests {
         assert!(ReverseP2m::new(&[]).is_empty());
         let reverse = ReverseP2m::new(&[u64::MAX; 8]);
         assert!(reverse.is_empty());
-        assert_eq!(reverse.pfn(0), None);
+        assert_eq!(reverse.pfn(Mfn(0)), None);
     }
 }

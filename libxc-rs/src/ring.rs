@@ -38,6 +38,7 @@ use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+use crate::frame::{AccessFrame, FrameKind};
 use crate::monitor::RingMapping;
 
 /// `#define VM_EVENT_INTERFACE_VERSION 0x00000007`: the `version` of every request of Xen
@@ -288,6 +289,18 @@ impl VmEvent {
             response.mem_access = self.mem_access;
         }
         response
+    }
+
+    /// The frame a mem_access request names, typed by what Xen says it is (a machine frame
+    /// with [`MEM_ACCESS_GFN_IS_MFN`], as for every PV domain; else a gfn); `None` for
+    /// another reason, whose union member holds no frame.
+    pub fn access_frame(&self) -> Option<AccessFrame> {
+        let kind = match self.mem_access.flags & MEM_ACCESS_GFN_IS_MFN {
+            0 => FrameKind::Gfn,
+            _ => FrameKind::Mfn,
+        };
+        (self.reason == VM_EVENT_REASON_MEM_ACCESS)
+            .then(|| AccessFrame::new(kind, self.mem_access.gfn))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The control commands: each opens the devices, asks Xen, and says what happened.
 
 use libxc::evtchn::Evtchn;
-use libxc::memory::{self, AccessTarget, FrameKind};
+use libxc::memory;
 use libxc::monitor::{
     domain_is_hvm, monitor_disable, monitor_enable, monitor_get_capabilities, set_access_required,
     shadow_allocation_mib, RingMapping,
@@ -10,6 +10,7 @@ use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
 use libxc::{Access, DomId, Errno, Error, Result};
+use libxc::{AccessFrame, FrameKind, Gfn, Mfn, Pfn};
 
 use crate::ring_state::RingState;
 
@@ -60,7 +61,8 @@ pub fn status(domain: &str) -> Result<()> {
     let shadow = shadow_allocation_mib(&privcmd, domid)?;
     match RingState::of(&privcmd, domid)?.describe() {
         Some(listener) => {
-            let default = memory::get_access(&privcmd, domid, frame_kind(&privcmd, domid)?, None)?;
+            let kind = frame_kind(&privcmd, domid)?;
+            let default = memory::get_access_of(&privcmd, domid, kind, None)?;
             println!(
                 "domain {}: monitoring on\n{listener}\ndefault access: {default}\n\
                  shadow pool: {shadow} MiB",
@@ -120,11 +122,16 @@ pub enum Frames<'a> {
     Machine(&'a [u64]),
 }
 
-/// What Xen is asked about: Xen names an HVM guest's frames by guest frame and a PV guest's
-/// by machine frame, so `--mfn` is for PV only and a PV guest's `--pfn` goes through its P2M.
-fn targets(privcmd: &Privcmd, domid: DomId, frames: Frames) -> Result<Vec<(AccessTarget, String)>> {
+/// What Xen is asked about (`None`: the default): Xen names an HVM guest's frames by guest
+/// frame and a PV guest's by machine frame, so `--mfn` is for PV only and a PV guest's
+/// `--pfn` goes through its P2M.
+fn targets(
+    privcmd: &Privcmd,
+    domid: DomId,
+    frames: Frames,
+) -> Result<Vec<(Option<AccessFrame>, String)>> {
     let (list, kind) = match frames {
-        Frames::Default => return Ok(vec![(AccessTarget::Default, "default".into())]),
+        Frames::Default => return Ok(vec![(None, "default".into())]),
         Frames::Guest(list) => (list, "pfn"),
         Frames::Machine(list) => (list, "mfn"),
     };
@@ -147,20 +154,17 @@ fn targets(privcmd: &Privcmd, domid: DomId, frames: Frames) -> Result<Vec<(Acces
     };
     list.iter()
         .map(|&number| {
-            let frame = match &p2m {
-                Some(p2m) => p2m.mfn(number).ok_or_else(|| {
+            let frame = match (&p2m, hvm) {
+                (Some(p2m), _) => AccessFrame::Mfn(p2m.mfn(Pfn(number)).ok_or_else(|| {
                     Error::invalid(
                         format!("translating pfn {number:#x} of domain {}", domid.0),
                         format!("its P2M has {} entries and no frame there", p2m.len()),
                     )
-                })?,
-                None => number,
+                })?),
+                (None, true) => AccessFrame::Gfn(Gfn(number)),
+                (None, false) => AccessFrame::Mfn(Mfn(number)),
             };
-            let target = AccessTarget::Frames {
-                first: frame,
-                count: 1,
-            };
-            Ok((target, format!("{kind} {number:#x}")))
+            Ok((Some(frame), format!("{kind} {number:#x}")))
         })
         .collect()
 }
@@ -168,10 +172,7 @@ fn targets(privcmd: &Privcmd, domid: DomId, frames: Frames) -> Result<Vec<(Acces
 /// How Xen names the domain's frames in `XENMEM_access_op`: an HVM guest's by gfn, a PV
 /// guest's by machine frame (said so with `XENMEM_access_op_mfn`, or Xen refuses the call).
 fn frame_kind(privcmd: &Privcmd, domid: DomId) -> Result<FrameKind> {
-    Ok(match domain_is_hvm(privcmd, domid)? {
-        true => FrameKind::Gfn,
-        false => FrameKind::Mfn,
-    })
+    Ok(FrameKind::of_domain(domain_is_hvm(privcmd, domid)?))
 }
 
 /// The error with what it was about.
@@ -185,8 +186,12 @@ fn about(described: &str) -> impl FnOnce(Error) -> Error + '_ {
 pub fn set_access(domain: &str, frames: Frames, access: Access) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     let kind = frame_kind(&privcmd, domid)?;
-    for (target, described) in targets(&privcmd, domid, frames)? {
-        memory::set_access(&privcmd, domid, kind, target, access).map_err(about(&described))?;
+    for (frame, described) in targets(&privcmd, domid, frames)? {
+        match frame {
+            Some(frame) => memory::set_frame_access(&privcmd, domid, frame, access),
+            None => memory::set_default_access(&privcmd, domid, kind, access),
+        }
+        .map_err(about(&described))?;
         println!("domain {}: {described} access set to {access}", domid.0);
     }
     Ok(())
@@ -195,12 +200,9 @@ pub fn set_access(domain: &str, frames: Frames, access: Access) -> Result<()> {
 pub fn get_access(domain: &str, frames: Frames) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     let kind = frame_kind(&privcmd, domid)?;
-    for (target, described) in targets(&privcmd, domid, frames)? {
-        let frame = match target {
-            AccessTarget::Default => None,
-            AccessTarget::Frames { first, .. } => Some(first),
-        };
-        let access = memory::get_access(&privcmd, domid, kind, frame).map_err(about(&described))?;
+    for (frame, described) in targets(&privcmd, domid, frames)? {
+        let access =
+            memory::get_access_of(&privcmd, domid, kind, frame).map_err(about(&described))?;
         println!("domain {}: {described} access {access}", domid.0);
     }
     Ok(())

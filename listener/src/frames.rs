@@ -12,9 +12,10 @@
 use std::collections::BTreeSet;
 
 use libxc::p2m::ReverseP2m;
+use libxc::{AccessFrame, Mfn};
 
-/// An event's page in both namings; `None` where it is not known (or, for an HVM guest's
-/// mfn, not anyone's to know).
+/// An event's page in both namings, as the trace gives them (`pfn` is an HVM guest's gfn);
+/// `None` where it is not known (or, for an HVM guest's mfn, not anyone's to know).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Frame {
     /// The guest frame number.
@@ -33,7 +34,7 @@ pub enum FrameNames {
         /// The reverse of the P2M as last read.
         reverse: ReverseP2m,
         /// Machine frames unknown to `reverse` after a re-read: no further re-read for them.
-        missed: BTreeSet<u64>,
+        missed: BTreeSet<Mfn>,
     },
 }
 
@@ -50,11 +51,25 @@ impl FrameNames {
     /// Both names of `frame`, the frame Xen's request names. On a PV frame the map does not
     /// know, `reread` is called (at most once) for the guest's current P2M; `None` from it
     /// (the P2M could not be read) keeps the map as it was.
-    pub fn name(&mut self, frame: u64, reread: impl FnOnce() -> Option<ReverseP2m>) -> Frame {
+    pub fn name(
+        &mut self,
+        frame: AccessFrame,
+        reread: impl FnOnce() -> Option<ReverseP2m>,
+    ) -> Frame {
+        let frame = match frame {
+            AccessFrame::Gfn(gfn) => {
+                return Frame {
+                    pfn: Some(gfn.0),
+                    mfn: None,
+                }
+            }
+            AccessFrame::Mfn(mfn) => mfn,
+        };
         let FrameNames::Pv { reverse, missed } = self else {
+            // Xen names an HVM guest's frames by gfn: a machine frame has no pfn to find.
             return Frame {
-                pfn: Some(frame),
-                mfn: None,
+                pfn: None,
+                mfn: Some(frame.0),
             };
         };
         let mut pfn = reverse.pfn(frame);
@@ -69,8 +84,8 @@ impl FrameNames {
             }
         }
         Frame {
-            pfn,
-            mfn: Some(frame),
+            pfn: pfn.map(|pfn| pfn.0),
+            mfn: Some(frame.0),
         }
     }
 }
@@ -78,12 +93,19 @@ impl FrameNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libxc::Gfn;
     use std::cell::Cell;
+
+    fn mfn(number: u64) -> AccessFrame {
+        AccessFrame::Mfn(Mfn(number))
+    }
 
     #[test]
     fn hvm_frames_are_pfns_without_an_mfn() {
         let mut names = FrameNames::Hvm;
-        let frame = names.name(0x205, || panic!("HVM has no P2M to read"));
+        let frame = names.name(AccessFrame::Gfn(Gfn(0x205)), || {
+            panic!("HVM has no P2M to read")
+        });
         assert_eq!(
             frame,
             Frame {
@@ -96,7 +118,7 @@ mod tests {
     #[test]
     fn known_pv_frames_are_named_without_reading_the_p2m() {
         let mut names = FrameNames::pv(ReverseP2m::new(&[0x1000, 0x1234]));
-        let frame = names.name(0x1234, || panic!("no re-read for a known frame"));
+        let frame = names.name(mfn(0x1234), || panic!("no re-read for a known frame"));
         assert_eq!(
             frame,
             Frame {
@@ -114,11 +136,11 @@ mod tests {
             reads.set(reads.get() + 1);
             Some(ReverseP2m::new(&[0x1000, 0x1234, 0x5000, 0x5001]))
         };
-        assert_eq!(names.name(0x5000, grown).pfn, Some(2));
+        assert_eq!(names.name(mfn(0x5000), grown).pfn, Some(2));
         assert_eq!(reads.get(), 1);
         // The new map knows the other gained page too: no second read.
         assert_eq!(
-            names.name(0x5001, || panic!("already re-read")).pfn,
+            names.name(mfn(0x5001), || panic!("already re-read")).pfn,
             Some(3)
         );
     }
@@ -131,7 +153,7 @@ mod tests {
             reads.set(reads.get() + 1);
             Some(ReverseP2m::new(&[0x1000]))
         };
-        let frame = names.name(0x9999, same);
+        let frame = names.name(mfn(0x9999), same);
         assert_eq!(
             frame,
             Frame {
@@ -139,22 +161,25 @@ mod tests {
                 mfn: Some(0x9999)
             }
         );
-        assert_eq!(names.name(0x9999, || panic!("missed already")).pfn, None);
+        assert_eq!(
+            names.name(mfn(0x9999), || panic!("missed already")).pfn,
+            None
+        );
         // Another unknown frame earns its own re-read.
-        assert_eq!(names.name(0x8888, same).pfn, None);
+        assert_eq!(names.name(mfn(0x8888), same).pfn, None);
         assert_eq!(reads.get(), 2);
     }
 
     #[test]
     fn a_failed_re_read_keeps_the_map() {
         let mut names = FrameNames::pv(ReverseP2m::new(&[0x1000]));
-        assert_eq!(names.name(0x7777, || None).pfn, None);
-        assert_eq!(names.name(0x1000, || panic!("known")).pfn, Some(0));
+        assert_eq!(names.name(mfn(0x7777), || None).pfn, None);
+        assert_eq!(names.name(mfn(0x1000), || panic!("known")).pfn, Some(0));
         // A guest that published no P2M at setup: a later successful read fills the map.
         let mut names = FrameNames::pv(ReverseP2m::default());
         assert_eq!(
             names
-                .name(0x1000, || Some(ReverseP2m::new(&[0x2000, 0x1000])))
+                .name(mfn(0x1000), || Some(ReverseP2m::new(&[0x2000, 0x1000])))
                 .pfn,
             Some(1)
         );

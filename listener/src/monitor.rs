@@ -30,20 +30,18 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use libxc::evtchn::{Evtchn, EvtchnPort};
-use libxc::memory::{set_access, AccessTarget, FrameKind};
+use libxc::memory::{set_default_access, set_frame_access};
 use libxc::monitor::{
     domain_info, domain_is_hvm, domain_pause, domain_unpause, monitor_attach, monitor_disable,
     monitor_enable, RingMapping,
 };
 use libxc::p2m::{P2m, ReverseP2m};
 use libxc::privcmd::Privcmd;
-use libxc::ring::{
-    BackRing, VmEvent, VM_EVENT_FLAG_EMULATE, VM_EVENT_FLAG_RESPONSE_REFUSED,
-    VM_EVENT_REASON_MEM_ACCESS,
-};
+use libxc::ring::{BackRing, VmEvent, VM_EVENT_FLAG_EMULATE, VM_EVENT_FLAG_RESPONSE_REFUSED};
 use libxc::version::xen_version;
 use libxc::xenstore::resolve_domain;
 use libxc::{Access, DomId, Errno, Error, Result};
+use libxc::{AccessFrame, FrameKind};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -214,10 +212,7 @@ pub fn run(options: Options) -> Result<Stop> {
             enabled: options.timings.is_some(),
             ..Timings::default()
         },
-        frames: match hvm {
-            true => FrameKind::Gfn,
-            false => FrameKind::Mfn,
-        },
+        frames: FrameKind::of_domain(hvm),
         header_at: None,
     };
     let header = Record::Header(trace::Header {
@@ -482,20 +477,10 @@ impl Session<'_> {
                 ..error
             }
         };
-        set_access(
-            &self.privcmd,
-            self.domid,
-            self.frames,
-            AccessTarget::Default,
-            default,
-        )
-        .map_err(named(format!("default access {default}")))?;
+        set_default_access(&self.privcmd, self.domid, self.frames, default)
+            .map_err(named(format!("default access {default}")))?;
         for page in pages {
-            let target = AccessTarget::Frames {
-                first: page.frame(),
-                count: 1,
-            };
-            set_access(&self.privcmd, self.domid, self.frames, target, page.access)
+            set_frame_access(&self.privcmd, self.domid, page.frame(), page.access)
                 .map_err(named(page.argument()))?;
         }
         Ok(())
@@ -503,7 +488,7 @@ impl Session<'_> {
 
     /// Both names of a mem_access request's frame; on a frame the reverse P2M does not know,
     /// the P2M is read again (see [`FrameNames::name`]).
-    fn frame(&mut self, frame: u64) -> Frame {
+    fn frame(&mut self, frame: AccessFrame) -> Frame {
         let (privcmd, domid, warned) = (&self.privcmd, self.domid, &mut self.p2m_warned);
         self.names.name(frame, || match P2m::read(privcmd, domid) {
             Ok(p2m) => Some(p2m.reverse()),
@@ -561,29 +546,24 @@ impl Session<'_> {
     fn answer(&mut self, request: &VmEvent, recovered: bool) -> Result<trace::Event> {
         self.seq += 1;
         // Only a mem_access request has a frame (the union `u` holds another member else).
-        let mem_access = request.reason == VM_EVENT_REASON_MEM_ACCESS;
-        let frame = request.mem_access.gfn;
-        let names = match mem_access {
-            true => self.frame(frame),
-            false => Frame::default(),
+        let frame = request.access_frame();
+        let names = match frame {
+            Some(frame) => self.frame(frame),
+            None => Frame::default(),
         };
         let on_event = self.on_event.for_request(request);
-        if mem_access && on_event == OnEvent::Relax {
+        if let (Some(frame), OnEvent::Relax) = (frame, on_event) {
             // By the frame Xen named (for PV the mfn), known to the reverse P2M or not: that
             // is the frame Xen accepts, and the vCPU must not fault on it again.
-            let target = AccessTarget::Frames {
-                first: frame,
-                count: 1,
-            };
-            let (privcmd, domid, kind) = (&self.privcmd, self.domid, self.frames);
+            let (privcmd, domid) = (&self.privcmd, self.domid);
             self.timings.time(
                 |t| &mut t.set_access_ns,
-                || set_access(privcmd, domid, kind, target, Access::Rwx),
+                || set_frame_access(privcmd, domid, frame, Access::Rwx),
             )?;
         }
         self.timings.events += 1;
         let mut response = request.response();
-        if mem_access && on_event == OnEvent::Emulate {
+        if frame.is_some() && on_event == OnEvent::Emulate {
             response.flags |= VM_EVENT_FLAG_EMULATE;
         }
         self.ring
@@ -618,11 +598,10 @@ impl Session<'_> {
                 let paused = domain_pause(&self.privcmd, self.domid);
                 // Answer what is pending, so no vCPU waits for the ring to go.
                 keep(self.drain());
-                keep(set_access(
+                keep(set_default_access(
                     &self.privcmd,
                     self.domid,
                     self.frames,
-                    AccessTarget::Default,
                     Access::Rwx,
                 ));
                 keep(monitor_disable(&self.privcmd, self.domid));

@@ -7,9 +7,8 @@
 //! before anything changes in the guest.
 
 use libxc::p2m::P2m;
-use libxc::{Access, Error, Result};
+use libxc::{Access, AccessFrame, Error, Gfn, Mfn, Pfn, Result};
 use listener::record::PageRecord;
-use serde::Serialize;
 
 /// One `--access PFN=ACCESS` as given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +39,13 @@ pub fn parse_request(text: &str) -> std::result::Result<PageRequest, String> {
 
 /// A page's access as applied: the pfn asked for, and for a PV guest the machine frame it
 /// named at setup (what Xen is told). The `access` entries of the trace's header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageAccess {
     /// The guest frame number.
     pub pfn: u64,
     /// Its machine frame (PV); `None` for HVM, where Xen takes the pfn.
-    pub mfn: Option<u64>,
+    pub mfn: Option<Mfn>,
     /// The access.
-    #[serde(serialize_with = "access_name")]
     pub access: Access,
 }
 
@@ -56,14 +54,17 @@ impl PageAccess {
     pub fn record(&self) -> PageRecord {
         PageRecord {
             pfn: self.pfn,
-            mfn: self.mfn,
+            mfn: self.mfn.map(|mfn| mfn.0),
             access: self.access.name().into(),
         }
     }
 
     /// The frame Xen's `XENMEM_access_op` takes for this page.
-    pub fn frame(&self) -> u64 {
-        self.mfn.unwrap_or(self.pfn)
+    pub fn frame(&self) -> AccessFrame {
+        match self.mfn {
+            Some(mfn) => AccessFrame::Mfn(mfn),
+            None => AccessFrame::Gfn(Gfn(self.pfn)),
+        }
     }
 
     /// The argument that asked for it, for error messages.
@@ -74,14 +75,6 @@ impl PageAccess {
         }
         .argument()
     }
-}
-
-/// An access as its name (`rw`), as everywhere else in the listener.
-fn access_name<S: serde::Serializer>(
-    access: &Access,
-    serializer: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    serializer.serialize_str(access.name())
 }
 
 /// Translates the requests of a domain: `p2m` is `None` for an HVM guest (its pfns are what
@@ -102,7 +95,7 @@ pub fn translate(
                     access: request.access,
                 });
             };
-            let mfn = p2m.mfn(request.pfn).ok_or_else(|| {
+            let mfn = p2m.mfn(Pfn(request.pfn)).ok_or_else(|| {
                 let reason = if request.pfn >= p2m.len() as u64 {
                     format!(
                         "pfn {:#x} is beyond the P2M of domain {domain}, which ends at pfn {:#x}",
@@ -167,19 +160,22 @@ mod tests {
             [
                 PageAccess {
                     pfn: 2,
-                    mfn: Some(0x1234),
+                    mfn: Some(Mfn(0x1234)),
                     access: Access::Rw
                 },
                 PageAccess {
                     pfn: 0,
-                    mfn: Some(0x1000),
+                    mfn: Some(Mfn(0x1000)),
                     access: Access::N
                 },
             ]
         );
-        assert_eq!(pages[0].frame(), 0x1234);
+        assert_eq!(pages[0].frame(), AccessFrame::Mfn(Mfn(0x1234)));
         let pages = translate(7, &requests, None).unwrap();
-        assert_eq!((pages[0].mfn, pages[0].frame()), (None, 2));
+        assert_eq!(
+            (pages[0].mfn, pages[0].frame()),
+            (None, AccessFrame::Gfn(Gfn(2)))
+        );
     }
 
     #[test]

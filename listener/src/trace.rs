@@ -441,7 +441,7 @@ mod tests {
     fn header_in_both_formats() {
         let page = PageAccess {
             pfn: 0x200,
-            mfn: Some(0x1_2233),
+            mfn: Some(libxc::Mfn(0x1_2233)),
             access: Access::Rw,
         };
         let record = header(vec![page], None, Some(60.0));

@@ -35,40 +35,30 @@
 /// `__PAGE_OFFSET` of 32-bit Linux: the kernel's virtual base (`XEN_ELFNOTE_VIRT_BASE`).
 pub const VIRT_BASE: u32 = 0xc000_0000;
 
-/// `XEN_ELFNOTE_*` (xen/include/public/elfnote.h).
+/// `XEN_ELFNOTE_*` (public/elfnote.h, from xen-sys's bindings of Xen's headers).
 pub mod note {
-    pub const ENTRY: u32 = 1;
-    pub const VIRT_BASE: u32 = 3;
-    pub const PADDR_OFFSET: u32 = 4;
-    pub const XEN_VERSION: u32 = 5;
-    pub const GUEST_OS: u32 = 6;
-    pub const LOADER: u32 = 8;
-    pub const PAE_MODE: u32 = 9;
-    pub const FEATURES: u32 = 10;
+    pub use xen_sys::{
+        XEN_ELFNOTE_ENTRY as ENTRY, XEN_ELFNOTE_FEATURES as FEATURES,
+        XEN_ELFNOTE_GUEST_OS as GUEST_OS, XEN_ELFNOTE_LOADER as LOADER,
+        XEN_ELFNOTE_PADDR_OFFSET as PADDR_OFFSET, XEN_ELFNOTE_PAE_MODE as PAE_MODE,
+        XEN_ELFNOTE_VIRT_BASE as VIRT_BASE, XEN_ELFNOTE_XEN_VERSION as XEN_VERSION,
+    };
 }
 
 /// The guest's name in `XEN_ELFNOTE_GUEST_OS` (any name will do with the generic loader).
 pub const GUEST_OS: &str = "pv32-yield";
 
-// ELF constants (the System V ABI, `xen/include/xen/elfstructs.h`).
-const ELFCLASS32: u8 = 1;
-const ELFDATA2LSB: u8 = 1;
-const EV_CURRENT: u8 = 1;
-const ET_EXEC: u16 = 2;
-const EM_386: u16 = 3;
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
-const PF_X: u32 = 1;
-const PF_R: u32 = 4;
+// ELF constants (the System V ABI), as the `object` crate names them.
+use object::elf::{
+    ELFCLASS32, ELFDATA2LSB, EM_386, ET_EXEC, EV_CURRENT, PF_R, PF_X, PT_LOAD, PT_NOTE,
+};
 /// `sizeof(Elf32_Ehdr)`, `sizeof(Elf32_Phdr)`.
 const EHDR_SIZE: u32 = 52;
 const PHDR_SIZE: u32 = 32;
 const PHDR_COUNT: u32 = 2;
 
-/// `__HYPERVISOR_sched_op` (public/xen.h).
-const HYPERVISOR_SCHED_OP: u32 = 29;
-/// `SCHEDOP_yield` (public/sched.h).
-const SCHEDOP_YIELD: u32 = 0;
+/// `__HYPERVISOR_sched_op` (public/xen.h) and `SCHEDOP_yield` (public/sched.h).
+use xen_sys::{__HYPERVISOR_sched_op as HYPERVISOR_SCHED_OP, SCHEDOP_yield as SCHEDOP_YIELD};
 
 /// The kernel's code, hand-encoded (Intel SDM vol. 2; 32-bit operand size):
 ///

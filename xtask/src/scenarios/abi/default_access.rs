@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use libxc::memory::populate_physmap;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
+use libxc::Pfn;
 use test_guest::workload::BUFFER_GFN;
 
 use crate::scenarios::dom0::GuestConfig;
@@ -60,9 +61,9 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         t.listener(&["get-access", "--mfn", &f1, "--mfn", &f2])?;
         // A page the guest gains now: one frame past its 64 MiB.
         let privcmd = Privcmd::open()?;
-        let gained = populate_physmap(&privcmd, resolve_domain(GUEST)?, 64 * 256, 1)
+        let gained = populate_physmap(&privcmd, resolve_domain(GUEST)?, Pfn(64 * 256), 1)
             .context("giving the guest one more page")?[0];
-        let gained = hex(gained);
+        let gained = hex(gained.0);
         t.name(&gained, "<gained>");
         t.listener(&["get-access", "--mfn", &gained])?;
         t.listener(&["access-required", "on"])?;

@@ -19,7 +19,7 @@ use libxc::monitor::RingMapping;
 use libxc::privcmd::Privcmd;
 use libxc::sysctl::physinfo;
 use libxc::xenstore::resolve_domain;
-use libxc::Access;
+use libxc::{Access, Mfn};
 
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::{Dom0, HostView, Scenario};
@@ -71,7 +71,7 @@ fn one_guest(dom0: &Dom0, privcmd: &Privcmd, name: &str, monitored: bool) -> Res
         let domid = resolve_domain(name)?;
         ring = Some(RingMapping::map(privcmd, domid).context("mapping the ring")?);
         // Entries in the tracker, so its table exists when the domain dies.
-        let frames = guest.frames()?;
+        let frames: Vec<Mfn> = guest.frames()?.into_iter().map(Mfn).collect();
         let accesses = vec![Access::Rx; frames.len()];
         set_mem_access_multi_mfn(privcmd, domid, &frames, &accesses)?;
         guest.wait_for_heartbeat(beat, Duration::from_secs(60))?;

@@ -18,7 +18,7 @@ use libxc::memory::{
 use libxc::monitor::{domain_pause, domain_unpause, monitor_disable, monitor_enable};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
-use libxc::Access;
+use libxc::{Access, Mfn};
 
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::{Dom0, HostView, Scenario};
@@ -46,7 +46,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         vcpus: 1,
         cmdline: "heartbeat p2m",
     })?;
-    let frames = guest.all_frames()?;
+    let frames: Vec<Mfn> = guest.all_frames()?.into_iter().map(Mfn).collect();
     let privcmd = Privcmd::open()?;
     let domid = resolve_domain(GUEST)?;
     let beat = guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
@@ -68,7 +68,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
         }
     }
     set_mem_access_mfn(&privcmd, domid, AccessTarget::Default, Access::Rx)?;
-    let sample: Vec<u64> = frames.iter().step_by(97).copied().collect();
+    let sample: Vec<Mfn> = frames.iter().step_by(97).copied().collect();
     let mut after_default = Vec::new();
     for frame in &sample {
         after_default.push(get_mem_access_mfn(&privcmd, domid, Some(*frame))?);

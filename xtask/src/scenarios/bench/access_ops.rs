@@ -11,7 +11,7 @@ use libxc::memory::{set_mem_access_mfn, AccessTarget};
 use libxc::monitor::{monitor_disable, monitor_enable};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
-use libxc::Access;
+use libxc::{Access, Mfn};
 
 use super::measurements::{AccessOps, OpCost};
 use crate::scenarios::dom0::GuestConfig;
@@ -57,10 +57,7 @@ pub fn measure(dom0: &Dom0) -> Result<AccessOps> {
     // as they were. Without a ring and with every right back at rwx, Xen would leave the
     // mem_access mode and refuse the calls (ENODEV).
     monitor_enable(&privcmd, domain)?;
-    let frame = AccessTarget::Frames {
-        first: frames[0],
-        count: 1,
-    };
+    let frame = AccessTarget::frame(Mfn(frames[0]));
     let set = |target, access| -> Result<()> {
         Ok(set_mem_access_mfn(&privcmd, domain, target, access)?)
     };

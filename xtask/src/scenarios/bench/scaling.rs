@@ -17,6 +17,7 @@ use libxc::memory::{set_mem_access_mfn, AccessTarget};
 use libxc::monitor::{monitor_disable, monitor_enable};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
+use libxc::Mfn;
 use libxc::{Access, DomId};
 
 use super::measurements::{AccessChange, Step};
@@ -131,10 +132,7 @@ impl<'a> SweepGuest<'a> {
     }
 
     fn run(&mut self, dom0: &Dom0, privcmd: &Privcmd) -> Result<AccessChange> {
-        let frame = AccessTarget::Frames {
-            first: self.frame,
-            count: 1,
-        };
+        let frame = AccessTarget::frame(Mfn(self.frame));
         let default_set = self.step(dom0, privcmd, AccessTarget::Default, Access::Rx2rw)?;
         let baseline = self.step(dom0, privcmd, AccessTarget::Default, Access::Rwx)?;
         let restrict_one = self.step(dom0, privcmd, frame, Access::Rx2rw)?;
@@ -152,7 +150,7 @@ impl<'a> SweepGuest<'a> {
         &mut self,
         dom0: &Dom0,
         privcmd: &Privcmd,
-        target: AccessTarget,
+        target: AccessTarget<Mfn>,
         access: Access,
     ) -> Result<Step> {
         let phase = self.phase;

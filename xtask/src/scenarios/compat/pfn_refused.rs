@@ -16,12 +16,12 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use libxc::memory::{
     get_access, get_mem_access_mfn, set_access_multi, set_mem_access_mfn, set_mem_access_raw,
-    AccessTarget, FrameKind,
+    AccessTarget,
 };
 use libxc::monitor::{monitor_disable, monitor_enable};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
-use libxc::{Access, DomId};
+use libxc::{Access, DomId, Gfn, Mfn};
 
 use crate::scenarios::dom0::GuestConfig;
 use crate::scenarios::{Dom0, HostView, Scenario};
@@ -36,7 +36,7 @@ const GUEST: &str = "pfn-refused";
 use crate::scenarios::events::trace::BUFFER_PFN;
 
 /// The rights the PV way: the default and buffer page 0's.
-fn rights(privcmd: &Privcmd, domid: DomId, mfn: u64) -> Result<(Access, Access)> {
+fn rights(privcmd: &Privcmd, domid: DomId, mfn: Mfn) -> Result<(Access, Access)> {
     Ok((
         get_mem_access_mfn(privcmd, domid, None)?,
         get_mem_access_mfn(privcmd, domid, Some(mfn))?,
@@ -44,33 +44,40 @@ fn rights(privcmd: &Privcmd, domid: DomId, mfn: u64) -> Result<(Access, Access)>
 }
 
 /// Each call the HVM way, one report line each: `<call> errno=<name>` (or `ok`).
-fn hvm_style_calls(privcmd: &Privcmd, domid: DomId, mfn: u64, report: &mut String) {
-    let gfn = FrameKind::Gfn;
-    let one = |first| AccessTarget::Frames { first, count: 1 };
+///
+/// Each names its frame as an HVM guest's ([`Gfn`]): the guest's pfn, and (on purpose, to
+/// see Xen refuse it) the machine frame's number taken for a gfn.
+fn hvm_style_calls(privcmd: &Privcmd, domid: DomId, mfn: Mfn, report: &mut String) {
+    let (pfn, mfn_as_gfn) = (Gfn(BUFFER_PFN), Gfn(mfn.0));
     let outcomes = [
         (
             "set_access default",
-            set_mem_access_raw(privcmd, domid, gfn, AccessTarget::Default, Access::R as u8),
+            set_mem_access_raw::<Gfn>(privcmd, domid, AccessTarget::Default, Access::R as u8),
         ),
         (
             "set_access pfn",
-            set_mem_access_raw(privcmd, domid, gfn, one(BUFFER_PFN), Access::R as u8),
+            set_mem_access_raw(privcmd, domid, AccessTarget::frame(pfn), Access::R as u8),
         ),
         (
             "set_access mfn",
-            set_mem_access_raw(privcmd, domid, gfn, one(mfn), Access::R as u8),
+            set_mem_access_raw(
+                privcmd,
+                domid,
+                AccessTarget::frame(mfn_as_gfn),
+                Access::R as u8,
+            ),
         ),
         (
             "get_access default",
-            get_access(privcmd, domid, gfn, None).map(drop),
+            get_access::<Gfn>(privcmd, domid, None).map(drop),
         ),
         (
             "get_access pfn",
-            get_access(privcmd, domid, gfn, Some(BUFFER_PFN)).map(drop),
+            get_access(privcmd, domid, Some(pfn)).map(drop),
         ),
         (
             "set_access_multi pfn",
-            set_access_multi(privcmd, domid, gfn, &[BUFFER_PFN], &[Access::R]),
+            set_access_multi(privcmd, domid, &[pfn], &[Access::R]),
         ),
     ];
     for (call, outcome) in outcomes {
@@ -90,7 +97,7 @@ fn hvm_style_calls(privcmd: &Privcmd, domid: DomId, mfn: u64, report: &mut Strin
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
     let guest = dom0.create_guest(&GuestConfig::heartbeat(GUEST))?;
-    let mfn = guest.frames()?[0];
+    let mfn = Mfn(guest.frames()?[0]);
     let beat = guest.wait_for_heartbeat(0, Duration::from_secs(60))?;
     let privcmd = Privcmd::open()?;
     let domid = resolve_domain(GUEST)?;
@@ -105,10 +112,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     let after = rights(&privcmd, domid, mfn)?;
     writeln!(report, "after default={} page={}", after.0, after.1)?;
     // The flag is the only difference: the same call, naming the mfn as one, is taken.
-    let page = AccessTarget::Frames {
-        first: mfn,
-        count: 1,
-    };
+    let page = AccessTarget::frame(mfn);
     set_mem_access_mfn(&privcmd, domid, page, Access::Rw)?;
     let flagged = get_mem_access_mfn(&privcmd, domid, Some(mfn))?;
     writeln!(report, "with the flag page={flagged}")?;

@@ -17,6 +17,7 @@ use libxc::monitor::ForeignMapping;
 use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
+use libxc::Pfn;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use test_guest::lines::Line;
@@ -191,7 +192,7 @@ pub fn release(guest: &str, go_pfn: u64, value: u64) -> Result<()> {
     let privcmd = Privcmd::open()?;
     let domain = resolve_domain(guest)?;
     let mfn = P2m::read(&privcmd, domain)?
-        .mfn(go_pfn)
+        .mfn(Pfn(go_pfn))
         .with_context(|| format!("go pfn {go_pfn:#x} has no machine frame in the P2M"))?;
     let page = ForeignMapping::map(&privcmd, domain, &[mfn], true)?;
     // SAFETY: the mapping is one writable page, live until `page` drops; the guest polls

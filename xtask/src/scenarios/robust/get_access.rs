@@ -18,7 +18,7 @@ use anyhow::{ensure, Context, Result};
 use libxc::memory::get_mem_access_mfn;
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
-use libxc::DomId;
+use libxc::{DomId, Mfn};
 
 use super::Counters;
 use crate::scenarios::dom0::GuestConfig;
@@ -78,7 +78,7 @@ impl Reader<'_> {
     /// Reads `mfn` (None: the default) through libxc-rs and through `listener get-access`.
     fn read(&mut self, label: &str, mfn: Option<u64>) {
         let libxc = word(
-            get_mem_access_mfn(&self.privcmd, self.domid, mfn)
+            get_mem_access_mfn(&self.privcmd, self.domid, mfn.map(Mfn))
                 .map(|access| access.to_string())
                 .map_err(Into::into),
         );

@@ -6,8 +6,9 @@
 //! lets the control domain through; Debian's 4.17 then read `d->is_dying` and took a fatal
 //! page fault (found by this scenario). Patch 0001 backports upstream's fix: -ESRCH.
 
-use libxc::memory::{FrameKind, MemAccessOp, MemAcquireResource};
+use libxc::memory::{MemAccessOp, MemAcquireResource};
 use libxc::DomId;
+use libxc::FrameKind;
 
 use super::super::raw::{self as r, FrameList, Lists};
 use super::state::Checker;

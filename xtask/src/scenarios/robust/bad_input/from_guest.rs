@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use libxc::monitor::ForeignMapping;
 use libxc::p2m::P2m;
 use libxc::privcmd::Privcmd;
-use libxc::DomId;
+use libxc::{DomId, Pfn};
 use test_guest::hostile::{Hostile, HostileDone};
 use test_guest::lines::{self, Line};
 
@@ -102,7 +102,7 @@ pub fn rows(console: &str, unchanged: bool) -> Result<Vec<Row>> {
 /// guest, a frame of it) first, so the guest sees them once it sees `GO`.
 pub fn release(privcmd: &Privcmd, guest: DomId, go_pfn: u64, words: [u64; 3]) -> Result<()> {
     let mfn = P2m::read(privcmd, guest)?
-        .mfn(go_pfn)
+        .mfn(Pfn(go_pfn))
         .with_context(|| format!("go pfn {go_pfn:#x} has no machine frame"))?;
     let page = ForeignMapping::map(privcmd, guest, &[mfn], true)?;
     let base = page.as_ptr().cast::<u64>();

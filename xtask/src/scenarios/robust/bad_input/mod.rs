@@ -29,7 +29,7 @@ use libxc::memory::{set_mem_access_mfn, AccessTarget};
 use libxc::monitor::{monitor_disable, monitor_enable, shadow_allocation_mib, RingMapping};
 use libxc::privcmd::Privcmd;
 use libxc::xenstore::resolve_domain;
-use libxc::DomId;
+use libxc::{DomId, Mfn};
 use test_guest::patterns::{Pattern, PatternDone, Ready};
 
 use super::counts::{RobustCounts, ROBUST_FILE};
@@ -93,10 +93,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     set_mem_access_mfn(
         &privcmd,
         domid,
-        AccessTarget::Frames {
-            first: own_frame,
-            count: 1,
-        },
+        AccessTarget::frame(Mfn(own_frame)),
         Access::R,
     )?;
     let ring = RingMapping::map(&privcmd, domid)?;
@@ -109,7 +106,7 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     let frames = dom0_rows::Frames {
         own: own_frame,
         other: other_frame,
-        ring: ring.frame,
+        ring: ring.frame.0,
     };
     dom0_rows::monitored(&mut c, domid, other_id, &frames);
     drop(other);

@@ -3,10 +3,11 @@
 //! exists and has a listener (`XEN_VM_EVENT_ATTACH`: `-ENODEV` no ring, `-EBUSY` a listener
 //! bound, else the ring's port), and the shadow pool (0 unless monitored).
 
-use libxc::memory::{FrameKind, MemAccessOp};
+use libxc::memory::MemAccessOp;
 use libxc::monitor::shadow_allocation_mib;
 use libxc::privcmd::Privcmd;
 use libxc::DomId;
+use libxc::FrameKind;
 
 use super::super::raw::{self, Outcome, ATTACH, GET_ACCESS, MONITOR};
 use super::table::{Row, Table};

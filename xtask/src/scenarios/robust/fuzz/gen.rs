@@ -19,8 +19,9 @@
 //! while a call has left it without a ring); domctls that destroy, pause or reconfigure
 //! domains are never made at all.
 
-use libxc::memory::{FrameKind, MemAccessOp};
+use libxc::memory::MemAccessOp;
 use libxc::DomId;
+use libxc::FrameKind;
 
 use super::super::raw::{self as r, DOMID_INVALID};
 use super::rng::SplitMix64;

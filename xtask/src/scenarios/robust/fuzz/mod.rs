@@ -134,8 +134,8 @@ fn in_dom0(dom0: &Dom0) -> Result<()> {
     let pools = Pools {
         guest: domid,
         guest_frames: guest.p2m_frames()?,
-        dom0_frame: shared_info_frame(&privcmd, DomId(0))?,
-        xen_frame: ring_frame,
+        dom0_frame: shared_info_frame(&privcmd, DomId(0))?.0,
+        xen_frame: ring_frame.0,
         max_frame: physinfo(&privcmd)?.max_mfn,
     };
 
