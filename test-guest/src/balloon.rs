@@ -246,7 +246,6 @@ pub fn write_balloon(out: &mut (impl Sink + ?Sized), exchange: &Exchange) {
 mod tests {
     use super::*;
     use crate::fake_xen::{FakeXen, Script};
-    use crate::hypercall::MMU_MACHPHYS_UPDATE;
     use core::mem::offset_of;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
@@ -332,7 +331,7 @@ mod tests {
                 HypercallNr::MMU_UPDATE => {
                     // SAFETY: the wrapper passes one live request and its `done`.
                     let req = unsafe { *(call.args[0] as *const MmuUpdate) };
-                    assert_eq!(req.ptr & 3, MMU_MACHPHYS_UPDATE);
+                    assert_eq!(req.ptr & 3, u64::from(xen_sys::MMU_MACHPHYS_UPDATE));
                     let mfn = req.ptr >> 12;
                     assert!(self.owned.borrow().contains(&mfn));
                     self.m2p.borrow_mut().insert(mfn, req.val);

@@ -319,7 +319,7 @@ impl<H: Hypervisor> Backend for EvtchnBackend<H> {
 mod tests {
     use super::*;
     use crate::fake_xen;
-    use crate::hypercall::{HypercallNr, EVTCHNOP_SEND, SCHEDOP_YIELD};
+    use crate::hypercall::HypercallNr;
     use crate::text::Sink;
     use core::mem::offset_of;
     use std::boxed::Box;
@@ -583,9 +583,9 @@ mod tests {
         let calls = backend.hv.calls();
         assert_eq!(calls.len(), 3);
         assert_eq!(calls[0].nr, HypercallNr::EVENT_CHANNEL_OP);
-        assert_eq!(calls[0].args[0], EVTCHNOP_SEND);
+        assert_eq!(calls[0].args[0], u64::from(xen_sys::EVTCHNOP_send));
         assert_eq!(calls[1].nr, HypercallNr::SCHED_OP);
-        assert_eq!(calls[1].args[0], SCHEDOP_YIELD);
+        assert_eq!(calls[1].args[0], u64::from(xen_sys::SCHEDOP_yield));
         assert_eq!(calls[2], calls[1]);
     }
 }

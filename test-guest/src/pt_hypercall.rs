@@ -596,7 +596,8 @@ mod tests {
         let fails_inside = FakeXen::new(|call| {
             assert_eq!(call.nr, HypercallNr::MULTICALL);
             // SAFETY: the code under test passes one live, writable entry.
-            unsafe { (*(call.args[0] as *mut MulticallEntry)).result = -1i64 as u64 };
+            let entry = unsafe { &mut *(call.args[0] as *mut MulticallEntry) };
+            entry.result = -1i64 as u64;
             0
         });
         let fake = Fake::new();

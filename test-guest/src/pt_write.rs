@@ -59,10 +59,7 @@
 //! ```
 
 use crate::frames::{Mfn, Pfn, PAGE_SIZE};
-use crate::hypercall::{
-    self, DomId, Hypervisor, MmuUpdate, MmuextOp, XenError, UVMF_INVLPG,
-    VMASST_TYPE_WRITABLE_PAGETABLES,
-};
+use crate::hypercall::{self, DomId, Hypervisor, MmuUpdate, MmuextOp, XenError, UVMF_INVLPG};
 use crate::pagewalk::{self, L1Slot};
 use crate::patterns::Touch;
 use crate::text::Sink;
@@ -199,7 +196,7 @@ pub fn prepare<H: Hypervisor + ?Sized, E: Env>(
     env: &mut E,
     alias: &Alias,
 ) -> Result<(), PtError> {
-    hypercall::vm_assist_enable(hv, VMASST_TYPE_WRITABLE_PAGETABLES)
+    hypercall::vm_assist_enable(hv, u64::from(xen_sys::VMASST_TYPE_writable_pagetables))
         .map_err(err("pt-write: vm_assist writable_pagetables"))?;
     // SAFETY: nothing lives at the alias (type invariant); it stays unmapped until a
     // route maps the target there.
@@ -313,12 +310,13 @@ fn write_slot_fields(out: &mut (impl Sink + ?Sized), alias: &Alias) {
 mod tests {
     use super::*;
     use crate::fake_xen::{self, FakeXen, Script};
-    use crate::hypercall::{Hypercall, HypercallNr, MMUEXT_INVLPG_LOCAL};
+    use crate::hypercall::{Hypercall, HypercallNr};
     use crate::pagewalk::{kernel_rw_pte, PTE_USER};
     use crate::patterns::{plan, Pattern};
     use std::cell::{Cell, RefCell};
     use std::string::String;
     use std::vec::Vec;
+    use xen_sys::MMUEXT_INVLPG_LOCAL;
 
     const ALIAS_VA: u64 = 0x2c_5000;
     const L1_MFN: u64 = 0x7_7001;
@@ -382,7 +380,7 @@ mod tests {
                 HypercallNr::MMUEXT_OP => {
                     // SAFETY: the wrapper passes one live op.
                     let op = unsafe { *(call.args[0] as *const MmuextOp) };
-                    assert_eq!((op.cmd, op.arg1), (MMUEXT_INVLPG_LOCAL, ALIAS_VA));
+                    assert_eq!((op.cmd(), op.arg1()), (MMUEXT_INVLPG_LOCAL, ALIAS_VA));
                     // SAFETY: as above.
                     unsafe { *(call.args[2] as *mut u32) = 1 };
                     self.log("invlpg".into());
