@@ -159,7 +159,7 @@ pub const fn shared_info_pte(maddr: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pagewalk::{PTE_PRESENT, PTE_RW};
+    use x86_64::structures::paging::PageTableFlags;
 
     /// A P2M for a 64 MiB guest whose array sits at pfn 0x300 (virtual 0x30_0000).
     fn p2m_64m() -> Vec<u64> {
@@ -307,7 +307,7 @@ mod tests {
     fn shared_info_entry() {
         assert_eq!(
             shared_info_pte(0x1_2345_6000),
-            Some(0x1_2345_6000 | PTE_PRESENT | PTE_RW)
+            Some(0x1_2345_6000 | PageTableFlags::PRESENT.bits() | PageTableFlags::WRITABLE.bits())
         );
         assert_eq!(shared_info_pte(0x1_2345_6008), None, "unaligned");
         assert_eq!(shared_info_pte(0), None);

@@ -432,9 +432,10 @@ mod tests {
     use super::*;
     use crate::fake_xen::{FakeXen, Script};
     use crate::hypercall::{Hypercall, HypercallNr, GNTTABOP_MAP_GRANT_REF};
-    use crate::pagewalk::{kernel_rw_pte, pte_mfn, PTE_PRESENT, PTE_RW, PTE_USER};
+    use crate::pagewalk::{kernel_rw_pte, pte_mfn};
     use std::cell::{Cell, RefCell};
     use std::vec::Vec;
+    use x86_64::structures::paging::PageTableFlags;
     use xen_sys::{MMUEXT_INVLPG_LOCAL, MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE};
 
     const VA: u64 = 0x20f000;
@@ -497,8 +498,8 @@ mod tests {
 
         /// Xen's `adjust_guest_l1e` for a 64-bit PV kernel entry.
         fn adjusted(pte: u64) -> u64 {
-            if pte & PTE_USER == 0 {
-                pte | PTE_USER | (1 << 52)
+            if pte & PageTableFlags::USER_ACCESSIBLE.bits() == 0 {
+                pte | PageTableFlags::USER_ACCESSIBLE.bits() | (1 << 52)
             } else {
                 pte
             }
@@ -699,7 +700,8 @@ mod tests {
         // One call per route, 8 for the grant refs, and no undo.
         assert_eq!(nrs(&xen), [14, 1, 1, 26, 20, 20, 20, 20, 20, 20, 20, 20]);
 
-        let new_pte = (RING.0 << 12) | PTE_PRESENT | PTE_RW;
+        let new_pte =
+            (RING.0 << 12) | PageTableFlags::PRESENT.bits() | PageTableFlags::WRITABLE.bits();
         assert_eq!(xen.calls()[0].args, [VA, new_pte, UVMF_INVLPG, 0, 0]);
         let reqs = xen.mmu_reqs.borrow();
         let expected = MmuUpdate::normal_pt_update(0x903_078, new_pte);

@@ -311,11 +311,12 @@ mod tests {
     use super::*;
     use crate::fake_xen::{self, FakeXen, Script};
     use crate::hypercall::{Hypercall, HypercallNr};
-    use crate::pagewalk::{kernel_rw_pte, PTE_USER};
+    use crate::pagewalk::kernel_rw_pte;
     use crate::patterns::{plan, Pattern};
     use std::cell::{Cell, RefCell};
     use std::string::String;
     use std::vec::Vec;
+    use x86_64::structures::paging::PageTableFlags;
     use xen_sys::MMUEXT_INVLPG_LOCAL;
 
     const ALIAS_VA: u64 = 0x2c_5000;
@@ -323,7 +324,7 @@ mod tests {
     /// The buffer's frames in the fake: page `p` is machine frame `0x42000 + p`.
     const BUFFER_MFN: u64 = 0x4_2000;
     const TARGETS: [Mfn; 2] = [Mfn(BUFFER_MFN + 6), Mfn(BUFFER_MFN + 9)];
-    const ORIGINAL: u64 = (0x3_32c5 << 12) | 0x67 | PTE_USER;
+    const ORIGINAL: u64 = (0x3_32c5 << 12) | 0x67 | PageTableFlags::USER_ACCESSIBLE.bits();
 
     /// One L1 entry, written by the three ways of the pattern; a log of everything.
     struct Fake {
@@ -349,7 +350,7 @@ mod tests {
         /// Xen adds USER to a present kernel entry it accepts.
         fn adjusted(val: u64) -> u64 {
             if pagewalk::pte_present(val) {
-                val | PTE_USER
+                val | PageTableFlags::USER_ACCESSIBLE.bits()
             } else {
                 val
             }
