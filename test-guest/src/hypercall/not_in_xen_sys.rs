@@ -12,6 +12,13 @@ use super::DomId;
 /// (`do_vcpu_op` in `xen/arch/x86/domain.c`).
 pub const VCPUOP_IS_UP: u64 = 3;
 
+/// `#define VCPUOP_initialise 0` (`vcpu.h`): `extra_arg` is a `vcpu_guest_context *`.
+pub const VCPUOP_INITIALISE: u64 = 0;
+/// `#define VCPUOP_up 1` (`vcpu.h`).
+pub const VCPUOP_UP: u64 = 1;
+/// `#define VCPUOP_down 2` (`vcpu.h`): the last vCPU going down powers the domain off.
+pub const VCPUOP_DOWN: u64 = 2;
+
 /// `#define XENVER_extraversion 1` (`version.h`): the argument is a
 /// `xen_extraversion_t`, `char[16]`, that Xen fills (NUL-padded) with
 /// `copy_to_guest`.
