@@ -124,7 +124,7 @@ impl VcpuTimeInfo {
     /// Xen's system time (nanoseconds since boot) at TSC value `tsc`, interpolated as
     /// `xen.h` says: `system_time + ((tsc - tsc_timestamp) << tsc_shift) *
     /// tsc_to_system_mul >> 32` (a negative shift shifts right). Unlike
-    /// [`system_time`](Self::system_time) alone, which only moves when Xen updates the
+    /// `system_time` alone, which only moves when Xen updates the
     /// record (about once a second), this is as fine as the TSC.
     ///
     /// Read `tsc` inside the same [`stable_read`] as the record. A `tsc` before
