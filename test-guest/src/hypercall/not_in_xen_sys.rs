@@ -4,11 +4,10 @@
 //! `vcpu.h` (`VCPUOP_*`, `vcpu_runstate_info`), `version.h`, `grant_table.h`, `memory.h`
 //! (`XENMEM_*`, `xen_memory_reservation`, `xen_mem_access_op`,
 //! `xen_mem_acquire_resource`), `domctl.h` (`xen_domctl`, the vm_event and monitor
-//! operations) and `xen.h`'s `UVMF_*`.
+//! operations), `io/console.h` (`xencons_interface`) and `xen.h`'s `UVMF_*`.
 //!
 //! All of it moves to the workspace's generated `xen-abi` crate once that exists; until
-//! then it stays in this one module, and nothing else in the guest restates Xen's ABI
-//! (the console ring's `xencons_interface`, in `console`, excepted).
+//! then it stays in this one module, and nothing else in the guest restates Xen's ABI.
 
 use super::DomId;
 
@@ -248,4 +247,44 @@ pub struct MemAcquireResource {
     pub frame: u64,
     /// Where Xen writes the frames.
     pub frame_list: u64,
+}
+
+// io/console.h: the console ring page (`console`).
+
+/// Size of the `in` ring (guest input, unused here).
+pub const IN_RING_SIZE: u32 = 1024;
+
+/// Size of the `out` ring. A power of two, as masking requires.
+pub const OUT_RING_SIZE: u32 = 2048;
+
+/// `struct xencons_interface` (`io/console.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct XenconsInterface {
+    /// `char in[1024];`
+    pub input: [u8; IN_RING_SIZE as usize],
+    /// `char out[2048];`
+    pub out: [u8; OUT_RING_SIZE as usize],
+    /// `XENCONS_RING_IDX in_cons;`
+    pub in_cons: u32,
+    /// `XENCONS_RING_IDX in_prod;`
+    pub in_prod: u32,
+    /// `XENCONS_RING_IDX out_cons;` (written by the reader)
+    pub out_cons: u32,
+    /// `XENCONS_RING_IDX out_prod;` (written by us)
+    pub out_prod: u32,
+}
+
+impl XenconsInterface {
+    /// An all-zero interface, as the builder hands it over.
+    pub const fn zeroed() -> Self {
+        Self {
+            input: [0; IN_RING_SIZE as usize],
+            out: [0; OUT_RING_SIZE as usize],
+            in_cons: 0,
+            in_prod: 0,
+            out_cons: 0,
+            out_prod: 0,
+        }
+    }
 }
