@@ -34,35 +34,14 @@
 
 use crate::frames::{Mfn, Pfn};
 use crate::hypercall::{
-    self, DomId, Hypercall, HypercallNr, Hypervisor, MmuUpdate, XenError, UVMF_INVLPG,
+    self, DomId, Hypercall, HypercallNr, Hypervisor, MmuUpdate, XenError, XenMemoryReservation,
+    UVMF_INVLPG, XENMEM_DECREASE_RESERVATION, XENMEM_POPULATE_PHYSMAP,
 };
 use crate::pagewalk;
 use crate::text::Sink;
 
-/// `#define XENMEM_decrease_reservation 1` (`memory.h`).
-pub const XENMEM_DECREASE_RESERVATION: u64 = 1;
-/// `#define XENMEM_populate_physmap 6` (`memory.h`).
-pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
 /// The most pages one [`run`] exchanges.
 pub const MAX_PAGES: usize = 4;
-
-/// `struct xen_memory_reservation` (`memory.h`), 32 bytes on x86_64.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct XenMemoryReservation {
-    /// `XEN_GUEST_HANDLE(xen_pfn_t) extent_start`: the extent list.
-    pub extent_start: u64,
-    /// `xen_ulong_t nr_extents`.
-    pub nr_extents: u64,
-    /// `unsigned int extent_order`: 0, single pages.
-    pub extent_order: u32,
-    /// `unsigned int mem_flags` (`XENMEMF_*`): 0.
-    pub mem_flags: u32,
-    /// `domid_t domid`: `DOMID_SELF`.
-    pub domid: u16,
-    /// The C compiler's tail padding, explicit.
-    pub pad: [u16; 3],
-}
 
 impl XenMemoryReservation {
     /// Single pages of the caller, the list at `list` with `len` entries.
@@ -246,7 +225,6 @@ pub fn write_balloon(out: &mut (impl Sink + ?Sized), exchange: &Exchange) {
 mod tests {
     use super::*;
     use crate::fake_xen::{FakeXen, Script};
-    use crate::hypercall::MMU_MACHPHYS_UPDATE;
     use core::mem::offset_of;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
@@ -332,7 +310,7 @@ mod tests {
                 HypercallNr::MMU_UPDATE => {
                     // SAFETY: the wrapper passes one live request and its `done`.
                     let req = unsafe { *(call.args[0] as *const MmuUpdate) };
-                    assert_eq!(req.ptr & 3, MMU_MACHPHYS_UPDATE);
+                    assert_eq!(req.ptr & 3, u64::from(xen_sys::MMU_MACHPHYS_UPDATE));
                     let mfn = req.ptr >> 12;
                     assert!(self.owned.borrow().contains(&mfn));
                     self.m2p.borrow_mut().insert(mfn, req.val);

@@ -1,7 +1,8 @@
 //! The PV console: the producer side of the `out` ring of `struct xencons_interface`.
 //!
-//! Mirrors `xen/include/public/io/console.h` (the page layout, `MASK_XENCONS_IDX`)
-//! and the ring protocol of `xen/include/public/io/ring.h` as Linux's
+//! The page layout is `xen/include/public/io/console.h`'s ([`XenconsInterface`], written
+//! by hand in `hypercall::not_in_xen_sys`: `xen_sys` lacks it); `MASK_XENCONS_IDX` and
+//! the ring protocol of `xen/include/public/io/ring.h` as Linux's
 //! `drivers/tty/hvc/hvc_xen.c` (`__write_console`) follows it: read `out_cons`, copy
 //! bytes to `out[MASK(prod++)]`, make them visible, then publish `out_prod`, then
 //! notify the console's event channel. Indexes are free-running `u32`s; the ring
@@ -17,43 +18,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::hypercall::{evtchn_send, sched_yield, EvtchnPort, Hypervisor};
 
-/// Size of the `in` ring (guest input, unused here).
-pub const IN_RING_SIZE: u32 = 1024;
-
-/// Size of the `out` ring. A power of two, as masking requires.
-pub const OUT_RING_SIZE: u32 = 2048;
-
-/// `struct xencons_interface` (`io/console.h`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct XenconsInterface {
-    /// `char in[1024];`
-    pub input: [u8; IN_RING_SIZE as usize],
-    /// `char out[2048];`
-    pub out: [u8; OUT_RING_SIZE as usize],
-    /// `XENCONS_RING_IDX in_cons;`
-    pub in_cons: u32,
-    /// `XENCONS_RING_IDX in_prod;`
-    pub in_prod: u32,
-    /// `XENCONS_RING_IDX out_cons;` (written by the reader)
-    pub out_cons: u32,
-    /// `XENCONS_RING_IDX out_prod;` (written by us)
-    pub out_prod: u32,
-}
-
-impl XenconsInterface {
-    /// An all-zero interface, as the builder hands it over.
-    pub const fn zeroed() -> Self {
-        Self {
-            input: [0; IN_RING_SIZE as usize],
-            out: [0; OUT_RING_SIZE as usize],
-            in_cons: 0,
-            in_prod: 0,
-            out_cons: 0,
-            out_prod: 0,
-        }
-    }
-}
+pub use crate::hypercall::{XenconsInterface, IN_RING_SIZE, OUT_RING_SIZE};
 
 /// `MASK_XENCONS_IDX(idx, out)`: the slot of free-running index `idx` in `out`.
 pub const fn mask_out(idx: u32) -> usize {
@@ -319,7 +284,7 @@ impl<H: Hypervisor> Backend for EvtchnBackend<H> {
 mod tests {
     use super::*;
     use crate::fake_xen;
-    use crate::hypercall::{HypercallNr, EVTCHNOP_SEND, SCHEDOP_YIELD};
+    use crate::hypercall::HypercallNr;
     use crate::text::Sink;
     use core::mem::offset_of;
     use std::boxed::Box;
@@ -583,9 +548,9 @@ mod tests {
         let calls = backend.hv.calls();
         assert_eq!(calls.len(), 3);
         assert_eq!(calls[0].nr, HypercallNr::EVENT_CHANNEL_OP);
-        assert_eq!(calls[0].args[0], EVTCHNOP_SEND);
+        assert_eq!(calls[0].args[0], u64::from(xen_sys::EVTCHNOP_send));
         assert_eq!(calls[1].nr, HypercallNr::SCHED_OP);
-        assert_eq!(calls[1].args[0], SCHEDOP_YIELD);
+        assert_eq!(calls[1].args[0], u64::from(xen_sys::SCHEDOP_yield));
         assert_eq!(calls[2], calls[1]);
     }
 }

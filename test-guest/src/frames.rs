@@ -24,11 +24,11 @@ pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
 /// 1 MiB, so with a base of 0 the builder pads pfns 0 to 255 and loads it at pfn 256.
 pub const VIRT_BASE: u64 = 0;
 
-/// `#define __MACH2PHYS_VIRT_START  0xFFFF800000000000` (`xen-x86_64.h`).
-pub const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+/// `__MACH2PHYS_VIRT_START` (`xen-x86_64.h`, from `xen_sys`, which types it `i64`).
+pub const MACH2PHYS_VIRT_START: u64 = xen_sys::__MACH2PHYS_VIRT_START as u64;
 
-/// `#define __MACH2PHYS_VIRT_END    0xFFFF804000000000` (`xen-x86_64.h`).
-pub const MACH2PHYS_VIRT_END: u64 = 0xFFFF_8040_0000_0000;
+/// `__MACH2PHYS_VIRT_END` (`xen-x86_64.h`, from `xen_sys`).
+pub const MACH2PHYS_VIRT_END: u64 = xen_sys::__MACH2PHYS_VIRT_END as u64;
 
 /// `#define MACH2PHYS_NR_ENTRIES  ((MACH2PHYS_VIRT_END-MACH2PHYS_VIRT_START)>>3)`.
 pub const MACH2PHYS_NR_ENTRIES: u64 = (MACH2PHYS_VIRT_END - MACH2PHYS_VIRT_START) >> 3;

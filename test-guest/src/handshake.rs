@@ -88,51 +88,43 @@ pub const NS_PER_SEC: u64 = 1_000_000_000;
 /// take over an hour even on fast hardware.
 pub const MAX_POLLS: u64 = 1 << 32;
 
-/// `sizeof(struct vcpu_info)` (`xen.h`, x86_64): `shared_info` starts with
+/// `sizeof(struct vcpu_info)` (`xen_sys`): `shared_info` starts with
 /// `vcpu_info[XEN_LEGACY_MAX_VCPUS]`.
-pub const VCPU_INFO_SIZE: usize = 64;
+pub const VCPU_INFO_SIZE: usize = core::mem::size_of::<xen_sys::vcpu_info>();
 
 /// `offsetof(struct vcpu_info, time)`.
-pub const VCPU_INFO_TIME: usize = 32;
+pub const VCPU_INFO_TIME: usize = core::mem::offset_of!(xen_sys::vcpu_info, time);
 
 /// Byte offset in `shared_info` of `vcpu_info[vcpu].time` (legacy vCPUs, below 32).
 pub const fn vcpu_time_offset(vcpu: u32) -> usize {
     vcpu as usize * VCPU_INFO_SIZE + VCPU_INFO_TIME
 }
 
-/// `struct vcpu_time_info` (`xen.h`, interface version > 0x040600): Xen's clock for
-/// one vCPU, updated with the seqlock protocol of `version`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VcpuTimeInfo {
-    /// Odd while Xen updates the fields; changes with every update.
-    pub version: u32,
-    /// Padding.
-    pub pad0: u32,
-    /// TSC at the last update.
-    pub tsc_timestamp: u64,
-    /// Nanoseconds since Xen booted, at the last update.
-    pub system_time: u64,
-    /// TSC to nanoseconds multiplier (32.32 fixed point).
-    pub tsc_to_system_mul: u32,
-    /// TSC shift applied before the multiplication.
-    pub tsc_shift: i8,
-    /// `XEN_PVCLOCK_*` flags.
-    pub flags: u8,
-    /// Padding.
-    pub pad1: [u8; 2],
+/// `struct vcpu_time_info` (`xen.h`, as `xen_sys::vcpu_time_info`; its fields read
+/// through `Deref`): Xen's clock for one vCPU, updated with the seqlock protocol of
+/// `version`.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug)]
+pub struct VcpuTimeInfo(pub xen_sys::vcpu_time_info);
+
+impl core::ops::Deref for VcpuTimeInfo {
+    type Target = xen_sys::vcpu_time_info;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// `offsetof(struct vcpu_time_info, version)`.
-pub const TIME_VERSION: usize = 0;
+pub const TIME_VERSION: usize = core::mem::offset_of!(xen_sys::vcpu_time_info, version);
 /// `offsetof(struct vcpu_time_info, system_time)`.
-pub const TIME_SYSTEM_TIME: usize = 16;
+pub const TIME_SYSTEM_TIME: usize = core::mem::offset_of!(xen_sys::vcpu_time_info, system_time);
 
 impl VcpuTimeInfo {
     /// Xen's system time (nanoseconds since boot) at TSC value `tsc`, interpolated as
     /// `xen.h` says: `system_time + ((tsc - tsc_timestamp) << tsc_shift) *
     /// tsc_to_system_mul >> 32` (a negative shift shifts right). Unlike
-    /// [`system_time`](Self::system_time) alone, which only moves when Xen updates the
+    /// `system_time` alone, which only moves when Xen updates the
     /// record (about once a second), this is as fine as the TSC.
     ///
     /// Read `tsc` inside the same [`stable_read`] as the record. A `tsc` before
@@ -222,7 +214,6 @@ pub fn wait_until(
 mod tests {
     use super::*;
     use core::cell::Cell;
-    use core::mem::offset_of;
 
     #[test]
     fn go_is_go_little_endian() {
@@ -307,27 +298,22 @@ mod tests {
         );
     }
 
-    /// Offsets printed by a C program including Xen 4.17's `xen.h` for x86_64.
     #[test]
-    fn time_info_layout_matches_xen_h() {
-        assert_eq!(size_of::<VcpuTimeInfo>(), 32);
-        assert_eq!(offset_of!(VcpuTimeInfo, version), TIME_VERSION);
-        assert_eq!(offset_of!(VcpuTimeInfo, tsc_timestamp), 8);
-        assert_eq!(offset_of!(VcpuTimeInfo, system_time), TIME_SYSTEM_TIME);
-        assert_eq!(offset_of!(VcpuTimeInfo, tsc_to_system_mul), 24);
-        assert_eq!(offset_of!(VcpuTimeInfo, tsc_shift), 28);
+    fn time_offsets() {
         assert_eq!(vcpu_time_offset(0), 32);
         assert_eq!(vcpu_time_offset(1), 96);
     }
 
     fn time(tsc_timestamp: u64, system_time: u64, mul: u32, shift: i8) -> VcpuTimeInfo {
-        VcpuTimeInfo {
+        VcpuTimeInfo(xen_sys::vcpu_time_info {
+            version: 0,
+            pad0: 0,
             tsc_timestamp,
             system_time,
             tsc_to_system_mul: mul,
             tsc_shift: shift,
-            ..VcpuTimeInfo::default()
-        }
+            pad1: [0; 3],
+        })
     }
 
     #[test]

@@ -33,61 +33,24 @@
 
 use core::fmt;
 
-use crate::hypercall::{DomId, Hypercall, HypercallNr, Hypervisor};
+use crate::hypercall::{
+    DomId, Domctl, Hypercall, HypercallNr, Hypervisor, MemAccessOp, MemAcquireResource,
+    DOMCTL_INTERFACE_VERSION, DOMCTL_MONITOR_OP, DOMCTL_SET_ACCESS_REQUIRED, DOMCTL_VM_EVENT_OP,
+    MONITOR_OP_GET_CAPABILITIES, VM_EVENT_ATTACH, VM_EVENT_DISABLE, VM_EVENT_ENABLE,
+    VM_EVENT_GET_VERSION, VM_EVENT_MODE_MONITOR, XENMEM_ACCESS_OP, XENMEM_ACQUIRE_RESOURCE,
+};
 use crate::lines::{Line, Words};
 use crate::text::Sink;
 
 /// `#define __HYPERVISOR_domctl 36` (`xen.h`).
 pub const DOMCTL: HypercallNr = HypercallNr::DOMCTL;
-/// `#define XENMEM_access_op 21` (`memory.h`).
-pub const XENMEM_ACCESS_OP: u64 = 21;
-/// `#define XENMEM_acquire_resource 28` (`memory.h`).
-pub const XENMEM_ACQUIRE_RESOURCE: u64 = 28;
-/// `#define XEN_DOMCTL_INTERFACE_VERSION 0x00000015` (`domctl.h`, Xen 4.17).
-pub const DOMCTL_INTERFACE_VERSION: u32 = 0x15;
 /// `#define DOMID_INVALID xen_mk_uint(0x7FF4)` (`xen.h`).
 pub const DOMID_INVALID: DomId = DomId(0x7FF4);
 /// A domain id no one has.
 pub const NOBODY: DomId = DomId(999);
 /// An address no guest may pass: the start of Xen's own virtual range for 64-bit PV guests
-/// (`HYPERVISOR_VIRT_START`), which Xen's guest-copy checks refuse.
-pub const XEN_ADDRESS: u64 = 0xffff_8000_0000_0000;
-
-/// `struct xen_mem_access_op` (`memory.h`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemAccessOp {
-    /// `XENMEM_access_op_*`.
-    pub op: u8,
-    /// A `xenmem_access_t`.
-    pub access: u8,
-    /// The domain.
-    pub domid: u16,
-    /// How many frames.
-    pub nr: u32,
-    /// The first frame, `~0` for the default.
-    pub pfn: u64,
-    /// `set_access_multi`'s frames.
-    pub pfn_list: u64,
-    /// `set_access_multi`'s accesses.
-    pub access_list: u64,
-}
-
-/// `struct xen_domctl` (`domctl.h`): command, version, domain, a 128-byte union.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Domctl {
-    /// `XEN_DOMCTL_*`.
-    pub cmd: u32,
-    /// [`DOMCTL_INTERFACE_VERSION`].
-    pub interface_version: u32,
-    /// The domain.
-    pub domain: u16,
-    /// Padding.
-    pub pad: [u16; 3],
-    /// The union, as 32-bit words.
-    pub payload: [u32; 32],
-}
+/// (`__HYPERVISOR_VIRT_START`, `xen_sys`'s `i64`), which Xen's guest-copy checks refuse.
+pub const XEN_ADDRESS: u64 = xen_sys::__HYPERVISOR_VIRT_START as u64;
 
 impl Domctl {
     /// A domctl `cmd` for `domain` whose union starts with `words`.
@@ -102,26 +65,6 @@ impl Domctl {
             payload,
         }
     }
-}
-
-/// `struct xen_mem_acquire_resource` (`memory.h`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemAcquireResource {
-    /// The domain.
-    pub domid: u16,
-    /// `XENMEM_resource_*` (4: the vm_event ring, patch 0009).
-    pub kind: u16,
-    /// The ring's mode (2: monitor).
-    pub id: u32,
-    /// Frames asked.
-    pub nr_frames: u32,
-    /// Must be 0.
-    pub pad: u32,
-    /// First frame.
-    pub frame: u64,
-    /// Where Xen writes the frames.
-    pub frame_list: u64,
 }
 
 /// Who a call names.
@@ -298,17 +241,6 @@ impl Setup {
         }
     }
 }
-
-// XEN_DOMCTL_* commands and sub-operations (`domctl.h`).
-const DOMCTL_VM_EVENT_OP: u32 = 56;
-const DOMCTL_SET_ACCESS_REQUIRED: u32 = 64;
-const DOMCTL_MONITOR_OP: u32 = 77;
-const VM_EVENT_ENABLE: u32 = 0;
-const VM_EVENT_DISABLE: u32 = 1;
-const VM_EVENT_GET_VERSION: u32 = 3;
-const VM_EVENT_ATTACH: u32 = 4;
-const VM_EVENT_MODE_MONITOR: u32 = 2;
-const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
 
 fn raw<H: Hypervisor + ?Sized>(hv: &H, nr: HypercallNr, args: [u64; 5]) -> i64 {
     // SAFETY: every caller passes pointers to live locals of the right type (or

@@ -1,8 +1,13 @@
 //! Hypercalls of a 64-bit PV kernel: numbers, argument marshalling, typed wrappers.
 //!
-//! Mirrors Xen 4.17's public headers (`xen/include/public/xen.h` for the
-//! `__HYPERVISOR_*` numbers, `mmu_update`, `mmuext_op` and `update_va_mapping`,
-//! `sched.h`, `event_channel.h`, `vcpu.h`, `grant_table.h`, `errno.h`) and
+//! Xen's public ABI comes from `xen_sys` (its bindgen of `xen.h`, `sched.h` and
+//! `event_channel.h`: the `__HYPERVISOR_*` numbers, the `*OP_*` sub-operations,
+//! `mmu_update`, `mmuext_op`, `multicall_entry`, the `evtchn_*` and `sched_*`
+//! arguments); what it lacks (`vcpu.h`, `version.h`, `grant_table.h`, `memory.h`,
+//! `UVMF_*`) is written in `not_in_xen_sys` until the workspace's `xen-abi` crate has
+//! it, and `errno.h`'s values are [`XenError`]'s. `xen_sys`'s own `hypercall_*`
+//! functions are never used (a wrong fifth register and `sched_op` argument for a
+//! 64-bit PV guest): every call goes through [`Hypervisor`]. The calls follow
 //! the hypercall page Xen writes for a 64-bit PV kernel
 //! (`pv_ring3_init_hypercall_page` in `xen/arch/x86/pv/hypercall.c`): entry `nr` sits
 //! at byte `nr * 32` and is `push %rcx; push %r11; mov $nr, %eax; syscall;
@@ -17,13 +22,14 @@
 //! would have asked of Xen.
 //!
 //! Its parts, all re-exported here (`crate::hypercall::X` is the one path): `abi`
-//! (numbers, sub-operations, [`Hypercall`]'s registers, [`XenError`]), `args` (Xen's
-//! argument structures), `calls` ([`Hypervisor`] and the wrappers), `page`
-//! (`HypercallPage`, on the real target only).
+//! (numbers, [`Hypercall`]'s registers, [`XenError`]), `args` (wrappers of Xen's
+//! argument structures), `calls` ([`Hypervisor`] and the wrappers), `not_in_xen_sys`
+//! (the ABI `xen_sys` lacks), `page` (`HypercallPage`, on the real target only).
 
 mod abi;
 mod args;
 mod calls;
+mod not_in_xen_sys;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod page;
 #[cfg(test)]
@@ -32,5 +38,6 @@ mod tests;
 pub use abi::*;
 pub use args::*;
 pub use calls::*;
+pub use not_in_xen_sys::*;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub use page::HypercallPage;

@@ -28,13 +28,13 @@ pub const MAX_FRAME_LISTS: usize = ENTRIES_PER_PAGE;
 /// Most P2M pages the 3-level tree can describe.
 pub const MAX_P2M_PAGES: u64 = (ENTRIES_PER_PAGE * ENTRIES_PER_PAGE) as u64;
 
-/// Byte offset of `arch.max_pfn` in `struct shared_info` (x86_64, Xen 4.17; measured
-/// with gcc's `offsetof` against the public headers).
-pub const SHARED_INFO_MAX_PFN: usize = 3088;
+/// Byte offset of `arch.max_pfn` in `struct shared_info` (`xen_sys`'s layout).
+pub const SHARED_INFO_MAX_PFN: usize = core::mem::offset_of!(xen_sys::shared_info, arch)
+    + core::mem::offset_of!(xen_sys::arch_shared_info, max_pfn);
 
-/// Byte offset of `arch.pfn_to_mfn_frame_list_list` in `struct shared_info` (x86_64,
-/// Xen 4.17, as [`SHARED_INFO_MAX_PFN`]).
-pub const SHARED_INFO_FRAME_LIST_LIST: usize = 3096;
+/// Byte offset of `arch.pfn_to_mfn_frame_list_list` in `struct shared_info`.
+pub const SHARED_INFO_FRAME_LIST_LIST: usize = core::mem::offset_of!(xen_sys::shared_info, arch)
+    + core::mem::offset_of!(xen_sys::arch_shared_info, pfn_to_mfn_frame_list_list);
 
 /// One page of the tree: 512 MFNs.
 pub type ListPage = [u64; ENTRIES_PER_PAGE];
@@ -159,7 +159,7 @@ pub const fn shared_info_pte(maddr: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pagewalk::{PTE_PRESENT, PTE_RW};
+    use x86_64::structures::paging::PageTableFlags;
 
     /// A P2M for a 64 MiB guest whose array sits at pfn 0x300 (virtual 0x30_0000).
     fn p2m_64m() -> Vec<u64> {
@@ -178,7 +178,11 @@ mod tests {
         assert_eq!(frame_lists_needed(512), 1);
         assert_eq!(frame_lists_needed(513), 2);
         assert_eq!(frame_lists_needed(MAX_P2M_PAGES), 512);
-        assert_eq!(SHARED_INFO_FRAME_LIST_LIST - SHARED_INFO_MAX_PFN, 8);
+        // The offsets main.rs documents (3088 and 3096).
+        assert_eq!(
+            (SHARED_INFO_MAX_PFN, SHARED_INFO_FRAME_LIST_LIST),
+            (3088, 3096)
+        );
     }
 
     #[test]
@@ -307,7 +311,7 @@ mod tests {
     fn shared_info_entry() {
         assert_eq!(
             shared_info_pte(0x1_2345_6000),
-            Some(0x1_2345_6000 | PTE_PRESENT | PTE_RW)
+            Some(0x1_2345_6000 | PageTableFlags::PRESENT.bits() | PageTableFlags::WRITABLE.bits())
         );
         assert_eq!(shared_info_pte(0x1_2345_6008), None, "unaligned");
         assert_eq!(shared_info_pte(0), None);

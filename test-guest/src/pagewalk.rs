@@ -13,37 +13,33 @@
 //! Everything here is pure: the caller supplies how to read an entry and how to find a
 //! table's virtual address, so the walk is tested on the host.
 
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::PageTableFlags;
+use x86_64::VirtAddr;
+
 use crate::frames::{Mfn, PAGE_SHIFT, PAGE_SIZE};
 
-/// `_PAGE_PRESENT`.
-pub const PTE_PRESENT: u64 = 1 << 0;
-/// `_PAGE_RW`.
-pub const PTE_RW: u64 = 1 << 1;
-/// `_PAGE_USER`. A 64-bit PV kernel leaves it clear in the entries it writes: Xen sets it
-/// (and marks the entry as a guest-kernel one) in `adjust_guest_l1e`
-/// (`xen/arch/x86/pv/mm.h`), because the PV kernel itself runs in ring 3.
-pub const PTE_USER: u64 = 1 << 2;
-/// `_PAGE_PSE` in an L2 or L3 entry: a superpage, not a pointer to a table.
-pub const PTE_PSE: u64 = 1 << 7;
-/// `_PAGE_NX`: the page may not be executed (needs `EFER.NXE`, which Xen sets).
-pub const PTE_NX: u64 = 1 << 63;
-/// The machine address bits of an entry, 12 to 51 (`PADDR_BITS` is 52 on x86_64 Xen).
+/// The machine address bits of an entry, 12 to 51 (`PADDR_BITS` is 52 on x86_64 Xen;
+/// the `x86_64` crate keeps its own mask private).
 pub const PTE_ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
-/// Entries per table, at every level.
-pub const ENTRIES_PER_TABLE: u64 = 512;
-
 /// Bytes per entry.
-pub const ENTRY_SIZE: u64 = 8;
+pub const ENTRY_SIZE: u64 = core::mem::size_of::<PageTableEntry>() as u64;
+
+/// The flags of entry `pte` (its address bits dropped).
+pub const fn pte_flags(pte: u64) -> PageTableFlags {
+    PageTableFlags::from_bits_truncate(pte)
+}
 
 /// Whether entry `pte` is present.
 pub const fn pte_present(pte: u64) -> bool {
-    pte & PTE_PRESENT != 0
+    pte_flags(pte).contains(PageTableFlags::PRESENT)
 }
 
-/// Whether entry `pte` forbids instruction fetches from its page.
+/// Whether entry `pte` forbids instruction fetches from its page (`NO_EXECUTE` needs
+/// `EFER.NXE`, which Xen sets).
 pub const fn pte_nx(pte: u64) -> bool {
-    pte & PTE_NX != 0
+    pte_flags(pte).contains(PageTableFlags::NO_EXECUTE)
 }
 
 /// The machine frame entry `pte` points to (meaningful when it is present).
@@ -51,15 +47,27 @@ pub const fn pte_mfn(pte: u64) -> Mfn {
     Mfn((pte & PTE_ADDR_MASK) >> PAGE_SHIFT)
 }
 
-/// A present, writable kernel L1 entry for machine frame `mfn`: `PRESENT | RW`, no
-/// `USER` (see [`PTE_USER`]), write-back caching (`PWT`, `PCD`, `PAT` clear).
+/// A present, writable kernel L1 entry for machine frame `mfn`: `PRESENT | WRITABLE`,
+/// no `USER_ACCESSIBLE` (a 64-bit PV kernel leaves it clear in the entries it writes: Xen
+/// sets it, and marks the entry as a guest-kernel one, in `adjust_guest_l1e`,
+/// `xen/arch/x86/pv/mm.h`, because the PV kernel itself runs in ring 3), write-back
+/// caching (`WRITE_THROUGH`, `NO_CACHE`, PAT clear).
 pub const fn kernel_rw_pte(mfn: Mfn) -> u64 {
-    ((mfn.0 << PAGE_SHIFT) & PTE_ADDR_MASK) | PTE_PRESENT | PTE_RW
+    ((mfn.0 << PAGE_SHIFT) & PTE_ADDR_MASK)
+        | PageTableFlags::PRESENT.bits()
+        | PageTableFlags::WRITABLE.bits()
 }
 
-/// The index of `va` in its table at `level` (4 for the L4 down to 1 for the L1).
-pub const fn table_index(va: u64, level: u32) -> u64 {
-    (va >> (PAGE_SHIFT + 9 * (level - 1))) % ENTRIES_PER_TABLE
+/// The index of `va` in its table at `level` (4 for the L4 down to 1 for the L1). Any
+/// `va`: only bits 12 to 47 count (`VirtAddr::new_truncate` sign-extends bit 47).
+pub fn table_index(va: u64, level: u32) -> u64 {
+    let va = VirtAddr::new_truncate(va);
+    u64::from(match level {
+        4 => va.p4_index(),
+        3 => va.p3_index(),
+        2 => va.p2_index(),
+        _ => va.p1_index(),
+    })
 }
 
 /// Whether virtual address `virt` lies in the bootstrap page-table region:
@@ -164,7 +172,7 @@ pub fn walk_to_l2_and_l1(
         if !pte_present(entry) {
             return Err(WalkError::NotPresent { level });
         }
-        if level < 4 && entry & PTE_PSE != 0 {
+        if level < 4 && pte_flags(entry).contains(PageTableFlags::HUGE_PAGE) {
             return Err(WalkError::Superpage { level });
         }
         if level == 2 {
@@ -202,6 +210,11 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    const PRESENT: u64 = PageTableFlags::PRESENT.bits();
+    const RW: u64 = PageTableFlags::WRITABLE.bits();
+    const USER: u64 = PageTableFlags::USER_ACCESSIBLE.bits();
+    const PSE: u64 = PageTableFlags::HUGE_PAGE.bits();
+
     /// A fake address space: page tables at virtual pages, each a machine frame.
     struct Tables {
         entries: HashMap<u64, u64>,
@@ -222,7 +235,7 @@ mod tests {
             for (i, mfn) in (0x900..0x904).enumerate() {
                 t.virt_of.insert(mfn, 0x40_0000 + 0x1000 * i as u64);
             }
-            let flags = PTE_PRESENT | PTE_RW | PTE_USER | 0x60;
+            let flags = PRESENT | RW | USER | 0x60;
             t.entries.insert(0x40_0000, (0x901 << 12) | flags);
             t.entries.insert(0x40_1000, (0x902 << 12) | flags);
             t.entries.insert(0x40_2000 + 8, (0x903 << 12) | flags);
@@ -334,7 +347,7 @@ mod tests {
             t.walk(0x80_0000_0000),
             Err(WalkError::NotPresent { level: 4 })
         );
-        t.entries.insert(0x40_1000, (0x902 << 12) | PTE_RW);
+        t.entries.insert(0x40_1000, (0x902 << 12) | RW);
         assert_eq!(t.walk(0x20f000), Err(WalkError::NotPresent { level: 3 }));
     }
 
@@ -342,12 +355,11 @@ mod tests {
     fn walk_refuses_superpages_and_unknown_tables() {
         let mut t = Tables::new();
         t.entries
-            .insert(0x40_2000 + 8, (0x903 << 12) | PTE_PRESENT | PTE_PSE);
+            .insert(0x40_2000 + 8, (0x903 << 12) | PRESENT | PSE);
         assert_eq!(t.walk(0x20f000), Err(WalkError::Superpage { level: 2 }));
 
         let mut t = Tables::new();
-        t.entries
-            .insert(0x40_1000, (0x5555 << 12) | PTE_PRESENT | PTE_RW);
+        t.entries.insert(0x40_1000, (0x5555 << 12) | PRESENT | RW);
         assert_eq!(
             t.walk(0x20f000),
             Err(WalkError::UnknownTable {

@@ -475,13 +475,12 @@ unsafe fn unmap_grant<H: Hypervisor + ?Sized>(
 mod tests {
     use super::*;
     use crate::fake_xen::{FakeXen, Script};
-    use crate::hypercall::{
-        Hypercall, HypercallNr, GNTTABOP_MAP_GRANT_REF, MMUEXT_INVLPG_LOCAL, MMUEXT_PIN_L1_TABLE,
-        MMUEXT_UNPIN_TABLE,
-    };
-    use crate::pagewalk::{kernel_rw_pte, pte_mfn, PTE_PRESENT, PTE_RW, PTE_USER};
+    use crate::hypercall::{Hypercall, HypercallNr, GNTTABOP_MAP_GRANT_REF};
+    use crate::pagewalk::{kernel_rw_pte, pte_mfn};
     use std::cell::{Cell, RefCell};
     use std::vec::Vec;
+    use x86_64::structures::paging::PageTableFlags;
+    use xen_sys::{MMUEXT_INVLPG_LOCAL, MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE};
 
     const VA: u64 = 0x20f000;
     const RING: Mfn = Mfn(0x4_2000);
@@ -543,8 +542,8 @@ mod tests {
 
         /// Xen's `adjust_guest_l1e` for a 64-bit PV kernel entry.
         fn adjusted(pte: u64) -> u64 {
-            if pte & PTE_USER == 0 {
-                pte | PTE_USER | (1 << 52)
+            if pte & PageTableFlags::USER_ACCESSIBLE.bits() == 0 {
+                pte | PageTableFlags::USER_ACCESSIBLE.bits() | (1 << 52)
             } else {
                 pte
             }
@@ -597,7 +596,7 @@ mod tests {
                     // SAFETY: the wrapper passes one live op.
                     let op = unsafe { (call.args[0] as *const MmuextOp).read() };
                     self.mmuext_ops.borrow_mut().push(op);
-                    match op.cmd {
+                    match op.cmd() {
                         MMUEXT_PIN_L1_TABLE if !p.pin_foreign => -22,
                         _ => 0,
                     }
@@ -745,22 +744,13 @@ mod tests {
         // One call per route, 8 for the grant refs, and no undo.
         assert_eq!(nrs(&xen), [14, 1, 1, 26, 20, 20, 20, 20, 20, 20, 20, 20]);
 
-        let new_pte = (RING.0 << 12) | PTE_PRESENT | PTE_RW;
+        let new_pte =
+            (RING.0 << 12) | PageTableFlags::PRESENT.bits() | PageTableFlags::WRITABLE.bits();
         assert_eq!(xen.calls()[0].args, [VA, new_pte, UVMF_INVLPG, 0, 0]);
         let reqs = xen.mmu_reqs.borrow();
-        let expected = MmuUpdate {
-            ptr: 0x903_078,
-            val: new_pte,
-        };
+        let expected = MmuUpdate::normal_pt_update(0x903_078, new_pte);
         assert_eq!(*reqs, [(expected, 0x7FF0), (expected, 0x7FF2)]);
-        assert_eq!(
-            *xen.mmuext_ops.borrow(),
-            [MmuextOp {
-                cmd: MMUEXT_PIN_L1_TABLE,
-                arg1: RING.0,
-                arg2: 0
-            }]
-        );
+        assert_eq!(*xen.mmuext_ops.borrow(), [MmuextOp::pin_l1_table(RING.0)]);
         let maps = xen.grant_maps.borrow();
         assert_eq!(
             maps.iter().map(|m| m.ref_).collect::<Vec<_>>(),
@@ -815,7 +805,7 @@ mod tests {
         // update_va_mapping (refused), mmu_update, invlpg, restore, mmu_update (XEN)...
         assert_eq!(nrs(&xen)[..5], [14, 1, 26, 14, 1]);
         let ops = xen.mmuext_ops.borrow();
-        assert_eq!((ops[0].cmd, ops[0].arg1), (MMUEXT_INVLPG_LOCAL, VA));
+        assert_eq!((ops[0].cmd(), ops[0].arg1()), (MMUEXT_INVLPG_LOCAL, VA));
     }
 
     #[test]
@@ -843,7 +833,7 @@ mod tests {
         assert!(reads.is_empty());
         let ops = xen.mmuext_ops.borrow();
         assert_eq!(
-            ops.iter().map(|o| (o.cmd, o.arg1)).collect::<Vec<_>>(),
+            ops.iter().map(|o| (o.cmd(), o.arg1())).collect::<Vec<_>>(),
             [(MMUEXT_PIN_L1_TABLE, RING.0), (MMUEXT_UNPIN_TABLE, RING.0)]
         );
     }

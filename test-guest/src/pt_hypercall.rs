@@ -437,11 +437,12 @@ mod tests {
     use super::*;
     use crate::fake_xen::{self, FakeXen, Script};
     use crate::hypercall::MMU_UPDATE_PREEMPTED;
-    use crate::pagewalk::{kernel_rw_pte, PTE_USER};
+    use crate::pagewalk::kernel_rw_pte;
     use crate::patterns::{plan, Pattern};
     use std::cell::{Cell, RefCell};
     use std::string::{String, ToString};
     use std::vec::Vec;
+    use x86_64::structures::paging::PageTableFlags;
 
     const ALIAS_VA: u64 = 0x2c_5000;
     const L1_MFN: u64 = 0x7_7001;
@@ -453,7 +454,7 @@ mod tests {
         Mfn(BUFFER_MFN + 2),
         Mfn(BUFFER_MFN + 3),
     ];
-    const ORIGINAL_L1E: u64 = (0x3_32c5 << 12) | 0x67 | PTE_USER;
+    const ORIGINAL_L1E: u64 = (0x3_32c5 << 12) | 0x67 | PageTableFlags::USER_ACCESSIBLE.bits();
     const ORIGINAL_L2E: u64 = (L1_MFN << 12) | 0x67;
 
     /// The alias's L1 entry and the L2 entry, written by hypercall; a log.
@@ -479,7 +480,7 @@ mod tests {
         /// Xen adds USER to a present kernel L1 entry it accepts.
         fn adjusted(val: u64) -> u64 {
             if pagewalk::pte_present(val) {
-                val | PTE_USER
+                val | PageTableFlags::USER_ACCESSIBLE.bits()
             } else {
                 val
             }
@@ -615,7 +616,7 @@ mod tests {
             ]
         );
         let [t1, t2, t3] = touches();
-        let mapped = |pte| pte | PTE_USER;
+        let mapped = |pte| pte | PageTableFlags::USER_ACCESSIBLE.bits();
         assert_eq!(
             events,
             [
@@ -688,7 +689,8 @@ mod tests {
         let fails_inside = FakeXen::new(|call| {
             assert_eq!(call.nr, HypercallNr::MULTICALL);
             // SAFETY: the code under test passes one live, writable entry.
-            unsafe { (*(call.args[0] as *mut MulticallEntry)).result = -1i64 as u64 };
+            let entry = unsafe { &mut *(call.args[0] as *mut MulticallEntry) };
+            entry.result = -1i64 as u64;
             0
         });
         let fake = Fake::new();

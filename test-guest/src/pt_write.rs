@@ -61,10 +61,7 @@
 use core::fmt;
 
 use crate::frames::{Mfn, Pfn, PAGE_SIZE};
-use crate::hypercall::{
-    self, DomId, Hypervisor, MmuUpdate, MmuextOp, XenError, UVMF_INVLPG,
-    VMASST_TYPE_WRITABLE_PAGETABLES,
-};
+use crate::hypercall::{self, DomId, Hypervisor, MmuUpdate, MmuextOp, XenError, UVMF_INVLPG};
 use crate::lines::{Line, Words};
 use crate::pagewalk::{self, L1Slot};
 use crate::patterns::Touch;
@@ -202,7 +199,7 @@ pub fn prepare<H: Hypervisor + ?Sized, E: Env>(
     env: &mut E,
     alias: &Alias,
 ) -> Result<(), PtError> {
-    hypercall::vm_assist_enable(hv, VMASST_TYPE_WRITABLE_PAGETABLES)
+    hypercall::vm_assist_enable(hv, u64::from(xen_sys::VMASST_TYPE_writable_pagetables))
         .map_err(err("pt-write: vm_assist writable_pagetables"))?;
     // SAFETY: nothing lives at the alias (type invariant); it stays unmapped until a
     // route maps the target there.
@@ -399,19 +396,21 @@ pub fn write_pt_write(out: &mut (impl Sink + ?Sized), route: Route, alias: &Alia
 mod tests {
     use super::*;
     use crate::fake_xen::{self, FakeXen, Script};
-    use crate::hypercall::{Hypercall, HypercallNr, MMUEXT_INVLPG_LOCAL};
-    use crate::pagewalk::{kernel_rw_pte, PTE_USER};
+    use crate::hypercall::{Hypercall, HypercallNr};
+    use crate::pagewalk::kernel_rw_pte;
     use crate::patterns::{plan, Pattern};
     use std::cell::{Cell, RefCell};
     use std::string::{String, ToString};
     use std::vec::Vec;
+    use x86_64::structures::paging::PageTableFlags;
+    use xen_sys::MMUEXT_INVLPG_LOCAL;
 
     const ALIAS_VA: u64 = 0x2c_5000;
     const L1_MFN: u64 = 0x7_7001;
     /// The buffer's frames in the fake: page `p` is machine frame `0x42000 + p`.
     const BUFFER_MFN: u64 = 0x4_2000;
     const TARGETS: [Mfn; 2] = [Mfn(BUFFER_MFN + 6), Mfn(BUFFER_MFN + 9)];
-    const ORIGINAL: u64 = (0x3_32c5 << 12) | 0x67 | PTE_USER;
+    const ORIGINAL: u64 = (0x3_32c5 << 12) | 0x67 | PageTableFlags::USER_ACCESSIBLE.bits();
 
     /// One L1 entry, written by the three ways of the pattern; a log of everything.
     struct Fake {
@@ -437,7 +436,7 @@ mod tests {
         /// Xen adds USER to a present kernel entry it accepts.
         fn adjusted(val: u64) -> u64 {
             if pagewalk::pte_present(val) {
-                val | PTE_USER
+                val | PageTableFlags::USER_ACCESSIBLE.bits()
             } else {
                 val
             }
@@ -468,7 +467,7 @@ mod tests {
                 HypercallNr::MMUEXT_OP => {
                     // SAFETY: the wrapper passes one live op.
                     let op = unsafe { *(call.args[0] as *const MmuextOp) };
-                    assert_eq!((op.cmd, op.arg1), (MMUEXT_INVLPG_LOCAL, ALIAS_VA));
+                    assert_eq!((op.cmd(), op.arg1()), (MMUEXT_INVLPG_LOCAL, ALIAS_VA));
                     // SAFETY: as above.
                     unsafe { *(call.args[2] as *mut u32) = 1 };
                     self.log("invlpg".into());

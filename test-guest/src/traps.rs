@@ -17,10 +17,9 @@
 //! `rcx`, `r11`, `rax` above an `iret_context` (`flags`, `rip`, `cs`, `rflags`, `rsp`,
 //! `ss`) the handler built.
 //!
-//! Mirrors `xen/include/public/arch-x86/xen.h` (`struct trap_info`,
-//! `HYPERVISOR_set_trap_table`), `callback.h`/`xen.h` (`HYPERVISOR_set_callbacks`),
-//! `event_channel.h` (`EVTCHNOP_bind_ipi`) and the `shared_info` layout
-//! (`struct shared_info`, `struct vcpu_info`).
+//! The ABI is `xen_sys`'s: `trap_info` (`HYPERVISOR_set_trap_table`),
+//! `HYPERVISOR_set_callbacks`, `EVTCHNOP_bind_ipi` and the `shared_info` and
+//! `vcpu_info` layouts.
 
 use crate::hypercall::{EvtchnPort, Hypercall, HypercallNr, Hypervisor, VcpuId, XenError};
 use crate::text::Sink;
@@ -28,20 +27,19 @@ use crate::vcpu_up::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, RFLAGS_IF};
 
 pub use crate::vcpu_up::TrapInfo;
 
-/// `#define EVTCHNOP_bind_ipi         7` (`event_channel.h`).
-pub const EVTCHNOP_BIND_IPI: u64 = 7;
-
 /// `trap_info.flags` bit 2 (`TI_SET_IF`): events masked while the handler runs.
 pub const TI_MASK_EVENTS: u8 = 4;
 
-/// Offset of `evtchn_pending[]` in `struct shared_info` (after 32 64-byte `vcpu_info`s).
-pub const SHARED_INFO_EVTCHN_PENDING: usize = 2048;
+pub use crate::bench_ops::SHARED_INFO_EVTCHN_PENDING;
 /// Offset of `evtchn_upcall_pending` in `struct vcpu_info`.
-pub const VCPU_INFO_UPCALL_PENDING: usize = 0;
+pub const VCPU_INFO_UPCALL_PENDING: usize =
+    core::mem::offset_of!(xen_sys::vcpu_info, evtchn_upcall_pending);
 /// Offset of `evtchn_upcall_mask` in `struct vcpu_info`.
-pub const VCPU_INFO_UPCALL_MASK: usize = 1;
+pub const VCPU_INFO_UPCALL_MASK: usize =
+    core::mem::offset_of!(xen_sys::vcpu_info, evtchn_upcall_mask);
 /// Offset of `evtchn_pending_sel` in `struct vcpu_info`.
-pub const VCPU_INFO_PENDING_SEL: usize = 8;
+pub const VCPU_INFO_PENDING_SEL: usize =
+    core::mem::offset_of!(xen_sys::vcpu_info, evtchn_pending_sel);
 
 /// What the handlers record of the last delivery: written by the handlers' asm (which
 /// never writes the stack the frame is on), read by Rust after the trigger returned.
@@ -253,30 +251,20 @@ pub unsafe fn set_callbacks<H: Hypervisor + ?Sized>(
     XenError::check(unsafe { hv.hypercall(call) }).map(drop)
 }
 
-/// `struct evtchn_bind_ipi { uint32_t vcpu; evtchn_port_t port; }`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EvtchnBindIpi {
-    /// IN: the vCPU to notify.
-    pub vcpu: u32,
-    /// OUT: the new port.
-    pub port: u32,
-}
-
 /// `HYPERVISOR_event_channel_op(EVTCHNOP_bind_ipi, ...)`: a port that, sent, notifies
 /// `vcpu` of this domain.
 pub fn evtchn_bind_ipi<H: Hypervisor + ?Sized>(
     hv: &H,
     vcpu: VcpuId,
 ) -> Result<EvtchnPort, XenError> {
-    let mut bind = EvtchnBindIpi {
+    let mut bind = xen_sys::evtchn_bind_ipi {
         vcpu: vcpu.0,
         port: 0,
     };
     let call = Hypercall::new(
         HypercallNr::EVENT_CHANNEL_OP,
         [
-            EVTCHNOP_BIND_IPI,
+            u64::from(xen_sys::EVTCHNOP_bind_ipi),
             core::ptr::from_mut(&mut bind) as u64,
             0,
             0,
@@ -313,12 +301,10 @@ pub fn write_bad_line(out: &mut (impl Sink + ?Sized), kind: Kind, round: u64, ba
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::mem::{offset_of, size_of};
+    use core::mem::offset_of;
 
     #[test]
     fn abi_values() {
-        assert_eq!(size_of::<EvtchnBindIpi>(), 8);
-        assert_eq!(EVTCHNOP_BIND_IPI, 7);
         assert_eq!(Kind::BadSelector.error_code(), 0x1234);
         assert_eq!(offset_of!(Record, saved_rsp), 13 * 8);
     }

@@ -3,10 +3,9 @@
 //!
 //! Why: the `multi-vcpu` pattern has two vCPUs write at the same time, and a PV vCPU
 //! other than 0 starts only when the kernel gives Xen its whole register state. The
-//! layouts mirror Xen 4.17's `xen/include/public/arch-x86/xen.h` (`struct
-//! vcpu_guest_context`, `struct trap_info`) and `arch-x86/xen-x86_64.h` (`struct
-//! cpu_user_regs`) for x86_64, pinned by host tests against offsets printed by a C
-//! program built with those headers; the calls are `vcpu.h`'s.
+//! layouts are `xen_sys`'s (`vcpu_guest_context`, `cpu_user_regs`, `trap_info` of
+//! `arch-x86/xen.h` and `xen-x86_64.h`); the calls are `vcpu.h`'s (`VCPUOP_*`, in
+//! `hypercall::not_in_xen_sys`).
 //!
 //! What [`VcpuGuestContext::for_kernel_entry`] sets mirrors what the domain builder
 //! sets for vCPU 0 (`vcpu_x86_64` in `tools/libs/guest/xg_dom_x86.c`), checked against
@@ -27,225 +26,74 @@
 //! - No trap table, no callbacks (`event_callback_eip` etc. 0), `vm_assist` 0 (only
 //!   vCPU 0's context sets the domain's assists).
 
-use crate::hypercall::{Hypercall, HypercallNr, Hypervisor, VcpuId, XenError};
+use x86_64::registers::rflags::RFlags;
 
-/// `#define VCPUOP_initialise 0`: `extra_arg` is a `vcpu_guest_context *`.
-pub const VCPUOP_INITIALISE: u64 = 0;
-/// `#define VCPUOP_up 1`.
-pub const VCPUOP_UP: u64 = 1;
-/// `#define VCPUOP_down 2`: the last vCPU going down powers the domain off.
-pub const VCPUOP_DOWN: u64 = 2;
+use crate::hypercall::{
+    Hypercall, HypercallNr, Hypervisor, VcpuId, XenError, VCPUOP_DOWN, VCPUOP_INITIALISE, VCPUOP_UP,
+};
 
-/// `#define VGCF_in_kernel (1<<2)`.
-pub const VGCF_IN_KERNEL: u64 = 1 << 2;
-/// `#define VGCF_online (1<<5)`: not set by [`VcpuGuestContext::for_kernel_entry`].
-pub const VGCF_ONLINE: u64 = 1 << 5;
+/// `FLAT_KERNEL_CS` (`xen_sys`, = `FLAT_RING3_CS64`: a 64-bit PV kernel runs in ring 3),
+/// as the 16-bit selector it is.
+pub const FLAT_KERNEL_CS: u16 = xen_sys::FLAT_KERNEL_CS as u16;
+/// `FLAT_KERNEL_SS` (`xen_sys`, = `FLAT_RING3_SS64`), as a 16-bit selector.
+pub const FLAT_KERNEL_SS: u16 = xen_sys::FLAT_KERNEL_SS as u16;
 
-/// `FLAT_KERNEL_CS` = `FLAT_RING3_CS64` (`xen-x86_64.h`): a 64-bit PV kernel runs in ring 3.
-pub const FLAT_KERNEL_CS: u16 = 0xe033;
-/// `FLAT_KERNEL_SS` = `FLAT_RING3_SS64`.
-pub const FLAT_KERNEL_SS: u16 = 0xe02b;
-
-/// `X86_EFLAGS_IF`.
-pub const RFLAGS_IF: u64 = 1 << 9;
-/// `X86_DR6_DEFAULT` (what the builder puts in `debugreg[6]`).
+/// `X86_EFLAGS_IF` (`x86_64`'s `RFlags::INTERRUPT_FLAG`).
+pub const RFLAGS_IF: u64 = RFlags::INTERRUPT_FLAG.bits();
+/// `X86_DR6_DEFAULT` (Xen's `x86-defns.h`, not a public header: what the builder puts
+/// in `debugreg[6]`).
 pub const DR6_DEFAULT: u64 = 0xffff_0ff0;
 /// `X86_DR7_DEFAULT`.
 pub const DR7_DEFAULT: u64 = 0x400;
 
-/// `#define xen_pfn_to_cr3(pfn) ((unsigned long)(pfn) << 12)` (`xen-x86_64.h`).
+/// `#define xen_pfn_to_cr3(pfn) ((unsigned long)(pfn) << 12)` (`xen-x86_64.h`; a
+/// macro, which bindgen does not translate).
 pub const fn xen_pfn_to_cr3(mfn: u64) -> u64 {
     mfn << 12
 }
 
-/// `struct cpu_user_regs` (`xen-x86_64.h`): each `__DECL_REG_*` is one 8-byte union.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[allow(missing_docs)] // register names
-pub struct CpuUserRegs {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rax: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    /// Private to Xen.
-    pub error_code: u32,
-    /// Private to Xen.
-    pub entry_vector: u32,
-    pub rip: u64,
-    pub cs: u16,
-    pub pad0: u16,
-    /// Private to Xen.
-    pub saved_upcall_mask: u8,
-    pub pad1: [u8; 3],
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u16,
-    pub pad2: [u16; 3],
-    pub es: u16,
-    pub pad3: [u16; 3],
-    pub ds: u16,
-    pub pad4: [u16; 3],
-    pub fs: u16,
-    pub pad5: [u16; 3],
-    pub gs: u16,
-    pub pad6: [u16; 3],
-}
+/// `struct trap_info` (`arch-x86/xen.h`): one entry of a virtual IDT.
+pub type TrapInfo = xen_sys::trap_info;
 
-/// `struct trap_info` (`arch-x86/xen.h`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TrapInfo {
-    /// Exception vector.
-    pub vector: u8,
-    /// DPL and interrupt-enable bits.
-    pub flags: u8,
-    /// Code selector.
-    pub cs: u16,
-    /// The C compiler's padding, explicit so that the context has no padding bytes.
-    pub pad: u32,
-    /// Handler address.
-    pub address: u64,
-}
+/// `struct vcpu_guest_context` (`arch-x86/xen.h`) for a 64-bit guest, as
+/// `xen_sys::vcpu_guest_context`; its fields read and write through `Deref`.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct VcpuGuestContext(xen_sys::vcpu_guest_context);
 
-/// `struct vcpu_guest_context` (`arch-x86/xen.h`) for a 64-bit guest, 5168 bytes.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct VcpuGuestContext {
-    /// FXSAVE area (`struct { char x[512]; } fpu_ctxt`), used with `VGCF_i387_valid`.
-    pub fpu_ctxt: [u8; 512],
-    /// `VGCF_*`.
-    pub flags: u64,
-    /// The registers the vCPU starts with.
-    pub user_regs: CpuUserRegs,
-    /// The virtual IDT.
-    pub trap_ctxt: [TrapInfo; 256],
-    /// LDT linear address.
-    pub ldt_base: u64,
-    /// LDT entries.
-    pub ldt_ents: u64,
-    /// GDT machine frames.
-    pub gdt_frames: [u64; 16],
-    /// GDT entries (0: only Xen's reserved flat selectors).
-    pub gdt_ents: u64,
-    /// Kernel stack segment for user-to-kernel switches.
-    pub kernel_ss: u64,
-    /// Kernel stack pointer for user-to-kernel switches.
-    pub kernel_sp: u64,
-    /// CR0 to CR7; CR3 is the kernel L4 (`xen_pfn_to_cr3`), CR1 the user L4.
-    pub ctrlreg: [u64; 8],
-    /// DR0 to DR7.
-    pub debugreg: [u64; 8],
-    /// Event upcall entry.
-    pub event_callback_eip: u64,
-    /// Failsafe callback entry.
-    pub failsafe_callback_eip: u64,
-    /// SYSCALL entry.
-    pub syscall_callback_eip: u64,
-    /// `VMASST_TYPE_*` bitmap (read from vCPU 0's context only).
-    pub vm_assist: u64,
-    /// FS base.
-    pub fs_base: u64,
-    /// Kernel GS base.
-    pub gs_base_kernel: u64,
-    /// User GS base.
-    pub gs_base_user: u64,
+impl core::ops::Deref for VcpuGuestContext {
+    type Target = xen_sys::vcpu_guest_context;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl VcpuGuestContext {
     /// All zero.
     pub const fn zeroed() -> Self {
-        Self {
-            fpu_ctxt: [0; 512],
-            flags: 0,
-            user_regs: CpuUserRegs {
-                r15: 0,
-                r14: 0,
-                r13: 0,
-                r12: 0,
-                rbp: 0,
-                rbx: 0,
-                r11: 0,
-                r10: 0,
-                r9: 0,
-                r8: 0,
-                rax: 0,
-                rcx: 0,
-                rdx: 0,
-                rsi: 0,
-                rdi: 0,
-                error_code: 0,
-                entry_vector: 0,
-                rip: 0,
-                cs: 0,
-                pad0: 0,
-                saved_upcall_mask: 0,
-                pad1: [0; 3],
-                rflags: 0,
-                rsp: 0,
-                ss: 0,
-                pad2: [0; 3],
-                es: 0,
-                pad3: [0; 3],
-                ds: 0,
-                pad4: [0; 3],
-                fs: 0,
-                pad5: [0; 3],
-                gs: 0,
-                pad6: [0; 3],
-            },
-            trap_ctxt: [TrapInfo {
-                vector: 0,
-                flags: 0,
-                cs: 0,
-                pad: 0,
-                address: 0,
-            }; 256],
-            ldt_base: 0,
-            ldt_ents: 0,
-            gdt_frames: [0; 16],
-            gdt_ents: 0,
-            kernel_ss: 0,
-            kernel_sp: 0,
-            ctrlreg: [0; 8],
-            debugreg: [0; 8],
-            event_callback_eip: 0,
-            failsafe_callback_eip: 0,
-            syscall_callback_eip: 0,
-            vm_assist: 0,
-            fs_base: 0,
-            gs_base_kernel: 0,
-            gs_base_user: 0,
-        }
+        // SAFETY: `vcpu_guest_context` is integers, integer arrays and unions of
+        // integers: all zeroes is a valid value (the one C's `= { 0 }` gives).
+        Self(unsafe { core::mem::zeroed() })
     }
 
     /// A context that starts the vCPU in kernel mode at `entry` with `rsp` =
     /// `stack_top`, on the page tables whose L4 is machine frame `l4_mfn` (see the
     /// module docs for every field).
     pub const fn for_kernel_entry(entry: u64, stack_top: u64, l4_mfn: u64) -> Self {
-        let mut ctx = Self::zeroed();
-        ctx.flags = VGCF_IN_KERNEL;
-        ctx.user_regs.rip = entry;
-        ctx.user_regs.rsp = stack_top;
+        let mut ctx = Self::zeroed().0;
+        ctx.flags = xen_sys::VGCF_in_kernel as u64;
+        ctx.user_regs.__bindgen_anon_8.rip = entry;
+        ctx.user_regs.__bindgen_anon_10.rsp = stack_top;
         ctx.user_regs.cs = FLAT_KERNEL_CS;
         ctx.user_regs.ss = FLAT_KERNEL_SS;
-        ctx.user_regs.rflags = RFLAGS_IF;
+        ctx.user_regs.__bindgen_anon_9.rflags = RFLAGS_IF;
         ctx.kernel_ss = FLAT_KERNEL_SS as u64;
         ctx.kernel_sp = stack_top;
         ctx.ctrlreg[3] = xen_pfn_to_cr3(l4_mfn);
         ctx.debugreg[6] = DR6_DEFAULT;
         ctx.debugreg[7] = DR7_DEFAULT;
-        ctx
+        Self(ctx)
     }
 }
 
@@ -306,113 +154,54 @@ pub fn vcpu_down<H: Hypervisor + ?Sized>(hv: &H, vcpu: VcpuId) -> Result<(), Xen
 mod tests {
     use super::*;
     use crate::fake_xen::{FakeXen, Script};
-    use core::mem::offset_of;
-
-    /// Offsets and sizes printed by a C program including Xen 4.17's `xen.h` and
-    /// `vcpu.h` (gcc, x86_64).
-    #[test]
-    fn layouts_match_xen_headers() {
-        assert_eq!(size_of::<CpuUserRegs>(), 200);
-        assert_eq!(offset_of!(CpuUserRegs, r15), 0);
-        assert_eq!(offset_of!(CpuUserRegs, rbp), 32);
-        assert_eq!(offset_of!(CpuUserRegs, rbx), 40);
-        assert_eq!(offset_of!(CpuUserRegs, r11), 48);
-        assert_eq!(offset_of!(CpuUserRegs, rax), 80);
-        assert_eq!(offset_of!(CpuUserRegs, rsi), 104);
-        assert_eq!(offset_of!(CpuUserRegs, rdi), 112);
-        assert_eq!(offset_of!(CpuUserRegs, error_code), 120);
-        assert_eq!(offset_of!(CpuUserRegs, entry_vector), 124);
-        assert_eq!(offset_of!(CpuUserRegs, rip), 128);
-        assert_eq!(offset_of!(CpuUserRegs, cs), 136);
-        assert_eq!(offset_of!(CpuUserRegs, saved_upcall_mask), 140);
-        assert_eq!(offset_of!(CpuUserRegs, rflags), 144);
-        assert_eq!(offset_of!(CpuUserRegs, rsp), 152);
-        assert_eq!(offset_of!(CpuUserRegs, ss), 160);
-        assert_eq!(offset_of!(CpuUserRegs, es), 168);
-        assert_eq!(offset_of!(CpuUserRegs, ds), 176);
-        assert_eq!(offset_of!(CpuUserRegs, fs), 184);
-        assert_eq!(offset_of!(CpuUserRegs, gs), 192);
-
-        assert_eq!(size_of::<TrapInfo>(), 16);
-        assert_eq!(offset_of!(TrapInfo, cs), 2);
-        assert_eq!(offset_of!(TrapInfo, address), 8);
-
-        assert_eq!(size_of::<VcpuGuestContext>(), 5168);
-        assert_eq!(offset_of!(VcpuGuestContext, flags), 512);
-        assert_eq!(offset_of!(VcpuGuestContext, user_regs), 520);
-        assert_eq!(offset_of!(VcpuGuestContext, trap_ctxt), 720);
-        assert_eq!(offset_of!(VcpuGuestContext, ldt_base), 4816);
-        assert_eq!(offset_of!(VcpuGuestContext, ldt_ents), 4824);
-        assert_eq!(offset_of!(VcpuGuestContext, gdt_frames), 4832);
-        assert_eq!(offset_of!(VcpuGuestContext, gdt_ents), 4960);
-        assert_eq!(offset_of!(VcpuGuestContext, kernel_ss), 4968);
-        assert_eq!(offset_of!(VcpuGuestContext, kernel_sp), 4976);
-        assert_eq!(offset_of!(VcpuGuestContext, ctrlreg), 4984);
-        assert_eq!(offset_of!(VcpuGuestContext, debugreg), 5048);
-        assert_eq!(offset_of!(VcpuGuestContext, event_callback_eip), 5112);
-        assert_eq!(offset_of!(VcpuGuestContext, failsafe_callback_eip), 5120);
-        assert_eq!(offset_of!(VcpuGuestContext, syscall_callback_eip), 5128);
-        assert_eq!(offset_of!(VcpuGuestContext, vm_assist), 5136);
-        assert_eq!(offset_of!(VcpuGuestContext, fs_base), 5144);
-        assert_eq!(offset_of!(VcpuGuestContext, gs_base_kernel), 5152);
-        assert_eq!(offset_of!(VcpuGuestContext, gs_base_user), 5160);
-    }
 
     #[test]
-    fn constants_match_xen_headers() {
+    fn hand_written_numbers_match_xen_headers() {
+        // Checked with a C program including Xen 4.17's vcpu.h and xen-x86_64.h.
         assert_eq!((VCPUOP_INITIALISE, VCPUOP_UP, VCPUOP_DOWN), (0, 1, 2));
-        assert_eq!((VGCF_IN_KERNEL, VGCF_ONLINE), (4, 0x20));
-        assert_eq!((FLAT_KERNEL_CS, FLAT_KERNEL_SS), (0xe033, 0xe02b));
         assert_eq!(xen_pfn_to_cr3(0x1234), 0x123_4000);
     }
 
-    /// The bytes of a context, as Xen would copy them.
-    fn bytes(ctx: &VcpuGuestContext) -> &[u8] {
-        // SAFETY: `ctx` is a live `repr(C)` struct of integers with no padding bytes
-        // (every gap of the C layout is an explicit field; the layout test pins the
-        // size), so all its bytes are initialised.
-        unsafe {
-            core::slice::from_raw_parts(
-                core::ptr::from_ref(ctx).cast::<u8>(),
-                size_of::<VcpuGuestContext>(),
-            )
-        }
-    }
-
-    /// The little-endian `u64` at byte `at` of the context.
-    fn word(ctx: &VcpuGuestContext, at: usize) -> u64 {
-        u64::from_le_bytes(bytes(ctx)[at..at + 8].try_into().unwrap())
-    }
-
     #[test]
-    fn kernel_entry_context_fields_at_xen_offsets() {
+    fn kernel_entry_context_fields() {
         let ctx = VcpuGuestContext::for_kernel_entry(0x10_2340, 0x18_8000, 0x4_5678);
+        assert_eq!(ctx.flags, 4, "flags: VGCF_in_kernel, not VGCF_online");
+        let regs = &ctx.user_regs;
+        // SAFETY: the register unions hold `u64`s, every member plain bits.
+        let (rip, rsp, rflags) = unsafe {
+            (
+                regs.__bindgen_anon_8.rip,
+                regs.__bindgen_anon_10.rsp,
+                regs.__bindgen_anon_9.rflags,
+            )
+        };
+        assert_eq!((rip, rsp, rflags), (0x10_2340, 0x18_8000, 0x200));
+        assert_eq!((regs.cs, regs.ss), (0xe033, 0xe02b));
+        assert_eq!(regs.saved_upcall_mask, 0, "no upcall mask byte");
+        assert_eq!((regs.es, regs.ds, regs.fs, regs.gs), (0, 0, 0, 0));
+        assert_eq!(ctx.gdt_ents, 0);
+        assert_eq!((ctx.kernel_ss, ctx.kernel_sp), (0xe02b, 0x18_8000));
+        assert_eq!(ctx.ctrlreg[1], 0, "no user page table");
+        assert_eq!(ctx.ctrlreg[3], 0x4567_8000, "cr3 = L4 mfn << 12");
+        assert_eq!((ctx.debugreg[6], ctx.debugreg[7]), (0xffff_0ff0, 0x400));
         assert_eq!(
-            word(&ctx, 512),
-            VGCF_IN_KERNEL,
-            "flags: in kernel, not online"
+            [
+                ctx.event_callback_eip,
+                ctx.failsafe_callback_eip,
+                ctx.syscall_callback_eip,
+                ctx.vm_assist,
+                ctx.fs_base,
+                ctx.gs_base_kernel,
+                ctx.gs_base_user,
+            ],
+            [0; 7],
+            "callbacks, vm_assist, bases"
         );
-        assert_eq!(word(&ctx, 520 + 128), 0x10_2340, "rip");
-        assert_eq!(word(&ctx, 520 + 136), 0xe033, "cs, no upcall mask byte");
-        assert_eq!(word(&ctx, 520 + 144), 0x200, "rflags");
-        assert_eq!(word(&ctx, 520 + 152), 0x18_8000, "rsp");
-        assert_eq!(word(&ctx, 520 + 160), 0xe02b, "ss");
-        for seg in [168, 176, 184, 192] {
-            assert_eq!(word(&ctx, 520 + seg), 0, "data selectors 0");
-        }
-        assert_eq!(word(&ctx, 4960), 0, "gdt_ents");
-        assert_eq!(word(&ctx, 4968), 0xe02b, "kernel_ss");
-        assert_eq!(word(&ctx, 4976), 0x18_8000, "kernel_sp");
-        assert_eq!(word(&ctx, 4984 + 8), 0, "no user page table");
-        assert_eq!(word(&ctx, 4984 + 3 * 8), 0x4567_8000, "cr3 = L4 mfn << 12");
-        assert_eq!(word(&ctx, 5048 + 6 * 8), 0xffff_0ff0);
-        assert_eq!(word(&ctx, 5048 + 7 * 8), 0x400);
-        for at in [5112, 5120, 5128, 5136, 5144, 5152, 5160] {
-            assert_eq!(word(&ctx, at), 0, "callbacks, vm_assist, bases at {at}");
-        }
-        assert!(bytes(&ctx)[..512].iter().all(|&b| b == 0), "no FPU state");
+        assert!(ctx.fpu_ctxt.x.iter().all(|&b| b == 0), "no FPU state");
         assert!(
-            bytes(&ctx)[720..4816].iter().all(|&b| b == 0),
+            ctx.trap_ctxt
+                .iter()
+                .all(|t| (t.vector, t.flags, t.cs, t.address) == (0, 0, 0, 0)),
             "no trap table"
         );
     }
@@ -422,14 +211,17 @@ mod tests {
     fn recorder(rc: i64) -> FakeXen<impl Script> {
         FakeXen::new(move |call| {
             if call.args[0] == VCPUOP_INITIALISE {
-                // SAFETY: the wrapper passes a live context; read its rip as Xen would.
-                let ctx = unsafe { &*(call.args[2] as *const VcpuGuestContext) };
-                assert_eq!(ctx.user_regs.rip, 0x10_2340);
+                // SAFETY: the wrapper passes a live context; read its rip as Xen would
+                // (a union of `u64`s).
+                let rip = unsafe {
+                    let ctx = &*(call.args[2] as *const VcpuGuestContext);
+                    ctx.user_regs.__bindgen_anon_8.rip
+                };
+                assert_eq!(rip, 0x10_2340);
             }
             rc
         })
     }
-
     #[test]
     fn vcpu_ops_marshal_cmd_vcpu_and_context() {
         let hv = recorder(0);

@@ -43,37 +43,10 @@ use crate::hypercall::{self, Hypercall, HypercallNr, Hypervisor, VcpuId, XenErro
 use crate::lines::{Line, Words};
 use crate::text::Sink;
 
-/// `#define VCPUOP_get_runstate_info     4` (`vcpu.h`): Xen copies the vCPU's
-/// `vcpu_runstate_info` to the argument.
-pub const VCPUOP_GET_RUNSTATE_INFO: u64 = 4;
-
-/// `#define VCPUOP_register_runstate_memory_area 5` (`vcpu.h`): from then on Xen copies
-/// the vCPU's runstate to that guest address whenever it changes (context switches),
-/// and once at registration.
-pub const VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA: u64 = 5;
-
-/// `#define RUNSTATE_running  0` (`vcpu.h`).
-pub const RUNSTATE_RUNNING: i32 = 0;
-/// `#define RUNSTATE_offline  3` (`vcpu.h`): the highest state.
-pub const RUNSTATE_OFFLINE: i32 = 3;
-
-/// `struct vcpu_runstate_info` (`vcpu.h`), 48 bytes: `int state`, 4 bytes of the C
-/// compiler's padding, `uint64_t state_entry_time`, `uint64_t time[4]`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RunstateInfo {
-    /// `RUNSTATE_*`.
-    pub state: i32,
-    /// Padding (Xen copies whatever its own struct held there).
-    pub pad: u32,
-    /// System time (ns) when `state` was entered.
-    pub state_entry_time: u64,
-    /// Nanoseconds spent in each state.
-    pub time: [u64; 4],
-}
-
-/// Bytes of [`RunstateInfo`].
-pub const RUNSTATE_SIZE: usize = 48;
+pub use crate::hypercall::{
+    RunstateInfo, RUNSTATE_OFFLINE, RUNSTATE_RUNNING, RUNSTATE_SIZE, VCPUOP_GET_RUNSTATE_INFO,
+    VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
+};
 
 /// The buffer page Xen writes and the guest tries to write.
 pub const RACE_PAGE: usize = 10;

@@ -7,7 +7,7 @@ pub const HYPERCALL_ENTRY_SIZE: usize = 32;
 /// Size in bytes of the hypercall page (one 4 KiB page).
 pub const HYPERCALL_PAGE_SIZE: usize = 4096;
 
-/// A hypercall number (`__HYPERVISOR_*` in `xen.h`).
+/// A hypercall number (`__HYPERVISOR_*` in `xen.h`, from `xen_sys`).
 ///
 /// # Invariants
 ///
@@ -17,132 +17,47 @@ pub const HYPERCALL_PAGE_SIZE: usize = 4096;
 pub struct HypercallNr(u32);
 
 impl HypercallNr {
-    /// `#define __HYPERVISOR_set_trap_table        0`
-    pub const SET_TRAP_TABLE: Self = Self(0);
-    /// `#define __HYPERVISOR_mmu_update            1`
-    pub const MMU_UPDATE: Self = Self(1);
-    /// `#define __HYPERVISOR_set_callbacks         4`
-    pub const SET_CALLBACKS: Self = Self(4);
-    /// `#define __HYPERVISOR_memory_op            12`
-    pub const MEMORY_OP: Self = Self(12);
-    /// `#define __HYPERVISOR_multicall            13`
-    pub const MULTICALL: Self = Self(13);
-    /// `#define __HYPERVISOR_update_va_mapping    14`
-    pub const UPDATE_VA_MAPPING: Self = Self(14);
-    /// `#define __HYPERVISOR_xen_version          17`
-    pub const XEN_VERSION: Self = Self(17);
-    /// `#define __HYPERVISOR_console_io           18`
-    pub const CONSOLE_IO: Self = Self(18);
-    /// `#define __HYPERVISOR_grant_table_op       20`
-    pub const GRANT_TABLE_OP: Self = Self(20);
-    /// `#define __HYPERVISOR_vm_assist            21`
-    pub const VM_ASSIST: Self = Self(21);
-    /// `#define __HYPERVISOR_iret                 23`: never called through
+    /// `__HYPERVISOR_set_trap_table`
+    pub const SET_TRAP_TABLE: Self = Self(xen_sys::__HYPERVISOR_set_trap_table);
+    /// `__HYPERVISOR_mmu_update`
+    pub const MMU_UPDATE: Self = Self(xen_sys::__HYPERVISOR_mmu_update);
+    /// `__HYPERVISOR_set_callbacks`
+    pub const SET_CALLBACKS: Self = Self(xen_sys::__HYPERVISOR_set_callbacks);
+    /// `__HYPERVISOR_memory_op`
+    pub const MEMORY_OP: Self = Self(xen_sys::__HYPERVISOR_memory_op);
+    /// `__HYPERVISOR_multicall`
+    pub const MULTICALL: Self = Self(xen_sys::__HYPERVISOR_multicall);
+    /// `__HYPERVISOR_update_va_mapping`
+    pub const UPDATE_VA_MAPPING: Self = Self(xen_sys::__HYPERVISOR_update_va_mapping);
+    /// `__HYPERVISOR_xen_version`
+    pub const XEN_VERSION: Self = Self(xen_sys::__HYPERVISOR_xen_version);
+    /// `__HYPERVISOR_console_io`
+    pub const CONSOLE_IO: Self = Self(xen_sys::__HYPERVISOR_console_io);
+    /// `__HYPERVISOR_grant_table_op`
+    pub const GRANT_TABLE_OP: Self = Self(xen_sys::__HYPERVISOR_grant_table_op);
+    /// `__HYPERVISOR_vm_assist`
+    pub const VM_ASSIST: Self = Self(xen_sys::__HYPERVISOR_vm_assist);
+    /// `__HYPERVISOR_iret`: never called through
     /// [`Hypervisor`](super::Hypervisor); a handler jumps to its entry with an
     /// `iret_context` on its stack (`test_guest::traps`).
-    pub const IRET: Self = Self(23);
-    /// `#define __HYPERVISOR_vcpu_op              24`
-    pub const VCPU_OP: Self = Self(24);
-    /// `#define __HYPERVISOR_mmuext_op            26`
-    pub const MMUEXT_OP: Self = Self(26);
-    /// `#define __HYPERVISOR_sched_op             29`
-    pub const SCHED_OP: Self = Self(29);
-    /// `#define __HYPERVISOR_event_channel_op     32`
-    pub const EVENT_CHANNEL_OP: Self = Self(32);
-    /// `#define __HYPERVISOR_domctl               36` (refused to an unprivileged guest;
+    pub const IRET: Self = Self(xen_sys::__HYPERVISOR_iret);
+    /// `__HYPERVISOR_vcpu_op`
+    pub const VCPU_OP: Self = Self(xen_sys::__HYPERVISOR_vcpu_op);
+    /// `__HYPERVISOR_mmuext_op`
+    pub const MMUEXT_OP: Self = Self(xen_sys::__HYPERVISOR_mmuext_op);
+    /// `__HYPERVISOR_sched_op`
+    pub const SCHED_OP: Self = Self(xen_sys::__HYPERVISOR_sched_op);
+    /// `__HYPERVISOR_event_channel_op`
+    pub const EVENT_CHANNEL_OP: Self = Self(xen_sys::__HYPERVISOR_event_channel_op);
+    /// `__HYPERVISOR_domctl` (refused to an unprivileged guest;
     /// the `hostile-calls` pattern checks that).
-    pub const DOMCTL: Self = Self(36);
+    pub const DOMCTL: Self = Self(xen_sys::__HYPERVISOR_domctl);
 
     /// The raw number, as Xen's `rax`.
     pub const fn get(self) -> u32 {
         self.0
     }
 }
-
-/// `#define CONSOLEIO_write         0` (`xen.h`): write a buffer to Xen's console.
-pub const CONSOLEIO_WRITE: u64 = 0;
-
-/// `#define VCPUOP_is_up                 3` (`vcpu.h`): "Returns 1 if the given VCPU
-/// is up"; 0 if it exists but is down, `-ENOENT` if there is no such vCPU
-/// (`do_vcpu_op` in `xen/arch/x86/domain.c`).
-pub const VCPUOP_IS_UP: u64 = 3;
-
-/// `#define XENVER_extraversion 1` (`version.h`): the argument is a
-/// `xen_extraversion_t`, `char[16]`, that Xen fills (NUL-padded) with
-/// `copy_to_guest`.
-pub const XENVER_EXTRAVERSION: u64 = 1;
-
-/// `typedef char xen_extraversion_t[16];` (`version.h`).
-pub const XEN_EXTRAVERSION_LEN: usize = 16;
-
-/// `#define VMASST_CMD_enable                0` (`xen.h`).
-pub const VMASST_CMD_ENABLE: u64 = 0;
-
-/// `#define VMASST_TYPE_writable_pagetables  2` (`xen.h`): Xen emulates a PV kernel's
-/// plain writes to its own (read-only mapped) L1 page tables (`ptwr_do_page_fault`,
-/// `xen/arch/x86/pv/ro-page-fault.c`). Off unless the kernel asks: the domain builder
-/// does not enable it, whatever `XEN_ELFNOTE_FEATURES` says.
-pub const VMASST_TYPE_WRITABLE_PAGETABLES: u64 = 2;
-
-/// `#define SCHEDOP_yield       0` (`sched.h`).
-pub const SCHEDOP_YIELD: u64 = 0;
-
-/// `#define SCHEDOP_shutdown    2` (`sched.h`): argument is a `sched_shutdown_t *`.
-pub const SCHEDOP_SHUTDOWN: u64 = 2;
-
-/// `#define SCHEDOP_poll        3` (`sched.h`): argument is a `sched_poll_t *`.
-pub const SCHEDOP_POLL: u64 = 3;
-
-/// `#define EVTCHNOP_send             4` (`event_channel.h`): argument is an
-/// `evtchn_send_t *`.
-pub const EVTCHNOP_SEND: u64 = 4;
-
-/// `#define EVTCHNOP_alloc_unbound    6` (`event_channel.h`): argument is an
-/// `evtchn_alloc_unbound_t *`.
-pub const EVTCHNOP_ALLOC_UNBOUND: u64 = 6;
-
-/// `#define MMU_NORMAL_PT_UPDATE       0 /* checked '*ptr = val'. ptr is MA.      */`
-/// (`xen.h`): the command in bits 1:0 of `mmu_update.ptr`.
-pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
-
-/// `#define MMU_MACHPHYS_UPDATE        1 /* ptr = MA of frame to modify entry for */`
-/// (`xen.h`): `mmu_update.val` becomes the M2P entry of the frame whose machine address
-/// is `ptr` (Xen checks the frame is the caller's).
-pub const MMU_MACHPHYS_UPDATE: u64 = 1;
-
-/// `#define UVMF_INVLPG         (xen_mk_ulong(2)<<0) /* Flush only one entry. */`;
-/// with `UVMF_LOCAL` (0): flush the one address on this vCPU only.
-pub const UVMF_INVLPG: u64 = 2;
-
-/// `#define MMUEXT_PIN_L1_TABLE      0` (`xen.h`): validate and pin `arg1.mfn` as an
-/// L1 page table.
-pub const MMUEXT_PIN_L1_TABLE: u32 = 0;
-
-/// `#define MMUEXT_UNPIN_TABLE       4` (`xen.h`).
-pub const MMUEXT_UNPIN_TABLE: u32 = 4;
-
-/// `#define MMUEXT_INVLPG_LOCAL      7` (`xen.h`): flush `arg1.linear_addr` from
-/// this vCPU's TLB (`invlpg` itself is privileged: a PV kernel runs in ring 3).
-pub const MMUEXT_INVLPG_LOCAL: u32 = 7;
-
-/// `#define GNTTABOP_map_grant_ref        0` (`grant_table.h`).
-pub const GNTTABOP_MAP_GRANT_REF: u64 = 0;
-
-/// `#define GNTTABOP_unmap_grant_ref      1` (`grant_table.h`).
-pub const GNTTABOP_UNMAP_GRANT_REF: u64 = 1;
-
-/// `#define GNTMAP_host_map         (1<<_GNTMAP_host_map)` with `_GNTMAP_host_map`
-/// 1 (`grant_table.h`): map the granted frame at `host_addr`, a virtual address of
-/// the caller (no `GNTMAP_contains_pte`).
-pub const GNTMAP_HOST_MAP: u32 = 1 << 1;
-
-/// `#define GNTST_okay             (0)` (`grant_table.h`): a grant operation's
-/// `status` on success; failures are negative `GNTST_*` codes.
-pub const GNTST_OKAY: i16 = 0;
-
-/// `#define GNTST_general_error    (-1)` (`grant_table.h`): among others, the grant
-/// entry does not permit access to the mapping domain (`_set_status_v1`).
-pub const GNTST_GENERAL_ERROR: i16 = -1;
 
 /// `mmu_update`'s and `mmuext_op`'s count may not have this bit set: Xen uses it to
 /// mark its own continuations (`MMU_UPDATE_PREEMPTED`, `xen/arch/x86/mm.c`).

@@ -194,10 +194,10 @@ pub unsafe fn gnttab_unmap_grant_ref<H: Hypervisor + ?Sized>(
 /// `HYPERVISOR_event_channel_op(EVTCHNOP_send, &(evtchn_send_t){ port })`: notifies
 /// the other end of `port`.
 pub fn evtchn_send<H: Hypervisor + ?Sized>(hv: &H, port: EvtchnPort) -> Result<(), XenError> {
-    let send = EvtchnSend { port: port.0 };
+    let send = xen_sys::evtchn_send { port: port.0 };
     let call = Hypercall::new(
         HypercallNr::EVENT_CHANNEL_OP,
-        [EVTCHNOP_SEND, arg_ptr(&send), 0, 0, 0],
+        [u64::from(xen_sys::EVTCHNOP_send), arg_ptr(&send), 0, 0, 0],
     );
     // SAFETY: the only pointer is `send`, a live `evtchn_send` Xen only reads.
     XenError::check(unsafe { hv.hypercall(call) }).map(drop)
@@ -211,14 +211,20 @@ pub fn evtchn_alloc_unbound<H: Hypervisor + ?Sized>(
     hv: &H,
     remote: DomId,
 ) -> Result<EvtchnPort, XenError> {
-    let mut alloc = EvtchnAllocUnbound {
+    let mut alloc = xen_sys::evtchn_alloc_unbound {
         dom: DomId::SELF.0,
         remote_dom: remote.0,
         port: 0,
     };
     let call = Hypercall::new(
         HypercallNr::EVENT_CHANNEL_OP,
-        [EVTCHNOP_ALLOC_UNBOUND, arg_ptr_mut(&mut alloc), 0, 0, 0],
+        [
+            u64::from(xen_sys::EVTCHNOP_alloc_unbound),
+            arg_ptr_mut(&mut alloc),
+            0,
+            0,
+            0,
+        ],
     );
     // SAFETY: the only pointer is `alloc`, a live `evtchn_alloc_unbound` that Xen reads
     // and writes back (`port`).
@@ -238,15 +244,15 @@ pub fn sched_poll<H: Hypervisor + ?Sized>(
     timeout_ns: u64,
 ) -> Result<(), XenError> {
     let ports = [port.0];
-    let poll = SchedPoll {
-        ports: ports.as_ptr() as u64,
+    let poll = xen_sys::sched_poll {
+        // Xen only reads the array (the handle is not `const` in `sched.h`).
+        ports: ports.as_ptr().cast_mut(),
         nr_ports: 1,
-        pad: 0,
         timeout: timeout_ns,
     };
     let call = Hypercall::new(
         HypercallNr::SCHED_OP,
-        [SCHEDOP_POLL, arg_ptr(&poll), 0, 0, 0],
+        [u64::from(xen_sys::SCHEDOP_poll), arg_ptr(&poll), 0, 0, 0],
     );
     // SAFETY: the pointers are `poll`, a live `sched_poll` Xen only reads, and, inside
     // it, `ports`, one live port Xen only reads.
@@ -260,12 +266,18 @@ pub fn sched_shutdown<H: Hypervisor + ?Sized>(
     hv: &H,
     reason: ShutdownReason,
 ) -> Result<(), XenError> {
-    let shutdown = SchedShutdown {
+    let shutdown = xen_sys::sched_shutdown {
         reason: reason as u32,
     };
     let call = Hypercall::new(
         HypercallNr::SCHED_OP,
-        [SCHEDOP_SHUTDOWN, arg_ptr(&shutdown), 0, 0, 0],
+        [
+            u64::from(xen_sys::SCHEDOP_shutdown),
+            arg_ptr(&shutdown),
+            0,
+            0,
+            0,
+        ],
     );
     // SAFETY: the only pointer is `shutdown`, a live `sched_shutdown` Xen only reads.
     XenError::check(unsafe { hv.hypercall(call) }).map(drop)
@@ -277,7 +289,10 @@ pub fn sched_shutdown<H: Hypervisor + ?Sized>(
 /// Unlike `SCHEDOP_block`, yielding leaves event delivery masked: this kernel
 /// registers no event callback, so an unmasked upcall would crash it.
 pub fn sched_yield<H: Hypervisor + ?Sized>(hv: &H) -> Result<(), XenError> {
-    let call = Hypercall::new(HypercallNr::SCHED_OP, [SCHEDOP_YIELD, 0, 0, 0, 0]);
+    let call = Hypercall::new(
+        HypercallNr::SCHED_OP,
+        [u64::from(xen_sys::SCHEDOP_yield), 0, 0, 0, 0],
+    );
     // SAFETY: no pointer arguments (the NULL argument is not dereferenced).
     XenError::check(unsafe { hv.hypercall(call) }).map(drop)
 }
@@ -329,7 +344,10 @@ pub unsafe fn xen_version_extraversion<H: Hypervisor + ?Sized>(hv: &H, buf: *mut
 /// `HYPERVISOR_vm_assist(VMASST_CMD_enable, type)`: turns on one of Xen's assists for
 /// the whole domain.
 pub fn vm_assist_enable<H: Hypervisor + ?Sized>(hv: &H, assist: u64) -> Result<(), XenError> {
-    let call = Hypercall::new(HypercallNr::VM_ASSIST, [VMASST_CMD_ENABLE, assist, 0, 0, 0]);
+    let call = Hypercall::new(
+        HypercallNr::VM_ASSIST,
+        [u64::from(xen_sys::VMASST_CMD_enable), assist, 0, 0, 0],
+    );
     // SAFETY: no pointer arguments. The assists change how Xen treats later faults
     // (writable page tables: it emulates writes to L1 tables instead of reflecting
     // the fault), not any memory Rust relies on.
@@ -345,7 +363,7 @@ pub fn console_io_write<H: Hypervisor + ?Sized>(hv: &H, bytes: &[u8]) -> Result<
         let call = Hypercall::new(
             HypercallNr::CONSOLE_IO,
             [
-                CONSOLEIO_WRITE,
+                u64::from(xen_sys::CONSOLEIO_write),
                 chunk.len() as u64,
                 chunk.as_ptr() as u64,
                 0,

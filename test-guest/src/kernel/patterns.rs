@@ -30,6 +30,7 @@ mod pingpong;
 mod pt_hypercall;
 mod pt_write;
 mod race;
+mod second_vcpu;
 mod sweep;
 
 /// The go page: dom0 writes [`handshake::GO`] into its first `u64` (then

@@ -320,14 +320,19 @@ pub(super) fn run(hv: &HypercallPage, plan: &Plan) -> usize {
         vector,
         flags: dpl | TI_MASK_EVENTS,
         cs: FLAT_KERNEL_CS,
-        pad: 0,
         address: handler as *const () as u64,
     };
     let table = [
         entry(3, 3, tg_bf_int3),
         entry(6, 0, tg_bf_ud),
         entry(13, 0, tg_bf_gp),
-        TrapInfo::default(),
+        // The terminator: `address` 0 ends the table.
+        TrapInfo {
+            vector: 0,
+            flags: 0,
+            cs: 0,
+            address: 0,
+        },
     ];
     // SAFETY: the handlers are the asm above, sound for these vectors while this
     // pattern runs (they only read the frame, write RECORD and HANDLER_STACK, and

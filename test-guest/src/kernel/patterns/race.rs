@@ -26,80 +26,33 @@
 //! vCPU 1's runstate area stays registered (Xen writes it at every context switch of
 //! vCPU 1 until the domain ends; after `GO2` the page is writable anyway).
 
-use core::cell::UnsafeCell;
 use core::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
 
 use test_guest::frames::Pfn;
-use test_guest::handshake::{self, MAX_POLLS, NS_PER_SEC};
-use test_guest::hypercall::{self, HypercallPage, VcpuId, XenError, XEN_EXTRAVERSION_LEN};
+use test_guest::handshake::{self, NS_PER_SEC};
+use test_guest::hypercall::{self, HypercallPage, XenError, XEN_EXTRAVERSION_LEN};
 use test_guest::patterns::{self as plan, Pattern, Plan};
 use test_guest::start_info::StartInfo;
-use test_guest::vcpu_up::{self, VcpuGuestContext};
 use test_guest::xen_writes::{
     self, CopyChecker, RunstateInfo, RunstateWatch, Verdict, XenCounts, MARKER_OFFSET, RACE_CALLS,
     RACE_PAGE, RUNSTATE_SIZE, XEN_OFFSET,
 };
 
-use super::super::{buffer_byte, fail, line, p2m, xen};
-use super::{now_ns, print_touch, GO_PAGE};
-
-/// The second vCPU.
-const VCPU1: VcpuId = VcpuId(1);
+use super::super::{buffer_byte, fail, line};
+use super::second_vcpu::{self, VCPU1};
+use super::{print_touch, GO_PAGE};
 
 /// How long vCPU 0 waits for vCPU 1 to start, and for `GO2`.
 const WAIT_NS: u64 = 300 * NS_PER_SEC;
-
-/// Bytes of vCPU 1's stack.
-const STACK_SIZE: usize = 16 * 1024;
-
-/// vCPU 1's stack.
-#[repr(C, align(16))]
-struct Stack(UnsafeCell<[u8; STACK_SIZE]>);
-
-// SAFETY: only vCPU 1 uses the stack, as its stack (Rust never references it).
-unsafe impl Sync for Stack {}
-
-static VCPU1_STACK: Stack = Stack(UnsafeCell::new([0; STACK_SIZE]));
 
 /// Which job vCPU 1 does: [`JOB_COPY`] or [`JOB_RUNSTATE`], set before it starts.
 static JOB: AtomicU8 = AtomicU8::new(JOB_COPY);
 const JOB_COPY: u8 = 0;
 const JOB_RUNSTATE: u8 = 1;
 
-/// Set by vCPU 1 once it runs.
-static VCPU1_RUNNING: AtomicBool = AtomicBool::new(false);
-/// Set by vCPU 0: vCPU 1 starts its calls.
-static START: AtomicBool = AtomicBool::new(false);
 /// Set by vCPU 1 when its calls are done, before its `READY ... phase=2` line (so
 /// before dom0 makes the page writable).
 static VCPU1_DONE: AtomicBool = AtomicBool::new(false);
-
-// vCPU 1's entry, as `multi_vcpu`'s: its own stack, direction flag clear, rsp 16-byte
-// aligned before the call; `race_vcpu1_main` never returns.
-core::arch::global_asm!(
-    r#"
-    .pushsection .text.race_vcpu1_entry, "ax", @progbits
-    .globl test_guest_race_vcpu1_entry
-    .type test_guest_race_vcpu1_entry, @function
-test_guest_race_vcpu1_entry:
-    cld
-    lea {stack}+{size}(%rip), %rsp
-    xor %ebp, %ebp
-    call {main}
-    ud2
-    .size test_guest_race_vcpu1_entry, . - test_guest_race_vcpu1_entry
-    .popsection
-    "#,
-    stack = sym VCPU1_STACK,
-    size = const STACK_SIZE,
-    main = sym race_vcpu1_main,
-    options(att_syntax)
-);
-
-extern "C" {
-    /// vCPU 1's entry point, defined above (never called from Rust).
-    fn test_guest_race_vcpu1_entry();
-}
 
 /// vCPU 0's side of `pattern` (`xen-copy-race` or `runstate-area`); returns its
 /// touches (1).
@@ -112,13 +65,12 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, pattern: Pattern, plan: &P
         _ => JOB_COPY,
     };
     JOB.store(job, Ordering::Relaxed);
-    start_vcpu1(hv, si);
-    wait(
-        hv,
-        || VCPU1_RUNNING.load(Ordering::Acquire),
-        "race: vcpu 1 did not start",
-    );
-    START.store(true, Ordering::Release);
+    // SAFETY: `vcpu1_job` prints under the console lock, reads and writes atomics,
+    // reads buffer page 10 (raw pointers) and makes hypercalls that write it (Xen, not
+    // Rust, writes there; vCPU 0 only stores its marker byte, which vCPU 1 only reads).
+    unsafe { second_vcpu::start(hv, si, "race", vcpu1_job) };
+    second_vcpu::wait_running(hv, WAIT_NS, "race: vcpu 1 did not start");
+    second_vcpu::release();
 
     let marker = buffer_byte(touch.page, touch.offset);
     let (mut stores, mut early) = (0u64, 0u64);
@@ -137,59 +89,17 @@ pub(super) fn run(hv: &HypercallPage, si: &StartInfo, pattern: Pattern, plan: &P
         early += 1;
     }
     let go = GO_PAGE.virt() as *const u64;
-    wait(
+    second_vcpu::wait(
         hv,
         // SAFETY: GO_PAGE's first u64, aligned, in `.bss`, only accessed through raw
         // pointers; dom0 writes it (volatile).
         || unsafe { go.read_volatile() } == handshake::GO2,
+        WAIT_NS,
         "no GO2 on the go page",
     );
     line(|out| xen_writes::write_guest_line(out, pattern.name(), stores, early));
     print_touch(touch, marker as u64);
     1
-}
-
-/// Brings vCPU 1 up at `test_guest_race_vcpu1_entry` on the running page tables.
-fn start_vcpu1(hv: &HypercallPage, si: &StartInfo) {
-    match hypercall::vcpu_is_up(hv, VCPU1) {
-        Ok(false) => {}
-        Ok(true) => fail("race: vcpu 1 already up", XenError::EINVAL),
-        Err(e) => fail("race: vcpu 1", e),
-    }
-    let l4 = usize::try_from(Pfn::from_virt(si.pt_base).0).ok();
-    let Some(&l4_mfn) = p2m(si).zip(l4).and_then(|(p2m, l4)| p2m.get(l4)) else {
-        fail("race: L4 not in the P2M", XenError::EINVAL)
-    };
-    let entry = test_guest_race_vcpu1_entry as *const () as u64;
-    let stack_top = VCPU1_STACK.0.get() as u64 + STACK_SIZE as u64;
-    let ctx = VcpuGuestContext::for_kernel_entry(entry, stack_top, l4_mfn);
-    // SAFETY: the entry switches to VCPU1_STACK, which nothing else uses, and runs
-    // `race_vcpu1_main`, which prints under the console lock, reads and writes atomics,
-    // reads buffer page 10 (raw pointers) and makes hypercalls that write it; no trap
-    // table, events masked (as the builder left every vCPU). The page tables are the
-    // running ones.
-    if let Err(e) = unsafe { vcpu_up::vcpu_initialise(hv, VCPU1, &ctx) } {
-        fail("race: VCPUOP_initialise", e);
-    }
-    if let Err(e) = vcpu_up::vcpu_up(hv, VCPU1) {
-        fail("race: VCPUOP_up", e);
-    }
-}
-
-/// Waits (bounded, yielding) until `done()`; FAIL on timeout.
-fn wait(hv: &HypercallPage, done: impl FnMut() -> bool, what: &str) {
-    let waited = handshake::wait_until(
-        done,
-        now_ns,
-        || {
-            let _ = hypercall::sched_yield(hv);
-        },
-        WAIT_NS,
-        MAX_POLLS,
-    );
-    if waited.is_err() {
-        fail(what, XenError::ETIMEDOUT);
-    }
 }
 
 /// The 48 bytes at page 10's [`XEN_OFFSET`], as Xen last wrote them.
@@ -226,14 +136,9 @@ fn note(
     counts.seen_early += u64::from(marker_seen());
 }
 
-/// vCPU 1's Rust entry, on its own stack.
-extern "C" fn race_vcpu1_main() -> ! {
-    let hv = xen();
-    line(|out| plan::write_vcpu_up(out, VCPU1.0));
-    VCPU1_RUNNING.store(true, Ordering::Release);
-    while !START.load(Ordering::Acquire) {
-        let _ = hypercall::sched_yield(&hv);
-    }
+/// vCPU 1's job: Xen's writes and their checks, its done flag, then its lines
+/// (`RACE-XEN`, `RACE-BAD`, `READY ... phase=2`); `second_vcpu` then takes it down.
+fn vcpu1_job(hv: &HypercallPage) {
     let pattern = match JOB.load(Ordering::Relaxed) {
         JOB_RUNSTATE => Pattern::RunstateArea,
         _ => Pattern::XenCopyRace,
@@ -245,7 +150,7 @@ extern "C" fn race_vcpu1_main() -> ! {
         Pattern::RunstateArea => {
             // SAFETY: page 10's first 48 bytes hold nothing Rust relies on (raw
             // pointers only); Xen writes them until the domain ends.
-            if let Err(e) = unsafe { xen_writes::register_runstate_area(&hv, VCPU1, dest as u64) } {
+            if let Err(e) = unsafe { xen_writes::register_runstate_area(hv, VCPU1, dest as u64) } {
                 fail("runstate-area: register", e);
             }
             let first = xen_writes::runstate_from_bytes(&read_xen_bytes());
@@ -254,7 +159,7 @@ extern "C" fn race_vcpu1_main() -> ! {
             }
             let mut watch = RunstateWatch::new(first);
             for index in 1..=RACE_CALLS {
-                let rc = match hypercall::sched_yield(&hv) {
+                let rc = match hypercall::sched_yield(hv) {
                     Ok(()) => 0,
                     Err(e) => e.code(),
                 };
@@ -270,7 +175,7 @@ extern "C" fn race_vcpu1_main() -> ! {
         _ => {
             let mut reference = [0u8; XEN_EXTRAVERSION_LEN];
             // SAFETY: `reference` is 16 writable bytes of this stack.
-            let rc = unsafe { hypercall::xen_version_extraversion(&hv, reference.as_mut_ptr()) };
+            let rc = unsafe { hypercall::xen_version_extraversion(hv, reference.as_mut_ptr()) };
             let checker = CopyChecker::new(reference).filter(|_| rc == 0);
             let Some(mut checker) = checker else {
                 fail("xen-copy-race: reference extraversion", XenError::EINVAL)
@@ -279,10 +184,10 @@ extern "C" fn race_vcpu1_main() -> ! {
                 let rc = if CopyChecker::is_extraversion(index) {
                     // SAFETY: 16 bytes of page 10 that nothing references; Xen writes
                     // them (the guest may not).
-                    unsafe { hypercall::xen_version_extraversion(&hv, dest) }
+                    unsafe { hypercall::xen_version_extraversion(hv, dest) }
                 } else {
                     // SAFETY: 48 bytes of page 10, as above.
-                    unsafe { xen_writes::vcpu_get_runstate_info(&hv, VCPU1, dest.cast()) }
+                    unsafe { xen_writes::vcpu_get_runstate_info(hv, VCPU1, dest.cast()) }
                 };
                 let verdict = checker.check(index, rc, &read_xen_bytes());
                 note(&mut counts, &mut first_bad, index, rc, verdict);
@@ -296,9 +201,4 @@ extern "C" fn race_vcpu1_main() -> ! {
         line(|out| xen_writes::write_bad_line(out, pattern.name(), index, rc, word));
     }
     line(|out| plan::write_ready(out, Pfn::from_virt(GO_PAGE.virt()), 2));
-    loop {
-        // As multi-vcpu's vCPU 1: down for good (stay harmless if Xen refused).
-        let _ = vcpu_up::vcpu_down(&hv, VCPU1);
-        let _ = hypercall::sched_yield(&hv);
-    }
 }
