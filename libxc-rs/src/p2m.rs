@@ -12,10 +12,11 @@ use crate::monitor::ForeignMapping;
 use crate::privcmd::Privcmd;
 use crate::DomId;
 
-/// `offsetof(struct shared_info, arch.max_pfn)` on x86_64 (gcc, Xen 4.17 headers).
-const MAX_PFN_OFFSET: usize = 3088;
+/// `offsetof(struct shared_info, arch.max_pfn)`.
+const MAX_PFN_OFFSET: usize = std::mem::offset_of!(xen_abi::shared_info, arch.max_pfn);
 /// `offsetof(struct shared_info, arch.pfn_to_mfn_frame_list_list)`.
-const FRAME_LIST_LIST_OFFSET: usize = 3096;
+const FRAME_LIST_LIST_OFFSET: usize =
+    std::mem::offset_of!(xen_abi::shared_info, arch.pfn_to_mfn_frame_list_list);
 /// Entries of one list page.
 const PER_PAGE: u64 = 512;
 /// The largest P2M this reader accepts: 64 GiB of guest memory.
