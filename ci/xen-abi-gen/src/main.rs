@@ -346,3 +346,64 @@ fn is_plain(ty: &Type, plain: &BTreeSet<String>, aliases: &BTreeMap<String, Type
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passes(source: &str) -> String {
+        let mut file: syn::File = syn::parse_str(source).unwrap();
+        handles_as_addresses(&mut file);
+        unions_without_padding(&mut file);
+        derive_zerocopy(&mut file);
+        prettyplease::unparse(&file)
+    }
+
+    #[test]
+    fn a_handle_holds_an_address_and_derives_default() {
+        let out = passes(
+            "#[repr(C)] #[derive(Copy, Clone)] pub struct __guest_handle_uint8 { pub p: *mut u8 }
+             impl Default for __guest_handle_uint8 { fn default() -> Self { todo!() } }",
+        );
+        assert!(out.contains("pub p: u64"), "{out}");
+        assert!(!out.contains("impl Default"), "{out}");
+        assert!(out.contains("#[derive(Default)]"), "{out}");
+        assert!(out.contains("zerocopy::IntoBytes"), "{out}");
+    }
+
+    #[test]
+    fn union_structs_lose_bindgens_wrong_padding() {
+        let out = passes(
+            "#[repr(C)] pub struct __BindgenUnionField<T>(::core::marker::PhantomData<T>);
+             #[repr(C)] pub struct u { pub a: __BindgenUnionField<u32>,
+                 pub __bindgen_padding_0: [u8; 18446744073709551612usize],
+                 pub bindgen_union_field: u64 }
+             #[repr(C)] pub struct s { pub x: u32, pub __bindgen_padding_0: [u8; 4usize] }",
+        );
+        assert!(!out.contains("18446744073709551612"), "{out}");
+        // A struct's own padding stays: it is what makes it plain bytes.
+        assert!(
+            out.contains("pub __bindgen_padding_0: [u8; 4usize]"),
+            "{out}"
+        );
+        assert!(out.contains("#[repr(transparent)]"), "{out}");
+    }
+
+    #[test]
+    fn only_structs_of_plain_bytes_derive_zerocopy() {
+        let out = passes(
+            "pub type domid_t = u16;
+             #[repr(C)] pub struct plain { pub a: domid_t, pub b: [core::ffi::c_char; 2] }
+             #[repr(C)] pub struct holds_plain { pub p: plain }
+             #[repr(C)] pub struct pointer { pub p: *mut u8 }
+             #[repr(C)] pub struct holds_pointer { pub x: [pointer; 2] }",
+        );
+        let derives = |name: &str| {
+            let at = out.find(&format!("pub struct {name} ")).unwrap();
+            let start = out[..at].rfind('}').map_or(0, |end| end + 1);
+            out[start..at].contains("zerocopy::FromBytes")
+        };
+        assert!(derives("plain") && derives("holds_plain"), "{out}");
+        assert!(!derives("pointer") && !derives("holds_pointer"), "{out}");
+    }
+}
