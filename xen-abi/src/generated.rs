@@ -717,7 +717,7 @@ pub const XENVER_guest_handle: u32 = 8;
 pub const XENVER_commandline: u32 = 9;
 pub const XENVER_build_id: u32 = 10;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -761,7 +761,7 @@ pub struct cpu_user_regs {
     pub _pad6: [u16; 3usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -797,7 +797,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_1, r15b) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -833,7 +833,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_2, r14b) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -869,7 +869,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_3, r13b) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -905,7 +905,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_4, r12b) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -941,7 +941,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_5, bpl) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -956,7 +956,7 @@ pub struct cpu_user_regs__bindgen_ty_6 {
     pub bindgen_union_field: u64,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1001,7 +1001,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_6, bx) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1037,7 +1037,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_7, r11b) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1073,7 +1073,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_8, r10b) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1109,7 +1109,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_9, r9b) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1145,7 +1145,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_10, r8b) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1162,7 +1162,7 @@ pub struct cpu_user_regs__bindgen_ty_11 {
     pub bindgen_union_field: u64,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1207,7 +1207,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_11, ax) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1224,7 +1224,7 @@ pub struct cpu_user_regs__bindgen_ty_12 {
     pub bindgen_union_field: u64,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1269,7 +1269,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_12, cx) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1286,7 +1286,7 @@ pub struct cpu_user_regs__bindgen_ty_13 {
     pub bindgen_union_field: u64,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1331,7 +1331,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_13, dx) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1367,7 +1367,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_14, sil) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1403,7 +1403,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_15, dil) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1435,7 +1435,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_16, ip) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1467,7 +1467,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs__bindgen_ty_17, flags) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1556,7 +1556,7 @@ const _: () = {
     ][::core::mem::offset_of!(cpu_user_regs, _pad6) - 194usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1581,7 +1581,7 @@ const _: () = {
 pub type xen_pfn_t = core::ffi::c_ulong;
 pub type xen_ulong_t = core::ffi::c_ulong;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1611,7 +1611,7 @@ const _: () = {
     ][::core::mem::offset_of!(trap_info, address) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1640,7 +1640,7 @@ pub struct vcpu_guest_context {
     pub gs_base_user: u64,
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1748,7 +1748,7 @@ impl Default for vcpu_guest_context {
 }
 pub type vcpu_guest_context_t = vcpu_guest_context;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -1772,7 +1772,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_vcpu_guest_context_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1813,7 +1813,7 @@ const _: () = {
     ][::core::mem::offset_of!(arch_shared_info, p2m_generation) - 40usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1840,7 +1840,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_arch_domainconfig, misc_flags) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1880,7 +1880,7 @@ const _: () = {
 };
 pub type xen_cpuid_leaf_t = xen_cpuid_leaf;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -1904,7 +1904,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_cpuid_leaf_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -1932,7 +1932,7 @@ const _: () = {
 };
 pub type xen_msr_entry_t = xen_msr_entry;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -1956,7 +1956,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_msr_entry_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -1980,7 +1980,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_char, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2004,7 +2004,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_const_char, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2028,7 +2028,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_uint, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2053,7 +2053,7 @@ const _: () = {
 };
 pub type domid_t = u16;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2101,7 +2101,7 @@ const _: () = {
 };
 pub type vcpu_time_info_t = vcpu_time_info;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2137,7 +2137,7 @@ const _: () = {
     ][::core::mem::offset_of!(vcpu_info, time) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2194,7 +2194,7 @@ impl Default for shared_info {
 }
 pub type xen_domain_handle_t = [u8; 16usize];
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2218,7 +2218,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_uint8, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2242,7 +2242,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_const_uint8, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2266,7 +2266,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_uint32, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2290,7 +2290,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_uint64, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2314,7 +2314,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_const_uint64, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2348,7 +2348,7 @@ impl Default for xenctl_bitmap {
 }
 pub type evtchn_port_t = u32;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2379,7 +2379,7 @@ const _: () = {
     ][::core::mem::offset_of!(hvm_vmce_vcpu, mcg_ext_ctl) - 24usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2411,7 +2411,7 @@ const _: () = {
 };
 pub type physdev_pci_device_t = physdev_pci_device;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2435,7 +2435,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_physdev_pci_device_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2484,7 +2484,7 @@ impl Default for xen_memory_reservation {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2538,7 +2538,7 @@ impl Default for xen_mem_access_op {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2594,7 +2594,7 @@ impl Default for xen_mem_acquire_resource {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2626,7 +2626,7 @@ const _: () = {
 };
 pub type xen_vmemrange_t = xen_vmemrange;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2650,7 +2650,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_vmemrange_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2717,7 +2717,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_createdomain, arch) - 56usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2809,7 +2809,7 @@ const _: () = {
 };
 pub type xen_domctl_getdomaininfo_t = xen_domctl_getdomaininfo;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -2833,7 +2833,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_domctl_getdomaininfo_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2869,7 +2869,7 @@ impl Default for xen_domctl_getpageframeinfo3 {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2896,7 +2896,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_shadow_op_stats, dirty_count) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2949,7 +2949,7 @@ impl Default for xen_domctl_shadow_op {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -2972,7 +2972,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_max_mem, max_memkb) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3009,7 +3009,7 @@ impl Default for xen_domctl_vcpucontext {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3054,7 +3054,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_getvcpuinfo, cpu) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3086,7 +3086,7 @@ impl Default for xen_domctl_nodeaffinity {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3130,7 +3130,7 @@ impl Default for xen_domctl_vcpuaffinity {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3153,7 +3153,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_max_vcpus, max) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3180,7 +3180,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_sched_credit, cap) - 2usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3207,7 +3207,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_sched_credit2, cap) - 2usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3238,7 +3238,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_sched_rtds, flags) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3250,7 +3250,7 @@ pub struct xen_domctl_schedparam_vcpu {
     pub vcpuid: u32,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3300,7 +3300,7 @@ const _: () = {
 };
 pub type xen_domctl_schedparam_vcpu_t = xen_domctl_schedparam_vcpu;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -3324,7 +3324,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_domctl_schedparam_vcpu_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3337,7 +3337,7 @@ pub struct xen_domctl_scheduler_op {
     pub u: xen_domctl_scheduler_op__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3352,7 +3352,7 @@ pub struct xen_domctl_scheduler_op__bindgen_ty_1 {
     pub bindgen_union_field: [u64; 2usize],
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3438,7 +3438,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_scheduler_op, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3461,7 +3461,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_setdomainhandle, handle) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3484,7 +3484,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_setdebugging, enable) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3515,7 +3515,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_irq_permission, pad) - 5usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3547,7 +3547,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_iomem_permission, allow_access) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3579,7 +3579,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_ioport_permission, allow_access) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3602,7 +3602,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_hypercall_init, gmfn) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3625,7 +3625,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_settimeoffset, time_offset_seconds) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3662,7 +3662,7 @@ impl Default for xen_domctl_hvmcontext {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3685,7 +3685,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_address_size, size) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3712,7 +3712,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_sendtrigger, vcpu) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3725,7 +3725,7 @@ pub struct xen_domctl_assign_device {
     pub u: xen_domctl_assign_device__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3738,7 +3738,7 @@ pub struct xen_domctl_assign_device__bindgen_ty_1 {
     pub bindgen_union_field: [u64; 2usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3765,7 +3765,7 @@ const _: () = {
     ) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3839,7 +3839,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_assign_device, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3884,7 +3884,7 @@ impl Default for xen_domctl_get_device_group {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3897,7 +3897,7 @@ pub struct xen_domctl_bind_pt_irq {
     pub u: xen_domctl_bind_pt_irq__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3912,7 +3912,7 @@ pub struct xen_domctl_bind_pt_irq__bindgen_ty_1 {
     pub bindgen_union_field: [u64; 2usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3939,7 +3939,7 @@ const _: () = {
     ) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -3975,7 +3975,7 @@ const _: () = {
         - 2usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4012,7 +4012,7 @@ const _: () = {
         - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4077,7 +4077,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_bind_pt_irq, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4116,7 +4116,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_memory_mapping, padding) - 28usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4151,7 +4151,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_ioport_mapping, add_mapping) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4171,7 +4171,7 @@ pub struct xen_domctl_ext_vcpucontext {
     pub __bindgen_anon_1: xen_domctl_ext_vcpucontext__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4239,7 +4239,7 @@ const _: () = {
         - 29usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4262,7 +4262,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_set_target, target) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4319,7 +4319,7 @@ impl Default for xen_domctl_cpu_policy {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4342,7 +4342,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_subscribe, port) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4369,7 +4369,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_debug_op, vcpu) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4413,7 +4413,7 @@ impl Default for xen_domctl_hvmcontext_partial {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4452,7 +4452,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_tsc_info, elapsed_nsec) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4497,7 +4497,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_gdbsx_memio, remain) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4520,7 +4520,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_gdbsx_pauseunp_vcpu, vcpu) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4552,7 +4552,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_gdbsx_domstatus, vcpu_ev) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4565,7 +4565,7 @@ pub struct xen_domctl_vm_event_op {
     pub u: xen_domctl_vm_event_op__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4578,7 +4578,7 @@ pub struct xen_domctl_vm_event_op__bindgen_ty_1 {
     pub bindgen_union_field: u32,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4637,7 +4637,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_vm_event_op, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4649,7 +4649,7 @@ pub struct xen_domctl_mem_sharing_op {
     pub u: xen_domctl_mem_sharing_op__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4688,7 +4688,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_mem_sharing_op, u) - 1usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4719,7 +4719,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_audit_p2m, p2m_bad) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4742,7 +4742,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_set_virq_handler, virq) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4787,7 +4787,7 @@ impl Default for xen_domctl_vcpuextstate {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4810,7 +4810,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_set_access_required, access_required) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4833,7 +4833,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_set_broken_page_p2m, pfn) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4860,7 +4860,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_cacheflush, nr_pfns) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4883,7 +4883,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_paging_mempool, size) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4915,7 +4915,7 @@ const _: () = {
 };
 pub type xen_domctl_vcpu_msr_t = xen_domctl_vcpu_msr;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -4939,7 +4939,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_domctl_vcpu_msr_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -4979,7 +4979,7 @@ impl Default for xen_domctl_vcpu_msrs {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5037,7 +5037,7 @@ impl Default for xen_domctl_vnuma {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5064,7 +5064,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_psr_cmt_op, data) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5077,7 +5077,7 @@ pub struct xen_domctl_monitor_op {
     pub u: xen_domctl_monitor_op__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5101,7 +5101,7 @@ pub struct xen_domctl_monitor_op__bindgen_ty_1 {
     pub bindgen_union_field: [u64; 2usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5153,7 +5153,7 @@ const _: () = {
         - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5186,7 +5186,7 @@ const _: () = {
     ) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5218,7 +5218,7 @@ const _: () = {
     ) - 1usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5244,7 +5244,7 @@ const _: () = {
         - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5314,7 +5314,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_monitor_op, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5345,7 +5345,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_psr_alloc, data) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5388,7 +5388,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_vuart_op, evtchn) - 20usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5423,7 +5423,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_domctl_vmtrace_op, value) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5438,7 +5438,7 @@ pub struct xen_domctl {
     pub u: xen_domctl__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5688,7 +5688,7 @@ const _: () = {
     ["Offset of field: xen_domctl::u"][::core::mem::offset_of!(xen_domctl, u) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5745,7 +5745,7 @@ impl Default for xen_sysctl_readconsole {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5796,7 +5796,7 @@ impl Default for xen_sysctl_tbuf_op {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5879,7 +5879,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_physinfo, hw_cap) - 80usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5902,7 +5902,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_sched_id, sched_id) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -5939,7 +5939,7 @@ impl Default for xen_sysctl_perfc_desc {
 }
 pub type xen_sysctl_perfc_desc_t = xen_sysctl_perfc_desc;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -5964,7 +5964,7 @@ const _: () = {
 };
 pub type xen_sysctl_perfc_val_t = u32;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -5988,7 +5988,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_sysctl_perfc_val_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6037,7 +6037,7 @@ impl Default for xen_sysctl_perfc_op {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6083,7 +6083,7 @@ impl Default for xen_sysctl_getdomaininfolist {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6120,7 +6120,7 @@ impl Default for xen_sysctl_debug_keys {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6144,7 +6144,7 @@ const _: () = {
 };
 pub type xen_sysctl_cpuinfo_t = xen_sysctl_cpuinfo;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -6168,7 +6168,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_sysctl_cpuinfo_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6210,7 +6210,7 @@ impl Default for xen_sysctl_getcpuinfo {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6246,7 +6246,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_availheap, avail_bytes) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6274,7 +6274,7 @@ const _: () = {
 };
 pub type pm_px_val_t = pm_px_val;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -6298,7 +6298,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_pm_px_val_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6347,7 +6347,7 @@ impl Default for pm_px_stat {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6407,7 +6407,7 @@ impl Default for pm_cx_stat {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6420,7 +6420,7 @@ pub struct xen_sysctl_get_pmstat {
     pub u: xen_sysctl_get_pmstat__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6466,7 +6466,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_get_pmstat, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6493,7 +6493,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_cpu_hotplug, op) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6512,7 +6512,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_userspace, scaling_setspeed) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6543,7 +6543,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_ondemand, up_threshold) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6571,7 +6571,7 @@ pub struct xen_get_cpufreq_para {
     pub __bindgen_padding_1: [u8; 4usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6667,7 +6667,7 @@ impl Default for xen_get_cpufreq_para {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6690,7 +6690,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_set_cpufreq_gov, scaling_governor) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6717,7 +6717,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_set_cpufreq_para, ctrl_value) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6730,7 +6730,7 @@ pub struct xen_sysctl_pm_op {
     pub u: xen_sysctl_pm_op__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6795,7 +6795,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_pm_op, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6840,7 +6840,7 @@ impl Default for xen_sysctl_page_offline_op {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6897,7 +6897,7 @@ impl Default for xen_sysctl_lockprof_data {
 }
 pub type xen_sysctl_lockprof_data_t = xen_sysctl_lockprof_data;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -6921,7 +6921,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_sysctl_lockprof_data_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -6970,7 +6970,7 @@ impl Default for xen_sysctl_lockprof_op {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7002,7 +7002,7 @@ const _: () = {
 };
 pub type xen_sysctl_cputopo_t = xen_sysctl_cputopo;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -7026,7 +7026,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_sysctl_cputopo_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7063,7 +7063,7 @@ impl Default for xen_sysctl_cputopoinfo {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7091,7 +7091,7 @@ const _: () = {
 };
 pub type xen_sysctl_meminfo_t = xen_sysctl_meminfo;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -7115,7 +7115,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_sysctl_meminfo_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7156,7 +7156,7 @@ impl Default for xen_sysctl_numainfo {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7212,7 +7212,7 @@ impl Default for xen_sysctl_cpupool_op {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7226,7 +7226,7 @@ pub struct xen_sysctl_arinc653_schedule {
     pub sched_entries: [xen_sysctl_arinc653_schedule__bindgen_ty_1; 64usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7289,7 +7289,7 @@ impl Default for xen_sysctl_arinc653_schedule {
 }
 pub type xen_sysctl_arinc653_schedule_t = xen_sysctl_arinc653_schedule;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -7314,7 +7314,7 @@ const _: () = {
         - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7345,7 +7345,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_credit_schedule, vcpu_migr_delay_us) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7368,7 +7368,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_credit2_schedule, ratelimit_us) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7383,7 +7383,7 @@ pub struct xen_sysctl_scheduler_op {
     pub u: xen_sysctl_scheduler_op__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7399,7 +7399,7 @@ pub struct xen_sysctl_scheduler_op__bindgen_ty_1 {
     pub bindgen_union_field: [u64; 2usize],
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7479,7 +7479,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_scheduler_op, u) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7519,7 +7519,7 @@ impl Default for xen_sysctl_coverage_op {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7532,7 +7532,7 @@ pub struct xen_sysctl_psr_cmt_op {
     pub u: xen_sysctl_psr_cmt_op__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7545,7 +7545,7 @@ pub struct xen_sysctl_psr_cmt_op__bindgen_ty_1 {
     pub bindgen_union_field: u64,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7609,7 +7609,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_psr_cmt_op, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7650,7 +7650,7 @@ impl Default for xen_sysctl_pcitopoinfo {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7663,7 +7663,7 @@ pub struct xen_sysctl_psr_alloc {
     pub u: xen_sysctl_psr_alloc__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7676,7 +7676,7 @@ pub struct xen_sysctl_psr_alloc__bindgen_ty_1 {
     pub bindgen_union_field: [u32; 3usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7712,7 +7712,7 @@ const _: () = {
         - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7782,7 +7782,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_psr_alloc, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7805,7 +7805,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_cpu_levelling_caps, caps) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7845,7 +7845,7 @@ impl Default for xen_sysctl_cpu_featureset {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7885,7 +7885,7 @@ impl Default for xen_livepatch_name {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7925,7 +7925,7 @@ impl Default for xen_sysctl_livepatch_upload {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -7953,7 +7953,7 @@ const _: () = {
 };
 pub type xen_livepatch_status_t = xen_livepatch_status;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -7977,7 +7977,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_xen_livepatch_status_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8013,7 +8013,7 @@ impl Default for xen_sysctl_livepatch_get {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8085,7 +8085,7 @@ impl Default for xen_sysctl_livepatch_list {
     }
 }
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8133,7 +8133,7 @@ impl Default for xen_sysctl_livepatch_action {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8146,7 +8146,7 @@ pub struct xen_sysctl_livepatch_op {
     pub u: xen_sysctl_livepatch_op__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8200,7 +8200,7 @@ const _: () = {
     ][::core::mem::offset_of!(xen_sysctl_livepatch_op, u) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8252,7 +8252,7 @@ impl Default for xen_sysctl_cpu_policy {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8265,7 +8265,7 @@ pub struct xen_sysctl {
     pub u: xen_sysctl__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8406,7 +8406,7 @@ const _: () = {
 };
 pub type RING_IDX = core::ffi::c_uint;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8524,7 +8524,7 @@ impl vm_event_x86_selector_reg {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8759,7 +8759,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_regs_x86, _pad) - 342usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8796,7 +8796,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_regs_arm, cpsr) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8835,7 +8835,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_mem_access, _pad) - 28usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8870,7 +8870,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_write_ctrlreg, old_value) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8893,7 +8893,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_singlestep, gfn) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8916,7 +8916,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_fast_singlestep, p2midx) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8951,7 +8951,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_debug, _pad) - 21usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8982,7 +8982,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_mov_to_msr, old_value) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -8996,7 +8996,7 @@ pub struct vm_event_desc_access {
     pub _pad: [u8; 6usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9008,7 +9008,7 @@ pub struct vm_event_desc_access__bindgen_ty_1 {
     pub bindgen_union_field: [u64; 2usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9079,7 +9079,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_desc_access, _pad) - 18usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9110,7 +9110,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_cpuid, _pad) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9149,7 +9149,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_interrupt_x86, cr2) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9178,7 +9178,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_paging, flags) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9207,7 +9207,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_sharing, _pad) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9243,7 +9243,7 @@ impl Default for vm_event_emul_read_data {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9266,7 +9266,7 @@ const _: () = {
     ][::core::mem::offset_of!(vm_event_emul_insn_data, data) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9277,7 +9277,7 @@ pub struct vm_event_vmexit {
     pub arch: vm_event_vmexit__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9288,7 +9288,7 @@ pub struct vm_event_vmexit__bindgen_ty_1 {
     pub vmx: vm_event_vmexit__bindgen_ty_1__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9357,7 +9357,7 @@ pub struct vm_event_st {
     pub data: vm_event_st__bindgen_ty_2,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9381,7 +9381,7 @@ pub struct vm_event_st__bindgen_ty_1 {
     pub bindgen_union_field: [u64; 4usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9658,7 +9658,7 @@ pub struct vm_event_sring {
     pub ring: [vm_event_sring_entry; 1usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9672,7 +9672,7 @@ pub struct vm_event_sring__bindgen_ty_1 {
     pub bindgen_union_field: [u8; 4usize],
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9697,7 +9697,7 @@ const _: () = {
     ) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9773,7 +9773,7 @@ impl Default for vm_event_sring {
     }
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9806,7 +9806,7 @@ const _: () = {
 };
 pub type vcpu_runstate_info_t = vcpu_runstate_info;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -9830,7 +9830,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_vcpu_runstate_info_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -9854,7 +9854,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_const_vcpu_runstate_info_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9865,7 +9865,7 @@ pub struct vcpu_register_runstate_memory_area {
     pub addr: vcpu_register_runstate_memory_area__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9915,7 +9915,7 @@ const _: () = {
 };
 pub type vcpu_register_runstate_memory_area_t = vcpu_register_runstate_memory_area;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -9942,7 +9942,7 @@ const _: () = {
         - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -9971,7 +9971,7 @@ const _: () = {
     ) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -9995,7 +9995,7 @@ const _: () = {
 };
 pub type vcpu_set_periodic_timer_t = vcpu_set_periodic_timer;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10019,7 +10019,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_vcpu_set_periodic_timer_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10045,7 +10045,7 @@ const _: () = {
         - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -10074,7 +10074,7 @@ const _: () = {
 };
 pub type vcpu_set_singleshot_timer_t = vcpu_set_singleshot_timer;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10098,7 +10098,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_vcpu_set_singleshot_timer_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10125,7 +10125,7 @@ const _: () = {
         - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -10157,7 +10157,7 @@ const _: () = {
 };
 pub type vcpu_register_vcpu_info_t = vcpu_register_vcpu_info;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10181,7 +10181,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_vcpu_register_vcpu_info_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10207,7 +10207,7 @@ const _: () = {
         - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -10229,7 +10229,7 @@ const _: () = {
 };
 pub type vcpu_get_physid_t = vcpu_get_physid;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10253,7 +10253,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_vcpu_get_physid_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10277,7 +10277,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_const_vcpu_get_physid_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10301,7 +10301,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_vcpu_time_info_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10325,7 +10325,7 @@ const _: () = {
     ][::core::mem::offset_of!(__guest_handle_const_vcpu_time_info_t, p) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -10336,7 +10336,7 @@ pub struct vcpu_register_time_memory_area {
     pub addr: vcpu_register_time_memory_area__bindgen_ty_1,
 }
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
     zerocopy::FromBytes,
     zerocopy::IntoBytes,
@@ -10381,7 +10381,7 @@ const _: () = {
 };
 pub type vcpu_register_time_memory_area_t = vcpu_register_time_memory_area;
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,
@@ -10408,7 +10408,7 @@ const _: () = {
         - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(Default)]
 #[derive(
     zerocopy::FromBytes,

@@ -114,6 +114,8 @@ fn generate(public: &Path, provenance: &str) -> Result<String> {
         .disable_untagged_union()
         .explicit_padding(true)
         .derive_default(true)
+        .derive_partialeq(true)
+        .derive_eq(true)
         .generate_comments(false)
         .layout_tests(true)
         .formatter(bindgen::Formatter::None);
