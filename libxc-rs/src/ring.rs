@@ -167,7 +167,9 @@ pub struct MemAccess {
 }
 
 /// `struct vm_event_x86_selector_reg`: `uint32_t limit : 20; uint32_t ar : 12;`, which gcc
-/// allocates from the least significant bit on x86.
+/// allocates from the least significant bit on x86. [`RegsX86`]'s selectors are the
+/// generated struct, whose `limit()` and `ar()` read the same bits; this is the same word
+/// as a number.
 #[repr(transparent)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct SelectorReg(pub u32);
@@ -184,69 +186,9 @@ impl SelectorReg {
     }
 }
 
-/// `struct vm_event_regs_x86`: the `data.regs.x86` member of a request (344 bytes, which is
-/// also the size of the whole union `data`). Fields in the header's order.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
-#[expect(missing_docs, reason = "register names, as in the header")]
-pub struct RegsX86 {
-    pub rax: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rbx: u64,
-    pub rsp: u64,
-    pub rbp: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
-    pub rflags: u64,
-    pub dr6: u64,
-    pub dr7: u64,
-    pub rip: u64,
-    pub cr0: u64,
-    pub cr2: u64,
-    pub cr3: u64,
-    pub cr4: u64,
-    pub sysenter_cs: u64,
-    pub sysenter_esp: u64,
-    pub sysenter_eip: u64,
-    pub msr_efer: u64,
-    pub msr_star: u64,
-    pub msr_lstar: u64,
-    pub gdtr_base: u64,
-    /// With `VM_EVENT_FLAG_NESTED_P2M`: the L1 hypervisor's EPT/NPT base.
-    pub npt_base: u64,
-    /// Position in the vmtrace buffer, or `!0`.
-    pub vmtrace_pos: u64,
-    pub cs_base: u32,
-    pub ss_base: u32,
-    pub ds_base: u32,
-    pub es_base: u32,
-    pub fs_base: u64,
-    pub gs_base: u64,
-    pub cs: SelectorReg,
-    pub ss: SelectorReg,
-    pub ds: SelectorReg,
-    pub es: SelectorReg,
-    pub fs: SelectorReg,
-    pub gs: SelectorReg,
-    pub shadow_gs: u64,
-    pub gdtr_limit: u16,
-    pub cs_sel: u16,
-    pub ss_sel: u16,
-    pub ds_sel: u16,
-    pub es_sel: u16,
-    pub fs_sel: u16,
-    pub gs_sel: u16,
-    pub _pad: u16,
-}
+/// `struct vm_event_regs_x86`: the `data.regs.x86` member of a request (as large as the
+/// whole union `data`), as generated from the header.
+pub type RegsX86 = vm_event_regs_x86;
 
 /// `struct vm_event_st` (`vm_event_request_t`, `vm_event_response_t`): one ring entry.
 ///
@@ -343,19 +285,6 @@ same_layout!(MemAccess, vm_event_mem_access, {
     gla => gla,
     flags => flags,
     _pad => _pad,
-});
-same_layout!(RegsX86, vm_event_regs_x86, {
-    rax => rax, rcx => rcx, rdx => rdx, rbx => rbx, rsp => rsp, rbp => rbp, rsi => rsi,
-    rdi => rdi, r8 => r8, r9 => r9, r10 => r10, r11 => r11, r12 => r12, r13 => r13,
-    r14 => r14, r15 => r15, rflags => rflags, dr6 => dr6, dr7 => dr7, rip => rip, cr0 => cr0,
-    cr2 => cr2, cr3 => cr3, cr4 => cr4, sysenter_cs => sysenter_cs,
-    sysenter_esp => sysenter_esp, sysenter_eip => sysenter_eip, msr_efer => msr_efer,
-    msr_star => msr_star, msr_lstar => msr_lstar, gdtr_base => gdtr_base,
-    npt_base => npt_base, vmtrace_pos => vmtrace_pos, cs_base => cs_base,
-    ss_base => ss_base, ds_base => ds_base, es_base => es_base, fs_base => fs_base,
-    gs_base => gs_base, cs => cs, ss => ss, ds => ds, es => es, fs => fs, gs => gs,
-    shadow_gs => shadow_gs, gdtr_limit => gdtr_limit, cs_sel => cs_sel, ss_sel => ss_sel,
-    ds_sel => ds_sel, es_sel => es_sel, fs_sel => fs_sel, gs_sel => gs_sel, _pad => _pad,
 });
 same_layout!(SelectorReg, xen_abi::vm_event_x86_selector_reg, {});
 // The header's fields, where vm_event_sring has them.
