@@ -118,7 +118,7 @@ pub const MEM_ACCESS_R: u32 = xen_abi::MEM_ACCESS_R;
 pub const MEM_ACCESS_W: u32 = xen_abi::MEM_ACCESS_W;
 /// `MEM_ACCESS_X`: the violation was an instruction fetch.
 pub const MEM_ACCESS_X: u32 = xen_abi::MEM_ACCESS_X;
-/// `MEM_ACCESS_GLA_VALID`: [`MemAccess::gla`] holds a guest linear address.
+/// `MEM_ACCESS_GLA_VALID`: `MemAccess::gla` holds a guest linear address.
 pub const MEM_ACCESS_GLA_VALID: u32 = xen_abi::MEM_ACCESS_GLA_VALID;
 /// `MEM_ACCESS_FAULT_WITH_GLA`: the violation was the access to the gla.
 pub const MEM_ACCESS_FAULT_WITH_GLA: u32 = xen_abi::MEM_ACCESS_FAULT_WITH_GLA;
@@ -128,10 +128,10 @@ pub const MEM_ACCESS_FAULT_IN_GPT: u32 = xen_abi::MEM_ACCESS_FAULT_IN_GPT;
 /// `MEM_ACCESS_FAULT_HYPERCALL` (our patch 0022): the violation is a
 /// write a hypercall was about to make for the guest (PV: `mmu_update`,
 /// `update_va_mapping`, `update_descriptor`, `MMUEXT_CLEAR_PAGE`, `MMUEXT_COPY_PAGE`);
-/// [`MemAccess::offset`] says where in the frame, [`MemAccess::gla`] is not valid. The
+/// `MemAccess::offset` says where in the frame, `MemAccess::gla` is not valid. The
 /// hypercall is restarted once the vCPU is released.
 pub const MEM_ACCESS_FAULT_HYPERCALL: u32 = xen_abi::MEM_ACCESS_FAULT_HYPERCALL;
-/// `MEM_ACCESS_GFN_IS_MFN` (our patch 0015): [`MemAccess::gfn`] holds a
+/// `MEM_ACCESS_GFN_IS_MFN` (our patch 0015): `MemAccess::gfn` holds a
 /// machine frame number, as in every request about a PV domain.
 pub const MEM_ACCESS_GFN_IS_MFN: u32 = xen_abi::MEM_ACCESS_GFN_IS_MFN;
 
@@ -148,23 +148,12 @@ pub const MEM_ACCESS_FLAG_NAMES: [(u32, &str); 8] = [
     (MEM_ACCESS_GFN_IS_MFN, "gfn_is_mfn"),
 ];
 
-/// `struct vm_event_mem_access`: the `u.mem_access` member of a request (32 bytes, which is
-/// also the size of the whole union `u`).
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
-pub struct MemAccess {
-    /// The guest frame accessed (the machine frame when `flags` has
-    /// [`MEM_ACCESS_GFN_IS_MFN`], as for every PV domain).
-    pub gfn: u64,
-    /// The byte offset of the access within the frame.
-    pub offset: u64,
-    /// The guest linear address, if `flags` has [`MEM_ACCESS_GLA_VALID`].
-    pub gla: u64,
-    /// `MEM_ACCESS_*`.
-    pub flags: u32,
-    /// Padding.
-    pub _pad: u32,
-}
+/// `struct vm_event_mem_access`: the `u.mem_access` member of a request (as large as the
+/// whole union `u`), as generated from the header: `gfn` (the machine frame when `flags`
+/// has [`MEM_ACCESS_GFN_IS_MFN`], as for every PV domain), `offset` (of the access within
+/// the frame), `gla` (valid if `flags` has [`MEM_ACCESS_GLA_VALID`]), `flags`
+/// (`MEM_ACCESS_*`).
+pub type MemAccess = vm_event_mem_access;
 
 /// `struct vm_event_x86_selector_reg`: `uint32_t limit : 20; uint32_t ar : 12;`, which gcc
 /// allocates from the least significant bit on x86. [`RegsX86`]'s selectors are the
@@ -278,13 +267,6 @@ same_layout!(VmEvent, vm_event_st, {
     _pad => _pad,
     mem_access => u,
     regs => data,
-});
-same_layout!(MemAccess, vm_event_mem_access, {
-    gfn => gfn,
-    offset => offset,
-    gla => gla,
-    flags => flags,
-    _pad => _pad,
 });
 same_layout!(SelectorReg, xen_abi::vm_event_x86_selector_reg, {});
 // The header's fields, where vm_event_sring has them.
