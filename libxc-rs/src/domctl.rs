@@ -1,18 +1,24 @@
-//! `XEN_DOMCTL_*` (`xen/include/public/domctl.h`, interface version 0x15 in Xen 4.17): the
-//! envelope and the sub-operations this crate uses.
+//! `XEN_DOMCTL_*` (`xen/include/public/domctl.h`, from [`xen_abi`]): the envelope and the
+//! sub-operations this crate uses.
 
 use crate::error::{Error, Result};
+use xen_abi::{xen_domctl, xen_domctl__bindgen_ty_1};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::privcmd::{hypercall, Privcmd};
 use crate::DomId;
 
-/// `#define XEN_DOMCTL_INTERFACE_VERSION 0x00000015`
-pub const INTERFACE_VERSION: u32 = 0x15;
-/// `#define XEN_DOMCTL_vm_event_op 56`
-pub const VM_EVENT_OP: u32 = 56;
+/// `XEN_DOMCTL_INTERFACE_VERSION`.
+pub const INTERFACE_VERSION: u32 = xen_abi::XEN_DOMCTL_INTERFACE_VERSION;
+/// `XEN_DOMCTL_vm_event_op`.
+pub const VM_EVENT_OP: u32 = xen_abi::XEN_DOMCTL_vm_event_op;
 
-/// `struct xen_domctl`: command, version, domain, then a 128-byte union.
+/// Bytes of the envelope's union `u` (128).
+const PAYLOAD_SIZE: usize = std::mem::size_of::<xen_domctl__bindgen_ty_1>();
+
+/// `struct xen_domctl` ([`xen_domctl`]) with its union `u` as bytes, which any
+/// sub-operation's struct is written into: command, version, domain, then the union.
+/// Its layout is checked against the generated struct when the crate compiles.
 #[repr(C)]
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
 pub struct Domctl {
@@ -25,8 +31,16 @@ pub struct Domctl {
     /// `uint16_t _pad[3]`
     pub pad: [u16; 3],
     /// The union `u`, as bytes (its largest member is `uint8_t pad[128]`).
-    pub payload: [u8; 128],
+    pub payload: [u8; PAYLOAD_SIZE],
 }
+
+crate::abi::same_layout!(Domctl, xen_domctl, {
+    cmd => cmd,
+    interface_version => interface_version,
+    domain => domain,
+    pad => _pad,
+    payload => u,
+});
 
 impl Domctl {
     /// A domctl for `domain` carrying `payload` (a sub-operation's struct), zero after it.
@@ -40,7 +54,7 @@ impl Domctl {
             interface_version: INTERFACE_VERSION,
             domain: domain.0,
             pad: [0; 3],
-            payload: [0; 128],
+            payload: [0; PAYLOAD_SIZE],
         };
         let bytes = payload.as_bytes();
         assert!(
@@ -87,19 +101,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn envelope_layout_matches_xen_4_17() {
-        // sizeof(struct xen_domctl) and offsetof(..., u) in xen/include/public/domctl.h.
-        assert_eq!(std::mem::size_of::<Domctl>(), 144);
-        assert_eq!(std::mem::offset_of!(Domctl, interface_version), 4);
-        assert_eq!(std::mem::offset_of!(Domctl, domain), 8);
-        assert_eq!(std::mem::offset_of!(Domctl, pad), 10);
-        assert_eq!(std::mem::offset_of!(Domctl, payload), 16);
-    }
-
-    #[test]
     fn payload_round_trips() {
         let domctl = Domctl::new(VM_EVENT_OP, DomId(7), &[1u32, 2, 3]);
-        assert_eq!(domctl.interface_version, 0x15);
+        assert_eq!(domctl.interface_version, INTERFACE_VERSION);
         assert_eq!(domctl.domain, 7);
         assert_eq!(domctl.payload::<[u32; 3]>(), [1, 2, 3]);
     }

@@ -7,6 +7,13 @@
 //! domain-control envelope; [`monitor`] and [`memory`] are the calls a listener makes,
 //! named after libxenctrl's; [`xenstore`] resolves domain names.
 //!
+//! Xen's numbers and struct layouts come from [`xen_abi`], bindgen's bindings of the patched
+//! Xen's headers: the private payloads are its structs, the constants here its `#define`s
+//! under this crate's names. The few structs of this crate's API that keep their own shape
+//! (a union as bytes or as the member a listener reads, a guest handle as the address of a
+//! hypercall buffer) fail to compile unless laid out as the generated ones. Only Linux's
+//! ioctls ([`ioctl`]) are written by hand.
+//!
 //! | libxenctrl | here |
 //! | --- | --- |
 //! | `xc_monitor_enable` (hypercall part) | [`monitor::monitor_enable`] |
@@ -36,6 +43,7 @@
 
 #![deny(missing_docs)]
 
+mod abi;
 pub mod access;
 pub mod domctl;
 pub mod error;

@@ -3,26 +3,30 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+use xen_abi::{xen_mem_access_op, xen_mem_acquire_resource, xen_memory_reservation};
+
+use crate::abi::{same_layout, u16_of, u8_of};
 use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::frame::{AccessFrame, FrameKind, FrameNumber, Gfn, Mfn, Pfn};
 use crate::privcmd::{hypercall, Privcmd};
 use crate::DomId;
 
-/// `#define XENMEM_populate_physmap 6`
-pub const POPULATE_PHYSMAP: u64 = 6;
-/// `#define XENMEM_access_op 21`
-pub const ACCESS_OP: u64 = 21;
-/// `#define XENMEM_acquire_resource 28`
-pub const ACQUIRE_RESOURCE: u64 = 28;
-/// `#define XENMEM_access_op_set_access 0`
-pub const ACCESS_OP_SET_ACCESS: u8 = 0;
-/// `#define XENMEM_access_op_get_access 1`
-pub const ACCESS_OP_GET_ACCESS: u8 = 1;
-/// `#define XENMEM_resource_vm_event_ring 4` (added by this project's Xen series).
-pub const RESOURCE_VM_EVENT_RING: u16 = 4;
+/// `XENMEM_populate_physmap`
+pub const POPULATE_PHYSMAP: u64 = xen_abi::XENMEM_populate_physmap as u64;
+/// `XENMEM_access_op`
+pub const ACCESS_OP: u64 = xen_abi::XENMEM_access_op as u64;
+/// `XENMEM_acquire_resource`
+pub const ACQUIRE_RESOURCE: u64 = xen_abi::XENMEM_acquire_resource as u64;
+/// `XENMEM_access_op_set_access`
+pub const ACCESS_OP_SET_ACCESS: u8 = u8_of(xen_abi::XENMEM_access_op_set_access);
+/// `XENMEM_access_op_get_access`
+pub const ACCESS_OP_GET_ACCESS: u8 = u8_of(xen_abi::XENMEM_access_op_get_access);
+/// `XENMEM_resource_vm_event_ring` (added by this project's Xen series).
+pub const RESOURCE_VM_EVENT_RING: u16 = u16_of(xen_abi::XENMEM_resource_vm_event_ring);
 
-/// `struct xen_mem_access_op`.
+/// `struct xen_mem_access_op` ([`xen_mem_access_op`]) with its guest handles as the
+/// addresses they hold; laid out as the generated struct (checked when compiling).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct MemAccessOp {
@@ -42,7 +46,18 @@ pub struct MemAccessOp {
     pub access_list: u64,
 }
 
-/// `struct xen_mem_acquire_resource`.
+same_layout!(MemAccessOp, xen_mem_access_op, {
+    op => op,
+    access => access,
+    domid => domid,
+    nr => nr,
+    pfn => pfn,
+    pfn_list => pfn_list,
+    access_list => access_list,
+});
+
+/// `struct xen_mem_acquire_resource` ([`xen_mem_acquire_resource`]), its guest handle as an
+/// address; laid out as the generated struct (checked when compiling).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct MemAcquireResource {
@@ -62,7 +77,18 @@ pub struct MemAcquireResource {
     pub frame_list: u64,
 }
 
-/// `struct xen_memory_reservation`.
+same_layout!(MemAcquireResource, xen_mem_acquire_resource, {
+    domid => domid,
+    kind => type_,
+    id => id,
+    nr_frames => nr_frames,
+    pad => pad,
+    frame => frame,
+    frame_list => frame_list,
+});
+
+/// `struct xen_memory_reservation` ([`xen_memory_reservation`]), its guest handle as an
+/// address; laid out as the generated struct (checked when compiling).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
 pub struct MemoryReservation {
@@ -79,6 +105,15 @@ pub struct MemoryReservation {
     /// Padding to the C size.
     pub pad: [u16; 3],
 }
+
+same_layout!(MemoryReservation, xen_memory_reservation, {
+    extent_start => extent_start,
+    nr_extents => nr_extents,
+    extent_order => extent_order,
+    mem_flags => mem_flags,
+    domid => domid,
+    pad => __bindgen_padding_0,
+});
 
 /// `xc_domain_populate_physmap_exact` for a PV domain: gives it `count` new pages (at the
 /// guest frame numbers `first_pfn ..`, which a PV guest's P2M must then name) and returns
@@ -247,12 +282,12 @@ pub fn set_mem_access_raw<F: FrameNumber>(
     .map(drop)
 }
 
-/// `#define XENMEM_access_op_set_access_multi 4`
-pub const ACCESS_OP_SET_ACCESS_MULTI: u8 = 4;
-/// `#define XENMEM_access_op_mfn 0x80` (our patch 0012): OR'ed into the op, the frames are
+/// `XENMEM_access_op_set_access_multi`
+pub const ACCESS_OP_SET_ACCESS_MULTI: u8 = u8_of(xen_abi::XENMEM_access_op_set_access_multi);
+/// `XENMEM_access_op_mfn` (our patch 0012): OR'ed into the op, the frames are
 /// machine frames. Required for a PV domain, refused for an HVM one (`EOPNOTSUPP` either
 /// way), so a frame number is never taken for the other kind.
-pub const ACCESS_OP_MFN: u8 = 0x80;
+pub const ACCESS_OP_MFN: u8 = u8_of(xen_abi::XENMEM_access_op_mfn);
 
 /// `xc_set_mem_access_multi`: sets `accesses[i]` on `frames[i]` (gfns) of an HVM `domain` in
 /// one hypercall (Xen continues it as it needs to).
@@ -416,31 +451,4 @@ pub fn acquire_resource_frames(
     Ok((0..count as usize)
         .map(|index| Mfn(buffer.read_at::<u64>(LIST_OFFSET + index * 8)))
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::mem::{offset_of, size_of};
-
-    #[test]
-    fn layouts_match_xen_4_17() {
-        // xen/include/public/memory.h, x86_64.
-        assert_eq!(size_of::<MemAccessOp>(), 32);
-        assert_eq!(offset_of!(MemAccessOp, domid), 2);
-        assert_eq!(offset_of!(MemAccessOp, nr), 4);
-        assert_eq!(offset_of!(MemAccessOp, pfn), 8);
-        assert_eq!(offset_of!(MemAccessOp, access_list), 24);
-        assert_eq!(size_of::<MemAcquireResource>(), 32);
-        assert_eq!(size_of::<MemoryReservation>(), 32);
-        assert_eq!(offset_of!(MemoryReservation, nr_extents), 8);
-        assert_eq!(offset_of!(MemoryReservation, extent_order), 16);
-        assert_eq!(offset_of!(MemoryReservation, domid), 24);
-        assert_eq!(offset_of!(MemAcquireResource, kind), 2);
-        assert_eq!(offset_of!(MemAcquireResource, id), 4);
-        assert_eq!(offset_of!(MemAcquireResource, pad), 12);
-        assert_eq!(offset_of!(MemAcquireResource, nr_frames), 8);
-        assert_eq!(offset_of!(MemAcquireResource, frame), 16);
-        assert_eq!(offset_of!(MemAcquireResource, frame_list), 24);
-    }
 }

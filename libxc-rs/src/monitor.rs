@@ -16,8 +16,12 @@ use std::ptr::NonNull;
 
 use nix::errno::Errno;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
-use zerocopy::{FromBytes, Immutable, IntoBytes};
+use xen_abi::{
+    xen_domctl_getdomaininfo, xen_domctl_monitor_op, xen_domctl_shadow_op, xen_domctl_vm_event_op,
+    xen_domctl_vm_event_op__bindgen_ty_1,
+};
 
+use crate::abi::member;
 use crate::domctl::{self, Domctl};
 use crate::error::{Error, Result};
 use crate::evtchn::EvtchnPort;
@@ -27,58 +31,37 @@ use crate::memory::{acquire_resource_frames, RESOURCE_VM_EVENT_RING};
 use crate::privcmd::{Privcmd, PAGE_SIZE};
 use crate::DomId;
 
-/// `#define XEN_DOMCTL_pausedomain 3`
-const DOMCTL_PAUSEDOMAIN: u32 = 3;
-/// `#define XEN_DOMCTL_unpausedomain 4`
-const DOMCTL_UNPAUSEDOMAIN: u32 = 4;
-/// `#define XEN_DOMCTL_shadow_op 10`
-const DOMCTL_SHADOW_OP: u32 = 10;
-/// `#define XEN_DOMCTL_SHADOW_OP_OFF 0`
-const SHADOW_OP_OFF: u32 = 0;
-/// `#define XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY 2`
-const SHADOW_OP_ENABLE_LOGDIRTY: u32 = 2;
-/// `#define XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION 30`
-const SHADOW_OP_GET_ALLOCATION: u32 = 30;
-/// `#define XEN_VM_EVENT_ENABLE 0`
-const VM_EVENT_ENABLE: u32 = 0;
-/// `#define XEN_VM_EVENT_DISABLE 1`
-const VM_EVENT_DISABLE: u32 = 1;
-/// `#define XEN_VM_EVENT_ATTACH 4` (our patch 0006)
-const VM_EVENT_ATTACH: u32 = 4;
-/// `#define XEN_DOMCTL_VM_EVENT_OP_MONITOR 2`
-pub const VM_EVENT_MODE_MONITOR: u32 = 2;
+const DOMCTL_PAUSEDOMAIN: u32 = xen_abi::XEN_DOMCTL_pausedomain;
+const DOMCTL_UNPAUSEDOMAIN: u32 = xen_abi::XEN_DOMCTL_unpausedomain;
+const DOMCTL_SHADOW_OP: u32 = xen_abi::XEN_DOMCTL_shadow_op;
+const SHADOW_OP_OFF: u32 = xen_abi::XEN_DOMCTL_SHADOW_OP_OFF;
+const SHADOW_OP_ENABLE_LOGDIRTY: u32 = xen_abi::XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY;
+const SHADOW_OP_GET_ALLOCATION: u32 = xen_abi::XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION;
+const VM_EVENT_ENABLE: u32 = xen_abi::XEN_VM_EVENT_ENABLE;
+const VM_EVENT_DISABLE: u32 = xen_abi::XEN_VM_EVENT_DISABLE;
+/// Our patch 0006.
+const VM_EVENT_ATTACH: u32 = xen_abi::XEN_VM_EVENT_ATTACH;
+/// `XEN_DOMCTL_VM_EVENT_OP_MONITOR`.
+pub const VM_EVENT_MODE_MONITOR: u32 = xen_abi::XEN_DOMCTL_VM_EVENT_OP_MONITOR;
 
-/// `struct xen_domctl_vm_event_op`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
-struct VmEventOp {
-    op: u32,
-    mode: u32,
-    /// `u.enable.port` (out) or `u.version`.
-    port: u32,
-}
-
-/// `struct xen_domctl_shadow_op` (the fields before the dirty-bitmap handle are enough).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
-struct ShadowOp {
-    op: u32,
-    mode: u32,
-    mb: u32,
-    pad: u32,
-    dirty_bitmap: u64,
-    pages: u64,
-    stats: [u32; 2],
+/// The port of a vm_event op's answer: `u.enable.port` (out), which is `u.version` too.
+fn vm_event_port(op: &xen_domctl_vm_event_op) -> u32 {
+    member::<u32>(&op.u)
 }
 
 /// `XEN_DOMCTL_vm_event_op` with any operation and mode (for tests of Xen's checks); returns
 /// the union's first word (the port for ENABLE, the version for GET_VERSION).
 pub fn vm_event_op_raw(privcmd: &Privcmd, domain: DomId, op: u32, mode: u32) -> Result<u32> {
     let name = format!("XEN_DOMCTL_vm_event_op(op {op}, mode {mode})");
-    vm_event_op_mode(privcmd, domain, op, mode, &name).map(|op| op.port)
+    vm_event_op_mode(privcmd, domain, op, mode, &name).map(|op| vm_event_port(&op))
 }
 
-fn vm_event_op(privcmd: &Privcmd, domain: DomId, op: u32, name: &str) -> Result<VmEventOp> {
+fn vm_event_op(
+    privcmd: &Privcmd,
+    domain: DomId,
+    op: u32,
+    name: &str,
+) -> Result<xen_domctl_vm_event_op> {
     vm_event_op_mode(privcmd, domain, op, VM_EVENT_MODE_MONITOR, name)
 }
 
@@ -88,8 +71,12 @@ fn vm_event_op_mode(
     op: u32,
     mode: u32,
     name: &str,
-) -> Result<VmEventOp> {
-    let payload = VmEventOp { op, mode, port: 0 };
+) -> Result<xen_domctl_vm_event_op> {
+    let payload = xen_domctl_vm_event_op {
+        op,
+        mode,
+        u: xen_domctl_vm_event_op__bindgen_ty_1::default(),
+    };
     let domctl = domctl::call(
         privcmd,
         name,
@@ -110,7 +97,7 @@ pub fn monitor_enable(privcmd: &Privcmd, domain: DomId) -> Result<EvtchnPort> {
         "XEN_DOMCTL_vm_event_op(ENABLE, MONITOR)",
     )
     .map_err(explain_enable_error)?;
-    Ok(EvtchnPort(op.port))
+    Ok(EvtchnPort(vm_event_port(&op)))
 }
 
 /// What an `-EOPNOTSUPP` from enabling the monitor ring means, for a person.
@@ -165,25 +152,21 @@ pub fn monitor_disable(privcmd: &Privcmd, domain: DomId) -> Result<()> {
 /// ```
 pub fn monitor_attach(privcmd: &Privcmd, domain: DomId) -> Result<EvtchnPort> {
     const NAME: &str = "XEN_DOMCTL_vm_event_op(ATTACH, MONITOR)";
-    let op = vm_event_op(privcmd, domain, VM_EVENT_ATTACH, NAME)?;
-    if op.port == 0 {
+    let port = vm_event_port(&vm_event_op(privcmd, domain, VM_EVENT_ATTACH, NAME)?);
+    if port == 0 {
         return Err(Error {
             operation: format!("{NAME} on domain {}", domain.0),
             errno: Some(Errno::ENODEV),
             reason: "Xen gave no port (the domain is dying)".into(),
         });
     }
-    Ok(EvtchnPort(op.port))
+    Ok(EvtchnPort(port))
 }
 
-/// `#define XEN_DOMCTL_getdomaininfo 5`
-const DOMCTL_GETDOMAININFO: u32 = 5;
-/// `#define XEN_DOMINF_dying (1U<<0)`
-const DOMINF_DYING: u32 = 1 << 0;
-/// `#define XEN_DOMINF_hvm_guest (1U<<1)`
-const DOMINF_HVM_GUEST: u32 = 1 << 1;
-/// `#define XEN_DOMINF_shutdown (1U<<2)`
-const DOMINF_SHUTDOWN: u32 = 1 << 2;
+const DOMCTL_GETDOMAININFO: u32 = xen_abi::XEN_DOMCTL_getdomaininfo;
+const DOMINF_DYING: u32 = xen_abi::XEN_DOMINF_dying;
+const DOMINF_HVM_GUEST: u32 = xen_abi::XEN_DOMINF_hvm_guest;
+const DOMINF_SHUTDOWN: u32 = xen_abi::XEN_DOMINF_shutdown;
 
 /// What `XEN_DOMCTL_getdomaininfo` says of a domain (the fields a listener needs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +188,8 @@ pub fn domain_info(privcmd: &Privcmd, domain: DomId) -> Result<DomainInfo> {
         "XEN_DOMCTL_getdomaininfo",
         Domctl::new(DOMCTL_GETDOMAININFO, domain, &[0u64; 0]),
     )?;
-    let [id, flags]: [u32; 2] = domctl.payload();
-    DomainInfo::decode(domain, id, flags)
+    let info: xen_domctl_getdomaininfo = domctl.payload();
+    DomainInfo::decode(domain, u32::from(info.domain), info.flags)
 }
 
 impl DomainInfo {
@@ -228,9 +211,6 @@ impl DomainInfo {
     }
 }
 
-/// `offsetof(struct xen_domctl_getdomaininfo, shared_info_frame)` (gcc, Xen 4.17 headers).
-const GETDOMAININFO_SHARED_INFO_FRAME: usize = 48;
-
 /// The frame of `domain`'s shared_info page (`xc_domain_getinfo`'s `shared_info_frame`).
 pub fn shared_info_frame(privcmd: &Privcmd, domain: DomId) -> Result<Mfn> {
     let domctl = domctl::call(
@@ -238,15 +218,15 @@ pub fn shared_info_frame(privcmd: &Privcmd, domain: DomId) -> Result<Mfn> {
         "XEN_DOMCTL_getdomaininfo",
         Domctl::new(DOMCTL_GETDOMAININFO, domain, &[0u64; 0]),
     )?;
-    let info: [u64; 7] = domctl.payload();
-    if info[0] as u16 != domain.0 {
+    let info: xen_domctl_getdomaininfo = domctl.payload();
+    if info.domain != domain.0 {
         return Err(Error {
             operation: "XEN_DOMCTL_getdomaininfo".into(),
             errno: Some(Errno::ESRCH),
             reason: format!("no domain {}", domain.0),
         });
     }
-    Ok(Mfn(info[GETDOMAININFO_SHARED_INFO_FRAME / 8]))
+    Ok(Mfn(info.shared_info_frame))
 }
 
 /// Whether `domain` is an HVM guest (`xc_domain_getinfo`'s `hvm`): its frames are guest
@@ -255,43 +235,34 @@ pub fn domain_is_hvm(privcmd: &Privcmd, domain: DomId) -> Result<bool> {
     domain_info(privcmd, domain).map(|info| info.hvm)
 }
 
-/// `#define XEN_DOMCTL_set_access_required 64`
-const DOMCTL_SET_ACCESS_REQUIRED: u32 = 64;
+const DOMCTL_SET_ACCESS_REQUIRED: u32 = xen_abi::XEN_DOMCTL_set_access_required;
 
 /// `xc_domain_set_access_required`: whether a violation with no listener crashes the domain
 /// (on) or relaxes the page to rwx (off), as `p2m_mem_access_check` decides.
 pub fn set_access_required(privcmd: &Privcmd, domain: DomId, required: bool) -> Result<()> {
-    let domctl = Domctl::new(DOMCTL_SET_ACCESS_REQUIRED, domain, &u8::from(required));
+    let payload = xen_abi::xen_domctl_set_access_required {
+        access_required: u8::from(required),
+    };
+    let domctl = Domctl::new(DOMCTL_SET_ACCESS_REQUIRED, domain, &payload);
     domctl::call(privcmd, "XEN_DOMCTL_set_access_required", domctl).map(drop)
 }
 
-/// `#define XEN_DOMCTL_monitor_op 77`
-const DOMCTL_MONITOR_OP: u32 = 77;
-/// `#define XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES 2`
-const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
-/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (13, added by our patch 0020): the domain raises
+const DOMCTL_MONITOR_OP: u32 = xen_abi::XEN_DOMCTL_monitor_op;
+const MONITOR_OP_GET_CAPABILITIES: u32 = xen_abi::XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES;
+/// `XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS` (added by our patch 0020): the domain raises
 /// mem_access events for the rights set with `XENMEM_access_op`. A capability only.
-pub const MONITOR_EVENT_MEM_ACCESS: u32 = 13;
-
-/// `struct xen_domctl_monitor_op` (public/domctl.h): op, event, then a 16-byte union.
-#[repr(C)]
-#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
-struct MonitorOp {
-    op: u32,
-    event: u32,
-    union: [u64; 2],
-}
+pub const MONITOR_EVENT_MEM_ACCESS: u32 = xen_abi::XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS;
 
 /// `xc_monitor_get_capabilities`: the `XEN_DOMCTL_MONITOR_EVENT_*` bits the domain supports
 /// (1 << event each). For a PV domain on our Xen: [`MONITOR_EVENT_MEM_ACCESS`].
 pub fn monitor_get_capabilities(privcmd: &Privcmd, domain: DomId) -> Result<u32> {
-    let request = MonitorOp {
+    let request = xen_domctl_monitor_op {
         op: MONITOR_OP_GET_CAPABILITIES,
-        ..MonitorOp::default()
+        ..xen_domctl_monitor_op::default()
     };
     let domctl = Domctl::new(DOMCTL_MONITOR_OP, domain, &request);
     let done = domctl::call(privcmd, "XEN_DOMCTL_monitor_op(GET_CAPABILITIES)", domctl)?;
-    Ok(done.payload::<MonitorOp>().event)
+    Ok(done.payload::<xen_domctl_monitor_op>().event)
 }
 
 /// `xc_domain_pause`.
@@ -309,16 +280,16 @@ pub fn domain_unpause(privcmd: &Privcmd, domain: DomId) -> Result<()> {
 /// `xc_shadow_control(GET_ALLOCATION)`: the domain's shadow pool in MiB (0 when it does not
 /// run on shadows).
 pub fn shadow_allocation_mib(privcmd: &Privcmd, domain: DomId) -> Result<u32> {
-    let payload = ShadowOp {
+    let payload = xen_domctl_shadow_op {
         op: SHADOW_OP_GET_ALLOCATION,
-        ..ShadowOp::default()
+        ..xen_domctl_shadow_op::default()
     };
     let domctl = domctl::call(
         privcmd,
         "XEN_DOMCTL_shadow_op(GET_ALLOCATION)",
         Domctl::new(DOMCTL_SHADOW_OP, domain, &payload),
     )?;
-    Ok(domctl.payload::<ShadowOp>().mb)
+    Ok(domctl.payload::<xen_domctl_shadow_op>().mb)
 }
 
 /// `xc_shadow_control(ENABLE_LOGDIRTY)`: puts the domain on shadow page tables that track
@@ -339,9 +310,9 @@ pub fn log_dirty_disable(privcmd: &Privcmd, domain: DomId) -> Result<()> {
 }
 
 fn shadow_op(privcmd: &Privcmd, domain: DomId, op: u32, name: &str) -> Result<()> {
-    let payload = ShadowOp {
+    let payload = xen_domctl_shadow_op {
         op,
-        ..ShadowOp::default()
+        ..xen_domctl_shadow_op::default()
     };
     domctl::call(
         privcmd,
@@ -497,7 +468,6 @@ impl Drop for ForeignMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::mem::{offset_of, size_of};
 
     #[test]
     fn enable_refusal_says_which_guests_are_monitored() {
@@ -538,22 +508,5 @@ mod tests {
         let error = DomainInfo::decode(DomId(5), 7, 0).unwrap_err();
         assert_eq!(error.errno, Some(Errno::ESRCH));
         assert!(error.reason.contains("the next one is 7"), "{error}");
-    }
-
-    #[test]
-    fn layouts_match_xen_4_17() {
-        // xen/include/public/domctl.h: the union starts at offset 16 of struct xen_domctl.
-        assert_eq!(size_of::<VmEventOp>(), 12);
-        assert_eq!(offset_of!(VmEventOp, port), 8);
-        assert_eq!(size_of::<ShadowOp>(), 40);
-        assert_eq!(offset_of!(ShadowOp, mb), 8);
-        assert_eq!(offset_of!(ShadowOp, dirty_bitmap), 16);
-        assert_eq!(offset_of!(ShadowOp, pages), 24);
-        assert_eq!(offset_of!(ShadowOp, stats), 32);
-        // struct xen_domctl_monitor_op: op, event, then a union of at most 16 bytes (the
-        // mov_to_msr and mov_to_cr members: u32 + u8 + pad, u8 x3 + pad + u64).
-        assert_eq!(size_of::<MonitorOp>(), 24);
-        assert_eq!(offset_of!(MonitorOp, event), 4);
-        assert_eq!(offset_of!(MonitorOp, union), 8);
     }
 }

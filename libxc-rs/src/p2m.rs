@@ -7,20 +7,17 @@
 //! guest can only make the listener read the guest's own memory. Xen never relies on the
 //! result: it checks every machine frame a listener names.
 
-use std::mem::offset_of;
-
 use crate::error::{Error, Result};
 use crate::frame::{Mfn, Pfn};
 use crate::monitor::ForeignMapping;
 use crate::privcmd::Privcmd;
 use crate::DomId;
 
-/// `offsetof(struct shared_info, arch.max_pfn)` (xen-sys's bindings of public/xen.h).
-const MAX_PFN_OFFSET: usize =
-    offset_of!(xen_sys::shared_info, arch) + offset_of!(xen_sys::arch_shared_info, max_pfn);
+/// `offsetof(struct shared_info, arch.max_pfn)`.
+const MAX_PFN_OFFSET: usize = std::mem::offset_of!(xen_abi::shared_info, arch.max_pfn);
 /// `offsetof(struct shared_info, arch.pfn_to_mfn_frame_list_list)`.
-const FRAME_LIST_LIST_OFFSET: usize = offset_of!(xen_sys::shared_info, arch)
-    + offset_of!(xen_sys::arch_shared_info, pfn_to_mfn_frame_list_list);
+const FRAME_LIST_LIST_OFFSET: usize =
+    std::mem::offset_of!(xen_abi::shared_info, arch.pfn_to_mfn_frame_list_list);
 /// Entries of one list page.
 const PER_PAGE: u64 = 512;
 /// The largest P2M this reader accepts: 64 GiB of guest memory.

@@ -13,16 +13,16 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::error::{Error, Result};
 use crate::ioctl::{privcmd_hypercall, PrivcmdHypercall};
 
-/// Hypercall numbers from `xen/include/public/xen.h`.
+/// Hypercall numbers (`xen/include/public/xen.h`, from [`xen_abi`]).
 pub mod hypercall {
-    /// `#define __HYPERVISOR_memory_op 12`
-    pub const MEMORY_OP: u64 = 12;
-    /// `#define __HYPERVISOR_xen_version 17`
-    pub const XEN_VERSION: u64 = 17;
-    /// `#define __HYPERVISOR_sysctl 35`
-    pub const SYSCTL: u64 = 35;
-    /// `#define __HYPERVISOR_domctl 36`
-    pub const DOMCTL: u64 = 36;
+    /// `__HYPERVISOR_memory_op`
+    pub const MEMORY_OP: u64 = xen_abi::__HYPERVISOR_memory_op as u64;
+    /// `__HYPERVISOR_xen_version`
+    pub const XEN_VERSION: u64 = xen_abi::__HYPERVISOR_xen_version as u64;
+    /// `__HYPERVISOR_sysctl`
+    pub const SYSCTL: u64 = xen_abi::__HYPERVISOR_sysctl as u64;
+    /// `__HYPERVISOR_domctl`
+    pub const DOMCTL: u64 = xen_abi::__HYPERVISOR_domctl as u64;
 }
 
 /// Xen's page size on x86.

@@ -1,45 +1,14 @@
-//! `XEN_SYSCTL_*` (`xen/include/public/sysctl.h`, interface version 0x15 in Xen 4.17): host
+//! `XEN_SYSCTL_*` (`xen/include/public/sysctl.h`, from [`xen_abi`]): host
 //! facts a listener or a test needs.
 
 use crate::error::Result;
-use zerocopy::{FromBytes, Immutable, IntoBytes};
+use xen_abi::{xen_sysctl, xen_sysctl_physinfo};
 
+use crate::abi::member;
 use crate::privcmd::{hypercall, Privcmd};
 
-/// `#define XEN_SYSCTL_INTERFACE_VERSION 0x00000015`
-pub const INTERFACE_VERSION: u32 = 0x15;
-/// `#define XEN_SYSCTL_physinfo 3`
-const PHYSINFO: u32 = 3;
-
-/// `struct xen_sysctl`: command, version, then a 128-byte union.
-#[repr(C)]
-#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
-struct Sysctl {
-    cmd: u32,
-    interface_version: u32,
-    payload: [u64; 16],
-}
-
-/// `struct xen_sysctl_physinfo`, the fields up to `max_mfn`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
-struct RawPhysInfo {
-    threads_per_core: u32,
-    cores_per_socket: u32,
-    nr_cpus: u32,
-    max_cpu_id: u32,
-    nr_nodes: u32,
-    max_node_id: u32,
-    cpu_khz: u32,
-    capabilities: u32,
-    arch_capabilities: u32,
-    pad: u32,
-    total_pages: u64,
-    free_pages: u64,
-    scrub_pages: u64,
-    outstanding_pages: u64,
-    max_mfn: u64,
-}
+/// `XEN_SYSCTL_INTERFACE_VERSION`.
+pub const INTERFACE_VERSION: u32 = xen_abi::XEN_SYSCTL_INTERFACE_VERSION;
 
 /// The host's memory, in 4 KiB pages (`xc_physinfo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +26,10 @@ pub struct PhysInfo {
 /// `xc_physinfo`.
 pub fn physinfo(privcmd: &Privcmd) -> Result<PhysInfo> {
     let mut buffer = privcmd.buffer(1)?;
-    buffer.write(&Sysctl {
-        cmd: PHYSINFO,
+    buffer.write(&xen_sysctl {
+        cmd: xen_abi::XEN_SYSCTL_physinfo,
         interface_version: INTERFACE_VERSION,
-        payload: [0; 16],
+        ..xen_sysctl::default()
     });
     // SAFETY: the one argument is a hypercall buffer holding a whole `struct xen_sysctl`.
     unsafe {
@@ -70,28 +39,11 @@ pub fn physinfo(privcmd: &Privcmd) -> Result<PhysInfo> {
             [buffer.address(), 0, 0, 0, 0],
         )
     }?;
-    let raw: RawPhysInfo = buffer.read_at(8);
+    let raw: xen_sysctl_physinfo = member(&buffer.read::<xen_sysctl>().u);
     Ok(PhysInfo {
         total_pages: raw.total_pages,
         free_pages: raw.free_pages,
         scrub_pages: raw.scrub_pages,
         max_mfn: raw.max_mfn,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::mem::{offset_of, size_of};
-
-    #[test]
-    fn layouts_match_xen_4_17() {
-        assert_eq!(size_of::<Sysctl>(), 136);
-        assert_eq!(offset_of!(Sysctl, payload), 8);
-        assert_eq!(size_of::<RawPhysInfo>(), 80);
-        assert_eq!(offset_of!(RawPhysInfo, pad), 36);
-        assert_eq!(offset_of!(RawPhysInfo, total_pages), 40);
-        assert_eq!(offset_of!(RawPhysInfo, free_pages), 48);
-        assert_eq!(offset_of!(RawPhysInfo, max_mfn), 72);
-    }
 }

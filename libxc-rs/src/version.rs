@@ -3,10 +3,10 @@
 use crate::error::Result;
 use crate::privcmd::{hypercall, Privcmd};
 
-/// `#define XENVER_version 0`
-const XENVER_VERSION: u64 = 0;
-/// `#define XENVER_extraversion 1`
-const XENVER_EXTRAVERSION: u64 = 1;
+const XENVER_VERSION: u64 = xen_abi::XENVER_version as u64;
+const XENVER_EXTRAVERSION: u64 = xen_abi::XENVER_extraversion as u64;
+/// `xen_extraversion_t`: a `char[16]`.
+type ExtraVersion = [u8; std::mem::size_of::<xen_abi::xen_extraversion_t>()];
 
 /// The running Xen's version, e.g. `4.17.5-pv-memaccess` (`xc_version`).
 pub fn xen_version(privcmd: &Privcmd) -> Result<String> {
@@ -19,7 +19,7 @@ pub fn xen_version(privcmd: &Privcmd) -> Result<String> {
         )
     }?;
     let mut buffer = privcmd.buffer(1)?;
-    buffer.write(&[0u8; 16]);
+    buffer.write(&ExtraVersion::default());
     // SAFETY: XENVER_extraversion writes a char[16] into the hypercall buffer.
     unsafe {
         privcmd.hypercall(
@@ -28,7 +28,7 @@ pub fn xen_version(privcmd: &Privcmd) -> Result<String> {
             [XENVER_EXTRAVERSION, buffer.address(), 0, 0, 0],
         )
     }?;
-    let extra: [u8; 16] = buffer.read();
+    let extra: ExtraVersion = buffer.read();
     let end = extra
         .iter()
         .position(|&byte| byte == 0)

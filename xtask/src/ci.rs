@@ -39,6 +39,13 @@ pub fn run() -> Result<ExitCode> {
     phase.finish();
 
     let phase = Phase::start(
+        "codegen-check",
+        "xen-abi's bindings are what the patched Xen's headers give",
+    );
+    crate::codegen::run(&crate::codegen::Options { check: true })?;
+    phase.finish();
+
+    let phase = Phase::start(
         "check-hv-object",
         "the Rust module's object keeps Xen's rules",
     );

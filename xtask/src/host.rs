@@ -35,6 +35,7 @@ const HOST_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "liblzma-dev",
     "acpica-tools", // iasl
+    "libclang-dev", // bindgen, for xen-abi's bindings (cargo xtask codegen)
 ];
 
 /// The target the test guest (and later the hypervisor module) is built for.

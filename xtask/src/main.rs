@@ -8,6 +8,7 @@
 mod agent;
 mod bench;
 mod ci;
+mod codegen;
 mod debian;
 mod dom0_image;
 mod e2e;
@@ -55,6 +56,9 @@ enum Command {
         /// An object to check instead of building the module.
         object: Option<PathBuf>,
     },
+    /// Generate Xen's ABI bindings (xen-abi/src/generated.rs) from the patched tree's headers;
+    /// `--check` fails if the committed file differs (`ci` runs it).
+    Codegen(codegen::Options),
     /// Build the hypervisor without HVM (PV mem_access needs none of it); `ci` runs it too.
     BuildXenWithoutHvm,
     /// Internal: the init process of the nested dom0 (never run this on the host).
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Vm(args) => vm::run(args.script, &args.add, args.timeout),
         Command::Ci => ci::run(),
         Command::CheckHvObject { object } => hv_module::check_command(object.as_deref()),
+        Command::Codegen(options) => codegen::run(&options),
         Command::BuildXenWithoutHvm => ci::build_xen_without_hvm().map(|()| ExitCode::SUCCESS),
         Command::Dom0Agent => agent::run(),
     };

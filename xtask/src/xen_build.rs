@@ -104,13 +104,11 @@ pub fn build(
 ) -> Result<XenImage> {
     let dir = layout.cache().join(variant.dir);
     let fragment = variant.fragment;
-    let tree = dir.join("tree");
+    let tree = source_tree(&dir);
     let image = XenImage {
         multiboot_elf: dir.join("xen.elf"),
     };
-    let series = read_series(&layout.patches())?;
-
-    let source_key = source_key(&series)?;
+    let source_key = source_key(&read_series(&layout.patches())?)?;
     let object =
         std::fs::read(rust_object).with_context(|| format!("reading {}", rust_object.display()))?;
     let mut build_key = Sha256::new();
@@ -125,36 +123,7 @@ pub fn build(
         return Ok(image);
     }
 
-    let source_stamp = dir.join("source.key");
-    if std::fs::read_to_string(&source_stamp).ok().as_deref() != Some(source_key.as_str())
-        || !tree.exists()
-    {
-        // One download for every variant.
-        let dsc = download_source(sh, &layout.xen().join("download"))?;
-        let staging = dir.join("staging");
-        // dpkg-source puts the upstream tarballs next to the tree it unpacks.
-        std::fs::create_dir_all(&dir)?;
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)?;
-        }
-        step(&format!(
-            "unpacking xen {XEN_DEB_VERSION} with Debian's patches"
-        ));
-        quietly(cmd!(sh, "dpkg-source -q -x {dsc} {staging}"))
-            .context("dpkg-source could not unpack Xen's source package")?;
-        for patch in &series {
-            apply_patch(sh, &staging, patch)?;
-        }
-        let changed = sync_tree(&staging, &tree)?;
-        step(&format!(
-            "{} patches applied; {changed} files changed in the build tree",
-            series.len()
-        ));
-        std::fs::remove_dir_all(&staging)?;
-        std::fs::write(&source_stamp, &source_key)?;
-        let _ = std::fs::remove_file(dir.join("config.key"));
-    }
-
+    prepare_source(sh, layout, &dir)?;
     configure(sh, &tree, &dir.join("config.key"), fragment)?;
     // Only a changed object is copied, so make relinks only when the module changed.
     let in_tree = tree.join(RUST_OBJECT_IN_TREE);
@@ -195,6 +164,66 @@ pub fn build(
     std::fs::copy(tree.join("xen/xen"), &image.multiboot_elf)?;
     std::fs::write(&built_stamp, &build_key)?;
     Ok(image)
+}
+
+/// The source tree of the build directory `dir` (under `target/xtask/`).
+pub fn source_tree(dir: &Path) -> PathBuf {
+    dir.join("tree")
+}
+
+/// Prepares the patched source tree of the build directory `dir` ([`source_tree`]):
+/// Debian's source package at the pinned version, Debian's patches, then our series,
+/// staged and synced into the tree (only changed files touched), and nothing built. Does
+/// nothing when the tree already holds these sources. `cargo xtask codegen` reads Xen's
+/// public headers from it.
+pub fn prepare_source(sh: &Shell, layout: &Layout, dir: &Path) -> Result<PathBuf> {
+    let tree = source_tree(dir);
+    let series = read_series(&layout.patches())?;
+    let source_key = source_key(&series)?;
+    let source_stamp = dir.join("source.key");
+    if std::fs::read_to_string(&source_stamp).ok().as_deref() == Some(source_key.as_str())
+        && tree.exists()
+    {
+        return Ok(tree);
+    }
+    // One download for every variant.
+    let dsc = download_source(sh, &layout.xen().join("download"))?;
+    let staging = dir.join("staging");
+    // dpkg-source puts the upstream tarballs next to the tree it unpacks.
+    std::fs::create_dir_all(dir)?;
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    step(&format!(
+        "unpacking xen {XEN_DEB_VERSION} with Debian's patches"
+    ));
+    quietly(cmd!(sh, "dpkg-source -q -x {dsc} {staging}"))
+        .context("dpkg-source could not unpack Xen's source package")?;
+    for patch in &series {
+        apply_patch(sh, &staging, patch)?;
+    }
+    let changed = sync_tree(&staging, &tree)?;
+    step(&format!(
+        "{} patches applied; {changed} files changed in the source tree",
+        series.len()
+    ));
+    std::fs::remove_dir_all(&staging)?;
+    std::fs::write(&source_stamp, &source_key)?;
+    // The sources changed: the configuration is made again.
+    let _ = std::fs::remove_file(dir.join("config.key"));
+    Ok(tree)
+}
+
+/// A short digest of our series (patch names and contents, in order), for the generated
+/// bindings' provenance.
+pub fn series_digest(layout: &Layout) -> Result<String> {
+    let mut hash = Sha256::new();
+    for patch in read_series(&layout.patches())? {
+        hash.update(patch.file_name().unwrap_or_default().as_encoded_bytes());
+        hash.update(b"\n");
+        hash.update(std::fs::read(&patch)?);
+    }
+    Ok(hex(&hash.finalize())[..16].to_string())
 }
 
 /// The patch files named by `series`, in order (quilt's format: one name a line, `#` starts a
