@@ -250,6 +250,60 @@ pub const __HYPERVISOR_arch_4: u32 = 52;
 pub const __HYPERVISOR_arch_5: u32 = 53;
 pub const __HYPERVISOR_arch_6: u32 = 54;
 pub const __HYPERVISOR_arch_7: u32 = 55;
+pub const UVMF_NONE: u32 = 0;
+pub const UVMF_TLB_FLUSH: u32 = 1;
+pub const UVMF_INVLPG: u32 = 2;
+pub const UVMF_FLUSHTYPE_MASK: u32 = 3;
+pub const UVMF_MULTI: u32 = 0;
+pub const UVMF_LOCAL: u32 = 0;
+pub const UVMF_ALL: u32 = 4;
+pub const DOMID_FIRST_RESERVED: u32 = 32752;
+pub const DOMID_SELF: u32 = 32752;
+pub const DOMID_IO: u32 = 32753;
+pub const DOMID_XEN: u32 = 32754;
+pub const DOMID_COW: u32 = 32755;
+pub const DOMID_INVALID: u32 = 32756;
+pub const DOMID_IDLE: u32 = 32767;
+pub const DOMID_MASK: u32 = 32767;
+pub const GNTTABOP_map_grant_ref: u32 = 0;
+pub const GNTTABOP_unmap_grant_ref: u32 = 1;
+pub const GNTTABOP_setup_table: u32 = 2;
+pub const GNTTABOP_dump_table: u32 = 3;
+pub const GNTTABOP_transfer: u32 = 4;
+pub const GNTTABOP_copy: u32 = 5;
+pub const GNTTABOP_query_size: u32 = 6;
+pub const GNTTABOP_unmap_and_replace: u32 = 7;
+pub const GNTTABOP_set_version: u32 = 8;
+pub const GNTTABOP_get_status_frames: u32 = 9;
+pub const GNTTABOP_get_version: u32 = 10;
+pub const GNTTABOP_swap_grant_ref: u32 = 11;
+pub const GNTTABOP_cache_flush: u32 = 12;
+pub const _GNTMAP_device_map: u32 = 0;
+pub const GNTMAP_device_map: u32 = 1;
+pub const _GNTMAP_host_map: u32 = 1;
+pub const GNTMAP_host_map: u32 = 2;
+pub const _GNTMAP_readonly: u32 = 2;
+pub const GNTMAP_readonly: u32 = 4;
+pub const _GNTMAP_application_map: u32 = 3;
+pub const GNTMAP_application_map: u32 = 8;
+pub const _GNTMAP_contains_pte: u32 = 4;
+pub const GNTMAP_contains_pte: u32 = 16;
+pub const _GNTMAP_guest_avail0: u32 = 16;
+pub const GNTMAP_guest_avail_mask: u32 = 4294901760;
+pub const GNTST_okay: u32 = 0;
+pub const GNTST_general_error: i32 = -1;
+pub const GNTST_bad_domain: i32 = -2;
+pub const GNTST_bad_gntref: i32 = -3;
+pub const GNTST_bad_handle: i32 = -4;
+pub const GNTST_bad_virt_addr: i32 = -5;
+pub const GNTST_bad_dev_addr: i32 = -6;
+pub const GNTST_no_device_space: i32 = -7;
+pub const GNTST_permission_denied: i32 = -8;
+pub const GNTST_bad_page: i32 = -9;
+pub const GNTST_bad_copy_arg: i32 = -10;
+pub const GNTST_address_too_big: i32 = -11;
+pub const GNTST_eagain: i32 = -12;
+pub const GNTST_no_space: i32 = -13;
 pub const XENMEM_increase_reservation: u32 = 0;
 pub const XENMEM_decrease_reservation: u32 = 1;
 pub const XENMEM_populate_physmap: u32 = 6;
@@ -294,6 +348,7 @@ pub const XENMEM_sharing_op_fork: u32 = 9;
 pub const XENMEM_sharing_op_fork_reset: u32 = 10;
 pub const XENMEM_SHARING_OP_S_HANDLE_INVALID: i32 = -10;
 pub const XENMEM_SHARING_OP_C_HANDLE_INVALID: i32 = -9;
+pub const XENMEM_SHARING_OP_FIELD_IS_GREF_FLAG: u64 = 4611686018427387904;
 pub const XENMEM_FORK_WITH_IOMMU_ALLOWED: u32 = 1;
 pub const XENMEM_FORK_BLOCK_INTERRUPTS: u32 = 2;
 pub const XENMEM_FORK_RESET_STATE: u32 = 4;
@@ -393,6 +448,7 @@ pub const XEN_DOMCTL_MEM_CACHEATTR_WT: u32 = 4;
 pub const XEN_DOMCTL_MEM_CACHEATTR_WP: u32 = 5;
 pub const XEN_DOMCTL_MEM_CACHEATTR_WB: u32 = 6;
 pub const XEN_DOMCTL_MEM_CACHEATTR_UCM: u32 = 7;
+pub const XEN_DOMCTL_DELETE_MEM_CACHEATTR: u32 = 4294967295;
 pub const XEN_DOMCTL_DEBUG_OP_SINGLE_STEP_OFF: u32 = 0;
 pub const XEN_DOMCTL_DEBUG_OP_SINGLE_STEP_ON: u32 = 1;
 pub const XEN_VM_EVENT_ENABLE: u32 = 0;
@@ -2347,6 +2403,91 @@ impl Default for xenctl_bitmap {
     }
 }
 pub type evtchn_port_t = u32;
+pub type grant_ref_t = u32;
+pub type grant_handle_t = u32;
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
+#[derive(
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout
+)]
+pub struct gnttab_map_grant_ref {
+    pub host_addr: u64,
+    pub flags: u32,
+    pub ref_: grant_ref_t,
+    pub dom: domid_t,
+    pub status: i16,
+    pub handle: grant_handle_t,
+    pub dev_bus_addr: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of gnttab_map_grant_ref",
+    ][::core::mem::size_of::<gnttab_map_grant_ref>() - 32usize];
+    [
+        "Alignment of gnttab_map_grant_ref",
+    ][::core::mem::align_of::<gnttab_map_grant_ref>() - 8usize];
+    [
+        "Offset of field: gnttab_map_grant_ref::host_addr",
+    ][::core::mem::offset_of!(gnttab_map_grant_ref, host_addr) - 0usize];
+    [
+        "Offset of field: gnttab_map_grant_ref::flags",
+    ][::core::mem::offset_of!(gnttab_map_grant_ref, flags) - 8usize];
+    [
+        "Offset of field: gnttab_map_grant_ref::ref_",
+    ][::core::mem::offset_of!(gnttab_map_grant_ref, ref_) - 12usize];
+    [
+        "Offset of field: gnttab_map_grant_ref::dom",
+    ][::core::mem::offset_of!(gnttab_map_grant_ref, dom) - 16usize];
+    [
+        "Offset of field: gnttab_map_grant_ref::status",
+    ][::core::mem::offset_of!(gnttab_map_grant_ref, status) - 18usize];
+    [
+        "Offset of field: gnttab_map_grant_ref::handle",
+    ][::core::mem::offset_of!(gnttab_map_grant_ref, handle) - 20usize];
+    [
+        "Offset of field: gnttab_map_grant_ref::dev_bus_addr",
+    ][::core::mem::offset_of!(gnttab_map_grant_ref, dev_bus_addr) - 24usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
+#[derive(
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout
+)]
+pub struct gnttab_unmap_grant_ref {
+    pub host_addr: u64,
+    pub dev_bus_addr: u64,
+    pub handle: grant_handle_t,
+    pub status: i16,
+    pub __bindgen_padding_0: [u8; 2usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of gnttab_unmap_grant_ref",
+    ][::core::mem::size_of::<gnttab_unmap_grant_ref>() - 24usize];
+    [
+        "Alignment of gnttab_unmap_grant_ref",
+    ][::core::mem::align_of::<gnttab_unmap_grant_ref>() - 8usize];
+    [
+        "Offset of field: gnttab_unmap_grant_ref::host_addr",
+    ][::core::mem::offset_of!(gnttab_unmap_grant_ref, host_addr) - 0usize];
+    [
+        "Offset of field: gnttab_unmap_grant_ref::dev_bus_addr",
+    ][::core::mem::offset_of!(gnttab_unmap_grant_ref, dev_bus_addr) - 8usize];
+    [
+        "Offset of field: gnttab_unmap_grant_ref::handle",
+    ][::core::mem::offset_of!(gnttab_unmap_grant_ref, handle) - 16usize];
+    [
+        "Offset of field: gnttab_unmap_grant_ref::status",
+    ][::core::mem::offset_of!(gnttab_unmap_grant_ref, status) - 20usize];
+};
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
 #[derive(
@@ -10435,3 +10576,106 @@ const _: () = {
         - 0usize];
 };
 pub type xen_extraversion_t = [core::ffi::c_char; 16usize];
+pub type XENCONS_RING_IDX = u32;
+#[repr(C)]
+#[derive(Debug, Copy, Clone, PartialEq, Eq)]
+#[derive(
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout
+)]
+pub struct xencons_interface {
+    pub in_: [core::ffi::c_char; 1024usize],
+    pub out: [core::ffi::c_char; 2048usize],
+    pub in_cons: XENCONS_RING_IDX,
+    pub in_prod: XENCONS_RING_IDX,
+    pub out_cons: XENCONS_RING_IDX,
+    pub out_prod: XENCONS_RING_IDX,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of xencons_interface",
+    ][::core::mem::size_of::<xencons_interface>() - 3088usize];
+    [
+        "Alignment of xencons_interface",
+    ][::core::mem::align_of::<xencons_interface>() - 4usize];
+    [
+        "Offset of field: xencons_interface::in_",
+    ][::core::mem::offset_of!(xencons_interface, in_) - 0usize];
+    [
+        "Offset of field: xencons_interface::out",
+    ][::core::mem::offset_of!(xencons_interface, out) - 1024usize];
+    [
+        "Offset of field: xencons_interface::in_cons",
+    ][::core::mem::offset_of!(xencons_interface, in_cons) - 3072usize];
+    [
+        "Offset of field: xencons_interface::in_prod",
+    ][::core::mem::offset_of!(xencons_interface, in_prod) - 3076usize];
+    [
+        "Offset of field: xencons_interface::out_cons",
+    ][::core::mem::offset_of!(xencons_interface, out_cons) - 3080usize];
+    [
+        "Offset of field: xencons_interface::out_prod",
+    ][::core::mem::offset_of!(xencons_interface, out_prod) - 3084usize];
+};
+impl Default for xencons_interface {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+pub const XEN_EPERM: xen_errno = 1;
+pub const XEN_ENOENT: xen_errno = 2;
+pub const XEN_ESRCH: xen_errno = 3;
+pub const XEN_EIO: xen_errno = 5;
+pub const XEN_ENXIO: xen_errno = 6;
+pub const XEN_E2BIG: xen_errno = 7;
+pub const XEN_ENOEXEC: xen_errno = 8;
+pub const XEN_EBADF: xen_errno = 9;
+pub const XEN_ECHILD: xen_errno = 10;
+pub const XEN_EAGAIN: xen_errno = 11;
+pub const XEN_EWOULDBLOCK: xen_errno = 11;
+pub const XEN_ENOMEM: xen_errno = 12;
+pub const XEN_EACCES: xen_errno = 13;
+pub const XEN_EFAULT: xen_errno = 14;
+pub const XEN_EBUSY: xen_errno = 16;
+pub const XEN_EEXIST: xen_errno = 17;
+pub const XEN_EXDEV: xen_errno = 18;
+pub const XEN_ENODEV: xen_errno = 19;
+pub const XEN_ENOTDIR: xen_errno = 20;
+pub const XEN_EISDIR: xen_errno = 21;
+pub const XEN_EINVAL: xen_errno = 22;
+pub const XEN_ENFILE: xen_errno = 23;
+pub const XEN_EMFILE: xen_errno = 24;
+pub const XEN_ENOSPC: xen_errno = 28;
+pub const XEN_EROFS: xen_errno = 30;
+pub const XEN_EMLINK: xen_errno = 31;
+pub const XEN_EDOM: xen_errno = 33;
+pub const XEN_ERANGE: xen_errno = 34;
+pub const XEN_EDEADLK: xen_errno = 35;
+pub const XEN_EDEADLOCK: xen_errno = 35;
+pub const XEN_ENAMETOOLONG: xen_errno = 36;
+pub const XEN_ENOLCK: xen_errno = 37;
+pub const XEN_ENOSYS: xen_errno = 38;
+pub const XEN_ENOTEMPTY: xen_errno = 39;
+pub const XEN_ENODATA: xen_errno = 61;
+pub const XEN_ETIME: xen_errno = 62;
+pub const XEN_EBADMSG: xen_errno = 74;
+pub const XEN_EOVERFLOW: xen_errno = 75;
+pub const XEN_EILSEQ: xen_errno = 84;
+pub const XEN_ENOTSOCK: xen_errno = 88;
+pub const XEN_EMSGSIZE: xen_errno = 90;
+pub const XEN_EOPNOTSUPP: xen_errno = 95;
+pub const XEN_EADDRINUSE: xen_errno = 98;
+pub const XEN_EADDRNOTAVAIL: xen_errno = 99;
+pub const XEN_ENOBUFS: xen_errno = 105;
+pub const XEN_EISCONN: xen_errno = 106;
+pub const XEN_ENOTCONN: xen_errno = 107;
+pub const XEN_ETIMEDOUT: xen_errno = 110;
+pub const XEN_ECONNREFUSED: xen_errno = 111;
+pub type xen_errno = core::ffi::c_uint;

@@ -3,14 +3,17 @@
 //! (so `XENMEM_access_op_mfn`, `MEM_ACCESS_GFN_IS_MFN`, `XEN_VM_EVENT_ATTACH`, ...).
 //!
 //! [`generated.rs`](generated) is bindgen's output over `public/domctl.h`, `sysctl.h`,
-//! `vm_event.h`, `memory.h`, `vcpu.h` and `version.h`, committed: `cargo xtask codegen`
+//! `vm_event.h`, `memory.h`, `vcpu.h`, `version.h`, `xen.h`, `grant_table.h`,
+//! `io/console.h` and `errno.h`, committed: `cargo xtask codegen`
 //! writes it again from the patched tree, `cargo xtask codegen --check` (a phase of
 //! `cargo xtask ci`) fails when it differs. Nobody edits it.
 //!
 //! What the generator (`ci/xen-abi-gen`) makes of the headers:
 //! - every `#define` number of the families the project uses (`XEN_DOMCTL_*`,
 //!   `XEN_SYSCTL_*`, `XENMEM_*`, `VM_EVENT_*`, `MEM_ACCESS_*`, `VCPUOP_*`, `XENVER_*`,
-//!   `__HYPERVISOR_*`, ...), and the structs the domctl and sysctl envelopes, vm_event's
+//!   `__HYPERVISOR_*`, `GNTTABOP_*`, `GNTMAP_*`, `GNTST_*`, ...), those built with
+//!   `xen_mk_ulong`/`xen_mk_uint` too (`UVMF_*`, `DOMID_*`: clang evaluates them), and
+//!   `errno.h`'s values (`XEN_EPERM`, ...), and the structs the domctl and sysctl envelopes, vm_event's
 //!   request, response and ring, and the memory operations hold;
 //! - each struct's size, alignment and field offsets asserted at compile time (bindgen's
 //!   layout tests), so the crate does not build where Rust would lay a struct out other
@@ -62,6 +65,19 @@ mod tests {
             super::XENMEM_resource_vm_event_ring,
             super::XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS,
         );
+    }
+
+    #[test]
+    fn macros_cexpr_cannot_evaluate_are_there() {
+        // `xen_mk_ulong`/`xen_mk_uint` in `xen.h`, an enum in `errno.h`.
+        assert_eq!(super::UVMF_INVLPG, 2);
+        assert_eq!(super::UVMF_LOCAL, 0);
+        assert_eq!(
+            (super::DOMID_SELF, super::DOMID_XEN, super::DOMID_INVALID),
+            (0x7FF0, 0x7FF2, 0x7FF4)
+        );
+        assert_eq!((super::XEN_EPERM, super::XEN_ETIMEDOUT), (1, 110));
+        assert_eq!(super::GNTMAP_host_map, 1 << super::_GNTMAP_host_map);
     }
 
     #[test]
