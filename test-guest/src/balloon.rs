@@ -35,25 +35,23 @@
 use crate::frames::{Mfn, Pfn};
 use crate::hypercall::{
     self, DomId, Hypercall, HypercallNr, Hypervisor, MmuUpdate, XenError, XenMemoryReservation,
-    UVMF_INVLPG, XENMEM_DECREASE_RESERVATION, XENMEM_POPULATE_PHYSMAP,
+    UVMF_INVLPG,
 };
 use crate::pagewalk;
 use crate::text::Sink;
+use xen_abi::{XENMEM_decrease_reservation, XENMEM_populate_physmap};
 
 /// The most pages one [`run`] exchanges.
 pub const MAX_PAGES: usize = 4;
 
-impl XenMemoryReservation {
-    /// Single pages of the caller, the list at `list` with `len` entries.
-    fn own_pages(list: u64, len: usize) -> Self {
-        Self {
-            extent_start: list,
-            nr_extents: len as u64,
-            extent_order: 0,
-            mem_flags: 0,
-            domid: DomId::SELF.0,
-            pad: [0; 3],
-        }
+/// Single pages of the caller (order 0, no flags, `DOMID_SELF`), the list at `list` with
+/// `len` entries.
+fn own_pages(list: u64, len: usize) -> XenMemoryReservation {
+    XenMemoryReservation {
+        extent_start: xen_abi::__guest_handle_xen_pfn_t { p: list },
+        nr_extents: len as u64,
+        domid: DomId::SELF.0,
+        ..XenMemoryReservation::default()
     }
 }
 
@@ -87,10 +85,10 @@ pub unsafe fn decrease_reservation<H: Hypervisor + ?Sized>(
     hv: &H,
     mfns: &[u64],
 ) -> Result<u64, XenError> {
-    let reservation = XenMemoryReservation::own_pages(mfns.as_ptr() as u64, mfns.len());
+    let reservation = own_pages(mfns.as_ptr() as u64, mfns.len());
     // SAFETY: the list is `mfns`, live for the call (Xen only reads it for a
     // decrease); the frames are unused (this fn's contract).
-    unsafe { memory_op(hv, XENMEM_DECREASE_RESERVATION, &reservation) }
+    unsafe { memory_op(hv, XENMEM_decrease_reservation.into(), &reservation) }
 }
 
 /// `XENMEM_populate_physmap` of the pfns in `frames` (order 0, `DOMID_SELF`): for a PV
@@ -100,10 +98,10 @@ pub fn populate_physmap<H: Hypervisor + ?Sized>(
     hv: &H,
     frames: &mut [u64],
 ) -> Result<u64, XenError> {
-    let reservation = XenMemoryReservation::own_pages(frames.as_mut_ptr() as u64, frames.len());
+    let reservation = own_pages(frames.as_mut_ptr() as u64, frames.len());
     // SAFETY: the list is `frames`, live and writable for the call; populating gives
     // the guest frames without touching any mapping.
-    unsafe { memory_op(hv, XENMEM_POPULATE_PHYSMAP, &reservation) }
+    unsafe { memory_op(hv, XENMEM_populate_physmap.into(), &reservation) }
 }
 
 /// The guest's P2M array, which [`run`] updates.
@@ -157,7 +155,7 @@ pub unsafe fn run<H: Hypervisor + ?Sized, E: Env>(
     }
     for &(pfn, _) in pages {
         // SAFETY: nothing lives in the page (this fn's contract).
-        unsafe { hypercall::update_va_mapping(hv, pfn.to_virt(), 0, UVMF_INVLPG) }
+        unsafe { hypercall::update_va_mapping(hv, pfn.to_virt(), 0, UVMF_INVLPG.into()) }
             .map_err(err("balloon: unmap"))?;
     }
 
@@ -200,7 +198,7 @@ pub unsafe fn run<H: Hypervisor + ?Sized, E: Env>(
         let pte = pagewalk::kernel_rw_pte(Mfn(mfn));
         // SAFETY: maps the new frame where the page was; nothing relies on its contents
         // (this fn's contract).
-        unsafe { hypercall::update_va_mapping(hv, pfn.to_virt(), pte, UVMF_INVLPG) }
+        unsafe { hypercall::update_va_mapping(hv, pfn.to_virt(), pte, UVMF_INVLPG.into()) }
             .map_err(err("balloon: map the new frame"))?;
         report(Exchange {
             pfn,
@@ -225,26 +223,10 @@ pub fn write_balloon(out: &mut (impl Sink + ?Sized), exchange: &Exchange) {
 mod tests {
     use super::*;
     use crate::fake_xen::{FakeXen, Script};
-    use core::mem::offset_of;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
     use std::string::String;
     use std::vec::Vec;
-
-    /// Offsets printed by a C program including Xen 4.17's `memory.h` (x86_64).
-    #[test]
-    fn reservation_layout_matches_memory_h() {
-        assert_eq!(size_of::<XenMemoryReservation>(), 32);
-        assert_eq!(offset_of!(XenMemoryReservation, extent_start), 0);
-        assert_eq!(offset_of!(XenMemoryReservation, nr_extents), 8);
-        assert_eq!(offset_of!(XenMemoryReservation, extent_order), 16);
-        assert_eq!(offset_of!(XenMemoryReservation, mem_flags), 20);
-        assert_eq!(offset_of!(XenMemoryReservation, domid), 24);
-        assert_eq!(
-            (XENMEM_DECREASE_RESERVATION, XENMEM_POPULATE_PHYSMAP),
-            (1, 6)
-        );
-    }
 
     /// Xen for a PV guest: frames owned (at most `max_pages`), a LIFO free list (a
     /// frame given back is the next one handed out), the M2P, mappings by virtual
@@ -269,7 +251,7 @@ mod tests {
             match call.nr {
                 HypercallNr::UPDATE_VA_MAPPING => {
                     let (va, pte) = (call.args[0], call.args[1]);
-                    assert_eq!(call.args[2], UVMF_INVLPG);
+                    assert_eq!(call.args[2], u64::from(UVMF_INVLPG));
                     self.mapped.borrow_mut().insert(va, pte);
                     self.log(format!("map {va:#x} {:#x}", pte >> 12));
                 }
@@ -277,21 +259,21 @@ mod tests {
                     // SAFETY: the wrappers pass a live reservation and list.
                     let r = unsafe { *(call.args[1] as *const XenMemoryReservation) };
                     assert_eq!((r.extent_order, r.mem_flags, r.domid), (0, 0, 0x7FF0));
-                    let list = r.extent_start as *mut u64;
+                    let list = r.extent_start.p as *mut u64;
                     let mut done = 0;
                     for i in 0..r.nr_extents as usize {
                         // SAFETY: as above.
                         let entry = unsafe { list.add(i) };
                         // SAFETY: as above.
                         let value = unsafe { entry.read() };
-                        if call.args[0] == XENMEM_DECREASE_RESERVATION {
+                        if call.args[0] == u64::from(XENMEM_decrease_reservation) {
                             let mut owned = self.owned.borrow_mut();
                             let at = owned.iter().position(|&m| m == value).expect("own frame");
                             owned.remove(at);
                             self.free.borrow_mut().push(value);
                             self.log(format!("free {value:#x}"));
                         } else {
-                            assert_eq!(call.args[0], XENMEM_POPULATE_PHYSMAP);
+                            assert_eq!(call.args[0], u64::from(XENMEM_populate_physmap));
                             if self.owned.borrow().len() >= self.max_pages {
                                 // As Xen: the count so far, not an error.
                                 return done;

@@ -33,38 +33,41 @@
 
 use core::fmt;
 
+use xen_abi::{
+    XENMEM_access_op, XENMEM_acquire_resource, XENMEM_resource_vm_event_ring,
+    XEN_DOMCTL_monitor_op, XEN_DOMCTL_set_access_required, XEN_DOMCTL_vm_event_op,
+    XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES, XEN_DOMCTL_VM_EVENT_OP_MONITOR, XEN_VM_EVENT_ATTACH,
+    XEN_VM_EVENT_DISABLE, XEN_VM_EVENT_ENABLE, XEN_VM_EVENT_GET_VERSION,
+};
+use zerocopy::IntoBytes;
+
 use crate::hypercall::{
     DomId, Domctl, Hypercall, HypercallNr, Hypervisor, MemAccessOp, MemAcquireResource,
-    DOMCTL_INTERFACE_VERSION, DOMCTL_MONITOR_OP, DOMCTL_SET_ACCESS_REQUIRED, DOMCTL_VM_EVENT_OP,
-    MONITOR_OP_GET_CAPABILITIES, VM_EVENT_ATTACH, VM_EVENT_DISABLE, VM_EVENT_ENABLE,
-    VM_EVENT_GET_VERSION, VM_EVENT_MODE_MONITOR, XENMEM_ACCESS_OP, XENMEM_ACQUIRE_RESOURCE,
 };
 use crate::lines::{Line, Words};
 use crate::text::Sink;
 
-/// `#define __HYPERVISOR_domctl 36` (`xen.h`).
+/// `__HYPERVISOR_domctl` (`xen.h`).
 pub const DOMCTL: HypercallNr = HypercallNr::DOMCTL;
-/// `#define DOMID_INVALID xen_mk_uint(0x7FF4)` (`xen.h`).
-pub const DOMID_INVALID: DomId = DomId(0x7FF4);
+/// `DOMID_INVALID` (`xen.h`).
+pub const DOMID_INVALID: DomId = DomId::INVALID;
 /// A domain id no one has.
 pub const NOBODY: DomId = DomId(999);
 /// An address no guest may pass: the start of Xen's own virtual range for 64-bit PV guests
 /// (`__HYPERVISOR_VIRT_START`, `xen_sys`'s `i64`), which Xen's guest-copy checks refuse.
 pub const XEN_ADDRESS: u64 = xen_sys::__HYPERVISOR_VIRT_START as u64;
 
-impl Domctl {
-    /// A domctl `cmd` for `domain` whose union starts with `words`.
-    pub fn new(cmd: u32, domain: DomId, words: &[u32]) -> Self {
-        let mut payload = [0; 32];
-        payload[..words.len()].copy_from_slice(words);
-        Self {
-            cmd,
-            interface_version: DOMCTL_INTERFACE_VERSION,
-            domain: domain.0,
-            pad: [0; 3],
-            payload,
-        }
-    }
+/// A domctl `cmd` for `domain` (this interface version) whose union starts with `words`.
+pub fn domctl_op(cmd: u32, domain: DomId, words: &[u32]) -> Domctl {
+    let mut op = Domctl {
+        cmd,
+        interface_version: xen_abi::XEN_DOMCTL_INTERFACE_VERSION,
+        domain: domain.0,
+        ..Domctl::default()
+    };
+    let bytes = words.as_bytes();
+    op.u.as_mut_bytes()[..bytes.len()].copy_from_slice(bytes);
+    op
 }
 
 /// Who a call names.
@@ -262,7 +265,7 @@ fn access_op<H: Hypervisor + ?Sized>(hv: &H, mut op: MemAccessOp) -> i64 {
     raw(
         hv,
         HypercallNr::MEMORY_OP,
-        [XENMEM_ACCESS_OP, op_ptr, 0, 0, 0],
+        [u64::from(XENMEM_access_op), op_ptr, 0, 0, 0],
     )
 }
 
@@ -277,7 +280,13 @@ pub fn make<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, call: Call, target: T
         pfn,
         ..MemAccessOp::default()
     };
-    let vm_event = |op: u32| Domctl::new(DOMCTL_VM_EVENT_OP, domain, &[op, VM_EVENT_MODE_MONITOR]);
+    let vm_event = |op: u32| {
+        domctl_op(
+            XEN_DOMCTL_vm_event_op,
+            domain,
+            &[op, XEN_DOMCTL_VM_EVENT_OP_MONITOR],
+        )
+    };
     match call {
         Call::GetDefault => access_op(hv, access(1, !0, 0, 0)),
         Call::SetDefault => access_op(hv, access(0, !0, 0, 5)),
@@ -286,37 +295,43 @@ pub fn make<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, call: Call, target: T
             let frames = [setup.other_frame];
             let accesses = [0u8];
             let mut op = access(4, 0, 1, 0);
-            op.pfn_list = frames.as_ptr() as u64;
-            op.access_list = accesses.as_ptr() as u64;
+            op.pfn_list.p = frames.as_ptr() as u64;
+            op.access_list.p = accesses.as_ptr() as u64;
             access_op(hv, op)
         }
         Call::AccessOp99 => access_op(hv, access(99, 0, 0, 0)),
-        Call::VmEventEnable => domctl(hv, vm_event(VM_EVENT_ENABLE)),
-        Call::VmEventDisable => domctl(hv, vm_event(VM_EVENT_DISABLE)),
-        Call::VmEventAttach => domctl(hv, vm_event(VM_EVENT_ATTACH)),
-        Call::VmEventVersion => domctl(hv, vm_event(VM_EVENT_GET_VERSION)),
+        Call::VmEventEnable => domctl(hv, vm_event(XEN_VM_EVENT_ENABLE)),
+        Call::VmEventDisable => domctl(hv, vm_event(XEN_VM_EVENT_DISABLE)),
+        Call::VmEventAttach => domctl(hv, vm_event(XEN_VM_EVENT_ATTACH)),
+        Call::VmEventVersion => domctl(hv, vm_event(XEN_VM_EVENT_GET_VERSION)),
         Call::MonitorCapabilities => domctl(
             hv,
-            Domctl::new(DOMCTL_MONITOR_OP, domain, &[MONITOR_OP_GET_CAPABILITIES]),
+            domctl_op(
+                XEN_DOMCTL_monitor_op,
+                domain,
+                &[XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES],
+            ),
         ),
         Call::SetAccessRequired => {
-            domctl(hv, Domctl::new(DOMCTL_SET_ACCESS_REQUIRED, domain, &[0]))
+            domctl(hv, domctl_op(XEN_DOMCTL_set_access_required, domain, &[0]))
         }
         Call::AcquireRing => {
             let mut frames = [0u64; 1];
             let mut request = MemAcquireResource {
                 domid: domain.0,
-                kind: 4,
-                id: VM_EVENT_MODE_MONITOR,
+                type_: XENMEM_resource_vm_event_ring as u16,
+                id: XEN_DOMCTL_VM_EVENT_OP_MONITOR,
                 nr_frames: 1,
-                frame_list: frames.as_mut_ptr() as u64,
+                frame_list: xen_abi::__guest_handle_xen_pfn_t {
+                    p: frames.as_mut_ptr() as u64,
+                },
                 ..MemAcquireResource::default()
             };
             let request_ptr = core::ptr::from_mut(&mut request) as u64;
             raw(
                 hv,
                 HypercallNr::MEMORY_OP,
-                [XENMEM_ACQUIRE_RESOURCE, request_ptr, 0, 0, 0],
+                [u64::from(XENMEM_acquire_resource), request_ptr, 0, 0, 0],
             )
         }
     }
@@ -326,7 +341,11 @@ pub fn make<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, call: Call, target: T
 pub fn make_extra<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, extra: Extra) -> i64 {
     match extra {
         Extra::DomctlOldVersion => {
-            let mut op = Domctl::new(DOMCTL_VM_EVENT_OP, setup.other, &[VM_EVENT_ENABLE, 2]);
+            let mut op = domctl_op(
+                XEN_DOMCTL_vm_event_op,
+                setup.other,
+                &[XEN_VM_EVENT_ENABLE, 2],
+            );
             op.interface_version = 0x14;
             domctl(hv, op)
         }
@@ -334,24 +353,28 @@ pub fn make_extra<H: Hypervisor + ?Sized>(hv: &H, setup: &Setup, extra: Extra) -
         Extra::AccessOpBadPointer => raw(
             hv,
             HypercallNr::MEMORY_OP,
-            [XENMEM_ACCESS_OP, XEN_ADDRESS, 0, 0, 0],
+            [u64::from(XENMEM_access_op), XEN_ADDRESS, 0, 0, 0],
         ),
         Extra::AcquireBadPointer => raw(
             hv,
             HypercallNr::MEMORY_OP,
-            [XENMEM_ACQUIRE_RESOURCE, XEN_ADDRESS, 0, 0, 0],
+            [u64::from(XENMEM_acquire_resource), XEN_ADDRESS, 0, 0, 0],
         ),
         Extra::VersionDomidInvalid => domctl(
             hv,
-            Domctl::new(
-                DOMCTL_VM_EVENT_OP,
+            domctl_op(
+                XEN_DOMCTL_vm_event_op,
                 DOMID_INVALID,
-                &[VM_EVENT_GET_VERSION, 2],
+                &[XEN_VM_EVENT_GET_VERSION, 2],
             ),
         ),
         Extra::EnableDomidInvalid => domctl(
             hv,
-            Domctl::new(DOMCTL_VM_EVENT_OP, DOMID_INVALID, &[VM_EVENT_ENABLE, 2]),
+            domctl_op(
+                XEN_DOMCTL_vm_event_op,
+                DOMID_INVALID,
+                &[XEN_VM_EVENT_ENABLE, 2],
+            ),
         ),
     }
 }
@@ -439,7 +462,7 @@ mod tests {
     use super::*;
     use crate::fake_xen::{FakeXen, Script};
     use core::cell::RefCell;
-    use core::mem::{offset_of, size_of};
+    use core::mem::size_of;
 
     /// A fake Xen that refuses every call (`-1`) and keeps, per call, the bytes of its
     /// argument structure, read as Xen would, in `seen`.
@@ -463,22 +486,6 @@ mod tests {
 
     fn setup() -> Setup {
         Setup::from_go_page([0x4f47, 7, 6, 0x4_1a00]).unwrap()
-    }
-
-    #[test]
-    fn layouts_match_xen_headers() {
-        // offsetof/sizeof from gcc with Xen 4.17's memory.h and domctl.h.
-        assert_eq!(size_of::<MemAccessOp>(), 32);
-        assert_eq!(offset_of!(MemAccessOp, domid), 2);
-        assert_eq!(offset_of!(MemAccessOp, pfn), 8);
-        assert_eq!(offset_of!(MemAccessOp, access_list), 24);
-        assert_eq!(size_of::<Domctl>(), 144);
-        assert_eq!(offset_of!(Domctl, domain), 8);
-        assert_eq!(offset_of!(Domctl, payload), 16);
-        assert_eq!(size_of::<MemAcquireResource>(), 32);
-        assert_eq!(offset_of!(MemAcquireResource, frame), 16);
-        assert_eq!(offset_of!(MemAcquireResource, frame_list), 24);
-        assert_eq!(DOMCTL.get(), 36);
     }
 
     #[test]
@@ -509,7 +516,7 @@ mod tests {
         // get-default against own id: access op 1, domid 7, pfn ~0.
         let (call, bytes) = &calls[0];
         assert_eq!(call.nr, HypercallNr::MEMORY_OP);
-        assert_eq!(call.args[0], XENMEM_ACCESS_OP);
+        assert_eq!(call.args[0], u64::from(XENMEM_access_op));
         assert_eq!(bytes[0], 1);
         assert_eq!(u16::from_le_bytes([bytes[2], bytes[3]]), 7);
         assert_eq!(&bytes[8..16], &[0xff; 8]);
@@ -522,13 +529,16 @@ mod tests {
         assert_eq!(&bytes[16..24], &[0, 0, 0, 0, 2, 0, 0, 0]);
         // acquire-ring against domid-self: type 4, id 2, one frame.
         let (call, bytes) = &calls[11 * 5 + 1];
-        assert_eq!(call.args[0], XENMEM_ACQUIRE_RESOURCE);
+        assert_eq!(call.args[0], u64::from(XENMEM_acquire_resource));
         assert_eq!(&bytes[0..8], &[0xf0, 0x7f, 4, 0, 2, 0, 0, 0]);
         // The bad pointers are passed as they are.
         let (call, _) = &calls[60 + 1];
         assert_eq!(call.args[0], XEN_ADDRESS);
         let (call, _) = &calls[60 + 3];
-        assert_eq!(call.args, [XENMEM_ACQUIRE_RESOURCE, XEN_ADDRESS, 0, 0, 0]);
+        assert_eq!(
+            call.args,
+            [u64::from(XENMEM_acquire_resource), XEN_ADDRESS, 0, 0, 0]
+        );
     }
 
     #[test]

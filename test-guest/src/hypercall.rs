@@ -4,8 +4,11 @@
 //! `event_channel.h`: the `__HYPERVISOR_*` numbers, the `*OP_*` sub-operations,
 //! `mmu_update`, `mmuext_op`, `multicall_entry`, the `evtchn_*` and `sched_*`
 //! arguments); what it lacks (`vcpu.h`, `version.h`, `grant_table.h`, `memory.h`,
-//! `UVMF_*`) is written in `not_in_xen_sys` until the workspace's `xen-abi` crate has
-//! it, and `errno.h`'s values are [`XenError`]'s. `xen_sys`'s own `hypercall_*`
+//! `domctl.h`, `io/console.h`, `errno.h`, `xen.h`'s `UVMF_*` and `DOMID_*`) from the
+//! workspace's `xen_abi` (bindgen's output over the patched tree's headers): its
+//! structures are re-exported here under the guest's names, its numbers used as they
+//! are, and `errno.h`'s values are [`XenError`]'s. Nothing in the guest restates Xen's
+//! ABI by hand. `xen_sys`'s own `hypercall_*`
 //! functions are never used (a wrong fifth register and `sched_op` argument for a
 //! 64-bit PV guest): every call goes through [`Hypervisor`]. The calls follow
 //! the hypercall page Xen writes for a 64-bit PV kernel
@@ -23,13 +26,12 @@
 //!
 //! Its parts, all re-exported here (`crate::hypercall::X` is the one path): `abi`
 //! (numbers, [`Hypercall`]'s registers, [`XenError`]), `args` (wrappers of Xen's
-//! argument structures), `calls` ([`Hypervisor`] and the wrappers), `not_in_xen_sys`
-//! (the ABI `xen_sys` lacks), `page` (`HypercallPage`, on the real target only).
+//! argument structures, and `xen_abi`'s under the guest's names), `calls`
+//! ([`Hypervisor`] and the wrappers), `page` (`HypercallPage`, on the real target only).
 
 mod abi;
 mod args;
 mod calls;
-mod not_in_xen_sys;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod page;
 #[cfg(test)]
@@ -38,6 +40,5 @@ mod tests;
 pub use abi::*;
 pub use args::*;
 pub use calls::*;
-pub use not_in_xen_sys::*;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub use page::HypercallPage;

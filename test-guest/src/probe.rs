@@ -74,8 +74,7 @@ use core::fmt;
 
 use crate::frames::Mfn;
 use crate::hypercall::{
-    self, DomId, GnttabMapGrantRef, GnttabUnmapGrantRef, Hypervisor, MmuUpdate, MmuextOp, XenError,
-    GNTST_OKAY, UVMF_INVLPG,
+    self, DomId, GnttabUnmapGrantRef, Hypervisor, MmuUpdate, MmuextOp, XenError, UVMF_INVLPG,
 };
 use crate::lines::{Line, Words};
 use crate::pagewalk::{self, L1Slot};
@@ -288,7 +287,9 @@ fn probe<H: Hypervisor + ?Sized, E: Env>(
     match route {
         Route::UpdateVaMapping => {
             // SAFETY: nothing Rust relies on lives at `target.va` (type invariant).
-            let rc = unsafe { hypercall::update_va_mapping(hv, target.va, new_pte, UVMF_INVLPG) };
+            let rc = unsafe {
+                hypercall::update_va_mapping(hv, target.va, new_pte, u64::from(UVMF_INVLPG))
+            };
             match rc {
                 Err(e) => refused(e),
                 Ok(()) => mapped_then_restore(hv, env, ring, target, route),
@@ -382,7 +383,7 @@ fn restore<H: Hypervisor + ?Sized, E: Env>(
     let original = target.slot.value;
     let undo_error = |what, error| UndoError { route, what, error };
     // SAFETY: maps `target.va` back to the frame it had when the `Target` was made.
-    unsafe { hypercall::update_va_mapping(hv, target.va, original, UVMF_INVLPG) }
+    unsafe { hypercall::update_va_mapping(hv, target.va, original, u64::from(UVMF_INVLPG)) }
         .map_err(|error| undo_error("restore update_va_mapping", error))?;
     let now = env.read_l1e();
     if pagewalk::pte_present(now) && pagewalk::pte_mfn(now) == pagewalk::pte_mfn(original) {
@@ -405,14 +406,14 @@ fn grant_map<H: Hypervisor + ?Sized, E: Env>(
     let mut succeeded = false;
     let mut mapped = false;
     for ref_ in GRANT_REFS {
-        let mut op = GnttabMapGrantRef::host_map(target.va, GRANTING_DOMAIN, ref_);
+        let mut op = hypercall::grant_host_map(target.va, GRANTING_DOMAIN, ref_);
         // SAFETY: a host mapping replaces the one at `target.va`, where nothing Rust
         // relies on lives (type invariant).
         let rc = match unsafe { hypercall::gnttab_map_grant_ref(hv, &mut op) } {
             Err(e) => e.code(),
             Ok(()) => i64::from(op.status),
         };
-        if rc != i64::from(GNTST_OKAY) {
+        if rc != i64::from(xen_abi::GNTST_okay) {
             first_failure.get_or_insert(rc);
             continue;
         }
@@ -461,9 +462,8 @@ unsafe fn unmap_grant<H: Hypervisor + ?Sized>(
 ) -> Result<(), XenError> {
     let mut op = GnttabUnmapGrantRef {
         host_addr: va,
-        dev_bus_addr: 0,
         handle,
-        status: GNTST_OKAY,
+        ..GnttabUnmapGrantRef::default()
     };
     // SAFETY: this fn's contract.
     unsafe { hypercall::gnttab_unmap_grant_ref(hv, &mut op) }?;
@@ -475,7 +475,7 @@ unsafe fn unmap_grant<H: Hypervisor + ?Sized>(
 mod tests {
     use super::*;
     use crate::fake_xen::{FakeXen, Script};
-    use crate::hypercall::{Hypercall, HypercallNr, GNTTABOP_MAP_GRANT_REF};
+    use crate::hypercall::{GnttabMapGrantRef, Hypercall, HypercallNr};
     use crate::pagewalk::{kernel_rw_pte, pte_mfn};
     use std::cell::{Cell, RefCell};
     use std::vec::Vec;
@@ -560,7 +560,7 @@ mod tests {
             match call.nr {
                 HypercallNr::UPDATE_VA_MAPPING => {
                     assert_eq!(call.args[0], VA);
-                    assert_eq!(call.args[2], UVMF_INVLPG);
+                    assert_eq!(call.args[2], u64::from(UVMF_INVLPG));
                     let val = call.args[1];
                     if Self::is_own(val) {
                         if p.restore_fails {
@@ -601,7 +601,9 @@ mod tests {
                         _ => 0,
                     }
                 }
-                HypercallNr::GRANT_TABLE_OP if call.args[0] == GNTTABOP_MAP_GRANT_REF => {
+                HypercallNr::GRANT_TABLE_OP
+                    if call.args[0] == u64::from(xen_abi::GNTTABOP_map_grant_ref) =>
+                {
                     let ptr = call.args[1] as *mut GnttabMapGrantRef;
                     // SAFETY: the wrapper passes one live op, which Xen writes back.
                     let mut op = unsafe { ptr.read() };
@@ -746,7 +748,10 @@ mod tests {
 
         let new_pte =
             (RING.0 << 12) | PageTableFlags::PRESENT.bits() | PageTableFlags::WRITABLE.bits();
-        assert_eq!(xen.calls()[0].args, [VA, new_pte, UVMF_INVLPG, 0, 0]);
+        assert_eq!(
+            xen.calls()[0].args,
+            [VA, new_pte, u64::from(UVMF_INVLPG), 0, 0]
+        );
         let reqs = xen.mmu_reqs.borrow();
         let expected = MmuUpdate::normal_pt_update(0x903_078, new_pte);
         assert_eq!(*reqs, [(expected, 0x7FF0), (expected, 0x7FF2)]);
@@ -778,7 +783,7 @@ mod tests {
         assert_eq!(calls[1].nr, HypercallNr::UPDATE_VA_MAPPING);
         assert_eq!(
             calls[1].args,
-            [VA, ORIGINAL, UVMF_INVLPG, 0, 0],
+            [VA, ORIGINAL, u64::from(UVMF_INVLPG), 0, 0],
             "restored with the original entry"
         );
         assert_eq!(outcomes.len(), 5, "the other routes still run");

@@ -218,7 +218,7 @@ pub fn step<H: Hypervisor + ?Sized, E: Env>(
     match step {
         Step::UpdateVaMapping => {
             // SAFETY: nothing lives at the alias (`Alias`'s invariant).
-            unsafe { hypercall::update_va_mapping(hv, alias.va(), pte, UVMF_INVLPG) }
+            unsafe { hypercall::update_va_mapping(hv, alias.va(), pte, u64::from(UVMF_INVLPG)) }
                 .map_err(err("pt-hypercall: update_va_mapping"))?;
         }
         _ => write_entry(
@@ -248,7 +248,7 @@ pub fn finish<H: Hypervisor + ?Sized, E: Env>(
     let alias = tables.alias();
     let original = alias.slot().value;
     // SAFETY: puts back the mapping the builder made (a page nothing uses).
-    unsafe { hypercall::update_va_mapping(hv, alias.va(), original, UVMF_INVLPG) }
+    unsafe { hypercall::update_va_mapping(hv, alias.va(), original, u64::from(UVMF_INVLPG)) }
         .map_err(err("pt-hypercall: restore the alias"))?;
     let now = env.read_l1e();
     check(
@@ -265,7 +265,8 @@ fn unmap<H: Hypervisor + ?Sized, E: Env>(
     what: &'static str,
 ) -> Result<(), PtError> {
     // SAFETY: nothing lives at the alias (`Alias`'s invariant).
-    unsafe { hypercall::update_va_mapping(hv, alias.va(), 0, UVMF_INVLPG) }.map_err(err(what))?;
+    unsafe { hypercall::update_va_mapping(hv, alias.va(), 0, u64::from(UVMF_INVLPG)) }
+        .map_err(err(what))?;
     check(!pagewalk::pte_present(env.read_l1e()), what)
 }
 
@@ -510,7 +511,7 @@ mod tests {
             match call.nr {
                 HypercallNr::UPDATE_VA_MAPPING => {
                     assert_eq!(call.args[0], ALIAS_VA);
-                    assert_eq!(call.args[2], UVMF_INVLPG);
+                    assert_eq!(call.args[2], u64::from(UVMF_INVLPG));
                     self.l1e.set(Self::adjusted(call.args[1]));
                     self.log(format!("update_va_mapping {:#x}", call.args[1]));
                     0

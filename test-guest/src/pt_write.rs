@@ -203,7 +203,7 @@ pub fn prepare<H: Hypervisor + ?Sized, E: Env>(
         .map_err(err("pt-write: vm_assist writable_pagetables"))?;
     // SAFETY: nothing lives at the alias (type invariant); it stays unmapped until a
     // route maps the target there.
-    unsafe { hypercall::update_va_mapping(hv, alias.va, 0, UVMF_INVLPG) }
+    unsafe { hypercall::update_va_mapping(hv, alias.va, 0, u64::from(UVMF_INVLPG)) }
         .map_err(err("pt-write: clear the alias"))?;
     check(
         !pagewalk::pte_present(env.read_l1e()),
@@ -250,7 +250,7 @@ pub fn run<H: Hypervisor + ?Sized, E: Env>(
 
     let original = alias.slot.value;
     // SAFETY: puts back the mapping the builder made (a page nothing uses).
-    unsafe { hypercall::update_va_mapping(hv, alias.va, original, UVMF_INVLPG) }
+    unsafe { hypercall::update_va_mapping(hv, alias.va, original, u64::from(UVMF_INVLPG)) }
         .map_err(err("pt-write: restore the alias"))?;
     let now = env.read_l1e();
     check(
@@ -450,7 +450,7 @@ mod tests {
                 HypercallNr::VM_ASSIST => self.log(format!("vm_assist {}", call.args[1])),
                 HypercallNr::UPDATE_VA_MAPPING => {
                     assert_eq!(call.args[0], ALIAS_VA);
-                    assert_eq!(call.args[2], UVMF_INVLPG);
+                    assert_eq!(call.args[2], u64::from(UVMF_INVLPG));
                     self.entry.set(Self::adjusted(call.args[1]));
                     self.log(format!("update_va_mapping {:#x}", call.args[1]));
                 }

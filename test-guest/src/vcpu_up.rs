@@ -5,7 +5,7 @@
 //! other than 0 starts only when the kernel gives Xen its whole register state. The
 //! layouts are `xen_sys`'s (`vcpu_guest_context`, `cpu_user_regs`, `trap_info` of
 //! `arch-x86/xen.h` and `xen-x86_64.h`); the calls are `vcpu.h`'s (`VCPUOP_*`, in
-//! `hypercall::not_in_xen_sys`).
+//! `xen_abi`).
 //!
 //! What [`VcpuGuestContext::for_kernel_entry`] sets mirrors what the domain builder
 //! sets for vCPU 0 (`vcpu_x86_64` in `tools/libs/guest/xg_dom_x86.c`), checked against
@@ -28,9 +28,9 @@
 
 use x86_64::registers::rflags::RFlags;
 
-use crate::hypercall::{
-    Hypercall, HypercallNr, Hypervisor, VcpuId, XenError, VCPUOP_DOWN, VCPUOP_INITIALISE, VCPUOP_UP,
-};
+use xen_abi::{VCPUOP_down, VCPUOP_initialise, VCPUOP_up};
+
+use crate::hypercall::{Hypercall, HypercallNr, Hypervisor, VcpuId, XenError};
 
 /// `FLAT_KERNEL_CS` (`xen_sys`, = `FLAT_RING3_CS64`: a 64-bit PV kernel runs in ring 3),
 /// as the 16-bit selector it is.
@@ -114,7 +114,7 @@ pub unsafe fn vcpu_initialise<H: Hypervisor + ?Sized>(
     let call = Hypercall::new(
         HypercallNr::VCPU_OP,
         [
-            VCPUOP_INITIALISE,
+            u64::from(VCPUOP_initialise),
             u64::from(vcpu.0),
             core::ptr::from_ref(ctx) as u64,
             0,
@@ -132,7 +132,7 @@ pub unsafe fn vcpu_initialise<H: Hypervisor + ?Sized>(
 pub fn vcpu_up<H: Hypervisor + ?Sized>(hv: &H, vcpu: VcpuId) -> Result<(), XenError> {
     let call = Hypercall::new(
         HypercallNr::VCPU_OP,
-        [VCPUOP_UP, u64::from(vcpu.0), 0, 0, 0],
+        [u64::from(VCPUOP_up), u64::from(vcpu.0), 0, 0, 0],
     );
     // SAFETY: no pointer arguments.
     XenError::check(unsafe { hv.hypercall(call) }).map(drop)
@@ -144,7 +144,7 @@ pub fn vcpu_up<H: Hypervisor + ?Sized>(hv: &H, vcpu: VcpuId) -> Result<(), XenEr
 pub fn vcpu_down<H: Hypervisor + ?Sized>(hv: &H, vcpu: VcpuId) -> Result<(), XenError> {
     let call = Hypercall::new(
         HypercallNr::VCPU_OP,
-        [VCPUOP_DOWN, u64::from(vcpu.0), 0, 0, 0],
+        [u64::from(VCPUOP_down), u64::from(vcpu.0), 0, 0, 0],
     );
     // SAFETY: no pointer arguments.
     XenError::check(unsafe { hv.hypercall(call) }).map(drop)
@@ -157,8 +157,7 @@ mod tests {
 
     #[test]
     fn hand_written_numbers_match_xen_headers() {
-        // Checked with a C program including Xen 4.17's vcpu.h and xen-x86_64.h.
-        assert_eq!((VCPUOP_INITIALISE, VCPUOP_UP, VCPUOP_DOWN), (0, 1, 2));
+        // Checked with a C program including Xen 4.17's xen-x86_64.h.
         assert_eq!(xen_pfn_to_cr3(0x1234), 0x123_4000);
     }
 
@@ -210,7 +209,7 @@ mod tests {
     /// `rc`.
     fn recorder(rc: i64) -> FakeXen<impl Script> {
         FakeXen::new(move |call| {
-            if call.args[0] == VCPUOP_INITIALISE {
+            if call.args[0] == u64::from(VCPUOP_initialise) {
                 // SAFETY: the wrapper passes a live context; read its rip as Xen would
                 // (a union of `u64`s).
                 let rip = unsafe {

@@ -43,10 +43,7 @@ use crate::hypercall::{self, Hypercall, HypercallNr, Hypervisor, VcpuId, XenErro
 use crate::lines::{Line, Words};
 use crate::text::Sink;
 
-pub use crate::hypercall::{
-    RunstateInfo, RUNSTATE_OFFLINE, RUNSTATE_RUNNING, RUNSTATE_SIZE, VCPUOP_GET_RUNSTATE_INFO,
-    VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
-};
+pub use crate::hypercall::{runstate_running, RunstateInfo, RUNSTATE_SIZE};
 
 /// The buffer page Xen writes and the guest tries to write.
 pub const RACE_PAGE: usize = 10;
@@ -72,7 +69,7 @@ pub unsafe fn vcpu_get_runstate_info<H: Hypervisor + ?Sized>(
     let call = Hypercall::new(
         HypercallNr::VCPU_OP,
         [
-            VCPUOP_GET_RUNSTATE_INFO,
+            u64::from(xen_abi::VCPUOP_get_runstate_info),
             u64::from(vcpu.0),
             buf as u64,
             0,
@@ -101,7 +98,7 @@ pub unsafe fn register_runstate_area<H: Hypervisor + ?Sized>(
     let call = Hypercall::new(
         HypercallNr::VCPU_OP,
         [
-            VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
+            u64::from(xen_abi::VCPUOP_register_runstate_memory_area),
             u64::from(vcpu.0),
             core::ptr::from_ref(&area) as u64,
             0,
@@ -162,7 +159,7 @@ impl CopyChecker {
             };
         }
         let info = runstate_from_bytes(bytes);
-        let landed = info.state == RUNSTATE_RUNNING;
+        let landed = runstate_running(&info);
         let right = landed && rc == 0 && info.state_entry_time > 0 && monotonic(&self.last, &info);
         if right {
             self.last = info;
@@ -200,7 +197,7 @@ impl RunstateWatch {
     /// running, and no time went back).
     pub fn check(&mut self, now: RunstateInfo) -> Verdict {
         let landed = now.state_entry_time > self.last.state_entry_time;
-        let right = now.state == RUNSTATE_RUNNING && monotonic(&self.last, &now);
+        let right = runstate_running(&now) && monotonic(&self.last, &now);
         if right {
             self.last = now;
         }
@@ -210,18 +207,7 @@ impl RunstateWatch {
 
 /// The [`RunstateInfo`] whose bytes (little-endian, as Xen's copy left them) are `bytes`.
 pub fn runstate_from_bytes(bytes: &[u8; RUNSTATE_SIZE]) -> RunstateInfo {
-    let word = |at: usize| {
-        let mut le = [0u8; 8];
-        le.copy_from_slice(&bytes[at..at + 8]);
-        u64::from_le_bytes(le)
-    };
-    let first = word(0);
-    RunstateInfo {
-        state: first as u32 as i32,
-        pad: (first >> 32) as u32,
-        state_entry_time: word(8),
-        time: [word(16), word(24), word(32), word(40)],
-    }
+    zerocopy::transmute!(*bytes)
 }
 
 /// vCPU 1's counts.
@@ -391,8 +377,10 @@ pub fn write_guest_line(out: &mut (impl Sink + ?Sized), pattern: &str, stores: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::mem::{offset_of, size_of};
     use std::string::String;
+
+    /// `RUNSTATE_running`, as `vcpu_runstate_info`'s `int state`.
+    const RUNNING: i32 = xen_abi::RUNSTATE_running as i32;
 
     /// What `write` puts on a line.
     fn line(write: impl FnOnce(&mut String)) -> String {
@@ -401,31 +389,15 @@ mod tests {
         out
     }
 
-    /// Offsets printed by a C program including Xen 4.17's `vcpu.h` (gcc, x86_64).
+    /// The area's reading and the marker do not overlap.
     #[test]
     fn runstate_layout_matches_xen() {
-        assert_eq!(size_of::<RunstateInfo>(), RUNSTATE_SIZE);
-        assert_eq!(offset_of!(RunstateInfo, state_entry_time), 8);
-        assert_eq!(offset_of!(RunstateInfo, time), 16);
-        assert_eq!(
-            (
-                VCPUOP_GET_RUNSTATE_INFO,
-                VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA
-            ),
-            (4, 5)
-        );
+        assert_eq!(RUNSTATE_SIZE, 48);
         const { assert!(MARKER_OFFSET >= XEN_OFFSET + RUNSTATE_SIZE) };
     }
 
     fn bytes_of(info: &RunstateInfo) -> [u8; RUNSTATE_SIZE] {
-        let mut out = [0u8; RUNSTATE_SIZE];
-        out[..4].copy_from_slice(&info.state.to_le_bytes());
-        out[4..8].copy_from_slice(&info.pad.to_le_bytes());
-        out[8..16].copy_from_slice(&info.state_entry_time.to_le_bytes());
-        for (i, t) in info.time.iter().enumerate() {
-            out[16 + 8 * i..24 + 8 * i].copy_from_slice(&t.to_le_bytes());
-        }
-        out
+        zerocopy::transmute!(*info)
     }
 
     #[test]
@@ -445,8 +417,8 @@ mod tests {
         // The runstate call did not land: the string is still there.
         assert!(!checker.check(1, 0, &page).landed);
         let running = RunstateInfo {
-            state: RUNSTATE_RUNNING,
-            pad: 0xdead,
+            state: RUNNING,
+            __bindgen_padding_0: [0xad, 0xde, 0, 0],
             state_entry_time: 100,
             time: [50, 1, 0, 0],
         };
@@ -472,8 +444,8 @@ mod tests {
     #[test]
     fn runstate_watch_counts_updates() {
         let first = RunstateInfo {
-            state: RUNSTATE_RUNNING,
-            pad: 0,
+            state: RUNNING,
+            __bindgen_padding_0: [0; 4],
             state_entry_time: 10,
             time: [5, 0, 0, 0],
         };

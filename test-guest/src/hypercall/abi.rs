@@ -124,24 +124,29 @@ impl Hypercall {
 pub struct XenError(i64);
 
 impl XenError {
-    /// `XEN_ERRNO(EPERM, 1)`: operation not permitted.
-    pub const EPERM: Self = Self(-1);
-    /// `XEN_ERRNO(ENOENT, 2)`: no such entry (for example no such vCPU).
-    pub const ENOENT: Self = Self(-2);
-    /// `XEN_ERRNO(ENOMEM, 12)`: used by the guest itself when Xen allocated fewer
-    /// frames than asked (`populate_physmap` returns a count, not an error).
-    pub const ENOMEM: Self = Self(-12);
-    /// `XEN_ERRNO(EFAULT, 14)`: bad address (Xen could not copy to or from the guest).
-    pub const EFAULT: Self = Self(-14);
-    /// `XEN_ERRNO(EBUSY, 16)`: for example a frame that may not be mapped
-    /// (`get_page_from_l1e` in `xen/arch/x86/mm.c`).
-    pub const EBUSY: Self = Self(-16);
-    /// `XEN_ERRNO(EINVAL, 22)`: invalid argument.
-    pub const EINVAL: Self = Self(-22);
-    /// `XEN_ERRNO(ENOSYS, 38)`: function not implemented.
-    pub const ENOSYS: Self = Self(-38);
-    /// `XEN_ERRNO(ETIMEDOUT, 110)`: used by the guest itself for a wait that ran out.
-    pub const ETIMEDOUT: Self = Self(-110);
+    /// `XEN_EPERM`: operation not permitted.
+    pub const EPERM: Self = Self::errno_of(xen_abi::XEN_EPERM);
+    /// `XEN_ENOENT`: no such entry (for example no such vCPU).
+    pub const ENOENT: Self = Self::errno_of(xen_abi::XEN_ENOENT);
+    /// `XEN_ENOMEM`: used by the guest itself when Xen allocated fewer frames than
+    /// asked (`populate_physmap` returns a count, not an error).
+    pub const ENOMEM: Self = Self::errno_of(xen_abi::XEN_ENOMEM);
+    /// `XEN_EFAULT`: bad address (Xen could not copy to or from the guest).
+    pub const EFAULT: Self = Self::errno_of(xen_abi::XEN_EFAULT);
+    /// `XEN_EBUSY`: for example a frame that may not be mapped (`get_page_from_l1e`
+    /// in `xen/arch/x86/mm.c`).
+    pub const EBUSY: Self = Self::errno_of(xen_abi::XEN_EBUSY);
+    /// `XEN_EINVAL`: invalid argument.
+    pub const EINVAL: Self = Self::errno_of(xen_abi::XEN_EINVAL);
+    /// `XEN_ENOSYS`: function not implemented.
+    pub const ENOSYS: Self = Self::errno_of(xen_abi::XEN_ENOSYS);
+    /// `XEN_ETIMEDOUT`: used by the guest itself for a wait that ran out.
+    pub const ETIMEDOUT: Self = Self::errno_of(xen_abi::XEN_ETIMEDOUT);
+
+    /// The error a hypercall returns as `-errno` (`errno.h`'s value, positive).
+    const fn errno_of(errno: xen_abi::xen_errno) -> Self {
+        Self(-(errno as i64))
+    }
 
     /// Splits a raw hypercall result: negative values are errors.
     pub const fn check(ret: i64) -> Result<u64, XenError> {

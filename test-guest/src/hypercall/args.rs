@@ -1,9 +1,56 @@
 //! The typed arguments of the hypercalls: wrappers of Xen's public structures (their
 //! layouts are `xen_sys`'s) that the patterns build, and the ids they carry. The
 //! structures only the wrappers of `calls` fill (`evtchn_*`, `sched_*`) are
-//! `xen_sys`'s own, used there directly.
+//! `xen_sys`'s own, used there directly. What `xen_sys` lacks is `xen_abi`'s, under the
+//! names the guest gives it.
+
+use core::mem::{offset_of, size_of};
 
 use super::abi::*;
+
+pub use xen_abi::{
+    gnttab_map_grant_ref as GnttabMapGrantRef, gnttab_unmap_grant_ref as GnttabUnmapGrantRef,
+    vcpu_runstate_info as RunstateInfo, xen_domctl as Domctl, xen_mem_access_op as MemAccessOp,
+    xen_mem_acquire_resource as MemAcquireResource, xen_memory_reservation as XenMemoryReservation,
+    xencons_interface as XenconsInterface, UVMF_INVLPG,
+};
+
+/// Bytes of `xen_extraversion_t`, the string `XENVER_extraversion` fills (16).
+pub const XEN_EXTRAVERSION_LEN: usize = size_of::<xen_abi::xen_extraversion_t>();
+
+/// Bytes of [`RunstateInfo`] (48).
+pub const RUNSTATE_SIZE: usize = size_of::<RunstateInfo>();
+
+/// Bytes of [`XenconsInterface`]'s `in` ring (guest input, unused here).
+pub const IN_RING_SIZE: u32 =
+    (offset_of!(XenconsInterface, out) - offset_of!(XenconsInterface, in_)) as u32;
+
+/// Bytes of [`XenconsInterface`]'s `out` ring: the header's `char out[2048]`, followed by
+/// the indexes.
+pub const OUT_RING_SIZE: u32 =
+    (offset_of!(XenconsInterface, in_cons) - offset_of!(XenconsInterface, out)) as u32;
+
+// Masking a free-running index (`MASK_XENCONS_IDX`) needs a power of two.
+const _: () = assert!(OUT_RING_SIZE.is_power_of_two() && IN_RING_SIZE.is_power_of_two());
+
+/// A read-write host mapping of `(dom, ref_)` at virtual address `host_addr`
+/// (`GNTMAP_host_map`, no `GNTMAP_contains_pte`): `GNTTABOP_map_grant_ref`'s argument.
+pub const fn grant_host_map(host_addr: u64, dom: DomId, ref_: u32) -> GnttabMapGrantRef {
+    GnttabMapGrantRef {
+        host_addr,
+        flags: xen_abi::GNTMAP_host_map,
+        ref_,
+        dom: dom.0,
+        status: 0,
+        handle: 0,
+        dev_bus_addr: 0,
+    }
+}
+
+/// Whether a runstate reading's `state` is `RUNSTATE_running`.
+pub const fn runstate_running(info: &RunstateInfo) -> bool {
+    info.state as u32 == xen_abi::RUNSTATE_running && info.state >= 0
+}
 
 /// A domain id (`domid_t`, a `uint16_t`), including Xen's reserved ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,11 +59,19 @@ pub struct DomId(pub u16);
 impl DomId {
     /// The control domain.
     pub const DOM0: Self = Self(0);
-    /// `#define DOMID_SELF           xen_mk_uint(0x7FF0)` (`xen.h`).
-    pub const SELF: Self = Self(0x7FF0);
-    /// `#define DOMID_XEN            xen_mk_uint(0x7FF2)` (`xen.h`): owner of Xen's
-    /// own pages; as a foreign domain "only permitted if the caller is privileged".
-    pub const XEN: Self = Self(0x7FF2);
+    /// `DOMID_SELF` (`xen.h`).
+    pub const SELF: Self = Self::reserved(xen_abi::DOMID_SELF);
+    /// `DOMID_XEN` (`xen.h`): owner of Xen's own pages; as a foreign domain "only
+    /// permitted if the caller is privileged".
+    pub const XEN: Self = Self::reserved(xen_abi::DOMID_XEN);
+    /// `DOMID_INVALID` (`xen.h`): no domain's.
+    pub const INVALID: Self = Self::reserved(xen_abi::DOMID_INVALID);
+
+    /// One of `xen.h`'s reserved ids (`xen_mk_uint`s, so `u32`s that fit a `domid_t`).
+    const fn reserved(id: u32) -> Self {
+        assert!(id >= xen_abi::DOMID_FIRST_RESERVED && id <= xen_abi::DOMID_MASK);
+        Self(id as u16)
+    }
 }
 
 /// One request of an `mmu_update` batch: `struct mmu_update` (`xen.h`, as

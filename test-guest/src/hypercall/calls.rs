@@ -162,7 +162,13 @@ pub unsafe fn gnttab_map_grant_ref<H: Hypervisor + ?Sized>(
 ) -> Result<(), XenError> {
     let call = Hypercall::new(
         HypercallNr::GRANT_TABLE_OP,
-        [GNTTABOP_MAP_GRANT_REF, arg_ptr_mut(op), 1, 0, 0],
+        [
+            u64::from(xen_abi::GNTTABOP_map_grant_ref),
+            arg_ptr_mut(op),
+            1,
+            0,
+            0,
+        ],
     );
     // SAFETY: the only pointer is `op`, one live `gnttab_map_grant_ref` that Xen
     // reads and writes back (its OUT fields).
@@ -184,7 +190,13 @@ pub unsafe fn gnttab_unmap_grant_ref<H: Hypervisor + ?Sized>(
 ) -> Result<(), XenError> {
     let call = Hypercall::new(
         HypercallNr::GRANT_TABLE_OP,
-        [GNTTABOP_UNMAP_GRANT_REF, arg_ptr_mut(op), 1, 0, 0],
+        [
+            u64::from(xen_abi::GNTTABOP_unmap_grant_ref),
+            arg_ptr_mut(op),
+            1,
+            0,
+            0,
+        ],
     );
     // SAFETY: the only pointer is `op`, one live `gnttab_unmap_grant_ref` that Xen
     // reads and writes back (`status`).
@@ -302,7 +314,7 @@ pub fn sched_yield<H: Hypervisor + ?Sized>(hv: &H) -> Result<(), XenError> {
 pub fn vcpu_is_up<H: Hypervisor + ?Sized>(hv: &H, vcpu: VcpuId) -> Result<bool, XenError> {
     let call = Hypercall::new(
         HypercallNr::VCPU_OP,
-        [VCPUOP_IS_UP, u64::from(vcpu.0), 0, 0, 0],
+        [u64::from(xen_abi::VCPUOP_is_up), u64::from(vcpu.0), 0, 0, 0],
     );
     // SAFETY: no pointer arguments.
     XenError::check(unsafe { hv.hypercall(call) }).map(|up| up != 0)
@@ -334,7 +346,7 @@ pub fn count_vcpus<H: Hypervisor + ?Sized>(hv: &H, max: u32) -> Result<u32, XenE
 pub unsafe fn xen_version_extraversion<H: Hypervisor + ?Sized>(hv: &H, buf: *mut u8) -> i64 {
     let call = Hypercall::new(
         HypercallNr::XEN_VERSION,
-        [XENVER_EXTRAVERSION, buf as u64, 0, 0, 0],
+        [u64::from(xen_abi::XENVER_extraversion), buf as u64, 0, 0, 0],
     );
     // SAFETY: the only pointer is `buf`, writable for the 16 bytes Xen copies (this
     // fn's contract).

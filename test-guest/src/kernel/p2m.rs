@@ -56,7 +56,7 @@ pub(super) fn publish_p2m(hv: &HypercallPage, si: &StartInfo) {
     // SAFETY: nothing Rust relies on lives in SHARED_INFO's page: it is never read
     // or referenced, only written below through raw pointers, after the remap. It is
     // never mapped back: from now on it is the shared_info page.
-    if let Err(e) = unsafe { hypercall::update_va_mapping(hv, va, pte, UVMF_INVLPG) } {
+    if let Err(e) = unsafe { hypercall::update_va_mapping(hv, va, pte, u64::from(UVMF_INVLPG)) } {
         fail("P2M publish: map shared_info", e);
     }
     let now = l1_slot(si, p2m, va).value;

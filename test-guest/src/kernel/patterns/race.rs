@@ -154,7 +154,7 @@ fn vcpu1_job(hv: &HypercallPage) {
                 fail("runstate-area: register", e);
             }
             let first = xen_writes::runstate_from_bytes(&read_xen_bytes());
-            if first.state != xen_writes::RUNSTATE_RUNNING || first.state_entry_time == 0 {
+            if !xen_writes::runstate_running(&first) || first.state_entry_time == 0 {
                 first_bad = Some((0, 0));
             }
             let mut watch = RunstateWatch::new(first);
