@@ -48,8 +48,8 @@ pub const fn grant_host_map(host_addr: u64, dom: DomId, ref_: u32) -> GnttabMapG
 }
 
 /// Whether a runstate reading's `state` is `RUNSTATE_running`.
-pub const fn runstate_running(info: &RunstateInfo) -> bool {
-    info.state as u32 == xen_abi::RUNSTATE_running && info.state >= 0
+pub fn runstate_running(info: &RunstateInfo) -> bool {
+    u32::try_from(info.state) == Ok(xen_abi::RUNSTATE_running)
 }
 
 /// A domain id (`domid_t`, a `uint16_t`), including Xen's reserved ids.
