@@ -80,4 +80,6 @@ impl DomId {
     pub const XEN: DomId = DomId(0x7ff2);
     /// `DOMID_SELF`: the calling domain.
     pub const SELF: DomId = DomId(0x7ff0);
+    /// `DOMID_INVALID`: no domain (the target of domctls about none).
+    pub const INVALID: DomId = DomId(0x7ff4);
 }

@@ -41,10 +41,6 @@ pub const SCENARIO: Scenario = Scenario {
 
 const GUEST: &str = "pv32";
 
-/// `#define XEN_DOMCTL_get_address_size 36` (public/domctl.h), with
-/// `struct xen_domctl_address_size { uint32_t size; }`.
-const DOMCTL_GET_ADDRESS_SIZE: u32 = 36;
-
 /// The 32-bit PV guest's xl configuration; shutdown leaves it in place for a look.
 fn xl_config() -> String {
     format!(
@@ -59,9 +55,13 @@ fn address_size(privcmd: &Privcmd, domid: DomId) -> Result<u32> {
     let done = domctl::call(
         privcmd,
         "XEN_DOMCTL_get_address_size",
-        Domctl::new(DOMCTL_GET_ADDRESS_SIZE, domid, &0u32),
+        Domctl::new(
+            xen_abi::XEN_DOMCTL_get_address_size,
+            domid,
+            &xen_abi::xen_domctl_address_size::default(),
+        ),
     )?;
-    Ok(done.payload::<u32>())
+    Ok(done.payload::<xen_abi::xen_domctl_address_size>().size)
 }
 
 /// The guest's state and CPU seconds from `xl list`.

@@ -1,54 +1,55 @@
 //! Raw calls of the control interface as a caller may get them wrong: every field chosen
 //! by the caller, the outcome as `Ok(value)` or the positive errno. Shared by
-//! `robust/bad-input` and `robust/fuzz`. The ABI is Xen 4.17's (`public/memory.h`,
-//! `public/domctl.h`, `public/vm_event.h`).
+//! `robust/bad-input` and `robust/fuzz`. Xen's numbers and layouts are the generated ones
+//! of `xen-abi` (from the patched headers); the short names here only keep the tables
+//! readable.
 
 use libxc::domctl::{self, Domctl};
 use libxc::memory::{self, MemAccessOp, MemAcquireResource};
 use libxc::privcmd::{hypercall, Privcmd};
-use libxc::zerocopy::{FromBytes, Immutable, IntoBytes};
-use libxc::DomId;
+use libxc::zerocopy::{Immutable, IntoBytes};
+use libxc::{DomId, Errno};
+use xen_abi::xen_domctl_monitor_op;
 
-// errno values (xen/include/public/errno.h, as Linux passes them through).
-pub const EPERM: i32 = 1;
-pub const ENOENT: i32 = 2;
-pub const ESRCH: i32 = 3;
-pub const EACCES: i32 = 13;
-pub const EFAULT: i32 = 14;
-pub const EBUSY: i32 = 16;
-pub const ENODEV: i32 = 19;
-pub const EINVAL: i32 = 22;
-pub const ENOSYS: i32 = 38;
-pub const EOPNOTSUPP: i32 = 95;
+// errno values as Linux's privcmd passes Xen's through (the same numbers on x86).
+pub const EPERM: i32 = Errno::EPERM as i32;
+pub const ENOENT: i32 = Errno::ENOENT as i32;
+pub const ESRCH: i32 = Errno::ESRCH as i32;
+pub const EACCES: i32 = Errno::EACCES as i32;
+pub const EFAULT: i32 = Errno::EFAULT as i32;
+pub const EBUSY: i32 = Errno::EBUSY as i32;
+pub const ENODEV: i32 = Errno::ENODEV as i32;
+pub const EINVAL: i32 = Errno::EINVAL as i32;
+pub const ENOSYS: i32 = Errno::ENOSYS as i32;
+pub const EOPNOTSUPP: i32 = Errno::EOPNOTSUPP as i32;
 
-// XEN_VM_EVENT_* (public/domctl.h; ATTACH is patch 0006).
-pub const ENABLE: u32 = 0;
-pub const DISABLE: u32 = 1;
-pub const RESUME: u32 = 2;
-pub const GET_VERSION: u32 = 3;
-pub const ATTACH: u32 = 4;
-// XEN_DOMCTL_VM_EVENT_OP_* modes.
-pub const PAGING: u32 = 1;
-pub const MONITOR: u32 = 2;
-pub const SHARING: u32 = 3;
+// XEN_VM_EVENT_* (ATTACH is patch 0006) and the XEN_DOMCTL_VM_EVENT_OP_* modes.
+pub use xen_abi::{
+    XEN_DOMCTL_VM_EVENT_OP_MONITOR as MONITOR, XEN_DOMCTL_VM_EVENT_OP_PAGING as PAGING,
+    XEN_DOMCTL_VM_EVENT_OP_SHARING as SHARING, XEN_VM_EVENT_ATTACH as ATTACH,
+    XEN_VM_EVENT_DISABLE as DISABLE, XEN_VM_EVENT_ENABLE as ENABLE,
+    XEN_VM_EVENT_GET_VERSION as GET_VERSION, XEN_VM_EVENT_RESUME as RESUME,
+};
 
-// XENMEM_access_op_* (public/memory.h).
-pub const SET_ACCESS: u8 = 0;
-pub const GET_ACCESS: u8 = 1;
-pub const SET_ACCESS_MULTI: u8 = 4;
+// XENMEM_access_op_* (as libxc-rs narrows them to the op field's uint8_t).
+pub use libxc::memory::{
+    ACCESS_OP_GET_ACCESS as GET_ACCESS, ACCESS_OP_SET_ACCESS as SET_ACCESS,
+    ACCESS_OP_SET_ACCESS_MULTI as SET_ACCESS_MULTI,
+};
 
-// XEN_DOMCTL_* commands (public/domctl.h).
-pub const DOMCTL_SET_ACCESS_REQUIRED: u32 = 64;
-pub const DOMCTL_MONITOR_OP: u32 = 77;
-// XEN_DOMCTL_MONITOR_OP_* and events.
-pub const MONITOR_OP_ENABLE: u32 = 0;
-pub const MONITOR_OP_DISABLE: u32 = 1;
-pub const MONITOR_OP_GET_CAPABILITIES: u32 = 2;
-pub const MONITOR_EVENT_WRITE_CTRLREG: u32 = 0;
-pub const MONITOR_EVENT_MEM_ACCESS: u32 = 13;
+// XEN_DOMCTL_* commands, XEN_DOMCTL_MONITOR_OP_* and events.
+pub use xen_abi::{
+    XEN_DOMCTL_monitor_op as DOMCTL_MONITOR_OP,
+    XEN_DOMCTL_set_access_required as DOMCTL_SET_ACCESS_REQUIRED,
+    XEN_DOMCTL_MONITOR_EVENT_MEM_ACCESS as MONITOR_EVENT_MEM_ACCESS,
+    XEN_DOMCTL_MONITOR_EVENT_WRITE_CTRLREG as MONITOR_EVENT_WRITE_CTRLREG,
+    XEN_DOMCTL_MONITOR_OP_DISABLE as MONITOR_OP_DISABLE,
+    XEN_DOMCTL_MONITOR_OP_ENABLE as MONITOR_OP_ENABLE,
+    XEN_DOMCTL_MONITOR_OP_GET_CAPABILITIES as MONITOR_OP_GET_CAPABILITIES,
+};
 
-/// `DOMID_INVALID` (public/xen.h): the domain of "no domain" domctls.
-pub const DOMID_INVALID: DomId = DomId(0x7ff4);
+/// `DOMID_INVALID`: the domain of "no domain" domctls.
+pub const DOMID_INVALID: DomId = DomId::INVALID;
 
 /// A page no process maps: Xen's copy from it fails.
 pub const UNMAPPED: u64 = 0x1000;
@@ -58,30 +59,6 @@ pub type Outcome = Result<u64, i32>;
 
 fn outcome(result: libxc::Result<u64>) -> Outcome {
     result.map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
-}
-
-/// `xen_domctl_monitor_op`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
-#[zerocopy(crate = "libxc::zerocopy")]
-pub struct MonitorOp {
-    pub op: u32,
-    pub event: u32,
-    pub index: u8,
-    pub sync: u8,
-    pub onchangeonly: u8,
-    pub pad: [u8; 5],
-    pub bitmask: u64,
-}
-
-/// `xen_domctl_vm_event_op`: op, mode, then the union (its first word is the port).
-#[repr(C)]
-#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
-#[zerocopy(crate = "libxc::zerocopy")]
-pub struct VmEventOp {
-    pub op: u32,
-    pub mode: u32,
-    pub port: u32,
 }
 
 /// Any domctl: `Ok` with the union's first 32-bit word.
@@ -103,24 +80,20 @@ pub fn domctl_envelope(privcmd: &Privcmd, envelope: Domctl) -> Outcome {
 
 /// `XEN_DOMCTL_vm_event_op`: `Ok` with the port (ENABLE, ATTACH) or the version.
 pub fn vm_event(privcmd: &Privcmd, domain: DomId, op: u32, mode: u32) -> Outcome {
-    let payload = VmEventOp { op, mode, port: 0 };
-    let envelope = Domctl::new(domctl::VM_EVENT_OP, domain, &payload);
-    domctl::call(privcmd, "vm_event_op", envelope)
-        .map(|done| u64::from(done.payload::<VmEventOp>().port))
-        .map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
+    outcome(libxc::monitor::vm_event_op_raw(privcmd, domain, op, mode).map(u64::from))
 }
 
 /// `XEN_DOMCTL_monitor_op`: `Ok` with the `event` field (the capabilities for
 /// GET_CAPABILITIES).
 pub fn monitor_op(privcmd: &Privcmd, domain: DomId, op: u32, event: u32) -> Outcome {
-    let payload = MonitorOp {
+    let payload = xen_domctl_monitor_op {
         op,
         event,
-        ..MonitorOp::default()
+        ..xen_domctl_monitor_op::default()
     };
     let envelope = Domctl::new(DOMCTL_MONITOR_OP, domain, &payload);
     domctl::call(privcmd, "monitor_op", envelope)
-        .map(|done| u64::from(done.payload::<MonitorOp>().event))
+        .map(|done| u64::from(done.payload::<xen_domctl_monitor_op>().event))
         .map_err(|error| error.errno.map_or(-1, |errno| errno as i32))
 }
 
@@ -278,23 +251,3 @@ pub fn unmapped_argument(privcmd: &Privcmd, op: u64, cmd: Option<u64>) -> Outcom
 /// The hypercall numbers `unmapped_argument` takes.
 pub const MEMORY_OP: u64 = hypercall::MEMORY_OP;
 pub const DOMCTL: u64 = hypercall::DOMCTL;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::mem::{offset_of, size_of};
-
-    #[test]
-    fn layouts_match_xen_4_17() {
-        // struct xen_domctl_monitor_op: the mov_to_cr member of the union (index, sync,
-        // onchangeonly, pad[5], bitmask) right after op and event.
-        assert_eq!(size_of::<MonitorOp>(), 24);
-        assert_eq!(offset_of!(MonitorOp, event), 4);
-        assert_eq!(offset_of!(MonitorOp, index), 8);
-        assert_eq!(offset_of!(MonitorOp, onchangeonly), 10);
-        assert_eq!(offset_of!(MonitorOp, bitmask), 16);
-        // struct xen_domctl_vm_event_op up to the union's first word.
-        assert_eq!(size_of::<VmEventOp>(), 12);
-        assert_eq!(offset_of!(VmEventOp, port), 8);
-    }
-}
