@@ -77,9 +77,9 @@ pub struct DomId(pub u16);
 
 impl DomId {
     /// `DOMID_XEN`: pages owned by Xen itself.
-    pub const XEN: DomId = DomId(0x7ff2);
+    pub const XEN: DomId = DomId(abi::u16_of(xen_abi::DOMID_XEN));
     /// `DOMID_SELF`: the calling domain.
-    pub const SELF: DomId = DomId(0x7ff0);
+    pub const SELF: DomId = DomId(abi::u16_of(xen_abi::DOMID_SELF));
     /// `DOMID_INVALID`: no domain (the target of domctls about none).
-    pub const INVALID: DomId = DomId(0x7ff4);
+    pub const INVALID: DomId = DomId(abi::u16_of(xen_abi::DOMID_INVALID));
 }
