@@ -466,6 +466,33 @@ pub struct L1Bits {
 mod tests {
     use super::*;
 
+    #[test]
+    fn xenmem_access_values_are_the_headers() {
+        // Xen's public/memory.h as bindgen reads it (the generated xen-abi crate), not a
+        // reading of it: every value round-trips, and the first past the end is refused.
+        let generated = [
+            (xen_abi::XENMEM_access_n, XenmemAccess::N),
+            (xen_abi::XENMEM_access_r, XenmemAccess::R),
+            (xen_abi::XENMEM_access_w, XenmemAccess::W),
+            (xen_abi::XENMEM_access_rw, XenmemAccess::Rw),
+            (xen_abi::XENMEM_access_x, XenmemAccess::X),
+            (xen_abi::XENMEM_access_rx, XenmemAccess::Rx),
+            (xen_abi::XENMEM_access_wx, XenmemAccess::Wx),
+            (xen_abi::XENMEM_access_rwx, XenmemAccess::Rwx),
+            (xen_abi::XENMEM_access_rx2rw, XenmemAccess::Rx2rw),
+            (xen_abi::XENMEM_access_n2rwx, XenmemAccess::N2rwx),
+            (xen_abi::XENMEM_access_default, XenmemAccess::Default),
+        ];
+        for (raw, access) in generated {
+            assert_eq!(access.to_raw(), raw);
+            assert_eq!(XenmemAccess::from_raw(raw), Ok(access));
+        }
+        assert_eq!(
+            XenmemAccess::from_raw(xen_abi::XENMEM_access_default + 1),
+            Err(Errno::EINVAL)
+        );
+    }
+
     const KINDS: [AccessKind; 3] = [AccessKind::Read, AccessKind::Write, AccessKind::Fetch];
 
     const PAGE_ACCESSES: [PageAccess; 10] = PageAccess::ALL;

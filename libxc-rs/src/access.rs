@@ -3,32 +3,34 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::abi::u8_of;
+
 /// An access right set for a page, or the domain's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Access {
     /// `XENMEM_access_n`
-    N = 0,
+    N = u8_of(xen_abi::XENMEM_access_n),
     /// `XENMEM_access_r`
-    R = 1,
+    R = u8_of(xen_abi::XENMEM_access_r),
     /// `XENMEM_access_w`
-    W = 2,
+    W = u8_of(xen_abi::XENMEM_access_w),
     /// `XENMEM_access_rw`
-    Rw = 3,
+    Rw = u8_of(xen_abi::XENMEM_access_rw),
     /// `XENMEM_access_x`
-    X = 4,
+    X = u8_of(xen_abi::XENMEM_access_x),
     /// `XENMEM_access_rx`
-    Rx = 5,
+    Rx = u8_of(xen_abi::XENMEM_access_rx),
     /// `XENMEM_access_wx`
-    Wx = 6,
+    Wx = u8_of(xen_abi::XENMEM_access_wx),
     /// `XENMEM_access_rwx`
-    Rwx = 7,
+    Rwx = u8_of(xen_abi::XENMEM_access_rwx),
     /// `XENMEM_access_rx2rw`: rx, turned rw by the first write (no event).
-    Rx2rw = 8,
+    Rx2rw = u8_of(xen_abi::XENMEM_access_rx2rw),
     /// `XENMEM_access_n2rwx`: n, turned rwx by the first access (one event, no pause).
-    N2rwx = 9,
+    N2rwx = u8_of(xen_abi::XENMEM_access_n2rwx),
     /// `XENMEM_access_default`: the domain's default.
-    Default = 10,
+    Default = u8_of(xen_abi::XENMEM_access_default),
 }
 
 const NAMES: [(&str, Access); 11] = [

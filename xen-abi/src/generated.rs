@@ -2624,6 +2624,18 @@ impl Default for xen_memory_reservation {
         }
     }
 }
+pub const XENMEM_access_n: xenmem_access_t = 0;
+pub const XENMEM_access_r: xenmem_access_t = 1;
+pub const XENMEM_access_w: xenmem_access_t = 2;
+pub const XENMEM_access_rw: xenmem_access_t = 3;
+pub const XENMEM_access_x: xenmem_access_t = 4;
+pub const XENMEM_access_rx: xenmem_access_t = 5;
+pub const XENMEM_access_wx: xenmem_access_t = 6;
+pub const XENMEM_access_rwx: xenmem_access_t = 7;
+pub const XENMEM_access_rx2rw: xenmem_access_t = 8;
+pub const XENMEM_access_n2rwx: xenmem_access_t = 9;
+pub const XENMEM_access_default: xenmem_access_t = 10;
+pub type xenmem_access_t = core::ffi::c_uint;
 #[repr(C)]
 #[derive(Debug, Copy, Clone, PartialEq, Eq)]
 #[derive(

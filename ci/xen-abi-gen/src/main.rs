@@ -63,6 +63,7 @@ const TYPES: &[&str] = &[
     "gnttab_unmap_grant_ref",
     "xencons_interface",
     "xen_errno",
+    "xenmem_access_t",
 ];
 
 /// Headers taken whole (small, and all of it is ABI a guest uses).
