@@ -1,11 +1,9 @@
 //! `XENMEM_*` operations (`xen/include/public/memory.h`) a listener needs: access rights
 //! (`XENMEM_access_op`) and resource frames (`XENMEM_acquire_resource`).
 
-use zerocopy::{FromBytes, Immutable, IntoBytes};
+use xen_abi::{__guest_handle_const_uint64, __guest_handle_const_uint8, __guest_handle_xen_pfn_t};
 
-use xen_abi::{xen_mem_access_op, xen_mem_acquire_resource, xen_memory_reservation};
-
-use crate::abi::{same_layout, u16_of, u8_of};
+use crate::abi::{u16_of, u8_of};
 use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::frame::{AccessFrame, FrameKind, FrameNumber, Gfn, Mfn, Pfn};
@@ -25,95 +23,13 @@ pub const ACCESS_OP_GET_ACCESS: u8 = u8_of(xen_abi::XENMEM_access_op_get_access)
 /// `XENMEM_resource_vm_event_ring` (added by this project's Xen series).
 pub const RESOURCE_VM_EVENT_RING: u16 = u16_of(xen_abi::XENMEM_resource_vm_event_ring);
 
-/// `struct xen_mem_access_op` ([`xen_mem_access_op`]) with its guest handles as the
-/// addresses they hold; laid out as the generated struct (checked when compiling).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
-pub struct MemAccessOp {
-    /// `uint8_t op`
-    pub op: u8,
-    /// `uint8_t access` (a `xenmem_access_t`)
-    pub access: u8,
-    /// `domid_t domid`
-    pub domid: u16,
-    /// `uint32_t nr`
-    pub nr: u32,
-    /// `uint64_aligned_t pfn`: `~0` for the domain's default.
-    pub pfn: u64,
-    /// `XEN_GUEST_HANDLE(const_uint64) pfn_list`
-    pub pfn_list: u64,
-    /// `XEN_GUEST_HANDLE(const_uint8) access_list`
-    pub access_list: u64,
-}
-
-same_layout!(MemAccessOp, xen_mem_access_op, {
-    op => op,
-    access => access,
-    domid => domid,
-    nr => nr,
-    pfn => pfn,
-    pfn_list => pfn_list,
-    access_list => access_list,
-});
-
-/// `struct xen_mem_acquire_resource` ([`xen_mem_acquire_resource`]), its guest handle as an
-/// address; laid out as the generated struct (checked when compiling).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
-pub struct MemAcquireResource {
-    /// `domid_t domid`
-    pub domid: u16,
-    /// `uint16_t type`
-    pub kind: u16,
-    /// `uint32_t id`
-    pub id: u32,
-    /// `uint32_t nr_frames`
-    pub nr_frames: u32,
-    /// `uint32_t pad` (must be zero)
-    pub pad: u32,
-    /// `uint64_t frame`
-    pub frame: u64,
-    /// `XEN_GUEST_HANDLE(xen_pfn_t) frame_list`
-    pub frame_list: u64,
-}
-
-same_layout!(MemAcquireResource, xen_mem_acquire_resource, {
-    domid => domid,
-    kind => type_,
-    id => id,
-    nr_frames => nr_frames,
-    pad => pad,
-    frame => frame,
-    frame_list => frame_list,
-});
-
-/// `struct xen_memory_reservation` ([`xen_memory_reservation`]), its guest handle as an
-/// address; laid out as the generated struct (checked when compiling).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable)]
-pub struct MemoryReservation {
-    /// `XEN_GUEST_HANDLE(xen_pfn_t) extent_start`
-    pub extent_start: u64,
-    /// `xen_ulong_t nr_extents`
-    pub nr_extents: u64,
-    /// `unsigned int extent_order`
-    pub extent_order: u32,
-    /// `unsigned int mem_flags`
-    pub mem_flags: u32,
-    /// `domid_t domid`
-    pub domid: u16,
-    /// Padding to the C size.
-    pub pad: [u16; 3],
-}
-
-same_layout!(MemoryReservation, xen_memory_reservation, {
-    extent_start => extent_start,
-    nr_extents => nr_extents,
-    extent_order => extent_order,
-    mem_flags => mem_flags,
-    domid => domid,
-    pad => __bindgen_padding_0,
-});
+/// `struct xen_mem_access_op`, as bindgen generates it (its guest handles hold the lists'
+/// addresses in `p`).
+pub use xen_abi::xen_mem_access_op as MemAccessOp;
+/// `struct xen_mem_acquire_resource`, as generated (`type` is `type_`).
+pub use xen_abi::xen_mem_acquire_resource as MemAcquireResource;
+/// `struct xen_memory_reservation`, as generated.
+pub use xen_abi::xen_memory_reservation as MemoryReservation;
 
 /// `xc_domain_populate_physmap_exact` for a PV domain: gives it `count` new pages (at the
 /// guest frame numbers `first_pfn ..`, which a PV guest's P2M must then name) and returns
@@ -138,7 +54,7 @@ pub fn populate_physmap(
     }
     let extent_start = buffer.address_at(LIST_OFFSET);
     buffer.write(&MemoryReservation {
-        extent_start,
+        extent_start: __guest_handle_xen_pfn_t { p: extent_start },
         nr_extents: count as u64,
         domid: domain.0,
         ..MemoryReservation::default()
@@ -343,8 +259,8 @@ pub fn set_access_multi<F: FrameNumber>(
         op: F::KIND.op(ACCESS_OP_SET_ACCESS_MULTI),
         domid: domain.0,
         nr: count,
-        pfn_list,
-        access_list,
+        pfn_list: __guest_handle_const_uint64 { p: pfn_list },
+        access_list: __guest_handle_const_uint8 { p: access_list },
         ..MemAccessOp::default()
     });
     // SAFETY: the op and both lists (count entries each) are in the buffer.
@@ -426,7 +342,7 @@ pub fn acquire_resource_frames(
     // First ask the size (a null frame list), then for the frames.
     buffer.write(&MemAcquireResource {
         domid: domain.0,
-        kind,
+        type_: kind,
         id,
         ..MemAcquireResource::default()
     });
@@ -440,10 +356,10 @@ pub fn acquire_resource_frames(
     let frame_list = buffer.address_at(LIST_OFFSET);
     buffer.write(&MemAcquireResource {
         domid: domain.0,
-        kind,
+        type_: kind,
         id,
         nr_frames: count,
-        frame_list,
+        frame_list: __guest_handle_xen_pfn_t { p: frame_list },
         ..MemAcquireResource::default()
     });
     // SAFETY: the struct and its frame list (room for `count` frames) are in the buffer.

@@ -139,25 +139,25 @@ pub fn access_op(
                 buffer.write_at(FRAMES_AT + 8 * index, frame);
                 buffer.write_at(ACCESSES_AT + index, access);
             }
-            op.pfn_list = buffer.address_at(FRAMES_AT);
-            op.access_list = buffer.address_at(ACCESSES_AT);
+            op.pfn_list.p = buffer.address_at(FRAMES_AT);
+            op.access_list.p = buffer.address_at(ACCESSES_AT);
         }
         Some(Lists::Misaligned(entries)) => {
             for (index, (frame, access)) in entries.iter().take(MAX_ENTRIES - 1).enumerate() {
                 buffer.write_at(FRAMES_AT + 3 + 8 * index, frame);
                 buffer.write_at(ACCESSES_AT + 1 + index, access);
             }
-            op.pfn_list = buffer.address_at(FRAMES_AT + 3);
-            op.access_list = buffer.address_at(ACCESSES_AT + 1);
+            op.pfn_list.p = buffer.address_at(FRAMES_AT + 3);
+            op.access_list.p = buffer.address_at(ACCESSES_AT + 1);
         }
         Some(Lists::UnmappedAccess(frame)) => {
             buffer.write_at(FRAMES_AT, &frame);
-            op.pfn_list = buffer.address_at(FRAMES_AT);
-            op.access_list = UNMAPPED;
+            op.pfn_list.p = buffer.address_at(FRAMES_AT);
+            op.access_list.p = UNMAPPED;
         }
         Some(Lists::At { frames, accesses }) => {
-            op.pfn_list = frames;
-            op.access_list = accesses;
+            op.pfn_list.p = frames;
+            op.access_list.p = accesses;
         }
     }
     buffer.write(&op);
@@ -202,7 +202,7 @@ pub fn acquire(
 ) -> Result<(u32, u64), i32> {
     let mut buffer = privcmd.buffer(1).map_err(|_| -1)?;
     let mut request = request;
-    request.frame_list = match list {
+    request.frame_list.p = match list {
         FrameList::Buffer => buffer.address_at(2048),
         FrameList::Null => 0,
         FrameList::At(address) => address,
@@ -231,7 +231,7 @@ pub fn acquire(
 pub fn ring_request(domain: DomId) -> MemAcquireResource {
     MemAcquireResource {
         domid: domain.0,
-        kind: memory::RESOURCE_VM_EVENT_RING,
+        type_: memory::RESOURCE_VM_EVENT_RING,
         id: MONITOR,
         nr_frames: 1,
         ..MemAcquireResource::default()

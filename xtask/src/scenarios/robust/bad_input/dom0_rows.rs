@@ -497,7 +497,7 @@ pub fn monitored(c: &mut Checker, guest: DomId, other: DomId, frames: &Frames) {
     c.row(
         "acquire resource type 99",
         &[r::EOPNOTSUPP],
-        acquire(MemAcquireResource { kind: 99, ..ring }, FrameList::Buffer),
+        acquire(MemAcquireResource { type_: 99, ..ring }, FrameList::Buffer),
     );
     // vm_event_resource_max_frames: only the MONITOR ring: 0 frames, -EINVAL.
     c.row(

@@ -250,7 +250,7 @@ fn acquire(rng: &mut SplitMix64, pools: &Pools) -> FuzzCall {
     };
     let mut request = libxc::memory::MemAcquireResource {
         domid: domain(rng, pools).0,
-        kind,
+        type_: kind,
         id: if rng.percent(80) {
             r::MONITOR
         } else {
@@ -267,7 +267,7 @@ fn acquire(rng: &mut SplitMix64, pools: &Pools) -> FuzzCall {
             4 => 1 + rng.below(4),
             _ => rng.next_u64(),
         },
-        frame_list: 0,
+        frame_list: Default::default(),
     };
     // A resource other than the ring may have many frames (a grant table): Xen would write
     // that many into the list, which has room for 256.
@@ -348,7 +348,8 @@ mod tests {
                     enables += 1;
                 }
                 FuzzCall::Acquire { request, list }
-                    if list == ListPlace::Buffer && request.kind != 4 =>
+                    if list == ListPlace::Buffer
+                        && request.type_ != libxc::memory::RESOURCE_VM_EVENT_RING =>
                 {
                     assert!(request.nr_frames <= 256);
                 }
