@@ -342,6 +342,8 @@ pub const XEN_COPY_READS: [usize; 2] = [XEN_COPY_OFFSET, XEN_COPY_OFFSET + 8];
 pub const BOUNCE_PAGE: usize = 12;
 /// `bounce-frame`'s final write, once every delivery is done.
 pub const BOUNCE_TOUCH_OFFSET: usize = 0x10;
+/// `bounce-frame`'s rounds, each delivering every kind of frame once.
+pub const BOUNCE_ROUNDS: u64 = 64;
 /// Where `bench-xen-copy`'s hypercalls have Xen write in each page.
 pub const BENCH_XEN_COPY_OFFSET: usize = 0x40;
 /// `repeat`'s page.

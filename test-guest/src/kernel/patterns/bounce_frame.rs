@@ -50,7 +50,7 @@ use super::super::{buffer_byte, fail, line, SHARED_INFO};
 use super::touch_buffer;
 
 /// Rounds of the four deliveries.
-const ROUNDS: u64 = 64;
+const ROUNDS: u64 = test_guest::patterns::BOUNCE_ROUNDS;
 
 /// Bytes of the handlers' stack.
 const HANDLER_STACK_SIZE: usize = 4096;

@@ -36,12 +36,11 @@ pub const SCENARIO: Scenario = Scenario {
     on_host,
 };
 
-/// The stack's page (`test_guest::patterns::BOUNCE_PAGE`).
-const PAGE: u64 = 12;
-/// The final write's offset (`BOUNCE_TOUCH_OFFSET`).
-const TOUCH_OFFSET: u64 = 0x10;
-/// Rounds of deliveries, each kind once a round.
-const ROUNDS: u64 = 64;
+/// The stack's page, the final write's offset and the rounds of deliveries (each kind once
+/// a round): the guest's own constants.
+const PAGE: u64 = test_guest::patterns::BOUNCE_PAGE as u64;
+const TOUCH_OFFSET: u64 = test_guest::patterns::BOUNCE_TOUCH_OFFSET as u64;
+const ROUNDS: u64 = test_guest::patterns::BOUNCE_ROUNDS;
 
 fn in_dom0(dom0: &Dom0) -> Result<()> {
     let page = format!("{:#x}=rx", BUFFER_PFN + PAGE);

@@ -62,11 +62,14 @@ const GUEST: &str = "pt-hypercall-write";
 /// The steps, step `n` in phase `n`.
 const STEPS: [Step; 4] = Step::ALL;
 
-/// The buffer pages steps 1-3 map and write (`test_guest::patterns::PT_HYPERCALL_PAGES`).
-const PAGES: [u64; 3] = [1, 2, 3];
+/// The buffer pages steps 1-3 map and write: the guest's own.
+const PAGES: [u64; 3] = {
+    let [first, second, third] = test_guest::patterns::PT_HYPERCALL_PAGES;
+    [first as u64, second as u64, third as u64]
+};
 
-/// `test_guest::pt_hypercall::L2_MARK`: the available bit step 4 sets in the L2 entry.
-const L2_MARK: u64 = 1 << 9;
+/// The available bit step 4 sets in the L2 entry.
+const L2_MARK: u64 = test_guest::pt_hypercall::L2_MARK;
 
 /// How long the listener is held once the guest started a step's hypercall.
 const HOLD: Duration = Duration::from_secs(3);

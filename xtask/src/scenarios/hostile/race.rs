@@ -33,12 +33,11 @@ use crate::scenarios::events::run::{self, PatternRun};
 use crate::scenarios::events::trace::{Account, BUFFER_PFN};
 use crate::scenarios::{Dom0, HostView, Scenario};
 
-/// The page Xen writes and vCPU 0 tries to write (`test_guest::xen_writes::RACE_PAGE`).
-const RACE_PAGE: u64 = 10;
-/// Where vCPU 0 writes in it (`MARKER_OFFSET`).
-const MARKER_OFFSET: u64 = 0x800;
-/// vCPU 1's calls (`RACE_CALLS`).
-const CALLS: u64 = 10_000;
+/// The page Xen writes and vCPU 0 tries to write, where vCPU 0 writes in it, and vCPU 1's
+/// calls: the guest's own constants.
+const RACE_PAGE: u64 = test_guest::xen_writes::RACE_PAGE as u64;
+const MARKER_OFFSET: u64 = test_guest::xen_writes::MARKER_OFFSET as u64;
+const CALLS: u64 = test_guest::xen_writes::RACE_CALLS;
 
 /// One of the two races.
 struct Race {
