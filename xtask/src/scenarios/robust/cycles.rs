@@ -33,7 +33,7 @@ pub const SCENARIO: Scenario = Scenario {
 
 const CYCLES: usize = 20;
 /// Write events of one `write-sweep` (one per buffer page).
-const EVENTS: usize = 16;
+const EVENTS: usize = test_guest::workload::BUFFER_PAGES;
 
 /// One life; returns the listener's exit status and the events in its trace.
 fn cycle(dom0: &Dom0, name: &str, vcpus: u32) -> Result<(i32, usize)> {

@@ -69,7 +69,7 @@ const KILLS_PER_RUN: usize = 2;
 /// The index of the first, unmeasured, warm-up run (its files are kept under that index).
 const WARM_UP: usize = 100;
 /// The write events a run's first listener sees at most (one per buffer page).
-const PAGES: u64 = 16;
+const PAGES: u64 = test_guest::workload::BUFFER_PAGES as u64;
 
 /// splitmix64: small, seedable, good enough to pick moments.
 struct Rng(u64);
