@@ -71,22 +71,8 @@ pub unsafe fn mmu_update<H: Hypervisor + ?Sized>(
     reqs: &[MmuUpdate],
     foreigndom: DomId,
 ) -> Result<u32, XenError> {
-    let count = batch_count(reqs.len())?;
-    let mut done: u32 = 0;
-    let call = Hypercall::new(
-        HypercallNr::MMU_UPDATE,
-        [
-            reqs.as_ptr() as u64,
-            u64::from(count),
-            arg_ptr_mut(&mut done),
-            u64::from(foreigndom.0),
-            0,
-        ],
-    );
-    // SAFETY: `reqs` is `count` live `mmu_update` structures Xen only reads; `done`
-    // is a live `unsigned int` Xen may write.
-    let ret = unsafe { hv.hypercall(call) };
-    XenError::check(ret).map(|_| done)
+    // SAFETY: as the caller promises; Xen only reads the `mmu_update` structures.
+    unsafe { batch(hv, HypercallNr::MMU_UPDATE, reqs, foreigndom) }
 }
 
 /// `HYPERVISOR_mmuext_op(ops, count, &done, foreigndom)`: applies `ops` in order,
@@ -103,20 +89,36 @@ pub unsafe fn mmuext_op<H: Hypervisor + ?Sized>(
     ops: &[MmuextOp],
     foreigndom: DomId,
 ) -> Result<u32, XenError> {
-    let count = batch_count(ops.len())?;
+    // SAFETY: as the caller promises; Xen only reads the `mmuext_op` structures.
+    unsafe { batch(hv, HypercallNr::MMUEXT_OP, ops, foreigndom) }
+}
+
+/// The shared calling convention of `mmu_update` and `mmuext_op`: `(items, count, &done,
+/// foreigndom)`. Returns how many were done; on failure Xen's error.
+///
+/// # Safety
+///
+/// `nr` takes a list of `T` and the caller's contract for it holds for `items`.
+unsafe fn batch<H: Hypervisor + ?Sized, T>(
+    hv: &H,
+    nr: HypercallNr,
+    items: &[T],
+    foreigndom: DomId,
+) -> Result<u32, XenError> {
+    let count = batch_count(items.len())?;
     let mut done: u32 = 0;
     let call = Hypercall::new(
-        HypercallNr::MMUEXT_OP,
+        nr,
         [
-            ops.as_ptr() as u64,
+            items.as_ptr() as u64,
             u64::from(count),
             arg_ptr_mut(&mut done),
             u64::from(foreigndom.0),
             0,
         ],
     );
-    // SAFETY: `ops` is `count` live `mmuext_op` structures Xen only reads; `done` is
-    // a live `unsigned int` Xen may write.
+    // SAFETY: `items` is `count` live structures Xen only reads (as the caller
+    // promises); `done` is a live `unsigned int` Xen may write.
     let ret = unsafe { hv.hypercall(call) };
     XenError::check(ret).map(|_| done)
 }

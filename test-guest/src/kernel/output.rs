@@ -128,7 +128,7 @@ static OUTPUT: Slot = Slot {
 pub(super) fn line(body: impl FnOnce(&mut Output)) {
     OUTPUT.with_wait(|output| {
         if let Some(out) = output {
-            out.put_str("TEST-GUEST ");
+            out.put_str(test_guest::lines::PREFIX);
             body(out);
             out.end_line();
         }
