@@ -124,19 +124,20 @@ pub enum Frames<'a> {
 
 /// What Xen is asked about (`None`: the default): Xen names an HVM guest's frames by guest
 /// frame and a PV guest's by machine frame, so `--mfn` is for PV only and a PV guest's
-/// `--pfn` goes through its P2M.
+/// `--pfn` goes through its P2M. `kind`: how Xen names this domain's frames.
 fn targets(
     privcmd: &Privcmd,
     domid: DomId,
+    kind: FrameKind,
     frames: Frames,
 ) -> Result<Vec<(Option<AccessFrame>, String)>> {
-    let (list, kind) = match frames {
+    let (list, named) = match frames {
         Frames::Default => return Ok(vec![(None, "default".into())]),
         Frames::Guest(list) => (list, "pfn"),
         Frames::Machine(list) => (list, "mfn"),
     };
-    let hvm = domain_is_hvm(privcmd, domid)?;
-    if hvm && kind == "mfn" {
+    let hvm = kind == FrameKind::Gfn;
+    if hvm && named == "mfn" {
         return Err(Error::invalid(
             format!("naming frames of domain {} by mfn", domid.0),
             "it is an HVM guest: name its frames with --pfn",
@@ -144,7 +145,7 @@ fn targets(
     }
     // A PV guest's frames are machine frames for Xen: translate pfns through the P2M the
     // guest publishes (Xen still checks every frame is the guest's).
-    let p2m = if !hvm && kind == "pfn" {
+    let p2m = if !hvm && named == "pfn" {
         Some(P2m::read(privcmd, domid).map_err(|error| Error {
             reason: format!("{}; name its frames by machine frame (--mfn)", error.reason),
             ..error
@@ -164,7 +165,7 @@ fn targets(
                 (None, true) => AccessFrame::Gfn(Gfn(number)),
                 (None, false) => AccessFrame::Mfn(Mfn(number)),
             };
-            Ok((Some(frame), format!("{kind} {number:#x}")))
+            Ok((Some(frame), format!("{named} {number:#x}")))
         })
         .collect()
 }
@@ -186,7 +187,7 @@ fn about(described: &str) -> impl FnOnce(Error) -> Error + '_ {
 pub fn set_access(domain: &str, frames: Frames, access: Access) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     let kind = frame_kind(&privcmd, domid)?;
-    for (frame, described) in targets(&privcmd, domid, frames)? {
+    for (frame, described) in targets(&privcmd, domid, kind, frames)? {
         match frame {
             Some(frame) => memory::set_frame_access(&privcmd, domid, frame, access),
             None => memory::set_default_access(&privcmd, domid, kind, access),
@@ -200,7 +201,7 @@ pub fn set_access(domain: &str, frames: Frames, access: Access) -> Result<()> {
 pub fn get_access(domain: &str, frames: Frames) -> Result<()> {
     let (privcmd, domid) = open(domain)?;
     let kind = frame_kind(&privcmd, domid)?;
-    for (frame, described) in targets(&privcmd, domid, frames)? {
+    for (frame, described) in targets(&privcmd, domid, kind, frames)? {
         let access =
             memory::get_access_of(&privcmd, domid, kind, frame).map_err(about(&described))?;
         println!("domain {}: {described} access {access}", domid.0);
